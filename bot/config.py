@@ -1,0 +1,250 @@
+"""Configuration: a TOML file (plus secrets from the environment) -> frozen dataclasses.
+
+Every mistake is reported as a :class:`~bot.errors.ConfigError` naming the exact key, e.g.
+``hosts.zg.api_kye: unknown key (expected one of: api_key, dialect, ...)``.
+
+Secrets may stay out of the file: ``REHOST_HOST_<NAME>_API_KEY`` supplies or overrides
+``hosts.<name>.api_key`` (NAME upper-cased, anything but letters and digits turned into
+``_``), and ``REHOST_TELEGRAM_TOKEN`` / ``REHOST_DISCORD_TOKEN`` the bot tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from bot.errors import ConfigError, ExpirationError
+from bot.expiration import Duration, parse_duration
+from bot.hosts.presets import DEFAULT_MAX_BYTES, DIALECTS, PRESETS
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    name: str
+    dialect: str
+    endpoint: str
+    api_key: str = field(repr=False)
+    max_bytes: int
+    timeout: float
+    preset: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    hosts: tuple[str, ...]
+    default_expiration: Duration | None = None
+    retry_attempts: int = 3
+    retry_backoff: float = 0.5
+    max_concurrency: int = 4
+    user_rate_limit: int = 20
+    user_rate_window: float = 600.0
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    path: Path
+
+
+@dataclass(frozen=True)
+class Config:
+    upload: UploadSettings
+    hosts: Mapping[str, HostSettings]
+    storage: StorageSettings
+
+    def ordered_hosts(self) -> list[HostSettings]:
+        """The hosts of ``upload.hosts``, in the order they are tried."""
+        return [self.hosts[name] for name in self.upload.hosts]
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so logging can make sure none is ever written."""
+        return [host.api_key for host in self.hosts.values() if host.api_key]
+
+
+class _Table:
+    """One TOML table being read: typed getters, then a check that nothing else is in it."""
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        self._data = data
+        self._path = path
+        self._seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self._path}.{name}" if self._path else name
+
+    def get(self, name: str, kind: type[T], default: T | None = None) -> T | None:
+        self._seen.add(name)
+        if name not in self._data:
+            return default
+        value = self._data[name]
+        # bool is an int in Python; a setting that wants a number must not take `true`.
+        if isinstance(value, bool) and kind is not bool:
+            raise ConfigError(self.key(name), f"expected {_KIND_WORDS[kind]}, got a boolean")
+        if kind is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, kind):
+            raise ConfigError(
+                self.key(name), f"expected {_KIND_WORDS[kind]}, got {_describe(value)}"
+            )
+        return value
+
+    def require(self, name: str, kind: type[T]) -> T:
+        value = self.get(name, kind)
+        if value is None:
+            raise ConfigError(self.key(name), f"missing (expected {_KIND_WORDS[kind]})")
+        return value
+
+    def positive(self, name: str, kind: type[T], default: T) -> T:
+        value = self.get(name, kind, default)
+        assert value is not None
+        if value <= 0:  # type: ignore[operator]
+            raise ConfigError(self.key(name), "must be greater than zero")
+        return value
+
+    def table(self, name: str) -> _Table:
+        value = self.get(name, dict, {})
+        return _Table(value or {}, self.key(name))
+
+    def names(self) -> list[str]:
+        self._seen.update(self._data)
+        return list(self._data)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self._data) - self._seen)
+        if unknown:
+            expected = ", ".join(sorted(self._seen)) or "nothing"
+            raise ConfigError(self.key(unknown[0]), f"unknown key (expected one of: {expected})")
+
+
+_KIND_WORDS: dict[type, str] = {
+    str: "a string",
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a table",
+}
+
+
+def _describe(value: Any) -> str:
+    for kind, words in _KIND_WORDS.items():
+        if isinstance(value, kind):
+            return words
+    return type(value).__name__
+
+
+def env_name(host: str) -> str:
+    """The environment variable that may hold a host's API key."""
+    return "REHOST_HOST_" + re.sub(r"[^A-Za-z0-9]", "_", host).upper() + "_API_KEY"
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and check a configuration file; raise :class:`ConfigError` on any mistake."""
+    environ = os.environ if environ is None else environ
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("", f"{path}: no such configuration file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError("", f"{path}: cannot be read ({type(error).__name__})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("", f"{path}: not valid TOML ({error})") from None
+    return parse_config(raw, base_dir=path.parent, environ=environ)
+
+
+def parse_config(
+    raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str]
+) -> Config:
+    root = _Table(raw, "")
+    hosts_table = root.table("hosts")
+    hosts = {name: _host(hosts_table.table(name), name, environ) for name in hosts_table.names()}
+    upload = _upload(root.table("upload"), hosts)
+    storage = _storage(root.table("storage"), base_dir)
+    root.finish()
+    return Config(upload=upload, hosts=hosts, storage=storage)
+
+
+def _host(table: _Table, name: str, environ: Mapping[str, str]) -> HostSettings:
+    preset_name = table.get("preset", str)
+    dialect = table.get("dialect", str)
+    endpoint = table.get("endpoint", str)
+    preset = None
+    if preset_name is not None:
+        preset = PRESETS.get(preset_name)
+        if preset is None:
+            raise ConfigError(
+                table.key("preset"),
+                f"unknown preset '{preset_name}' (expected one of: {', '.join(PRESETS)})",
+            )
+        if dialect is not None and dialect != preset.dialect:
+            raise ConfigError(
+                table.key("dialect"), f"preset '{preset_name}' speaks '{preset.dialect}'"
+            )
+        dialect = preset.dialect
+        endpoint = endpoint or preset.endpoint
+    elif dialect is None:
+        raise ConfigError(
+            table.key("dialect"),
+            f"missing: give a preset ({', '.join(PRESETS)}) or a dialect ({', '.join(DIALECTS)})",
+        )
+    if dialect not in DIALECTS:
+        raise ConfigError(
+            table.key("dialect"), f"unknown dialect '{dialect}' (expected imgbb or chevereto)"
+        )
+    if endpoint is None:
+        raise ConfigError(table.key("endpoint"), "missing: the upload URL of this host")
+    if urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).netloc:
+        raise ConfigError(table.key("endpoint"), "expected an http:// or https:// URL")
+    api_key = environ.get(env_name(name)) or table.get("api_key", str)
+    if not api_key:
+        raise ConfigError(
+            table.key("api_key"), f"missing: set it here or in the environment as {env_name(name)}"
+        )
+    default_max = preset.max_bytes if preset else DEFAULT_MAX_BYTES[dialect]
+    max_bytes = table.positive("max_bytes", int, default_max)
+    timeout = table.positive("timeout", float, 60.0)
+    table.finish()
+    return HostSettings(name, dialect, endpoint, api_key, max_bytes, timeout, preset_name)
+
+
+def _upload(table: _Table, hosts: Mapping[str, HostSettings]) -> UploadSettings:
+    names = table.get("hosts", list)
+    if not names:
+        raise ConfigError(table.key("hosts"), "missing: list the [hosts.*] tables to use, in order")
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ConfigError(f"{table.key('hosts')}[{index}]", "expected a host name (string)")
+        if name not in hosts:
+            raise ConfigError(table.key("hosts"), f"'{name}' has no [hosts.{name}] table")
+    if len(set(names)) != len(names):
+        raise ConfigError(table.key("hosts"), "a host is listed twice")
+    text = table.get("default_expiration", str, "never")
+    assert text is not None
+    try:
+        default_expiration = parse_duration(text)
+    except ExpirationError as error:
+        raise ConfigError(table.key("default_expiration"), error.user_message) from None
+    settings = UploadSettings(
+        hosts=tuple(names),
+        default_expiration=default_expiration,
+        retry_attempts=table.positive("retry_attempts", int, 3),
+        retry_backoff=table.positive("retry_backoff", float, 0.5),
+        max_concurrency=table.positive("max_concurrency", int, 4),
+        user_rate_limit=table.positive("user_rate_limit", int, 20),
+        user_rate_window=table.positive("user_rate_window", float, 600.0),
+    )
+    table.finish()
+    return settings
+
+
+def _storage(table: _Table, base_dir: Path) -> StorageSettings:
+    path = Path(table.get("path", str, "rehost.db") or "rehost.db").expanduser()
+    table.finish()
+    return StorageSettings(path=path if path.is_absolute() else base_dir / path)

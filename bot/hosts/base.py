@@ -1,0 +1,219 @@
+"""What every host client shares: the upload source, the result, transport error handling.
+
+A dialect module only says how to build its request and how to read its answers; sending,
+timeouts and turning network failures into :class:`~bot.errors.HostUnavailable` live here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+import httpx
+
+from bot.errors import FileRejected, HostRefused, HostUnavailable
+from bot.expiration import Duration
+from bot.media import SNIFF_BYTES, ImageType, sniff
+
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class UploadSource:
+    """An image ready to upload: its bytes live in a file or, when small, in memory."""
+
+    filename: str
+    image_type: ImageType
+    size: int
+    sha256: str
+    path: Path | None = None
+    data: bytes | None = None
+
+    def open(self) -> IO[bytes]:
+        """A fresh binary stream over the bytes (one per attempt, so retries start at 0)."""
+        if self.path is not None:
+            return self.path.open("rb")
+        return io.BytesIO(self.data or b"")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, filename: str) -> UploadSource | None:
+        """The source for in-memory bytes, or ``None`` when they are not a known image."""
+        image_type = sniff(data[:SNIFF_BYTES])
+        if image_type is None:
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        return cls(filename, image_type, len(data), digest, data=data)
+
+    @classmethod
+    def from_path(cls, path: Path) -> UploadSource | None:
+        """The source for a file on disk (hashed in chunks), or ``None`` when not an image."""
+        digest = hashlib.sha256()
+        size = 0
+        with path.open("rb") as stream:
+            head = stream.read(SNIFF_BYTES)
+            image_type = sniff(head)
+            if image_type is None:
+                return None
+            while head:
+                digest.update(head)
+                size += len(head)
+                head = stream.read(CHUNK)
+        return cls(path.name, image_type, size, digest.hexdigest(), path=path)
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    """A stored image, as any host reports it."""
+
+    host: str
+    dialect: str
+    image_id: str
+    viewer_url: str
+    url: str | None  # None while a Chevereto upload is held for moderation
+    delete_url: str | None  # None on Chevereto Free
+    expires_at: datetime | None  # UTC; None = never
+
+
+class HostClient(ABC):
+    """One configured image host speaking one dialect over a shared ``httpx.AsyncClient``."""
+
+    dialect: ClassVar[str]
+    # Whether requesting the delete link deletes the image (so the bot can do it for users).
+    deletes_by_link: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: str,
+        api_key: str,
+        http: httpx.AsyncClient,
+        *,
+        max_bytes: int,
+        timeout: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.max_bytes = max_bytes
+        self._api_key = api_key
+        self._http = http
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+
+    def __repr__(self) -> str:  # never show the key
+        return f"<{type(self).__name__} {self.name} {self.endpoint}>"
+
+    @abstractmethod
+    def expiration_field(
+        self, duration: Duration | None, now: datetime
+    ) -> tuple[str | None, datetime | None]:
+        """The wire value for ``duration`` and the expiry it will really have."""
+
+    @abstractmethod
+    def request_parts(
+        self, source: UploadSource, expiration: str | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Headers and form fields (the file part is added by :meth:`upload`)."""
+
+    file_field: ClassVar[str]
+
+    @abstractmethod
+    def parse_answer(
+        self, response: httpx.Response, body: Mapping[str, Any] | None, planned: datetime | None
+    ) -> UploadedImage:
+        """An :class:`UploadedImage` from an answer, or the right :class:`HostError`."""
+
+    async def upload(
+        self, source: UploadSource, duration: Duration | None, now: datetime | None = None
+    ) -> UploadedImage:
+        """Upload ``source`` to expire after ``duration`` (``None``: never)."""
+        if source.size > self.max_bytes:
+            raise FileRejected(self.name, f"the file is larger than {self.name} accepts")
+        expiration, planned = self.expiration_field(duration, now or datetime.now(UTC))
+        headers, fields = self.request_parts(source, expiration)
+        with source.open() as stream:
+            files = {self.file_field: (source.filename, stream, source.image_type.mime)}
+            response = await self._send(
+                "POST", self.endpoint, headers=headers, data=fields, files=files
+            )
+        return self.parse_answer(response, json_object(response), planned)
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, url, timeout=self._timeout, **kwargs)
+        except httpx.TimeoutException:
+            raise HostUnavailable(self.name, f"{self.name} did not answer in time") from None
+        except httpx.TransportError as error:
+            raise HostUnavailable(
+                self.name, f"{self.name} could not be reached", type(error).__name__
+            ) from None
+
+    def redact(self, text: str) -> str:
+        """Host-supplied text with our API key taken out, cut to a sane length."""
+        if self._api_key:
+            text = text.replace(self._api_key, "[key]")
+        return text[:300]
+
+    def unreadable(self, response: httpx.Response) -> HostUnavailable:
+        """The error for an answer that is not the JSON the dialect promises."""
+        return HostUnavailable(
+            self.name,
+            f"{self.name} answered something unreadable (HTTP {response.status_code})",
+            self.redact(response.text[:200]),
+        )
+
+    def server_error(self, response: httpx.Response) -> HostUnavailable:
+        return HostUnavailable(
+            self.name, f"{self.name} is having trouble (HTTP {response.status_code})"
+        )
+
+    def refused(self, response: httpx.Response, message: str) -> HostRefused:
+        return HostRefused(
+            self.name,
+            f"{self.name} refused the upload: {self.redact(message)}"
+            if message
+            else f"{self.name} refused the upload (HTTP {response.status_code})",
+            self.redact(message),
+        )
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or ``None`` for anything else (HTML error pages, text)."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def text_field(mapping: Mapping[str, Any] | None, key: str) -> str | None:
+    """A non-empty string value, accepting numbers sent as numbers or strings."""
+    if not isinstance(mapping, Mapping):
+        return None
+    value = mapping.get(key)
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def error_parts(body: Mapping[str, Any] | None) -> tuple[int | None, str]:
+    """``(error.code, error.message)`` from either dialect's error body."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        code = error.get("code")
+        message = error.get("message")
+    elif isinstance(body, Mapping):  # some ImgBB clones flatten the error
+        code, message = body.get("code"), body.get("message") or body.get("error")
+    else:
+        code, message = None, None
+    try:
+        number = int(code) if code is not None else None
+    except (TypeError, ValueError):
+        number = None
+    return number, str(message) if isinstance(message, (str, int)) else ""

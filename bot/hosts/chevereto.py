@@ -1,0 +1,129 @@
+"""The Chevereto API V1.1 dialect (imgz.io, imagehosting.me, uploadimage.io,
+images-uploader.com, and any self-hosted Chevereto).
+
+Chevereto answers every error as HTTP 400 and reuses codes (130 is both "empty source" and
+"flooding"), so the message decides. It silently ignores expiration values outside its fixed
+list, so only list values are sent. Its delete link deletes on a plain GET and answers a
+redirect: the redirect is the success, and it must not be followed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from bot.errors import CredentialsError, FileRejected, HostError, HostRefused, RateLimited
+from bot.expiration import Duration, chevereto_interval
+from bot.hosts.base import HostClient, UploadedImage, UploadSource, error_parts, text_field
+
+
+class DeleteOutcome(enum.Enum):
+    DELETED = "deleted"
+    ALREADY_GONE = "already_gone"
+
+
+class CheveretoClient(HostClient):
+    dialect: ClassVar[str] = "chevereto"
+    deletes_by_link: ClassVar[bool] = True
+    file_field: ClassVar[str] = "source"  # a part named "image" is ignored by Chevereto 4
+
+    def expiration_field(
+        self, duration: Duration | None, now: datetime
+    ) -> tuple[str | None, datetime | None]:
+        if duration is None:
+            return None, None
+        value, effective = chevereto_interval(duration, now)
+        return value, effective.after(now)
+
+    def request_parts(
+        self, source: UploadSource, expiration: str | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        fields = {"format": "json"}
+        if expiration is not None:
+            fields["expiration"] = expiration
+        return {"X-API-Key": self._api_key}, fields
+
+    def parse_answer(
+        self, response: httpx.Response, body: Mapping[str, Any] | None, planned: datetime | None
+    ) -> UploadedImage:
+        if response.status_code >= 500:
+            raise self.server_error(response)
+        if response.status_code == 429:
+            raise RateLimited(self.name, f"{self.name} is rate limiting uploads; try later")
+        if body is None:
+            raise self.unreadable(response)
+        image = body.get("image")
+        if response.status_code == 200 and isinstance(image, Mapping):
+            return self._image(response, image, planned)
+        raise self._error(response, body)
+
+    def _image(
+        self, response: httpx.Response, image: Mapping[str, Any], planned: datetime | None
+    ) -> UploadedImage:
+        image_id = text_field(image, "id_encoded") or text_field(image, "id")
+        viewer = text_field(image, "url_viewer") or text_field(image, "url_short")
+        if image_id is None or viewer is None:
+            raise self.unreadable(response)
+        return UploadedImage(
+            host=self.name,
+            dialect=self.dialect,
+            image_id=image_id,
+            viewer_url=viewer,
+            # Held for moderation: neither is present until a moderator approves.
+            url=text_field(image, "url") or text_field(image, "display_url"),
+            delete_url=text_field(image, "delete_url"),
+            expires_at=_gmt(text_field(image, "expiration_date_gmt")) or planned,
+        )
+
+    def _error(self, response: httpx.Response, body: Mapping[str, Any]) -> HostError:
+        code, message = error_parts(body)
+        text = message.lower()
+        detail = self.redact(message)
+        if "flood" in text or "rate limit" in text:
+            return RateLimited(self.name, f"{self.name} is rate limiting uploads; try later")
+        if code == 100 or "api key" in text or "no key" in text:
+            return CredentialsError(self.name, f"{self.name} refused the API key", detail)
+        if code == 401 or "denied" in text:
+            return CredentialsError(
+                self.name, f"{self.name} does not allow uploads with this API key", detail
+            )
+        if code in (101, 102, 103) or "duplicat" in text:
+            return HostRefused(self.name, f"{self.name} already has this file", detail)
+        if code in (120, 130):
+            return FileRejected(self.name, f"{self.name} received no usable image", detail)
+        if "too big" in text or "too large" in text or code == 601:
+            return FileRejected(self.name, f"the file is too large for {self.name}", detail)
+        if code in (612, 613, 614) or "format" in text or "mime" in text:
+            return FileRejected(self.name, f"{self.name} does not accept this format", detail)
+        if "invalid image" in text or code == 610:
+            return FileRejected(self.name, f"{self.name} says the file is not an image", detail)
+        if code == 400:
+            return FileRejected(self.name, f"{self.name} refused the file: {detail}", detail)
+        return self.refused(response, message)
+
+    async def delete(self, delete_url: str) -> DeleteOutcome:
+        """Delete by requesting the delete link; the redirect it answers is the success."""
+        response = await self._send("GET", delete_url, follow_redirects=False)
+        if response.status_code in (301, 302, 303, 307, 308):
+            return DeleteOutcome.DELETED
+        if response.status_code in (404, 410):
+            return DeleteOutcome.ALREADY_GONE
+        if response.status_code >= 500:
+            raise self.server_error(response)
+        raise HostRefused(
+            self.name, f"{self.name} did not confirm the deletion (HTTP {response.status_code})"
+        )
+
+
+def _gmt(value: str | None) -> datetime | None:
+    """Chevereto's ``YYYY-MM-DD HH:MM:SS`` (UTC) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -1,0 +1,100 @@
+"""The ImgBB dialect (zg.is, ImgBB itself, and compatible services).
+
+The key and the expiration travel in the multipart body, never in the URL: request URLs end
+up in logs. Errors come two ways: zg.is uses 401/400 with its own codes, ImgBB answers every
+error as 400 and even reports rate limiting as code 100, so status, code and message are
+read together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from bot.errors import CredentialsError, FileRejected, HostError, RateLimited
+from bot.expiration import Duration, imgbb_seconds
+from bot.hosts.base import HostClient, UploadedImage, UploadSource, error_parts, text_field
+
+_FILE_WORDS = ("format", "size", "big", "large", "invalid image", "mime", "upload failed")
+
+
+class ImgbbClient(HostClient):
+    dialect: ClassVar[str] = "imgbb"
+    file_field: ClassVar[str] = "image"
+
+    def expiration_field(
+        self, duration: Duration | None, now: datetime
+    ) -> tuple[str | None, datetime | None]:
+        if duration is None:
+            return None, None
+        seconds = imgbb_seconds(duration, now)
+        return str(seconds), duration.after(now)
+
+    def request_parts(
+        self, source: UploadSource, expiration: str | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        fields = {"key": self._api_key, "name": source.filename.rsplit(".", 1)[0][:100]}
+        if expiration is not None:
+            fields["expiration"] = expiration
+        return {}, fields
+
+    def parse_answer(
+        self, response: httpx.Response, body: Mapping[str, Any] | None, planned: datetime | None
+    ) -> UploadedImage:
+        if response.status_code >= 500:
+            raise self.server_error(response)
+        if body is None:
+            raise self.unreadable(response)
+        data = body.get("data")
+        if response.status_code == 200 and isinstance(data, Mapping):
+            return self._image(response, data, planned)
+        raise self._error(response, body)
+
+    def _image(
+        self, response: httpx.Response, data: Mapping[str, Any], planned: datetime | None
+    ) -> UploadedImage:
+        image_id = text_field(data, "id")
+        viewer = text_field(data, "url_viewer")
+        if image_id is None or viewer is None:
+            raise self.unreadable(response)
+        return UploadedImage(
+            host=self.name,
+            dialect=self.dialect,
+            image_id=image_id,
+            viewer_url=viewer,
+            url=text_field(data, "url") or text_field(data, "display_url"),
+            delete_url=text_field(data, "delete_url"),
+            expires_at=_reported_expiry(data) or planned,
+        )
+
+    def _error(self, response: httpx.Response, body: Mapping[str, Any]) -> HostError:
+        code, message = error_parts(body)
+        text = message.lower()
+        status = response.status_code
+        if status == 429 or "rate limit" in text or "flood" in text:
+            return RateLimited(self.name, f"{self.name} is rate limiting uploads; try later")
+        if status in (401, 403) or code == 100 or "key" in text:
+            return CredentialsError(
+                self.name, f"{self.name} refused the API key", self.redact(message)
+            )
+        if code in (130, 200) or "required" in text or "empty" in text:
+            return FileRejected(self.name, f"{self.name} received no image", self.redact(message))
+        if code in (300, 310) or any(word in text for word in _FILE_WORDS):
+            detail = self.redact(message)
+            return FileRejected(self.name, f"{self.name} refused the file: {detail}", detail)
+        return self.refused(response, message)
+
+
+def _reported_expiry(data: Mapping[str, Any]) -> datetime | None:
+    """``time + expiration`` when the host reports a finite expiration."""
+    try:
+        seconds = int(text_field(data, "expiration") or 0)
+        uploaded = int(text_field(data, "time") or 0)
+    except ValueError:
+        return None
+    if seconds <= 0 or uploaded <= 0:
+        return None
+    return datetime.fromtimestamp(uploaded + seconds, UTC)
