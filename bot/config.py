@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,10 +71,15 @@ class Config:
 class _Table:
     """One TOML table being read: typed getters, then a check that nothing else is in it."""
 
-    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+    def __init__(self, data: Mapping[str, Any], path: str, allowed: Sequence[str] = ()) -> None:
         self._data = data
         self._path = path
         self._seen: set[str] = set()
+        # Unknown keys are reported before missing ones: a typo explains the missing key.
+        unknown = sorted(set(data) - set(allowed)) if allowed else []
+        if unknown:
+            expected = ", ".join(sorted(allowed))
+            raise ConfigError(self.key(unknown[0]), f"unknown key (expected one of: {expected})")
 
     def key(self, name: str) -> str:
         return f"{self._path}.{name}" if self._path else name
@@ -108,15 +113,16 @@ class _Table:
             raise ConfigError(self.key(name), "must be greater than zero")
         return value
 
-    def table(self, name: str) -> _Table:
+    def table(self, name: str, allowed: Sequence[str] = ()) -> _Table:
         value = self.get(name, dict, {})
-        return _Table(value or {}, self.key(name))
+        return _Table(value or {}, self.key(name), allowed)
 
     def names(self) -> list[str]:
         self._seen.update(self._data)
         return list(self._data)
 
     def finish(self) -> None:
+        """Fail on any key nobody read (a safety net behind ``allowed``)."""
         unknown = sorted(set(self._data) - self._seen)
         if unknown:
             expected = ", ".join(sorted(self._seen)) or "nothing"
@@ -138,6 +144,20 @@ def _describe(value: Any) -> str:
         if isinstance(value, kind):
             return words
     return type(value).__name__
+
+
+ROOT_KEYS = ("upload", "hosts", "storage")
+HOST_KEYS = ("preset", "dialect", "endpoint", "api_key", "max_bytes", "timeout")
+UPLOAD_KEYS = (
+    "hosts",
+    "default_expiration",
+    "retry_attempts",
+    "retry_backoff",
+    "max_concurrency",
+    "user_rate_limit",
+    "user_rate_window",
+)
+STORAGE_KEYS = ("path",)
 
 
 def env_name(host: str) -> str:
@@ -162,11 +182,14 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
 def parse_config(
     raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str]
 ) -> Config:
-    root = _Table(raw, "")
+    root = _Table(raw, "", ROOT_KEYS)
     hosts_table = root.table("hosts")
-    hosts = {name: _host(hosts_table.table(name), name, environ) for name in hosts_table.names()}
-    upload = _upload(root.table("upload"), hosts)
-    storage = _storage(root.table("storage"), base_dir)
+    hosts = {
+        name: _host(hosts_table.table(name, HOST_KEYS), name, environ)
+        for name in hosts_table.names()
+    }
+    upload = _upload(root.table("upload", UPLOAD_KEYS), hosts)
+    storage = _storage(root.table("storage", STORAGE_KEYS), base_dir)
     root.finish()
     return Config(upload=upload, hosts=hosts, storage=storage)
 
@@ -202,7 +225,8 @@ def _host(table: _Table, name: str, environ: Mapping[str, str]) -> HostSettings:
         raise ConfigError(table.key("endpoint"), "missing: the upload URL of this host")
     if urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).netloc:
         raise ConfigError(table.key("endpoint"), "expected an http:// or https:// URL")
-    api_key = environ.get(env_name(name)) or table.get("api_key", str)
+    in_file = table.get("api_key", str)
+    api_key = environ.get(env_name(name)) or in_file
     if not api_key:
         raise ConfigError(
             table.key("api_key"), f"missing: set it here or in the environment as {env_name(name)}"
