@@ -1,0 +1,1190 @@
+"""A local emulator of the two image-host API dialects, as a real HTTP server.
+
+One `HostEmulator` serves both dialects described in shared/HOSTS.md:
+
+- "imgbb" (zg.is, ImgBB) at ``/1/upload``: key in the query string or the body,
+  image in ``image``, expiration in seconds, numbers sent as strings;
+- "chevereto" (API V1.1) at ``/api/1/upload``: key in ``X-API-Key`` or ``key``,
+  image in a file part named ``source``, expiration from a fixed ISO-8601 list,
+  every error an HTTP 400.
+
+It also serves what an upload links to (viewer pages, direct image URLs,
+delete links with each dialect's semantics) and ``/cdn/<name>`` blobs, which
+stand in for a chat platform's attachment CDN and count the bytes they send.
+Every request is recorded, and faults can be scripted for the next uploads.
+
+Error answers, by cause (status/code message):
+
+====================  ==========================  ===================  =================
+cause                 chevereto (always 400)      imgbb_errors="zg"    imgbb_errors="imgbb"
+====================  ==========================  ===================  =================
+no key                100 No key provided         401/100              400/100 Invalid API v1 key.
+bad key               100 Invalid API key.        401/100              400/100 Invalid API v1 key.
+key denied            401 Request denied          (imgbb: bad key)     (imgbb: bad key)
+no image              130 Empty upload source     400/200              400/130 Empty upload source.
+base64 by GET         130 (must use POST)         (accepted)           (accepted)
+bad base64            120 Invalid base64 string   400/300              400/120
+URL not fetchable     610 Can't get target ...    400/300              400/310
+not an image          400 Invalid image           400/300              400/310
+unsupported format    613 Unavailable image ...   400/300              400/310
+too large             400 File too big - max N    400/300              400/400
+duplicate (opt-in)    101 Duplicated upload       -                    -
+bad expiration        (never an error)            400/300              400/400
+flood / rate limit    130 Flooding detected...    400/100 Rate limit reached.  (same)
+====================  ==========================  ===================  =================
+
+The zg flavour words every 400/300 as "Upload failed (<reason>)."
+
+Choices where the hosts leave room:
+- Chevereto month and year durations are calendar months (the day is clamped
+  to the end of a shorter month), as PHP's DateInterval does.
+- Where a parameter arrives both in the query string and in the body, the body
+  wins (PHP's $_REQUEST order).
+- A URL given as the image source is fetched only when it points at this
+  emulator (for instance a /cdn/ blob); any other URL fails as unreachable.
+- The chevereto ``width`` parameter is recorded but the image is not resized.
+- Expired images answer 404 like deleted ones; pass ``clock`` to move time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import calendar
+import contextlib
+import hashlib
+import http
+import json
+import logging
+import re
+import secrets
+import socket
+import string
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Literal, TypeAlias
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from sandbox.imagesniff import ImageInfo, Unsupported, sniff
+
+__all__ = [
+    "CHEVERETO_EXPIRATIONS",
+    "Fault",
+    "FaultKind",
+    "HostEmulator",
+    "HostedImage",
+    "ReceivedFile",
+    "ReceivedRequest",
+    "main",
+    "serve_forever",
+]
+
+Dialect: TypeAlias = Literal["imgbb", "chevereto"]
+FaultKind: TypeAlias = Literal["status", "slow", "drop", "html", "garbled", "flood", "ratelimit"]
+Clock: TypeAlias = Callable[[], datetime]
+
+IMGBB_PATH = "/1/upload"
+CHEVERETO_PATH = "/api/1/upload"
+IMGBB_MIN_EXPIRATION = 60
+IMGBB_MAX_EXPIRATION = 15_552_000  # 180 days
+CHEVERETO_EXPIRATIONS = (
+    "PT5M", "PT15M", "PT30M", "PT1H", "PT3H", "PT6H", "PT12H",
+    "P1D", "P2D", "P3D", "P4D", "P5D", "P6D", "P1W", "P2W", "P3W",
+    "P1M", "P2M", "P3M", "P4M", "P5M", "P6M", "P1Y",
+)  # fmt: skip
+CDN_CHUNK = 64 * 1024
+_RECEIVED = "hostemu.received"  # request-storage key of the ReceivedRequest
+
+
+# --- Public records -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the next scripted upload request gets instead of a normal answer."""
+
+    kind: FaultKind
+    status: int = 503
+    delay: float = 0.0
+
+
+@dataclass
+class ReceivedFile:
+    field: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class ReceivedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # names lowercased
+    form: dict[str, str]  # non-file multipart or urlencoded fields
+    files: list[ReceivedFile]
+
+    def file(self, field_name: str) -> ReceivedFile | None:
+        """The last file part named `field_name`, if any."""
+        found = [f for f in self.files if f.field == field_name]
+        return found[-1] if found else None
+
+    def param(self, name: str) -> str | None:
+        """A text parameter as PHP's $_REQUEST sees it: the body wins over the query."""
+        if name in self.form:
+            return self.form[name]
+        return self.query.get(name)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class HostedImage:
+    id: str
+    dialect: str
+    data: bytes
+    mime: str
+    extension: str
+    width: int
+    height: int
+    expiration_sent: str | None = None
+    expires_at: datetime | None = None  # UTC
+    delete_token: str | None = None
+    deleted: bool = False
+    # Beyond the brief's fields: what the upload answer linked to.
+    name: str = ""
+    title: str = ""
+    url: str = ""  # direct bytes URL
+    viewer_url: str = ""
+    delete_url: str | None = None
+    uploaded_at: datetime = field(default_factory=_utcnow)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def is_live(self, now: datetime) -> bool:
+        """Not deleted and not expired at `now`."""
+        return not self.deleted and (self.expires_at is None or now < self.expires_at)
+
+
+# --- Small helpers ------------------------------------------------------------
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def _random_id(length: int) -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def _human_size(size: int) -> str:
+    for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= factor:
+            text = f"{size / factor:.1f}".rstrip("0").rstrip(".")
+            return f"{text} {unit}"
+    return f"{size} B"
+
+
+def _gmt(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _slug(text: str, keep_case: bool = False) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+    return slug[:80] if keep_case else slug.lower()[:80]
+
+
+def _stem(filename: str | None) -> str:
+    if not filename:
+        return ""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if "." in base else base
+
+
+def _php_json(payload: object) -> str:
+    # PHP's json_encode escapes "/" by default; "/" only occurs inside strings.
+    return json.dumps(payload).replace("/", "\\/")
+
+
+def _json_response(payload: object, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, text=_php_json(payload), content_type="application/json", charset="UTF-8"
+    )
+
+
+def _html_response(title: str, body: str, status: int = 200) -> web.Response:
+    page = f"<!DOCTYPE html><html><head><title>{title}</title></head><body>{body}</body></html>"
+    return web.Response(status=status, text=page, content_type="text/html")
+
+
+def _not_found() -> web.Response:
+    return _html_response("404 Not Found", "<h1>404 Not Found</h1>", status=404)
+
+
+def _decode_base64(text: str) -> bytes | None:
+    compact = re.sub(r"\s+", "", text)
+    if compact.startswith("data:") and ";base64," in compact:
+        compact = compact.split(";base64,", 1)[1]
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_url(text: str) -> bool:
+    return re.match(r"(?i)^https?://", text.strip()) is not None
+
+
+# --- Durations (Chevereto expiration) ------------------------------------------
+
+_ISO_DURATION = re.compile(
+    r"^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$"
+)
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    years, month_index = divmod(moment.month - 1 + months, 12)
+    year = moment.year + years
+    month = month_index + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def add_iso_duration(moment: datetime, duration: str) -> datetime | None:
+    """`moment` plus an ISO-8601 duration (calendar months and years); None if unparsable."""
+    match = _ISO_DURATION.match(duration)
+    if match is None:
+        return None
+    years, months, weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    shifted = _add_months(moment, 12 * years + months)
+    return shifted + timedelta(
+        weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
+    )
+
+
+# --- Upload rejections --------------------------------------------------------
+
+Cause: TypeAlias = Literal[
+    "no_key",
+    "bad_key",
+    "denied",
+    "no_source",
+    "base64_by_get",
+    "bad_base64",
+    "unreachable",
+    "not_image",
+    "unsupported",
+    "too_big",
+    "duplicate",
+    "bad_expiration",
+    "flood",
+]
+
+
+class _Rejected(Exception):
+    """An upload refused for `cause`; `detail` completes the message where useful."""
+
+    def __init__(self, cause: Cause, detail: str = "") -> None:
+        super().__init__(cause, detail)
+        self.cause: Cause = cause
+        self.detail = detail
+
+
+_CHEVERETO_ERRORS: dict[Cause, tuple[int, str]] = {
+    "no_key": (100, "No key provided"),
+    "bad_key": (100, "Invalid API key."),
+    "denied": (401, "Request denied"),
+    "no_source": (130, "Empty upload source"),
+    "base64_by_get": (130, "Upload using base64 source must be done using POST method."),
+    "flood": (130, "Flooding detected. You can only upload 50 images per minute"),
+    "bad_base64": (120, "Invalid base64 string"),
+    "unreachable": (610, "Can't get target upload source info"),
+    "not_image": (400, "Invalid image"),
+    "unsupported": (613, "Unavailable image format"),
+    "too_big": (400, "File too big - max {detail}"),
+    "duplicate": (101, "Duplicated upload"),
+}
+
+_IMGBB_ERRORS: dict[Cause, tuple[int, str]] = {
+    "no_key": (100, "Invalid API v1 key."),
+    "bad_key": (100, "Invalid API v1 key."),
+    "no_source": (130, "Empty upload source."),
+    "bad_base64": (120, "Invalid base64 string."),
+    "unreachable": (310, "Can't get target upload source info."),
+    "not_image": (310, "Invalid image source."),
+    "unsupported": (310, "Unsupported image format ({detail})."),
+    "too_big": (400, "File too big - max {detail}."),
+    "bad_expiration": (400, "Invalid expiration value (60 - 15552000 seconds)."),
+    "flood": (100, "Rate limit reached."),
+}
+
+_ZG_REASONS: dict[Cause, str] = {
+    "bad_base64": "invalid base64 data",
+    "unreachable": "can't fetch the image URL",
+    "not_image": "not an image",
+    "unsupported": "unsupported format: {detail}",
+    "too_big": "file too big - max {detail}",
+    "bad_expiration": "expiration must be whole seconds from 60 to 15552000",
+}
+
+
+def _error_body(status: int, code: int, message: str, context: str | None = None) -> object:
+    error: dict[str, object] = {"message": message, "code": code}
+    if context is not None:
+        error["context"] = context
+    status_txt = http.HTTPStatus(status).phrase
+    return {"status_code": status, "error": error, "status_txt": status_txt}
+
+
+def _chevereto_error(rejection: _Rejected) -> web.Response:
+    code, message = _CHEVERETO_ERRORS[rejection.cause]
+    return _json_response(_error_body(400, code, message.format(detail=rejection.detail)), 400)
+
+
+def _imgbb_error(rejection: _Rejected, flavour: str) -> web.Response:
+    cause = rejection.cause
+    if flavour == "imgbb" or cause == "flood":
+        code, message = _IMGBB_ERRORS[cause]
+        body = _error_body(400, code, message.format(detail=rejection.detail), "Exception")
+        return _json_response(body, 400)
+    if cause in ("no_key", "bad_key"):
+        return _json_response(_error_body(401, 100, "Invalid API key."), 401)
+    if cause == "no_source":
+        return _json_response(_error_body(400, 200, "Image is required."), 400)
+    reason = _ZG_REASONS[cause].format(detail=rejection.detail)
+    return _json_response(_error_body(400, 300, f"Upload failed ({reason})."), 400)
+
+
+# --- Canned fault bodies -------------------------------------------------------
+
+_PROXY_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+# A PHP warning printed ahead of a truncated JSON answer: looks close, is not JSON.
+_GARBLED = (
+    '<br />\n<b>Warning</b>:  Undefined array key "source" in '
+    "<b>/var/www/html/app/src/Legacy/Classes/Upload.php</b> on line <b>42</b><br />\n"
+    '{"status_code":200,"success":{"message":"file uplo'
+)
+
+
+# --- Request recording ---------------------------------------------------------
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_part(part: aiohttp.BodyPartReader, budget: int) -> bytes:
+    chunks = bytearray()
+    while chunk := await part.read_chunk():
+        chunks += chunk
+        if len(chunks) > budget:
+            raise _BodyTooLarge
+    return bytes(part.decode(bytes(chunks)))
+
+
+async def _read_multipart(
+    request: web.Request, limit: int
+) -> tuple[dict[str, str], list[ReceivedFile]]:
+    form: dict[str, str] = {}
+    files: list[ReceivedFile] = []
+    reader = await request.multipart()
+    budget = limit
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, aiohttp.BodyPartReader) or part.name is None:
+            continue  # nested multipart or unnamed part: PHP ignores these too
+        data = await _read_part(part, budget)
+        budget -= len(data)
+        # PHP's rule: a part with a filename is a file, anything else a text field.
+        if part.filename is not None:
+            content_type = part.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+            files.append(ReceivedFile(part.name, part.filename, content_type, data))
+        else:
+            form[part.name] = data.decode("utf-8", errors="replace")
+    return form, files
+
+
+async def _read_urlencoded(request: web.Request, limit: int) -> dict[str, str]:
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise _BodyTooLarge
+    pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return dict(pairs)
+
+
+async def _receive(request: web.Request, limit: int) -> ReceivedRequest:
+    form: dict[str, str] = {}
+    files: list[ReceivedFile] = []
+    if request.content_type.startswith("multipart/"):
+        form, files = await _read_multipart(request, limit)
+    elif request.content_type == "application/x-www-form-urlencoded":
+        form = await _read_urlencoded(request, limit)
+    return ReceivedRequest(
+        method=request.method,
+        path=request.path,
+        query={name: value for name, value in request.query.items()},  # last one wins
+        headers={name.lower(): value for name, value in request.headers.items()},
+        form=form,
+        files=files,
+    )
+
+
+def _received(request: web.Request) -> ReceivedRequest:
+    received = request.get(_RECEIVED)
+    if not isinstance(received, ReceivedRequest):
+        raise RuntimeError("request was not recorded")
+    return received
+
+
+# --- The emulator ------------------------------------------------------------------
+
+Handler: TypeAlias = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HostEmulator:
+    """Both image-host dialects on one local aiohttp server. See the module docstring."""
+
+    def __init__(
+        self,
+        api_keys: tuple[str, ...] = ("test-key",),
+        denied_keys: tuple[str, ...] = (),
+        imgbb_errors: Literal["zg", "imgbb"] = "zg",
+        imgbb_numbers_as_strings: bool = True,
+        chevereto_delete_links: bool = True,
+        chevereto_expiration: Literal["ignore", "clamp"] = "ignore",
+        moderation: bool = False,
+        imgbb_max_bytes: int = 32 * 1024 * 1024,
+        chevereto_max_bytes: int = 10 * 1024 * 1024,
+        latency: float = 0.0,
+        reject_duplicates: bool = False,
+        clock: Clock | None = None,
+        access_log: bool = False,
+    ) -> None:
+        if imgbb_errors not in ("zg", "imgbb"):
+            raise ValueError("imgbb_errors must be 'zg' or 'imgbb'")
+        if chevereto_expiration not in ("ignore", "clamp"):
+            raise ValueError("chevereto_expiration must be 'ignore' or 'clamp'")
+        self.api_keys = tuple(api_keys)
+        self.denied_keys = tuple(denied_keys)
+        self.imgbb_errors = imgbb_errors
+        self.imgbb_numbers_as_strings = imgbb_numbers_as_strings
+        self.chevereto_delete_links = chevereto_delete_links
+        self.chevereto_expiration = chevereto_expiration
+        self.moderation = moderation
+        self.imgbb_max_bytes = imgbb_max_bytes
+        self.chevereto_max_bytes = chevereto_max_bytes
+        self.latency = latency
+        self.reject_duplicates = reject_duplicates
+        self.clock: Clock = clock or _utcnow
+        self._access_log = access_log
+
+        self.requests: list[ReceivedRequest] = []
+        self.uploads: list[ReceivedRequest] = []
+        self.images: dict[str, HostedImage] = {}
+        self._faults: list[tuple[Fault, Dialect | None]] = []
+        self._checksums: set[str] = set()
+        self._blobs: dict[str, tuple[bytes, str]] = {}
+        self._served: dict[str, int] = {}
+        self._active_downloads = 0
+        self._downloads_idle = asyncio.Event()
+        self._downloads_idle.set()
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+        # Whole request bodies above this are refused with 413, as a front proxy would.
+        self._body_limit = max(imgbb_max_bytes, chevereto_max_bytes) + (1 << 20)
+
+    # -- lifecycle --
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on `host`:`port` (0 picks a free port)."""
+        if self._runner is not None:
+            raise RuntimeError("emulator already started")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        quiet: dict[str, Any] = {} if self._access_log else {"access_log": None}
+        runner = web.AppRunner(
+            self._make_app(),
+            # Cancel a handler when its client goes away (slow faults, aborted
+            # downloads) and do not wait long for stragglers on close.
+            handler_cancellation=True,
+            shutdown_timeout=0.25,
+            **quiet,
+        )
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        self._runner = runner
+        bound_port = sock.getsockname()[1]
+        shown_host = f"[{host}]" if family == socket.AF_INET6 else host
+        self._base_url = f"http://{shown_host}:{bound_port}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> HostEmulator:
+        if self._runner is None:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- addresses --
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("emulator not started")
+        return self._base_url
+
+    @property
+    def imgbb_endpoint(self) -> str:
+        return self.base_url + IMGBB_PATH
+
+    @property
+    def chevereto_endpoint(self) -> str:
+        return self.base_url + CHEVERETO_PATH
+
+    # -- test controls --
+
+    def script(self, fault: Fault, times: int = 1, dialect: Dialect | None = None) -> None:
+        """Give the next `times` upload requests (of `dialect`, or any) `fault`."""
+        self._faults.extend([(fault, dialect)] * times)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def add_blob(self, name: str, data: bytes, content_type: str = "image/png") -> str:
+        """Serve `data` at base_url/cdn/<name>; returns that URL."""
+        self._blobs[name] = (data, content_type)
+        self._served.setdefault(name, 0)
+        return f"{self.base_url}/cdn/{quote(name)}"
+
+    def bytes_served(self, path_or_url: str) -> int:
+        """Bytes written to clients so far for a /cdn/ blob (URL, path or name)."""
+        path = urlsplit(path_or_url).path if "://" in path_or_url else path_or_url
+        name = unquote(path.removeprefix("/cdn/")) if path.startswith("/cdn/") else path
+        return self._served.get(name, 0)
+
+    async def wait_downloads(self, timeout: float = 5.0) -> None:
+        """Wait until no /cdn/ download is streaming (so bytes_served is final)."""
+        await asyncio.wait_for(self._downloads_idle.wait(), timeout)
+
+    def image_by_url(self, url: str) -> HostedImage | None:
+        """The image whose direct, viewer or delete URL is `url`."""
+        for image in self.images.values():
+            if url in (image.url, image.viewer_url, image.delete_url):
+                return image
+        return None
+
+    # -- application --
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record], client_max_size=self._body_limit)
+        routes: list[tuple[str, str, Handler]] = [
+            ("POST", IMGBB_PATH, self._imgbb_upload),
+            ("GET", IMGBB_PATH, self._imgbb_upload),
+            ("POST", CHEVERETO_PATH, self._chevereto_upload),
+            ("GET", CHEVERETO_PATH, self._chevereto_upload),
+            ("GET", "/i/{id}", self._imgbb_viewer),
+            ("GET", "/i/{id}/{tail}", self._imgbb_file_or_delete_page),
+            ("POST", "/i/{id}/{tail}", self._imgbb_delete_confirm),
+            ("GET", "/image/{tail}", self._chevereto_viewer),
+            ("GET", "/image/{id}/delete/{token}", self._chevereto_delete),
+            ("GET", "/images/{file}", self._chevereto_file),
+            ("GET", "/cdn/{name:.+}", self._cdn),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
+        return app
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            received = await _receive(request, self._body_limit)
+        except _BodyTooLarge:
+            return web.Response(status=413, text="Request Entity Too Large")
+        except (ValueError, AssertionError, aiohttp.ClientError):
+            return web.Response(status=400, text="Malformed request body")
+        request[_RECEIVED] = received
+        self.requests.append(received)
+        if request.path in (IMGBB_PATH, CHEVERETO_PATH):
+            self.uploads.append(received)
+        return await handler(request)
+
+    # -- uploads: shared machinery --
+
+    def _next_fault(self, dialect: Dialect) -> Fault | None:
+        for index, (fault, target) in enumerate(self._faults):
+            if target in (None, dialect):
+                del self._faults[index]
+                return fault
+        return None
+
+    async def _fault_response(
+        self, request: web.Request, fault: Fault, dialect: Dialect
+    ) -> web.StreamResponse | None:
+        """The answer for `fault`, or None to carry on normally (after a "slow" delay)."""
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+            return None
+        if fault.kind == "drop":
+            return await _drop_connection(request)
+        if fault.kind == "status":
+            return _status_response(fault.status)
+        if fault.kind == "html":
+            return web.Response(status=502, text=_PROXY_502, content_type="text/html")
+        if fault.kind == "garbled":
+            return web.Response(status=200, text=_GARBLED, content_type="text/html")
+        # "flood" and "ratelimit": each dialect's rate-limit answer.
+        rejection = _Rejected("flood")
+        if dialect == "chevereto":
+            return _chevereto_error(rejection)
+        return _imgbb_error(rejection, self.imgbb_errors)
+
+    async def _before_upload(
+        self, request: web.Request, dialect: Dialect
+    ) -> web.StreamResponse | None:
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        fault = self._next_fault(dialect)
+        if fault is None:
+            return None
+        return await self._fault_response(request, fault, dialect)
+
+    async def _fetch_own_url(self, url: str, limit: int) -> bytes:
+        """Download `url` if it is served by this emulator (never the network)."""
+        if urlsplit(url).netloc != urlsplit(self.base_url).netloc:
+            raise _Rejected("unreachable")
+        data = bytearray()
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            if response.status != 200:
+                raise _Rejected("unreachable")
+            async for chunk in response.content.iter_chunked(CDN_CHUNK):
+                data += chunk
+                if len(data) > limit:
+                    raise _Rejected("too_big", _human_size(limit))
+        return bytes(data)
+
+    async def _text_source(self, text: str, method: str, limit: int, dialect: Dialect) -> bytes:
+        if _is_url(text):
+            return await self._fetch_own_url(text.strip(), limit)
+        if dialect == "chevereto" and method != "POST":
+            raise _Rejected("base64_by_get")
+        data = _decode_base64(text)
+        if data is None:
+            raise _Rejected("bad_base64")
+        return data
+
+    async def _source(
+        self, received: ReceivedRequest, field_name: str, limit: int, dialect: Dialect
+    ) -> tuple[bytes, str | None]:
+        """The uploaded bytes and original file name, from a file part or a text field."""
+        part = received.file(field_name)
+        if part is not None and part.data:
+            return part.data, part.filename
+        text = received.param(field_name)
+        if text is None or not text.strip():
+            raise _Rejected("no_source")
+        data = await self._text_source(text, received.method, limit, dialect)
+        if not data:
+            raise _Rejected("no_source")
+        return data, None
+
+    @staticmethod
+    def _examine(data: bytes, limit: int) -> ImageInfo:
+        if len(data) > limit:
+            raise _Rejected("too_big", _human_size(limit))
+        found = sniff(data)
+        if isinstance(found, Unsupported):
+            raise _Rejected("unsupported", found.name)
+        if found is None:
+            raise _Rejected("not_image")
+        return found
+
+    def _new_id(self, length: int) -> str:
+        while True:
+            image_id = _random_id(length)
+            if image_id not in self.images:
+                return image_id
+
+    # -- uploads: imgbb dialect --
+
+    def _imgbb_check_key(self, received: ReceivedRequest) -> None:
+        key = received.param("key")
+        if not key:
+            raise _Rejected("no_key")
+        if key not in self.api_keys:
+            raise _Rejected("bad_key")
+
+    @staticmethod
+    def _imgbb_expiration(received: ReceivedRequest) -> int | None:
+        raw = received.param("expiration")
+        if raw is None or raw.strip() == "":
+            return None
+        value = raw.strip()
+        if not value.isascii() or not value.isdigit():
+            raise _Rejected("bad_expiration")
+        seconds = int(value)
+        if not IMGBB_MIN_EXPIRATION <= seconds <= IMGBB_MAX_EXPIRATION:
+            raise _Rejected("bad_expiration")
+        return seconds
+
+    @staticmethod
+    def _imgbb_name(received: ReceivedRequest, filename: str | None, extension: str) -> str:
+        wanted = received.param("name") or _stem(filename)
+        if wanted.lower().endswith("." + extension) or re.search(r"\.[A-Za-z]{3,4}$", wanted):
+            wanted = wanted.rsplit(".", 1)[0]
+        return _slug(wanted, keep_case=True) or secrets.token_hex(6)
+
+    async def _imgbb_upload(self, request: web.Request) -> web.StreamResponse:
+        early = await self._before_upload(request, "imgbb")
+        if early is not None:
+            return early
+        received = _received(request)
+        try:
+            image = await self._imgbb_store(received)
+        except _Rejected as rejection:
+            return _imgbb_error(rejection, self.imgbb_errors)
+        return _json_response(self._imgbb_answer(image))
+
+    async def _imgbb_store(self, received: ReceivedRequest) -> HostedImage:
+        self._imgbb_check_key(received)
+        limit = self.imgbb_max_bytes
+        data, filename = await self._source(received, "image", limit, "imgbb")
+        seconds = self._imgbb_expiration(received)
+        info = self._examine(data, limit)
+        now = self.clock().replace(microsecond=0)
+        image_id = self._new_id(7)
+        name = self._imgbb_name(received, filename, info.extension)
+        viewer = f"{self.base_url}/i/{image_id}"
+        token = secrets.token_hex(16)
+        image = HostedImage(
+            id=image_id,
+            dialect="imgbb",
+            data=data,
+            mime=info.mime,
+            extension=info.extension,
+            width=info.width,
+            height=info.height,
+            expiration_sent=received.param("expiration"),
+            expires_at=now + timedelta(seconds=seconds) if seconds else None,
+            delete_token=token,
+            name=name,
+            title=name,
+            url=f"{viewer}/{name}.{info.extension}",
+            viewer_url=viewer,
+            delete_url=f"{viewer}/{token}",
+            uploaded_at=now,
+        )
+        self.images[image_id] = image
+        return image
+
+    def _imgbb_number(self, value: int) -> int | str:
+        return str(value) if self.imgbb_numbers_as_strings else value
+
+    def _imgbb_answer(self, image: HostedImage) -> dict[str, object]:
+        expiration = 0
+        if image.expires_at is not None:
+            expiration = int((image.expires_at - image.uploaded_at).total_seconds())
+        file_info = {
+            "filename": f"{image.name}.{image.extension}",
+            "name": image.name,
+            "mime": image.mime,
+            "extension": image.extension,
+            "url": image.url,
+        }
+        number = self._imgbb_number
+        data = {
+            "id": image.id,
+            "title": image.title,
+            "url_viewer": image.viewer_url,
+            "url": image.url,
+            "display_url": image.url,
+            "width": number(image.width),
+            "height": number(image.height),
+            "size": number(image.size),
+            "time": number(int(image.uploaded_at.timestamp())),
+            "expiration": number(expiration),
+            "image": file_info,
+            "thumb": dict(file_info),
+            "medium": dict(file_info),
+            "delete_url": image.delete_url,
+        }
+        return {"data": data, "success": True, "status": 200}
+
+    # -- uploads: chevereto dialect --
+
+    def _chevereto_check_key(self, received: ReceivedRequest) -> None:
+        key = received.headers.get("x-api-key") or received.param("key")
+        if not key:
+            raise _Rejected("no_key")
+        if key in self.denied_keys:
+            raise _Rejected("denied")
+        if key not in self.api_keys:
+            raise _Rejected("bad_key")
+
+    def _chevereto_expiry(self, sent: str | None, now: datetime) -> datetime | None:
+        """When an image uploaded at `now` with expiration `sent` expires (None: never)."""
+        if not sent:
+            return None
+        if sent in CHEVERETO_EXPIRATIONS:
+            return add_iso_duration(now, sent)
+        if self.chevereto_expiration == "ignore":
+            return None  # older servers: silently never expires
+        wanted = add_iso_duration(now, sent)
+        if wanted is None:
+            return None
+        shortest = now + timedelta(minutes=5)
+        longest = _add_months(now, 12)
+        return min(max(wanted, shortest), longest)
+
+    def _chevereto_check_duplicate(self, data: bytes) -> None:
+        checksum = hashlib.sha256(data).hexdigest()
+        if self.reject_duplicates and checksum in self._checksums:
+            raise _Rejected("duplicate")
+        self._checksums.add(checksum)
+
+    async def _chevereto_upload(self, request: web.Request) -> web.StreamResponse:
+        early = await self._before_upload(request, "chevereto")
+        if early is not None:
+            return early
+        received = _received(request)
+        try:
+            image = await self._chevereto_store(received)
+        except _Rejected as rejection:
+            return _chevereto_error(rejection)
+        answer = self._chevereto_answer(image, received)
+        output = (received.param("format") or "json").lower()
+        if output == "txt":
+            text = image.url if not self.moderation else image.viewer_url
+            return web.Response(text=text, content_type="text/plain")
+        if output == "redirect":
+            raise web.HTTPFound(location=str(answer["path_viewer"]))
+        return _json_response(
+            {
+                "status_code": 200,
+                "success": {"message": "file uploaded", "code": 200},
+                "image": answer,
+                "status_txt": "OK",
+            }
+        )
+
+    async def _chevereto_store(self, received: ReceivedRequest) -> HostedImage:
+        self._chevereto_check_key(received)
+        limit = self.chevereto_max_bytes
+        data, filename = await self._source(received, "source", limit, "chevereto")
+        info = self._examine(data, limit)
+        self._chevereto_check_duplicate(data)
+        now = self.clock().replace(microsecond=0)
+        image_id = self._new_id(4)
+        title = received.param("title") or _stem(filename)
+        name = _slug(_stem(filename), keep_case=True) or image_id
+        slug = _slug(title).replace("_", "-")
+        short = f"{self.base_url}/image/{image_id}"
+        token = secrets.token_hex(24) if self.chevereto_delete_links else None
+        sent = received.param("expiration")
+        image = HostedImage(
+            id=image_id,
+            dialect="chevereto",
+            data=data,
+            mime=info.mime,
+            extension=info.extension,
+            width=info.width,
+            height=info.height,
+            expiration_sent=sent,
+            expires_at=self._chevereto_expiry(sent, now),
+            delete_token=token,
+            name=name,
+            title=title,
+            url=f"{self.base_url}/images/{image_id}.{info.extension}",
+            viewer_url=f"{short[: -len(image_id)]}{slug}.{image_id}" if slug else short,
+            delete_url=f"{short}/delete/{token}" if token else None,
+            uploaded_at=now,
+        )
+        self.images[image_id] = image
+        return image
+
+    def _chevereto_answer(self, image: HostedImage, received: ReceivedRequest) -> dict[str, object]:
+        """The `image` object of a Chevereto V1.1 answer, after seeds/001."""
+        ext = image.extension
+        date = _gmt(image.uploaded_at)
+        title = image.title or None
+        tags = [t.strip() for t in (received.param("tags") or "").split(",") if t.strip()]
+        thumb_url = f"{self.base_url}/images/{image.id}.th.{ext}"
+        answer: dict[str, object] = {
+            "name": image.name,
+            "extension": ext,
+            "size": image.size,
+            "width": image.width,
+            "height": image.height,
+            "date": date,
+            "date_gmt": date,
+            "title": title,
+            "tags": tags,
+            "description": received.param("description") or None,
+            "nsfw": 1 if received.param("nsfw") == "1" else 0,
+            "storage_mode": "datefolder",
+            "checksum": hashlib.md5(image.data).hexdigest(),
+            "source_checksum": None,
+            "original_filename": f"{image.name}.{ext}",
+            "original_exifdata": None,
+            "views": 0,
+            "category_id": received.param("category_id") or None,
+            "chain": 7,
+            "thumb_size": image.size,
+            "medium_size": 0,
+            "expiration_date_gmt": _gmt(image.expires_at) if image.expires_at else None,
+            "likes": 0,
+            "is_animated": 0,
+            "is_approved": 0 if self.moderation else 1,
+            "is_360": 0,
+            "type": "image",
+            "tags_string": ",".join(tags),
+            "file": {"resource": {"type": "file"}},
+            "id_encoded": image.id,
+            "filename": f"{image.name}.{ext}",
+            "mime": image.mime,
+            "url": image.url,
+            "ratio": image.width / image.height if image.height else 0,
+            "size_formatted": _human_size(image.size),
+            "image": self._chevereto_file_info(image, f"{image.name}.{ext}", image.url),
+            "thumb": self._chevereto_file_info(image, f"{image.name}.th.{ext}", thumb_url),
+            "medium": dict.fromkeys(("filename", "name", "mime", "extension", "url")),
+            "url_viewer": image.viewer_url,
+            "path_viewer": urlsplit(image.viewer_url).path,
+            "url_short": f"{self.base_url}/image/{image.id}",
+            "display_url": image.url,
+            "display_width": image.width,
+            "display_height": image.height,
+            "views_label": "views",
+            "likes_label": "likes",
+            "how_long_ago": "moments ago",
+            "date_fixed_peer": date,
+            "title_truncated": (title or "")[:25],
+            "title_truncated_html": (title or "")[:25],
+            "is_use_loader": False,
+            "display_title": title or image.name,
+        }
+        if image.delete_url is not None:
+            answer["delete_url"] = image.delete_url
+        if self.moderation:
+            # Held for moderation: the answer carries no public image URL.
+            del answer["url"], answer["display_url"]
+        return answer
+
+    @staticmethod
+    def _chevereto_file_info(image: HostedImage, filename: str, url: str) -> dict[str, object]:
+        return {
+            "filename": filename,
+            "name": filename.rsplit(".", 1)[0],
+            "mime": image.mime,
+            "extension": image.extension,
+            "url": url,
+            "size": image.size,
+        }
+
+    # -- what uploads link to --
+
+    def _live_image(self, image_id: str, dialect: Dialect) -> HostedImage | None:
+        image = self.images.get(image_id)
+        if image is None or image.dialect != dialect or not image.is_live(self.clock()):
+            return None
+        return image
+
+    @staticmethod
+    def _viewer_page(image: HostedImage) -> web.Response:
+        body = f'<h1>{image.title}</h1><img src="{image.url}" alt="{image.title}">'
+        return _html_response(image.title or image.id, body)
+
+    @staticmethod
+    def _image_bytes(image: HostedImage) -> web.Response:
+        return web.Response(body=image.data, content_type=image.mime)
+
+    async def _imgbb_viewer(self, request: web.Request) -> web.StreamResponse:
+        image = self._live_image(request.match_info["id"], "imgbb")
+        return self._viewer_page(image) if image else _not_found()
+
+    async def _imgbb_file_or_delete_page(self, request: web.Request) -> web.StreamResponse:
+        image = self._live_image(request.match_info["id"], "imgbb")
+        tail = request.match_info["tail"]
+        if image is None:
+            return _not_found()
+        if tail == f"{image.name}.{image.extension}":
+            return self._image_bytes(image)
+        if tail == image.delete_token:
+            # A page with a confirm button: looking at it deletes nothing.
+            form = (
+                f'<p>Delete {image.title}?</p><form method="post" action="{image.delete_url}">'
+                '<input type="hidden" name="confirm" value="1">'
+                '<button type="submit">Delete image</button></form>'
+            )
+            return _html_response("Delete image", form)
+        return _not_found()
+
+    async def _imgbb_delete_confirm(self, request: web.Request) -> web.StreamResponse:
+        image = self._live_image(request.match_info["id"], "imgbb")
+        if image is None or request.match_info["tail"] != image.delete_token:
+            return _not_found()
+        image.deleted = True
+        return _html_response("Image deleted", "<p>The image has been deleted.</p>")
+
+    async def _chevereto_viewer(self, request: web.Request) -> web.StreamResponse:
+        # "<slug>.<id>" or the short form "<id>"
+        image_id = request.match_info["tail"].rsplit(".", 1)[-1]
+        image = self._live_image(image_id, "chevereto")
+        return self._viewer_page(image) if image else _not_found()
+
+    async def _chevereto_delete(self, request: web.Request) -> web.StreamResponse:
+        image = self._live_image(request.match_info["id"], "chevereto")
+        if image is None or image.delete_token is None:
+            return _not_found()
+        if not secrets.compare_digest(request.match_info["token"], image.delete_token):
+            return _not_found()
+        # No confirmation: any GET (or HEAD) of the link deletes at once.
+        image.deleted = True
+        raise web.HTTPFound(location=f"{image.viewer_url}?deleted")
+
+    async def _chevereto_file(self, request: web.Request) -> web.StreamResponse:
+        # "<id>.<ext>" or the thumbnail "<id>.th.<ext>" (same bytes: nothing is resized)
+        image_id, _, rest = request.match_info["file"].partition(".")
+        image = self._live_image(image_id, "chevereto")
+        if image is None or rest not in (image.extension, f"th.{image.extension}"):
+            return _not_found()
+        return self._image_bytes(image)
+
+    # -- CDN blobs --
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        blob = self._blobs.get(name)
+        if blob is None:
+            return _not_found()
+        data, content_type = blob
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.content_length = len(data)
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
+        self._active_downloads += 1
+        self._downloads_idle.clear()
+        try:
+            await self._stream_blob(response, name, data)
+        finally:
+            self._active_downloads -= 1
+            if self._active_downloads == 0:
+                self._downloads_idle.set()
+        return response
+
+    async def _stream_blob(self, response: web.StreamResponse, name: str, data: bytes) -> None:
+        try:
+            for start in range(0, len(data), CDN_CHUNK):
+                chunk = data[start : start + CDN_CHUNK]
+                await response.write(chunk)
+                self._served[name] = self._served.get(name, 0) + len(chunk)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client went away: the count stays at what was written
+
+
+def _status_response(status: int) -> web.Response:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    if status < 200 or status in (204, 304):
+        return web.Response(status=status)
+    return web.Response(status=status, text=phrase, content_type="text/plain")
+
+
+async def _drop_connection(request: web.Request) -> web.StreamResponse:
+    """Close the connection without answering; the client sees a transport error."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    # With handler_cancellation on, aiohttp cancels this handler as soon as it
+    # notices the closed connection; the sleep only waits for that.
+    await asyncio.sleep(3600)
+    raise ConnectionResetError("connection dropped on purpose")
+
+
+# --- Command line -------------------------------------------------------------------
+
+
+async def serve_forever(host: str, port: int, **options: Any) -> None:
+    """Run an emulator until cancelled (Ctrl-C), printing where it listens."""
+    emulator = HostEmulator(**options)
+    await emulator.start(host=host, port=port)
+    try:
+        print(f"imgbb dialect (zg.is style):  {emulator.imgbb_endpoint}", flush=True)
+        print(f"chevereto dialect (API V1.1): {emulator.chevereto_endpoint}", flush=True)
+        print(f"accepted API key(s): {', '.join(emulator.api_keys)}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await emulator.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rehost emulate-host",
+        description="Serve a local emulator of the imgbb and chevereto image-host APIs.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument(
+        "--api-key", action="append", dest="api_keys", metavar="KEY",
+        help="an accepted API key (repeatable; default: test-key)",
+    )  # fmt: skip
+    parser.add_argument("--imgbb-errors", choices=("zg", "imgbb"), default="zg")
+    parser.add_argument("--chevereto-expiration", choices=("ignore", "clamp"), default="ignore")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--moderation", action="store_true", help="hold chevereto uploads")
+    parser.add_argument(
+        "--no-delete-links", action="store_true", help="chevereto answers without delete_url"
+    )
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.access_log:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    options: dict[str, Any] = {
+        "api_keys": tuple(args.api_keys or ["test-key"]),
+        "imgbb_errors": args.imgbb_errors,
+        "chevereto_expiration": args.chevereto_expiration,
+        "latency": args.latency,
+        "moderation": args.moderation,
+        "chevereto_delete_links": not args.no_delete_links,
+        "access_log": args.access_log,
+    }
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(args.host, args.port, **options))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
