@@ -1,0 +1,478 @@
+"""A local Telegram Bot API server for tests: a real aiohttp server on 127.0.0.1.
+
+Point python-telegram-bot at it with ``ApplicationBuilder().token(tg.token)
+.base_url(tg.base_url).base_file_url(tg.base_file_url)``; PTB then POSTs to
+``{base_url}{token}/{method}`` and downloads files from ``{base_file_url}{token}/{path}``.
+
+    async with TelegramEmulator() as tg:
+        tg.add_user(7, first_name="Ann", username="ann")
+        tg.send_text(7, 7, "/start")            # becomes an update for getUpdates
+        call = await tg.wait_for(lambda c: c.method == "sendMessage")
+
+The world (users, groups, files, messages) lives in ``sandbox.telegram_world``, the
+methods in ``sandbox.telegram_methods``, text formatting in ``sandbox.telegram_text``.
+``getUpdates`` calls are not recorded in ``calls`` (pass ``record_polling=True`` to
+record them): they are the library's plumbing, not what the bot did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from sandbox.telegram_methods import BY_LOWER_NAME, METHODS
+from sandbox.telegram_text import fix_text
+from sandbox.telegram_wire import (
+    ApiError,
+    decode_params,
+    error,
+    json_response,
+    ok,
+    too_many_requests,
+)
+from sandbox.telegram_world import JSON, ChatRecord, UserRecord, World
+
+DEFAULT_TOKEN = "4242:emulator-token"
+_NOT_FOUND = ApiError(404, "Not Found")
+_UNAUTHORIZED = ApiError(401, "Unauthorized")
+_DEFAULT_DETAIL = {400: "Bad Request: ", 403: "Forbidden: "}
+
+
+@dataclass(frozen=True)
+class SentCall:
+    """One Bot API call the bot made, with its parameters decoded.
+
+    JSON-typed parameters are Python objects, uploaded files are ``bytes``.
+    ``status`` is the HTTP status the emulator answered with.
+    """
+
+    method: str
+    params: dict[str, Any]
+    status: int = 200
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass
+class _Failure:
+    status: int
+    retry_after: int
+    description: str | None
+    times: int
+
+    def error(self) -> ApiError:
+        if self.status == 429:
+            return too_many_requests(self.retry_after)
+        prefix = _DEFAULT_DETAIL.get(self.status, "")
+        detail = self.description or "scripted failure"
+        if self.status not in _DEFAULT_DETAIL and self.description is None:
+            detail = HTTPStatus(self.status).phrase
+        text = detail if detail.startswith(prefix) else prefix + detail
+        return ApiError(self.status, text)
+
+
+class TelegramEmulator:
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        bot_id: int = 4242,
+        bot_username: str = "rehost_test_bot",
+        max_download_bytes: int = 20 * 1024 * 1024,
+        *,
+        bot_name: str = "Rehost Test Bot",
+        privacy_mode: bool = False,
+        fetch_link_previews: bool = False,
+        record_polling: bool = False,
+    ) -> None:
+        """``privacy_mode``: in groups, deliver only commands and replies to the bot
+        (BotFather's default for real bots). ``fetch_link_previews``: GET the URL Telegram
+        would preview for each bot message; the URLs land in ``preview_fetches``."""
+        self.token = token
+        self.world = World(bot_id, bot_username, bot_name, max_download_bytes, privacy_mode)
+        self.calls: list[SentCall] = []
+        self.preview_fetches: list[str] = []
+        self._record_polling = record_polling
+        self._fetch_previews = fetch_link_previews
+        self._failures: dict[str, list[_Failure]] = {}
+        self._calls_changed: asyncio.Event | None = None
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._root = ""
+
+    # --- server lifecycle ---------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # handler_cancellation: a long poll whose client went away stops waiting.
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self._root = f"http://{bound_host}:{bound_port}"
+        if self._fetch_previews:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+            self.world.link_preview = self._fetch_preview
+
+    async def close(self) -> None:
+        self.world.updates.close()  # wake long polls so shutdown does not wait on them
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> TelegramEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        """The server root, e.g. ``http://127.0.0.1:40123``."""
+        if not self._root:
+            raise RuntimeError("TelegramEmulator is not started")
+        return self._root
+
+    @property
+    def base_url(self) -> str:
+        """For ``ApplicationBuilder.base_url``: PTB appends the token, then ``/method``."""
+        return f"{self.url}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        """For ``ApplicationBuilder.base_file_url``: PTB appends token and ``/file_path``."""
+        return f"{self.url}/file/bot"
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/file/bot"):
+            return self._download(path.removeprefix("/file/bot"))
+        if not path.startswith("/bot"):
+            return error(_NOT_FOUND)
+        token, _, name = path.removeprefix("/bot").partition("/")
+        if token != self.token:
+            return error(_UNAUTHORIZED)
+        method = BY_LOWER_NAME.get(name.lower(), name)
+        try:
+            params = await decode_params(request)
+        except ApiError as exc:
+            self._record(method, {}, exc.status)
+            return error(exc)
+        return await self._call(method, params)
+
+    async def _call(self, method: str, params: dict[str, Any]) -> web.StreamResponse:
+        try:
+            if method not in METHODS:
+                raise _NOT_FOUND
+            self._scripted_failure(method)
+            result = await METHODS[method](self.world, params)
+        except ApiError as exc:
+            self._record(method, params, exc.status)
+            return error(exc)
+        self._record(method, params, 200)
+        return ok(result)
+
+    def _download(self, rest: str) -> web.StreamResponse:
+        token, _, file_path = rest.partition("/")
+        record = self.world.files_by_path.get(file_path)
+        if token != self.token or record is None:
+            return json_response(_NOT_FOUND.body(), status=404)
+        return web.Response(body=record.data, content_type="application/octet-stream")
+
+    def _scripted_failure(self, method: str) -> None:
+        queue = self._failures.get(method)
+        if not queue:
+            return
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.pop(0)
+        raise failure.error()
+
+    def _record(self, method: str, params: dict[str, Any], status: int) -> None:
+        if method == "getUpdates" and not self._record_polling:
+            return
+        self.calls.append(SentCall(method, params, status))
+        if self._calls_changed is not None:
+            self._calls_changed.set()
+        self._calls_changed = asyncio.Event()
+
+    async def _fetch_preview(self, url: str) -> None:
+        self.preview_fetches.append(url)
+        assert self._session is not None
+        headers = {"User-Agent": "TelegramBot (like TwitterBot)"}
+        try:
+            async with self._session.get(url, headers=headers) as response:
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError):
+            pass  # Telegram shows no preview; the message is still sent
+
+    # --- scripting the server ---------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        status: int = 429,
+        retry_after: int = 1,
+        times: int = 1,
+        description: str | None = None,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail without taking effect.
+
+        429 answers ``Too Many Requests: retry after N`` with ``parameters.retry_after``;
+        400/403 prefix ``description`` with ``Bad Request: ``/``Forbidden: ``.
+        """
+        name = BY_LOWER_NAME.get(method.lower(), method)
+        failure = _Failure(status, retry_after, description, times)
+        self._failures.setdefault(name, []).append(failure)
+
+    # --- building the world -------------------------------------------------------------
+
+    def add_user(
+        self,
+        user_id: int,
+        first_name: str = "Ann",
+        username: str | None = "ann",
+        started: bool = True,
+        *,
+        last_name: str | None = None,
+        language_code: str | None = None,
+    ) -> JSON:
+        """A user; ``started=False``: never pressed Start, so the bot gets 403 on DMs."""
+        user = UserRecord(user_id, first_name, username, last_name, language_code, started)
+        self.world.users[user_id] = user
+        return user.to_api()
+
+    def block_bot(self, user_id: int) -> None:
+        """The user blocks the bot: DMs now fail with ``Forbidden: bot was blocked``."""
+        self.world.user(user_id).blocked = True
+
+    def add_group(
+        self,
+        chat_id: int,
+        title: str = "G",
+        admins: Sequence[int] = (),
+        type: str = "supergroup",
+        *,
+        creator: int | None = None,
+        username: str | None = None,
+        bot_is_admin: bool = False,
+    ) -> JSON:
+        if chat_id >= 0:
+            raise ValueError("group and supergroup ids are negative on Telegram")
+        if type not in ("group", "supergroup", "channel"):
+            raise ValueError(f"not a group chat type: {type}")
+        chat = ChatRecord(chat_id, type, title, username, set(admins), creator, bot_is_admin)
+        self.world.groups[chat_id] = chat
+        return chat.to_api()
+
+    def add_file(
+        self,
+        data: bytes,
+        file_size: int | None = None,
+        *,
+        folder: str = "documents",
+        extension: str = "bin",
+    ) -> str:
+        """Store a file; return its file_id. ``file_size`` may claim more than ``data``
+        holds, to exercise the download limit without allocating it."""
+        return self.world.add_file(data, file_size, folder, extension).file_id
+
+    # --- what users do ------------------------------------------------------------------
+
+    def send_text(
+        self, chat_id: int, from_user: int, text: str, reply_to_message_id: int | None = None
+    ) -> JSON:
+        """A user writes ``text``; entities (``bot_command`` for ``/cmd``, URLs, ...) are
+        detected as Telegram does."""
+        clean, entities = fix_text(text, [])
+        content: JSON = {"text": clean}
+        if entities:
+            content["entities"] = entities
+        return self._push_message(chat_id, from_user, content, reply_to_message_id)
+
+    def send_photo(
+        self,
+        chat_id: int,
+        from_user: int,
+        data: bytes | Sequence[bytes],
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> JSON:
+        """A photo; ``data`` may list several sizes, smallest first (Telegram's order)."""
+        blobs = [data] if isinstance(data, bytes) else list(data)
+        content: JSON = {"photo": self.world.photo_sizes(blobs)}
+        self._add_caption(content, caption, media_group_id)
+        return self._push_message(chat_id, from_user, content, reply_to_message_id)
+
+    def send_document(
+        self,
+        chat_id: int,
+        from_user: int,
+        data: bytes,
+        file_name: str,
+        mime_type: str,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        reply_to_message_id: int | None = None,
+        *,
+        file_size: int | None = None,
+    ) -> JSON:
+        extension = file_name.rpartition(".")[2] if "." in file_name else "bin"
+        record = self.world.add_file(data, file_size, "documents", extension)
+        document = {**record.to_api(with_path=False), "file_name": file_name}
+        document["mime_type"] = mime_type
+        content: JSON = {"document": document}
+        self._add_caption(content, caption, media_group_id)
+        return self._push_message(chat_id, from_user, content, reply_to_message_id)
+
+    def press_button(
+        self, chat_id: int, from_user: int, message_id: int, callback_data: str
+    ) -> JSON:
+        """The user presses the inline button carrying ``callback_data`` on a bot message."""
+        user = self.world.user(from_user)
+        record = self.world.record(chat_id, message_id)
+        if record is None or not record.from_bot:
+            raise ValueError(f"no bot message {message_id} in chat {chat_id}")
+        rows = record.message.get("reply_markup", {}).get("inline_keyboard", [])
+        if not any(b.get("callback_data") == callback_data for row in rows for b in row):
+            raise ValueError(f"message {message_id} has no button with data {callback_data!r}")
+        query: JSON = {
+            "id": self.world.new_callback_query_id(),
+            "from": user.to_api(),
+            "message": copy.deepcopy(record.message),
+            "chat_instance": str(abs(hash((chat_id, self.world.bot_id)))),
+            "data": callback_data,
+        }
+        self.world.updates.push("callback_query", query)
+        return copy.deepcopy(query)
+
+    @staticmethod
+    def _add_caption(content: JSON, caption: str | None, media_group_id: str | None) -> None:
+        if caption:
+            text, entities = fix_text(caption, [])
+            content["caption"] = text
+            if entities:
+                content["caption_entities"] = entities
+        if media_group_id is not None:
+            content["media_group_id"] = str(media_group_id)
+
+    def _push_message(
+        self, chat_id: int, from_user: int, content: JSON, reply_to_message_id: int | None
+    ) -> JSON:
+        chat = self.world.chat(chat_id)
+        user = self.world.user(from_user)
+        if chat.type == "private":
+            if chat_id != from_user:
+                raise ValueError("in a private chat, chat_id is the user's id")
+            user.started = True  # writing to the bot lets it answer
+        if reply_to_message_id is not None:
+            target = self.world.record(chat_id, reply_to_message_id)
+            if target is None:
+                raise ValueError(f"no message {reply_to_message_id} in chat {chat_id}")
+            content["reply_to_message"] = self.world.reply_target(
+                chat_id, reply_to_message_id, allow_missing=False
+            )
+        record = self.world.add_message(chat, user.to_api(), content)
+        message = copy.deepcopy(record.message)
+        if self._delivered(chat, message):
+            self.world.updates.push("message", copy.deepcopy(message))
+        return message
+
+    def _delivered(self, chat: ChatRecord, message: JSON) -> bool:
+        """Privacy mode: in groups a bot sees only commands and replies to itself."""
+        if not self.world.privacy_mode or chat.user is not None or chat.bot_is_admin:
+            return True
+        text = message.get("text") or message.get("caption") or ""
+        if text.startswith("/"):
+            command = text.split()[0]
+            addressee = command.partition("@")[2]
+            return not addressee or addressee.lower() == self.world.bot_username.lower()
+        replied = message.get("reply_to_message", {})
+        return bool(replied.get("from", {}).get("id") == self.world.bot_id)
+
+    # --- what the bot did ---------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[SentCall]:
+        name = BY_LOWER_NAME.get(method.lower(), method)
+        return [call for call in self.calls if call.method == name]
+
+    def messages(self, chat_id: int) -> list[JSON]:
+        """The bot's messages in the chat, current state, with ``deleted``/``edited``."""
+        return self.world.bot_messages(chat_id)
+
+    def message(self, chat_id: int, message_id: int) -> JSON:
+        """Any message of the chat (the bot's or a user's), current state."""
+        record = self.world.messages.get(chat_id, {}).get(message_id)
+        if record is None:
+            raise KeyError(f"no message {message_id} in chat {chat_id}")
+        return record.snapshot()
+
+    @property
+    def pending_updates(self) -> list[JSON]:
+        """Updates the bot has not confirmed yet (with a later getUpdates offset)."""
+        return self.world.updates.pending
+
+    async def wait_for(
+        self, predicate: Callable[[SentCall], bool], timeout: float = 5.0
+    ) -> SentCall:
+        """The first call (already received or still to come) matching ``predicate``."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            if self._calls_changed is None:
+                self._calls_changed = asyncio.Event()
+            changed = self._calls_changed
+            for call in self.calls[seen:]:
+                if predicate(call):
+                    return call
+            seen = len(self.calls)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no matching Bot API call within {timeout} s; calls: {self.summary()}"
+                )
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    def summary(self) -> str:
+        if not self.calls:
+            return "(none)"
+        return "; ".join(_describe(call) for call in self.calls)
+
+
+def _describe(call: SentCall) -> str:
+    shown = {
+        key: (f"<{len(value)} bytes>" if isinstance(value, bytes) else value)
+        for key, value in call.params.items()
+    }
+    status = "" if call.ok else f" -> {call.status}"
+    return f"{call.method}({shown}){status}"
+
+
+__all__ = ["DEFAULT_TOKEN", "SentCall", "TelegramEmulator"]
