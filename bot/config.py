@@ -179,9 +179,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     return parse_config(raw, base_dir=path.parent, environ=environ)
 
 
-def parse_config(
-    raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str]
-) -> Config:
+def parse_config(raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str]) -> Config:
     root = _Table(raw, "", ROOT_KEYS)
     hosts_table = root.table("hosts")
     hosts = {

@@ -8,6 +8,7 @@ included, whatever logger produced it.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterable
 
@@ -55,15 +56,23 @@ class RedactingFormatter(logging.Formatter):
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure_logging(level: int = logging.WARNING, secrets: Iterable[str] = ()) -> Redactor:
+def level_from_environment(default: int = logging.WARNING) -> int:
+    """``REHOST_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR) or ``default``."""
+    name = os.environ.get("REHOST_LOG_LEVEL", "").strip().upper()
+    value = logging.getLevelName(name) if name else default
+    return value if isinstance(value, int) else default
+
+
+def configure_logging(level: int | None = None, secrets: Iterable[str] = ()) -> Redactor:
     """Set up root logging once, masking ``secrets``; returns the redactor to add more."""
+    level = level_from_environment() if level is None else level
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=level, format=DEFAULT_FORMAT)
     root.setLevel(level)
-    # Request lines carry URLs; keep them out of ordinary logs entirely.
+    # Request lines carry URLs: out of ordinary logs; at DEBUG they show, masked.
     for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+        logging.getLogger(noisy).setLevel(level if level <= logging.DEBUG else logging.WARNING)
     return protect_handlers(root.handlers, secrets)
 
 

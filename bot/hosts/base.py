@@ -35,6 +35,12 @@ class UploadSource:
     sha256: str
     path: Path | None = None
     data: bytes | None = None
+    temporary: bool = False  # the file at ``path`` is ours to delete when done
+
+    def discard(self) -> None:
+        """Remove a temporary spool file (no-op otherwise)."""
+        if self.temporary and self.path is not None:
+            self.path.unlink(missing_ok=True)
 
     def open(self) -> IO[bytes]:
         """A fresh binary stream over the bytes (one per attempt, so retries start at 0)."""

@@ -16,7 +16,14 @@ from typing import Any, ClassVar
 
 import httpx
 
-from bot.errors import CredentialsError, FileRejected, HostError, HostRefused, RateLimited
+from bot.errors import (
+    CredentialsError,
+    FileRejected,
+    HostError,
+    HostRefused,
+    HostUnavailable,
+    RateLimited,
+)
 from bot.expiration import Duration, chevereto_interval
 from bot.hosts.base import HostClient, UploadedImage, UploadSource, error_parts, text_field
 
@@ -105,18 +112,24 @@ class CheveretoClient(HostClient):
             return FileRejected(self.name, f"{self.name} refused the file: {detail}", detail)
         return self.refused(response, message)
 
-    async def delete(self, delete_url: str) -> DeleteOutcome:
-        """Delete by requesting the delete link; the redirect it answers is the success."""
-        response = await self._send("GET", delete_url, follow_redirects=False)
-        if response.status_code in (301, 302, 303, 307, 308):
-            return DeleteOutcome.DELETED
-        if response.status_code in (404, 410):
-            return DeleteOutcome.ALREADY_GONE
-        if response.status_code >= 500:
-            raise self.server_error(response)
-        raise HostRefused(
-            self.name, f"{self.name} did not confirm the deletion (HTTP {response.status_code})"
-        )
+
+async def delete_by_link(http: httpx.AsyncClient, delete_url: str, host: str) -> DeleteOutcome:
+    """Delete by requesting the delete link. It answers a redirect to the viewer page with
+    ``?deleted``; that redirect is the success and is not followed (the page is a 404 now).
+    """
+    try:
+        response = await http.get(delete_url, follow_redirects=False, timeout=30.0)
+    except httpx.TimeoutException:
+        raise HostUnavailable(host, f"{host} did not answer in time") from None
+    except httpx.TransportError:
+        raise HostUnavailable(host, f"{host} could not be reached") from None
+    if response.status_code in (301, 302, 303, 307, 308):
+        return DeleteOutcome.DELETED
+    if response.status_code in (404, 410):
+        return DeleteOutcome.ALREADY_GONE
+    if response.status_code >= 500:
+        raise HostUnavailable(host, f"{host} is having trouble (HTTP {response.status_code})")
+    raise HostRefused(host, f"{host} did not confirm the deletion (HTTP {response.status_code})")
 
 
 def _gmt(value: str | None) -> datetime | None:

@@ -19,9 +19,7 @@ PRESETS: dict[str, Preset] = {
     "imgz.io": Preset("chevereto", "https://www.imgz.io/api/1/upload", 10 * MB),
     "imagehosting.me": Preset("chevereto", "https://imagehosting.me/api/1/upload", 10 * MB),
     "uploadimage.io": Preset("chevereto", "https://uploadimage.io/api/1/upload", 10 * MB),
-    "images-uploader.com": Preset(
-        "chevereto", "https://images-uploader.com/api/1/upload", 10 * MB
-    ),
+    "images-uploader.com": Preset("chevereto", "https://images-uploader.com/api/1/upload", 10 * MB),
 }
 
 # Limits assumed for a custom endpoint when the operator does not state one.

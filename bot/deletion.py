@@ -1,0 +1,118 @@
+"""DeleteService: delete an upload on its owner's request.
+
+Chevereto uploads are deleted by requesting their delete link (the bot does it; a redirect
+answers success, 404 means already gone). ImgBB-style hosts have no delete API: the owner
+gets the link to open and confirm, and the bot never fetches it. Either way the record is
+marked and the result names the bot messages the adapter should remove or edit.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+
+from bot.errors import HostError
+from bot.hosts.chevereto import DeleteOutcome, delete_by_link
+from bot.store import DELETED, BotMessage, Store, UploadRecord
+
+log = logging.getLogger(__name__)
+
+
+class DeleteStatus(enum.Enum):
+    DELETED = "deleted"  # the host confirmed it
+    ALREADY_GONE = "already_gone"  # the host no longer had it
+    OPEN_LINK = "open_link"  # the owner must open delete_url (ImgBB-style hosts)
+    UNLISTED = "unlisted"  # links reused from another owner: removed from this owner's list
+    NOT_ALLOWED = "not_allowed"  # no such upload of this requester
+    NOT_POSSIBLE = "not_possible"  # the host gave no delete link
+    FAILED = "failed"  # the host could not be reached; nothing changed
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    status: DeleteStatus
+    message: str  # for the requester, in private
+    upload: UploadRecord | None = None
+    delete_url: str | None = None  # only with OPEN_LINK, only for the owner, only in private
+    bot_messages: list[BotMessage] = field(default_factory=list)
+
+    @property
+    def removed(self) -> bool:
+        """Whether the image is gone (or dropped from the list) and posts should change."""
+        return self.status in (
+            DeleteStatus.DELETED,
+            DeleteStatus.ALREADY_GONE,
+            DeleteStatus.UNLISTED,
+        )
+
+
+class DeleteService:
+    def __init__(self, store: Store, http: httpx.AsyncClient) -> None:
+        self.store = store
+        self._http = http
+
+    async def delete(self, upload_id: int, platform: str, requester_id: str) -> DeleteResult:
+        upload = self.store.upload(upload_id)
+        if upload is None or upload.platform != platform or upload.owner_id != requester_id:
+            # The same answer whether it exists or not: ids reveal nothing about others.
+            return DeleteResult(
+                DeleteStatus.NOT_ALLOWED, f"You have no upload #{upload_id}; see /mine."
+            )
+        if upload.state != "active":
+            return DeleteResult(
+                DeleteStatus.ALREADY_GONE, f"Upload #{upload_id} is already {upload.state}.", upload
+            )
+        if upload.reused_from is not None:
+            return self._finish(
+                upload,
+                DeleteStatus.UNLISTED,
+                f"Removed #{upload_id} from your list. Someone else uploaded the same image "
+                "first, so it stays on the host until they delete it or it expires.",
+            )
+        if upload.dialect == "imgbb" and upload.delete_url:
+            self.store.set_state(upload.id, DELETED)
+            return DeleteResult(
+                DeleteStatus.OPEN_LINK,
+                f"{upload.host} has no delete API: open this link and confirm to delete "
+                f"#{upload_id}. It is marked deleted here.",
+                upload,
+                delete_url=upload.delete_url,
+                bot_messages=self.store.bot_messages(upload.id),
+            )
+        if not upload.delete_url:
+            return DeleteResult(
+                DeleteStatus.NOT_POSSIBLE,
+                f"{upload.host} gave no delete link for #{upload_id}; it cannot be deleted "
+                "from here.",
+                upload,
+            )
+        try:
+            outcome = await delete_by_link(self._http, upload.delete_url, upload.host)
+        except HostError as error:
+            log.warning("deleting upload %d failed: %s", upload.id, error.user_message)
+            return DeleteResult(
+                DeleteStatus.FAILED,
+                f"Could not delete #{upload_id} now ({error.user_message}); try again later.",
+                upload,
+            )
+        if outcome is DeleteOutcome.DELETED:
+            return self._finish(upload, DeleteStatus.DELETED, f"Deleted #{upload_id}.")
+        return self._finish(
+            upload,
+            DeleteStatus.ALREADY_GONE,
+            f"#{upload_id} was already gone from {upload.host}; marked deleted.",
+        )
+
+    def _finish(self, upload: UploadRecord, status: DeleteStatus, message: str) -> DeleteResult:
+        """Mark the upload (and, when the image itself is gone, every reuse of it) deleted."""
+        affected = [upload]
+        if status is not DeleteStatus.UNLISTED:
+            affected += [r for r in self.store.sharing(upload.id) if r.state == "active"]
+        messages: list[BotMessage] = []
+        for record in affected:
+            self.store.set_state(record.id, DELETED)
+            messages += self.store.bot_messages(record.id)
+        return DeleteResult(status, message, upload, bot_messages=messages)

@@ -1,0 +1,151 @@
+"""Bounded, streaming download of chat attachments.
+
+The platform's declared size is checked before any byte is fetched; the cap is enforced
+again while streaming (declared sizes and Content-Length can lie) and the download is
+aborted the moment it is exceeded. The first bytes decide whether it is an image at all.
+Small files stay in memory; past ``spool_threshold`` the bytes go to a temporary file, so
+memory stays bounded however large or numerous the attachments are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from bot.hosts.base import UploadSource
+from bot.media import SNIFF_BYTES, SUPPORTED, ImageType, human_size, sniff
+
+CHUNK = 64 * 1024
+FORMATS = ", ".join(t.extension.upper() for t in SUPPORTED)
+
+
+@dataclass(frozen=True)
+class FetchProblem:
+    """Why an attachment was not fetched, in words fit for the user."""
+
+    kind: str  # too_large, not_image, unavailable
+    message: str
+
+
+class Fetcher:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        max_bytes: int,
+        spool_threshold: int = 1024 * 1024,
+        spool_dir: Path | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> None:
+        self._http = http
+        self.max_bytes = max_bytes
+        self._spool_threshold = spool_threshold
+        self._spool_dir = spool_dir
+        self._timeout = timeout or httpx.Timeout(60.0, connect=10.0)
+
+    def too_large(self, size: int) -> FetchProblem:
+        return FetchProblem(
+            "too_large",
+            f"the file is {human_size(size)}; the limit is {human_size(self.max_bytes)}",
+        )
+
+    def not_image(self) -> FetchProblem:
+        return FetchProblem("not_image", f"the file is not a supported image ({FORMATS})")
+
+    async def fetch(
+        self, url: str, *, filename: str, declared_size: int | None = None
+    ) -> UploadSource | FetchProblem:
+        """Download ``url`` into an :class:`UploadSource`, or say why not."""
+        if declared_size is not None and declared_size > self.max_bytes:
+            return self.too_large(declared_size)
+        try:
+            async with self._http.stream("GET", url, timeout=self._timeout) as response:
+                if response.status_code != 200:
+                    return FetchProblem(
+                        "unavailable",
+                        f"the file could not be downloaded (HTTP {response.status_code})",
+                    )
+                length = response.headers.get("content-length", "")
+                if length.isdigit() and int(length) > self.max_bytes:
+                    return self.too_large(int(length))
+                return await self._read(response, filename)
+        except httpx.TimeoutException:
+            return FetchProblem("unavailable", "downloading the file took too long")
+        except httpx.TransportError:
+            return FetchProblem("unavailable", "the file could not be downloaded")
+
+    async def _read(self, response: httpx.Response, filename: str) -> UploadSource | FetchProblem:
+        spool = _Spool(self._spool_threshold, self._spool_dir)
+        digest = hashlib.sha256()
+        head = b""
+        image_type = None
+        try:
+            async for chunk in response.aiter_bytes(CHUNK):
+                if spool.size + len(chunk) > self.max_bytes:
+                    return self.too_large(spool.size + len(chunk))  # closing aborts the download
+                if image_type is None:
+                    head = (head + chunk)[:SNIFF_BYTES]
+                    if len(head) >= SNIFF_BYTES:
+                        image_type = sniff(head)
+                        if image_type is None:
+                            return self.not_image()
+                digest.update(chunk)
+                spool.write(chunk)
+            image_type = image_type or sniff(head)
+            if image_type is None:
+                return self.not_image()
+            source = spool.source(filename, image_type, digest.hexdigest())
+            spool.keep()
+            return source
+        finally:
+            spool.close()
+
+
+class _Spool:
+    """Bytes in memory until ``threshold``, then in a temporary file."""
+
+    def __init__(self, threshold: int, directory: Path | None) -> None:
+        self._threshold = threshold
+        self._directory = directory
+        self._buffer: bytearray | None = bytearray()
+        self._file: IO[bytes] | None = None
+        self._path: Path | None = None
+        self._kept = False
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._buffer is not None:
+            self._buffer += chunk
+            if len(self._buffer) <= self._threshold:
+                return
+            descriptor, name = tempfile.mkstemp(prefix="rehost-", dir=self._directory)
+            self._file = os.fdopen(descriptor, "wb")
+            self._path = Path(name)
+            chunk, self._buffer = bytes(self._buffer), None
+        assert self._file is not None
+        self._file.write(chunk)
+
+    def source(self, filename: str, image_type: ImageType, sha256: str) -> UploadSource:
+        if self._buffer is not None:
+            return UploadSource(filename, image_type, self.size, sha256, data=bytes(self._buffer))
+        assert self._file is not None and self._path is not None
+        self._file.flush()
+        return UploadSource(
+            filename, image_type, self.size, sha256, path=self._path, temporary=True
+        )
+
+    def keep(self) -> None:
+        self._kept = True
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if not self._kept and self._path is not None:
+            self._path.unlink(missing_ok=True)

@@ -1,0 +1,380 @@
+"""RehostService: the one thing adapters call to rehost images.
+
+An adapter turns a chat event into a :class:`RehostRequest` and posts the
+:class:`RehostResult` list it gets back. Everything else happens here, the same for every
+platform: rate limiting, writing job rows before any work (so a crash loses nothing),
+fetching, deduplication, upload with retry and failover, and recording the upload before
+the adapter posts anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from bot.errors import ExpirationError
+from bot.expiration import Duration, chevereto_interval, parse_duration
+from bot.fetch import Fetcher, FetchProblem
+from bot.hosts.base import UploadSource
+from bot.ratelimit import SlidingWindowLimiter
+from bot.store import ChatSettings, JobRecord, Store, UploadRecord, now_utc
+from bot.uploader import Uploader
+
+log = logging.getLogger(__name__)
+
+# A recovered job is given up after this many starts (it may be what crashes the bot).
+MAX_JOB_ATTEMPTS = 3
+# Dedup accepts an earlier upload whose remaining life is at least this share of what a
+# fresh upload would get: an identical request a minute later still reuses it.
+DEDUP_LIFETIME_SHARE = 0.9
+GENERIC_FAILURE = "something went wrong while rehosting this image"
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where an attachment's bytes are, and what the platform says about them."""
+
+    filename: str
+    url: str | None = None  # fetchable as is (a Discord attachment)
+    file_id: str | None = None  # resolved to a URL by the platform's resolver (Telegram)
+    declared_size: int | None = None
+    declared_mime: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> SourceRef:
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+# Turns a platform reference (e.g. a Telegram file_id) into a download URL, or raises
+# ValueError with a user-fit message (e.g. the file is over the platform's download limit).
+Resolver = Callable[[SourceRef], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class RehostRequest:
+    platform: str
+    chat_id: str
+    owner_id: str
+    sources: Sequence[SourceRef]
+    message_id: str | None = None
+    expiration: Duration | None = None
+    use_default_expiration: bool = True  # False: ``expiration`` was given (None = never)
+
+
+@dataclass(frozen=True)
+class RehostResult:
+    source: SourceRef
+    upload: UploadRecord | None = None
+    dedup: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.upload is not None
+
+    @property
+    def delete_url(self) -> str | None:
+        """The owner's delete link (never set for links reused from another owner)."""
+        return self.upload.delete_url if self.upload else None
+
+
+@dataclass
+class RecoveredBatch:
+    """An interrupted rehost finished after a restart, for the adapter to post."""
+
+    platform: str
+    chat_id: str | None
+    owner_id: str
+    message_id: str | None
+    results: list[RehostResult] = field(default_factory=list)
+
+
+class RehostService:
+    def __init__(
+        self,
+        store: Store,
+        uploader: Uploader,
+        fetcher: Fetcher,
+        *,
+        default_expiration: Duration | None = None,
+        max_concurrency: int = 4,
+        limiter: SlidingWindowLimiter | None = None,
+        resolvers: dict[str, Resolver] | None = None,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.store = store
+        self.uploader = uploader
+        self.fetcher = fetcher
+        self.default_expiration = default_expiration
+        self.limiter = limiter or SlidingWindowLimiter(20, 600.0)
+        self.resolvers = resolvers or {}
+        self._gate = asyncio.Semaphore(max_concurrency)
+        self._clock = clock
+
+    # --- the main path -------------------------------------------------------------------
+
+    async def rehost(self, request: RehostRequest) -> list[RehostResult]:
+        """One result per source, in order; each failure carries a message for the user."""
+        duration = self._duration(request)
+        user_key = f"{request.platform}:{request.owner_id}"
+        granted = self.limiter.take(user_key, len(request.sources))
+        allowed, refused = request.sources[:granted], request.sources[granted:]
+        label = duration.label() if duration else None
+        job_ids = self.store.add_jobs(
+            uuid.uuid4().hex,
+            {
+                "platform": request.platform,
+                "chat_id": request.chat_id,
+                "message_id": request.message_id,
+                "owner_id": request.owner_id,
+                "expiration": label,
+            },
+            [source.to_json() for source in allowed],
+        )
+        results = await asyncio.gather(
+            *(
+                self._run_job(
+                    job_id, request.platform, request.chat_id, request.owner_id, ref, duration
+                )
+                for job_id, ref in zip(job_ids, allowed, strict=True)
+            )
+        )
+        wait = self.limiter.retry_after(user_key)
+        limit_message = (
+            f"you have rehosted {self.limiter.limit} images recently; try again in {_minutes(wait)}"
+        )
+        return [*results, *(RehostResult(s, error=limit_message) for s in refused)]
+
+    def _duration(self, request: RehostRequest) -> Duration | None:
+        if not request.use_default_expiration:
+            return request.expiration
+        chat = self.store.chat_settings(request.platform, request.chat_id)
+        if chat.default_expiration:
+            try:
+                return parse_duration(chat.default_expiration)
+            except ExpirationError:
+                log.warning("ignoring a bad stored expiration for chat %s", request.chat_id)
+        return self.default_expiration
+
+    async def _run_job(
+        self,
+        job_id: int,
+        platform: str,
+        chat_id: str | None,
+        owner_id: str,
+        ref: SourceRef,
+        duration: Duration | None,
+    ) -> RehostResult:
+        self.store.job_attempted(job_id)
+        try:
+            async with self._gate:
+                result = await self._rehost_one(platform, chat_id, owner_id, ref, duration)
+        except Exception:
+            log.exception("rehosting job %d failed unexpectedly", job_id)
+            self.store.finish_job(job_id, "failed", error=GENERIC_FAILURE)
+            return RehostResult(ref, error=GENERIC_FAILURE)
+        if result.upload is not None:
+            self.store.finish_job(job_id, "dedup" if result.dedup else "uploaded", result.upload.id)
+        else:
+            self.store.finish_job(job_id, "failed", error=result.error)
+        return result
+
+    async def _rehost_one(
+        self,
+        platform: str,
+        chat_id: str | None,
+        owner_id: str,
+        ref: SourceRef,
+        duration: Duration | None,
+    ) -> RehostResult:
+        fetched = await self._fetch(platform, ref)
+        if isinstance(fetched, FetchProblem):
+            return RehostResult(ref, error=fetched.message)
+        try:
+            hosts = self._hosts(platform, chat_id)
+            reused = self._reuse(platform, chat_id, owner_id, fetched, hosts, duration, ref)
+            if reused is not None:
+                return reused
+            outcome = await self.uploader.upload(fetched, duration, hosts=hosts)
+            if outcome.image is None:
+                return RehostResult(ref, error=outcome.reason())
+            image = outcome.image
+            upload_id = self.store.add_upload(
+                platform=platform,
+                chat_id=chat_id,
+                message_id=None,
+                owner_id=owner_id,
+                sha256=fetched.sha256,
+                size=fetched.size,
+                mime=fetched.image_type.mime,
+                host=image.host,
+                dialect=image.dialect,
+                host_image_id=image.image_id,
+                viewer_url=image.viewer_url,
+                url=image.url,
+                delete_url=image.delete_url,
+                expires_at=image.expires_at,
+            )
+            record = self.store.upload(upload_id)
+            assert record is not None
+            return RehostResult(ref, upload=record)
+        finally:
+            fetched.discard()
+
+    async def _fetch(self, platform: str, ref: SourceRef) -> UploadSource | FetchProblem:
+        url = ref.url
+        if url is None:
+            resolver = self.resolvers.get(platform)
+            if resolver is None or ref.file_id is None:
+                return FetchProblem("unavailable", "the file cannot be downloaded")
+            try:
+                url = await resolver(ref)
+            except ValueError as error:
+                return FetchProblem("unavailable", str(error))
+        return await self.fetcher.fetch(url, filename=ref.filename, declared_size=ref.declared_size)
+
+    def _hosts(self, platform: str, chat_id: str | None) -> tuple[str, ...]:
+        configured = tuple(client.name for client in self.uploader.clients)
+        if chat_id is None:
+            return configured
+        override = self.store.chat_settings(platform, chat_id).hosts
+        chosen = tuple(h for h in override or () if h in configured)
+        return chosen or configured
+
+    # --- dedup ---------------------------------------------------------------------------
+
+    def _reuse(
+        self,
+        platform: str,
+        chat_id: str | None,
+        owner_id: str,
+        source: UploadSource,
+        hosts: tuple[str, ...],
+        duration: Duration | None,
+        ref: SourceRef,
+    ) -> RehostResult | None:
+        now = self._clock()
+        candidates = self.store.reusable(source.sha256, hosts, now, forever=duration is None)
+        for record in candidates:
+            if duration is not None and not self._lasts(record, duration, now):
+                continue
+            if record.platform == platform and record.owner_id == owner_id:
+                return RehostResult(ref, upload=record, dedup=True)
+            original = record.reused_from or record.id
+            upload_id = self.store.add_upload(
+                platform=platform,
+                chat_id=chat_id,
+                owner_id=owner_id,
+                sha256=record.sha256,
+                size=record.size,
+                mime=record.mime,
+                host=record.host,
+                dialect=record.dialect,
+                host_image_id=record.host_image_id,
+                viewer_url=record.viewer_url,
+                url=record.url,
+                delete_url=None,  # the first owner's, never handed on
+                expires_at=record.expires_at,
+                reused_from=original,
+            )
+            shared = self.store.upload(upload_id)
+            assert shared is not None
+            return RehostResult(ref, upload=shared, dedup=True)
+        return None
+
+    def _lasts(self, record: UploadRecord, duration: Duration, now: datetime) -> bool:
+        """Whether ``record`` lives about as long as a fresh upload for ``duration`` would."""
+        if record.expires_at is None:
+            return False  # asked to expire; a never-expiring copy would outlive the wish
+        effective = duration
+        if record.dialect == "chevereto":
+            try:
+                effective = chevereto_interval(duration, now)[1]
+            except ExpirationError:
+                return False
+        fresh = effective.after(now) - now
+        return record.expires_at - now >= timedelta(
+            seconds=fresh.total_seconds() * DEDUP_LIFETIME_SHARE
+        )
+
+    # --- after the upload ----------------------------------------------------------------
+
+    def remember_reply(
+        self, upload_id: int, platform: str, chat_id: str, message_id: str, *, public: bool
+    ) -> None:
+        """Record a bot message showing this upload, so deleting can remove or edit it."""
+        self.store.add_bot_message(
+            upload_id, platform, chat_id, message_id, "public" if public else "private"
+        )
+
+    def live_uploads(self, platform: str, owner_id: str, limit: int = 25) -> list[UploadRecord]:
+        return self.store.live_uploads(platform, owner_id, self._clock(), limit)
+
+    def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
+        return self.store.chat_settings(platform, chat_id)
+
+    def set_auto_rehost(
+        self, platform: str, chat_id: str, enabled: bool, expiration: Duration | None = None
+    ) -> ChatSettings:
+        current = self.store.chat_settings(platform, chat_id)
+        updated = ChatSettings(
+            auto_rehost=enabled,
+            default_expiration=expiration.label() if expiration else current.default_expiration,
+            hosts=current.hosts,
+        )
+        self.store.set_chat_settings(platform, chat_id, updated)
+        return updated
+
+    def sweep_expired(self) -> int:
+        """Mark uploads whose expiry has passed (run periodically)."""
+        return self.store.expire_due(self._clock())
+
+    # --- crash recovery ------------------------------------------------------------------
+
+    async def recover(self, platform: str) -> list[RecoveredBatch]:
+        """Finish the jobs a previous run left pending, grouped per original message.
+
+        Each batch carries results for all its sources, including those finished before the
+        crash, so the adapter can post one complete reply.
+        """
+        pending = self.store.pending_jobs(platform)
+        batches: dict[str, list[JobRecord]] = {}
+        for job in pending:
+            batches.setdefault(job.batch, []).append(job)
+        recovered = []
+        for batch, jobs in batches.items():
+            first = jobs[0]
+            await asyncio.gather(*(self._resume(job) for job in jobs))
+            done = RecoveredBatch(platform, first.chat_id, first.owner_id, first.message_id)
+            done.results = [self._stored_result(row) for row in self.store.job_results(batch)]
+            recovered.append(done)
+        return recovered
+
+    async def _resume(self, job: JobRecord) -> RehostResult:
+        ref = SourceRef.from_json(job.source)
+        if job.attempts >= MAX_JOB_ATTEMPTS:
+            self.store.abandon_job(job.id, GENERIC_FAILURE)
+            return RehostResult(ref, error=GENERIC_FAILURE)
+        duration = parse_duration(job.expiration) if job.expiration else None
+        return await self._run_job(job.id, job.platform, job.chat_id, job.owner_id, ref, duration)
+
+    def _stored_result(self, row: dict[str, object]) -> RehostResult:
+        ref = SourceRef.from_json(json.loads(str(row["source"])))
+        upload_id = row.get("upload_id")
+        record = self.store.upload(int(upload_id)) if isinstance(upload_id, int) else None
+        if record is None:
+            return RehostResult(ref, error=str(row.get("error") or GENERIC_FAILURE))
+        return RehostResult(ref, upload=record, dedup=row.get("outcome") == "dedup")
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"

@@ -1,0 +1,485 @@
+"""SQLite storage through sqlite-utils: schema, migrations, and the queries the service needs.
+
+The database runs in WAL mode so a crash loses nothing committed, and every write is its
+own transaction. ``PRAGMA user_version`` records which migrations have run; each migration
+runs once, in a transaction, so a database from any earlier version upgrades in place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+ACTIVE, DELETED, EXPIRED, FAILED = "active", "deleted", "expired", "failed"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def to_text(moment: datetime | None) -> str | None:
+    """ISO 8601 UTC with a ``Z``: sorts and compares correctly as text in SQL."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_text(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+
+def _v1_first_schema(db: sqlite_utils.Database) -> None:
+    db.table("uploads").create(
+        {
+            "id": int,
+            "platform": str,
+            "chat_id": str,
+            "message_id": str,
+            "owner_id": str,
+            "sha256": str,
+            "size": int,
+            "mime": str,
+            "host": str,
+            "dialect": str,
+            "host_image_id": str,
+            "viewer_url": str,
+            "url": str,
+            "delete_url": str,
+            "expires_at": str,
+            "created_at": str,
+            "state": str,
+        },
+        pk="id",
+        not_null={"platform", "owner_id", "sha256", "host", "viewer_url", "state"},
+    )
+    db.table("uploads").create_index(["sha256"])
+    db.table("chat_settings").create(
+        {"platform": str, "chat_id": str, "auto_rehost": int, "default_expiration": str},
+        pk=("platform", "chat_id"),
+    )
+
+
+def _v2_jobs_and_replies(db: sqlite_utils.Database) -> None:
+    uploads = db.table("uploads")
+    uploads.add_column("updated_at", str)
+    # A dedup hit by another owner reuses the public links of this upload, never its delete link.
+    uploads.add_column("reused_from", int)
+    uploads.create_index(["owner_id", "state"])
+    settings = db.table("chat_settings")
+    settings.add_column("hosts", str)  # JSON list overriding upload.hosts for this chat
+    db.table("bot_messages").create(
+        {
+            "id": int,
+            "upload_id": int,
+            "platform": str,
+            "chat_id": str,
+            "message_id": str,
+            "visibility": str,  # "public" or "private"
+        },
+        pk="id",
+        foreign_keys=[("upload_id", "uploads", "id")],
+    )
+    db.table("bot_messages").create_index(["upload_id"])
+    db.table("jobs").create(
+        {
+            "id": int,
+            "batch": str,  # one chat message (or album): its sources are answered together
+            "position": int,
+            "platform": str,
+            "chat_id": str,
+            "message_id": str,
+            "owner_id": str,
+            "source": str,  # JSON: how to fetch the bytes again after a crash
+            "expiration": str,
+            "state": str,  # pending, done, failed, abandoned
+            "outcome": str,  # uploaded, dedup, failed
+            "upload_id": int,
+            "error": str,
+            "attempts": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("jobs").create_index(["state"])
+    db.table("jobs").create_index(["batch"])
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _v1_first_schema,
+    _v2_jobs_and_replies,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    id: int
+    platform: str
+    chat_id: str | None
+    message_id: str | None
+    owner_id: str
+    sha256: str
+    size: int
+    mime: str | None
+    host: str
+    dialect: str | None
+    host_image_id: str | None
+    viewer_url: str
+    url: str | None
+    delete_url: str | None
+    expires_at: datetime | None
+    created_at: datetime | None
+    state: str
+    reused_from: int | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> UploadRecord:
+        values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
+        values["expires_at"] = from_text(row.get("expires_at"))
+        values["created_at"] = from_text(row.get("created_at"))
+        return cls(**values)
+
+    def live(self, at: datetime) -> bool:
+        return self.state == ACTIVE and (self.expires_at is None or self.expires_at > at)
+
+
+@dataclass(frozen=True)
+class BotMessage:
+    upload_id: int
+    platform: str
+    chat_id: str
+    message_id: str
+    visibility: str
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    batch: str
+    position: int
+    platform: str
+    chat_id: str | None
+    message_id: str | None
+    owner_id: str
+    source: dict[str, Any]
+    expiration: str | None
+    state: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    auto_rehost: bool = False
+    default_expiration: str | None = None
+    hosts: tuple[str, ...] | None = None
+
+
+class Store:
+    def __init__(self, path: Path | str | None = None) -> None:
+        """Open (creating and migrating) the database; ``None`` keeps it in memory."""
+        if path is None:
+            self.db = sqlite_utils.Database(memory=True)
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(path)
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def version(self) -> int:
+        row = self.db.execute("PRAGMA user_version").fetchone()
+        return int(row[0])
+
+    def migrate(self) -> None:
+        current = self.version
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the database is from a newer rehost (schema {current} > {SCHEMA_VERSION})"
+            )
+        for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.db.atomic():
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    def _rows(
+        self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()
+    ) -> Iterator[dict[str, Any]]:
+        return self.db.query(sql, params)
+
+    # --- uploads ---------------------------------------------------------------------------
+
+    def add_upload(self, **values: Any) -> int:
+        stamp = to_text(now_utc())
+        values.setdefault("created_at", stamp)
+        values["updated_at"] = stamp
+        values.setdefault("state", ACTIVE)
+        if isinstance(values.get("expires_at"), datetime):
+            values["expires_at"] = to_text(values["expires_at"])
+        with self.db.atomic():
+            table = self.db.table("uploads")
+            table.insert(values)
+            return _last_pk(table)
+
+    def upload(self, upload_id: int) -> UploadRecord | None:
+        rows = list(self._rows("select * from uploads where id = ?", (upload_id,)))
+        return UploadRecord.from_row(rows[0]) if rows else None
+
+    def set_state(self, upload_id: int, state: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "update uploads set state = ?, updated_at = ? where id = ?",
+                (state, to_text(now_utc()), upload_id),
+            )
+
+    def reusable(
+        self, sha256: str, hosts: tuple[str, ...], at: datetime, *, forever: bool
+    ) -> list[UploadRecord]:
+        """Live uploads of these bytes on these hosts (only never-expiring ones when
+        ``forever``), originals before reused copies, newest first."""
+        marks = ",".join("?" for _ in hosts)
+        sql = (
+            f"select * from uploads where sha256 = ? and state = 'active' and host in ({marks})"
+            " and (expires_at is null or expires_at > ?)"
+        )
+        if forever:
+            sql += " and expires_at is null"
+        sql += " order by reused_from is not null, id desc"
+        rows = self._rows(sql, (sha256, *hosts, to_text(at)))
+        return [UploadRecord.from_row(row) for row in rows]
+
+    def live_uploads(
+        self, platform: str, owner_id: str, at: datetime, limit: int = 50
+    ) -> list[UploadRecord]:
+        rows = self._rows(
+            "select * from uploads where platform = ? and owner_id = ? and state = 'active'"
+            " and (expires_at is null or expires_at > ?) order by id desc limit ?",
+            (platform, owner_id, to_text(at), limit),
+        )
+        return [UploadRecord.from_row(row) for row in rows]
+
+    def history(self, owner_id: str | None = None, limit: int = 100) -> list[UploadRecord]:
+        if owner_id is None:
+            rows = self._rows("select * from uploads order by id desc limit ?", (limit,))
+        else:
+            rows = self._rows(
+                "select * from uploads where owner_id = ? order by id desc limit ?",
+                (owner_id, limit),
+            )
+        return [UploadRecord.from_row(row) for row in rows]
+
+    def sharing(self, upload_id: int) -> list[UploadRecord]:
+        """Records of other owners that reuse this upload's links."""
+        rows = self._rows("select * from uploads where reused_from = ?", (upload_id,))
+        return [UploadRecord.from_row(row) for row in rows]
+
+    def expire_due(self, at: datetime) -> int:
+        """Mark active uploads whose expiry has passed; returns how many."""
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "update uploads set state = 'expired', updated_at = ?"
+                " where state = 'active' and expires_at is not null and expires_at <= ?",
+                (to_text(at), to_text(at)),
+            )
+            return int(cursor.rowcount)
+
+    # --- the bot's own messages ------------------------------------------------------------
+
+    def add_bot_message(
+        self, upload_id: int, platform: str, chat_id: str, message_id: str, visibility: str
+    ) -> None:
+        with self.db.atomic():
+            self.db.table("bot_messages").insert(
+                {
+                    "upload_id": upload_id,
+                    "platform": platform,
+                    "chat_id": chat_id,
+                    "message_id": message_id,
+                    "visibility": visibility,
+                }
+            )
+
+    def bot_messages(self, upload_id: int) -> list[BotMessage]:
+        rows = self._rows(
+            "select upload_id, platform, chat_id, message_id, visibility from bot_messages"
+            " where upload_id = ? order by id",
+            (upload_id,),
+        )
+        return [BotMessage(**row) for row in rows]
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def add_jobs(
+        self, batch: str, common: dict[str, Any], sources: list[dict[str, Any]]
+    ) -> list[int]:
+        """Record a batch of pending jobs in one transaction, before any upload starts."""
+        stamp = to_text(now_utc())
+        ids: list[int] = []
+        with self.db.atomic():
+            table = self.db.table("jobs")
+            for position, source in enumerate(sources):
+                table.insert(
+                    {
+                        **common,
+                        "batch": batch,
+                        "position": position,
+                        "source": json.dumps(source),
+                        "state": "pending",
+                        "attempts": 0,
+                        "created_at": stamp,
+                        "updated_at": stamp,
+                    }
+                )
+                ids.append(_last_pk(table))
+        return ids
+
+    def job_attempted(self, job_id: int) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "update jobs set attempts = attempts + 1, updated_at = ? where id = ?",
+                (to_text(now_utc()), job_id),
+            )
+
+    def finish_job(
+        self, job_id: int, outcome: str, upload_id: int | None = None, error: str | None = None
+    ) -> None:
+        state = "failed" if outcome == "failed" else "done"
+        with self.db.atomic():
+            self.db.execute(
+                "update jobs set state = ?, outcome = ?, upload_id = ?, error = ?, updated_at = ?"
+                " where id = ?",
+                (state, outcome, upload_id, error, to_text(now_utc()), job_id),
+            )
+
+    def abandon_job(self, job_id: int, error: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "update jobs set state = 'abandoned', error = ?, updated_at = ? where id = ?",
+                (error, to_text(now_utc()), job_id),
+            )
+
+    def pending_jobs(self, platform: str | None = None) -> list[JobRecord]:
+        sql = "select * from jobs where state = 'pending'"
+        params: tuple[Any, ...] = ()
+        if platform is not None:
+            sql += " and platform = ?"
+            params = (platform,)
+        rows = self._rows(sql + " order by batch, position", params)
+        return [
+            JobRecord(
+                id=row["id"],
+                batch=row["batch"],
+                position=row["position"],
+                platform=row["platform"],
+                chat_id=row["chat_id"],
+                message_id=row["message_id"],
+                owner_id=row["owner_id"],
+                source=json.loads(row["source"]),
+                expiration=row["expiration"],
+                state=row["state"],
+                attempts=row["attempts"] or 0,
+            )
+            for row in rows
+        ]
+
+    def job_results(self, batch: str) -> list[dict[str, Any]]:
+        return list(self._rows("select * from jobs where batch = ? order by position", (batch,)))
+
+    # --- per-chat settings -------------------------------------------------------------------
+
+    def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
+        rows = list(
+            self._rows(
+                "select * from chat_settings where platform = ? and chat_id = ?",
+                (platform, chat_id),
+            )
+        )
+        if not rows:
+            return ChatSettings()
+        row = rows[0]
+        hosts = json.loads(row["hosts"]) if row.get("hosts") else None
+        return ChatSettings(
+            auto_rehost=bool(row["auto_rehost"]),
+            default_expiration=row["default_expiration"],
+            hosts=tuple(hosts) if hosts else None,
+        )
+
+    def set_chat_settings(self, platform: str, chat_id: str, settings: ChatSettings) -> None:
+        with self.db.atomic():
+            self.db.table("chat_settings").upsert(
+                {
+                    "platform": platform,
+                    "chat_id": chat_id,
+                    "auto_rehost": int(settings.auto_rehost),
+                    "default_expiration": settings.default_expiration,
+                    "hosts": json.dumps(list(settings.hosts)) if settings.hosts else None,
+                },
+                pk=("platform", "chat_id"),
+            )
+
+    def auto_rehost_chats(self, platform: str) -> set[str]:
+        rows = self._rows(
+            "select chat_id from chat_settings where platform = ? and auto_rehost = 1",
+            (platform,),
+        )
+        return {row["chat_id"] for row in rows}
+
+    # --- statistics --------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        totals = next(
+            self._rows(
+                "select count(*) as uploads, coalesce(sum(size), 0) as bytes from uploads"
+                " where reused_from is null"
+            )
+        )
+        outcomes = {
+            row["outcome"]: row["n"]
+            for row in self._rows(
+                "select outcome, count(*) as n from jobs where outcome is not null group by outcome"
+            )
+        }
+        per_host = {
+            row["host"]: {"uploads": row["uploads"], "bytes": row["bytes"]}
+            for row in self._rows(
+                "select host, count(*) as uploads, coalesce(sum(size), 0) as bytes"
+                " from uploads where reused_from is null group by host order by host"
+            )
+        }
+        states = {
+            row["state"]: row["n"]
+            for row in self._rows("select state, count(*) as n from uploads group by state")
+        }
+        return {
+            "uploads": totals["uploads"],
+            "bytes": totals["bytes"],
+            "dedup_hits": outcomes.get("dedup", 0),
+            "failures": outcomes.get("failed", 0),
+            "states": states,
+            "hosts": per_host,
+        }
+
+
+def _last_pk(table: sqlite_utils.db.Table) -> int:
+    key = table.last_pk
+    assert key is not None
+    return int(key)
