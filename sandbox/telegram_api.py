@@ -18,6 +18,7 @@ record them): they are the library's plumbing, not what the bot did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import time
 from collections.abc import Callable, Sequence
@@ -455,10 +456,8 @@ class TelegramEmulator:
                 raise AssertionError(
                     f"no matching Bot API call within {timeout} s; calls: {self.summary()}"
                 )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def summary(self) -> str:
         if not self.calls:

@@ -65,9 +65,20 @@ def _chat_id(params: Params) -> int | str:
 # --- pieces of a message ------------------------------------------------------------------
 
 
+def _check_entity_shapes(given: list[Any] | None) -> None:
+    for entity in given or []:
+        fields = entity if isinstance(entity, dict) else {}
+        numbers = [fields.get("offset"), fields.get("length")]
+        if not isinstance(fields.get("type"), str) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers
+        ):
+            raise bad_request("can't parse entities JSON object")
+
+
 def _formatted_text(params: Params) -> tuple[str, list[JSON]]:
     raw = get_str(params, "text", "")
     given = get_list(params, "entities")
+    _check_entity_shapes(given)
     try:
         text, entities = format_text(raw, get_opt_str(params, "parse_mode"), given)
     except EntityParseError as exc:
@@ -91,7 +102,9 @@ def _check_entity_urls(given: list[Any] | None) -> None:
 
 def _check_button(button: Any) -> None:
     if not isinstance(button, dict) or not isinstance(button.get("text"), str):
-        raise bad_request("can't parse inline keyboard button: Field \"text\" must be of type String")
+        raise bad_request(
+            'can\'t parse inline keyboard button: Field "text" must be of type String'
+        )
     if not _BUTTON_ACTIONS & button.keys():
         raise bad_request(
             "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
@@ -146,7 +159,7 @@ def _preview_url(message: JSON) -> str | None:
         if entity["type"] == "text_link":
             return str(entity["url"])
         if entity["type"] == "url":
-            encoded = message["text"].encode("utf-16-le")
+            encoded = str(message["text"]).encode("utf-16-le")
             start, end = entity["offset"] * 2, (entity["offset"] + entity["length"]) * 2
             return encoded[start:end].decode("utf-16-le")
     return None
@@ -321,9 +334,7 @@ async def delete_my_commands(world: World, params: Params) -> Any:
 async def answer_callback_query(world: World, params: Params) -> Any:
     query_id = get_str(params, "callback_query_id", "")
     if world.callback_queries.get(query_id, True):
-        raise bad_request(
-            "query is too old and response timeout expired or query ID is invalid"
-        )
+        raise bad_request("query is too old and response timeout expired or query ID is invalid")
     if len(get_opt_str(params, "text") or "") > 200:
         raise bad_request("MESSAGE_TOO_LONG")
     world.callback_queries[query_id] = True
@@ -343,13 +354,19 @@ def _member(world: World, chat: ChatRecord, user_id: int) -> JSON:
                 "is_anonymous": False,
                 **dict.fromkeys(
                     (
-                        "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
-                        "can_restrict_members", "can_change_info", "can_invite_users",
-                        "can_post_stories", "can_edit_stories", "can_delete_stories",
+                        "can_manage_chat",
+                        "can_delete_messages",
+                        "can_manage_video_chats",
+                        "can_restrict_members",
+                        "can_change_info",
+                        "can_invite_users",
+                        "can_post_stories",
+                        "can_edit_stories",
+                        "can_delete_stories",
                         "can_pin_messages",
                     ),
                     True,
-                ),  # fmt: skip
+                ),
                 "can_promote_members": False,
             }
         )

@@ -372,9 +372,7 @@ class _MarkdownV2Parser:
         if self.stack:
             kind, language, _start, byte_offset, _part = self.stack[-1]
             name = "PreCode" if kind == "pre" and language else _MDV2_NAMES[kind]
-            raise EntityParseError(
-                f"Can't find end of {name} entity at byte offset {byte_offset}"
-            )
+            raise EntityParseError(f"Can't find end of {name} entity at byte offset {byte_offset}")
         return self.out.text, self.out.entities
 
     def step(self) -> None:
@@ -655,9 +653,7 @@ def find_entities(text: str) -> list[Entity]:
 
 
 def _overlaps(a: Entity, b: Entity) -> bool:
-    return bool(
-        a["offset"] < b["offset"] + b["length"] and b["offset"] < a["offset"] + a["length"]
-    )
+    return bool(a["offset"] < b["offset"] + b["length"] and b["offset"] < a["offset"] + a["length"])
 
 
 def merge_entities(given: list[Entity], found: list[Entity]) -> list[Entity]:
@@ -712,9 +708,9 @@ def _has_content(text: str, start: int, end: int) -> bool:
     return bool(encoded.decode("utf-16-le", "ignore").strip(" \n"))
 
 
-def format_text(text: str, parse_mode: str | None, entities: list[Entity] | None) -> tuple[
-    str, list[Entity]
-]:
+def format_text(
+    text: str, parse_mode: str | None, entities: list[Entity] | None
+) -> tuple[str, list[Entity]]:
     """What Telegram stores for ``text`` sent with ``parse_mode`` or explicit ``entities``.
 
     Raises EntityParseError for markup Telegram rejects and ValueError("unsupported

@@ -135,9 +135,11 @@ async def decode_params(request: web.Request) -> Params:
     else:
         form = await request.post()
         for name, value in form.items():
-            params[name] = value.file.read() if isinstance(value, web.FileField) else (
-                decode_text_value(name, value)
-            )
+            if isinstance(value, web.FileField):
+                params[name] = value.file.read()
+            else:
+                text = value if isinstance(value, str) else bytes(value).decode("utf-8")
+                params[name] = decode_text_value(name, text)
     return params
 
 

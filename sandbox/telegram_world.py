@@ -248,7 +248,9 @@ class World:
 
     # --- files --------------------------------------------------------------------------
 
-    def add_file(self, data: bytes, file_size: int | None, folder: str, extension: str) -> FileRecord:
+    def add_file(
+        self, data: bytes, file_size: int | None, folder: str, extension: str
+    ) -> FileRecord:
         number = next(self._ids)
         record = FileRecord(
             file_id=f"emu-file-{number}-{secrets.token_hex(6)}",

@@ -1,0 +1,348 @@
+"""The Telegram Bot API emulator, driven by the real python-telegram-bot Application."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from telegram import (
+    BotCommand,
+    ChatMemberAdministrator,
+    ChatMemberMember,
+    ChatMemberOwner,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Update,
+)
+from telegram.error import BadRequest, EndPointNotFound, Forbidden, InvalidToken, RetryAfter
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from sandbox.telegram_api import TelegramEmulator
+from sandbox.telegram_ptb import application_builder, running, running_application
+
+ANN = 7
+NOBODY = 8  # never started the bot
+GROUP = -1001234567890
+BIG_PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (1280).to_bytes(4, "big") * 2 + b"x"
+SMALL_PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (90).to_bytes(4, "big") * 2 + b"y"
+
+Context = ContextTypes.DEFAULT_TYPE
+App = Application[Any, Any, Any, Any, Any, Any]
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramEmulator]:
+    async with TelegramEmulator() as emulator:
+        emulator.add_user(ANN, first_name="Ann", username="ann")
+        emulator.add_user(NOBODY, first_name="Nobody", username="nobody", started=False)
+        emulator.add_group(GROUP, title="G", admins=[ANN], creator=ANN)
+        yield emulator
+
+
+@pytest.fixture
+async def app(tg: TelegramEmulator) -> AsyncIterator[App]:
+    async with running_application(tg) as application:
+        yield application
+
+
+def method_is(name: str) -> Any:
+    return lambda call: call.method == name
+
+
+async def test_command_handler_replies(tg: TelegramEmulator, app: App) -> None:
+    async def start(update: Update, context: Context) -> None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(f"hello {context.args}")
+
+    app.add_handler(CommandHandler("start", start))
+    tg.send_text(ANN, ANN, "/start now")
+    tg.send_text(GROUP, ANN, "/start@rehost_test_bot")
+    tg.send_text(GROUP, ANN, "/start@some_other_bot")  # addressed elsewhere: ignored
+
+    await tg.wait_for(lambda c: c.method == "sendMessage" and c.params["chat_id"] == GROUP)
+    reply = await tg.wait_for(lambda c: c.method == "sendMessage" and c.params["chat_id"] == ANN)
+    assert reply.params["text"] == "hello ['now']"
+    assert tg.messages(ANN)[0]["text"] == "hello ['now']"
+    assert tg.messages(ANN)[0]["from"]["id"] == 4242
+    await asyncio.sleep(0.1)
+    assert len(tg.calls_to("sendMessage")) == 2
+
+
+async def test_photo_handler_downloads_the_largest_size(tg: TelegramEmulator, app: App) -> None:
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def photo(update: Update, context: Context) -> None:
+        assert update.message is not None
+        largest = update.message.photo[-1]
+        assert (largest.width, largest.height) == (1280, 1280)
+        data = await (await context.bot.get_file(largest.file_id)).download_as_bytearray()
+        got.set_result(bytes(data))
+
+    app.add_handler(MessageHandler(filters.PHOTO, photo))
+    tg.send_photo(ANN, ANN, [SMALL_PHOTO, BIG_PHOTO], caption="look")
+    assert await asyncio.wait_for(got, 5) == BIG_PHOTO
+    assert tg.calls_to("getFile")[0].ok
+
+
+async def test_document_download_and_too_big_file(tg: TelegramEmulator, app: App) -> None:
+    message = tg.send_document(ANN, ANN, b"%PDF", "a.pdf", "application/pdf", file_size=4)
+    file = await app.bot.get_file(message["document"]["file_id"])
+    assert bytes(await file.download_as_bytearray()) == b"%PDF"
+
+    huge = tg.add_file(b"not really 21 MB", file_size=21 * 1024 * 1024)
+    with pytest.raises(BadRequest, match="File is too big"):
+        await app.bot.get_file(huge)
+    with pytest.raises(BadRequest, match="Invalid file_id"):
+        await app.bot.get_file("no-such-file")
+
+
+async def test_link_preview_options_are_recorded(tg: TelegramEmulator, app: App) -> None:
+    link = "https://host.example/delete/abc"
+    off = LinkPreviewOptions(is_disabled=True)
+    sent = await app.bot.send_message(ANN, f"delete: {link}", link_preview_options=off)
+    await app.bot.send_message(ANN, f"view: {link}", disable_web_page_preview=True)
+
+    first, second = tg.calls_to("sendMessage")
+    assert first.params["link_preview_options"] == {"is_disabled": True}
+    assert second.params["link_preview_options"] == {"is_disabled": True}  # PTB converts it
+    assert sent.link_preview_options == off
+    assert tg.messages(ANN)[0]["link_preview_options"] == {"is_disabled": True}
+    assert tg.messages(ANN)[0]["entities"] == [{"type": "url", "offset": 8, "length": 31}]
+
+
+async def test_link_previews_fetch_the_first_link_unless_disabled() -> None:
+    async with TelegramEmulator(fetch_link_previews=True) as tg:
+        tg.add_user(ANN)
+        target = f"{tg.url}/preview/target"
+        async with running_application(tg) as app:
+            await app.bot.send_message(ANN, f"hidden {target}?a", disable_web_page_preview=True)
+            await app.bot.send_message(ANN, f'<a href="{target}?b">link</a>', parse_mode="HTML")
+        assert tg.preview_fetches == [f"{target}?b"]
+
+
+async def test_inline_button_reaches_callback_handler(tg: TelegramEmulator, app: App) -> None:
+    async def pressed(update: Update, context: Context) -> None:
+        query = update.callback_query
+        assert query is not None
+        await query.answer("done")
+        await query.edit_message_text(f"chose {query.data}")
+
+    app.add_handler(CallbackQueryHandler(pressed))
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Delete", callback_data="del:1")]])
+    sent = await app.bot.send_message(ANN, "pick", reply_markup=keyboard)
+    assert tg.messages(ANN)[0]["reply_markup"] == keyboard.to_dict()
+
+    query = tg.press_button(ANN, ANN, sent.message_id, "del:1")
+    answer = await tg.wait_for(method_is("answerCallbackQuery"))
+    assert answer.params == {"callback_query_id": query["id"], "text": "done"}
+    await tg.wait_for(method_is("editMessageText"))
+    edited = tg.messages(ANN)[0]
+    assert (edited["text"], edited["edited"]) == ("chose del:1", True)
+    assert "reply_markup" not in edited  # editing text without a markup drops the keyboard
+    with pytest.raises(ValueError, match="no button"):
+        tg.press_button(ANN, ANN, sent.message_id, "other")
+
+
+async def test_user_who_never_started_the_bot_is_forbidden(tg: TelegramEmulator, app: App) -> None:
+    with pytest.raises(Forbidden, match="bot can't initiate conversation with a user"):
+        await app.bot.send_message(NOBODY, "your delete link")
+    tg.block_bot(ANN)
+    with pytest.raises(Forbidden, match="bot was blocked by the user"):
+        await app.bot.send_message(ANN, "hi")
+    assert [c.status for c in tg.calls_to("sendMessage")] == [403, 403]
+    assert tg.messages(NOBODY) == []
+
+
+async def test_scripted_429_raises_retry_after(
+    tg: TelegramEmulator, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")  # retry_after as a timedelta, no warning
+    tg.fail_next("sendMessage", status=429, retry_after=3)
+    with pytest.raises(RetryAfter) as caught:
+        await app.bot.send_message(ANN, "hi")
+    assert caught.value.retry_after == dtm.timedelta(seconds=3)
+    await app.bot.send_message(ANN, "hi")  # only the next call failed
+    assert [c.status for c in tg.calls_to("sendMessage")] == [429, 200]
+    assert len(tg.messages(ANN)) == 1
+
+    tg.fail_next("deleteMessage", status=400, description="message can't be deleted")
+    with pytest.raises(BadRequest, match="Message can't be deleted"):
+        await app.bot.delete_message(ANN, 1)
+
+
+async def test_album_arrives_as_one_update_per_photo(tg: TelegramEmulator, app: App) -> None:
+    seen: list[tuple[str | None, str | None]] = []
+    three = asyncio.Event()
+
+    async def photo(update: Update, context: Context) -> None:
+        assert update.message is not None
+        seen.append((update.message.media_group_id, update.message.caption))
+        if len(seen) == 3:
+            three.set()
+
+    app.add_handler(MessageHandler(filters.PHOTO, photo))
+    tg.send_photo(GROUP, ANN, BIG_PHOTO, caption="/rehost", media_group_id="album-1")
+    tg.send_photo(GROUP, ANN, BIG_PHOTO, media_group_id="album-1")
+    tg.send_photo(GROUP, ANN, BIG_PHOTO, media_group_id="album-1")
+    await asyncio.wait_for(three.wait(), 5)
+    assert seen == [("album-1", "/rehost"), ("album-1", None), ("album-1", None)]
+
+
+async def test_privacy_mode_hides_plain_group_messages() -> None:
+    async with TelegramEmulator(privacy_mode=True) as tg:
+        tg.add_user(ANN)
+        tg.add_group(GROUP)
+        tg.send_photo(GROUP, ANN, BIG_PHOTO, caption="/rehost", media_group_id="a")
+        tg.send_photo(GROUP, ANN, BIG_PHOTO, media_group_id="a")
+        tg.send_text(ANN, ANN, "private chats are always delivered")
+        kinds = [u["message"].get("caption", u["message"].get("text")) for u in tg.pending_updates]
+        assert kinds == ["/rehost", "private chats are always delivered"]
+
+
+async def test_commands_are_recorded(tg: TelegramEmulator, app: App) -> None:
+    await app.bot.set_my_commands([BotCommand("rehost", "Rehost the images you reply to")])
+    call = tg.calls_to("setMyCommands")[0]
+    assert call.params["commands"] == [
+        {"command": "rehost", "description": "Rehost the images you reply to"}
+    ]
+    assert [c.command for c in await app.bot.get_my_commands()] == ["rehost"]
+    with pytest.raises(BadRequest, match="Bot_command_invalid"):
+        await app.bot.set_my_commands([BotCommand("Rehost", "capitals are refused")])
+    await app.bot.delete_my_commands()
+    assert await app.bot.get_my_commands() == ()
+
+
+async def test_chat_members_and_chats(tg: TelegramEmulator, app: App) -> None:
+    other = 9
+    tg.add_user(other, first_name="Bo", username="bo")
+    tg.add_group(-100777, admins=[other], creator=ANN)
+    assert isinstance(await app.bot.get_chat_member(-100777, ANN), ChatMemberOwner)
+    assert isinstance(await app.bot.get_chat_member(-100777, other), ChatMemberAdministrator)
+    tg.add_user(10, first_name="Cy")
+    assert isinstance(await app.bot.get_chat_member(-100777, 10), ChatMemberMember)
+    chat = await app.bot.get_chat(-100777)
+    assert (chat.type, chat.title) == ("supergroup", "G")
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await app.bot.get_chat(-1)
+
+
+async def test_formatting_is_parsed_like_telegram(tg: TelegramEmulator, app: App) -> None:
+    sent = await app.bot.send_message(
+        ANN, '<b>Done</b> <a href="https://i.example/x.png">view</a> &amp; 😀', parse_mode="HTML"
+    )
+    assert sent.text == "Done view & 😀"
+    assert sent.text_html == '<b>Done</b> <a href="https://i.example/x.png">view</a> &amp; 😀'
+    with pytest.raises(BadRequest, match=r"Can't parse entities: character '\.' is reserved"):
+        await app.bot.send_message(ANN, "https://i.example/x.png", parse_mode="MarkdownV2")
+    with pytest.raises(BadRequest, match='unsupported start tag "url"'):
+        await app.bot.send_message(ANN, "<url>", parse_mode="HTML")
+    with pytest.raises(BadRequest, match="Message text is empty"):
+        await app.bot.send_message(ANN, "  \n ")
+
+
+async def test_edit_and_delete(tg: TelegramEmulator, app: App) -> None:
+    sent = await app.bot.send_message(ANN, "working")
+    await app.bot.edit_message_text("done", ANN, sent.message_id)
+    with pytest.raises(BadRequest, match="Message is not modified"):
+        await app.bot.edit_message_text("done", ANN, sent.message_id)
+    assert await app.bot.delete_message(ANN, sent.message_id)
+    with pytest.raises(BadRequest, match="Message to delete not found"):
+        await app.bot.delete_message(ANN, sent.message_id)
+    with pytest.raises(BadRequest, match="Message to edit not found"):
+        await app.bot.edit_message_text("again", ANN, sent.message_id)
+    assert tg.messages(ANN)[0] | {"date": 0, "edit_date": 0} == {
+        "message_id": sent.message_id,
+        "from": tg.world.bot_user(),
+        "chat": {"id": ANN, "type": "private", "first_name": "Ann", "username": "ann"},
+        "date": 0,
+        "edit_date": 0,
+        "text": "done",
+        "deleted": True,
+        "edited": True,
+    }
+    assert await app.bot.send_chat_action(ANN, "typing")
+
+
+async def test_reply_to_a_user_message(tg: TelegramEmulator, app: App) -> None:
+    photo = tg.send_photo(ANN, ANN, BIG_PHOTO)
+    sent = await app.bot.send_message(ANN, "rehosted", reply_to_message_id=photo["message_id"])
+    assert sent.reply_to_message is not None
+    assert sent.reply_to_message.photo[-1].file_id == photo["photo"][-1]["file_id"]
+    with pytest.raises(BadRequest, match="Message to be replied not found"):
+        await app.bot.send_message(ANN, "x", reply_to_message_id=999)
+
+
+async def test_wrong_token_and_unknown_method(tg: TelegramEmulator, app: App) -> None:
+    with pytest.raises(EndPointNotFound):
+        await app.bot.do_api_request("sendSomethingNew", api_kwargs={"chat_id": ANN})
+    intruder = application_builder(tg).token("4242:wrong-token").build()
+    with pytest.raises(InvalidToken):
+        await intruder.initialize()
+    await intruder.shutdown()
+
+
+async def test_wait_for_reports_the_calls_it_saw(tg: TelegramEmulator, app: App) -> None:
+    await app.bot.send_message(ANN, "only this")
+    with pytest.raises(AssertionError, match=r"sendMessage.*only this"):
+        await tg.wait_for(method_is("deleteMessage"), timeout=0.1)
+
+
+async def test_long_poll_wire_behaviour(tg: TelegramEmulator) -> None:
+    url = f"{tg.base_url}{tg.token}/getUpdates"
+    async with httpx.AsyncClient(timeout=10) as client:
+        waiting = asyncio.create_task(client.post(url, data={"timeout": "5"}))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        tg.send_text(ANN, ANN, "hi")
+        first = (await waiting).json()["result"]
+        assert time.monotonic() - started < 1  # the push ended the long poll
+        again = (await client.post(url, data={"timeout": "0"})).json()["result"]
+        assert again == first  # not confirmed yet, so served again
+        offset = str(first[-1]["update_id"] + 1)
+        assert (await client.post(url, json={"offset": offset, "timeout": 0})).json() == {
+            "ok": True,
+            "result": [],
+        }
+        older = asyncio.create_task(client.post(url, data={"timeout": "5"}))
+        await asyncio.sleep(0.1)
+        newer = asyncio.create_task(client.post(url, data={"timeout": "0"}))
+        assert (await older).status_code == 409  # two pollers: Telegram ends the first
+        assert (await newer).json()["result"] == []
+
+
+async def test_multipart_and_query_parameters_are_decoded(tg: TelegramEmulator) -> None:
+    url = f"{tg.base_url}{tg.token}/sendMessage"
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(
+            url + f"?chat_id={ANN}",
+            data={"text": "123", "reply_markup": '{"remove_keyboard": true}'},
+            files={"thumbnail": ("t.jpg", b"\xff\xd8", "image/jpeg")},
+        )
+    assert answer.json()["ok"], answer.text
+    assert tg.calls[-1].params == {
+        "chat_id": ANN,
+        "text": "123",
+        "reply_markup": {"remove_keyboard": True},
+        "thumbnail": b"\xff\xd8",
+    }
+
+
+async def test_stopping_a_polling_application_is_fast(tg: TelegramEmulator) -> None:
+    app = application_builder(tg).build()
+    async with running(app):
+        await asyncio.sleep(0.2)  # a long poll is now waiting in the emulator
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.5
