@@ -50,28 +50,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
-import calendar
 import contextlib
 import hashlib
-import http
-import json
 import logging
 import re
 import secrets
 import socket
-import string
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, TypeAlias
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 from aiohttp import web
 
+from sandbox import hostwire as wire
+from sandbox.hostwire import (
+    CHEVERETO_EXPIRATIONS,
+    IMGBB_MAX_EXPIRATION,
+    IMGBB_MIN_EXPIRATION,
+    ReceivedFile,
+    ReceivedRequest,
+    add_iso_duration,
+)
 from sandbox.imagesniff import ImageInfo, Unsupported, sniff
 
 __all__ = [
@@ -82,6 +85,7 @@ __all__ = [
     "HostedImage",
     "ReceivedFile",
     "ReceivedRequest",
+    "add_iso_duration",
     "main",
     "serve_forever",
 ]
@@ -92,15 +96,7 @@ Clock: TypeAlias = Callable[[], datetime]
 
 IMGBB_PATH = "/1/upload"
 CHEVERETO_PATH = "/api/1/upload"
-IMGBB_MIN_EXPIRATION = 60
-IMGBB_MAX_EXPIRATION = 15_552_000  # 180 days
-CHEVERETO_EXPIRATIONS = (
-    "PT5M", "PT15M", "PT30M", "PT1H", "PT3H", "PT6H", "PT12H",
-    "P1D", "P2D", "P3D", "P4D", "P5D", "P6D", "P1W", "P2W", "P3W",
-    "P1M", "P2M", "P3M", "P4M", "P5M", "P6M", "P1Y",
-)  # fmt: skip
 CDN_CHUNK = 64 * 1024
-_RECEIVED = "hostemu.received"  # request-storage key of the ReceivedRequest
 
 
 # --- Public records -----------------------------------------------------------
@@ -115,37 +111,13 @@ class Fault:
     delay: float = 0.0
 
 
-@dataclass
-class ReceivedFile:
-    field: str
-    filename: str | None
-    content_type: str | None
-    data: bytes
-
-
-@dataclass
-class ReceivedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # names lowercased
-    form: dict[str, str]  # non-file multipart or urlencoded fields
-    files: list[ReceivedFile]
-
-    def file(self, field_name: str) -> ReceivedFile | None:
-        """The last file part named `field_name`, if any."""
-        found = [f for f in self.files if f.field == field_name]
-        return found[-1] if found else None
-
-    def param(self, name: str) -> str | None:
-        """A text parameter as PHP's $_REQUEST sees it: the body wins over the query."""
-        if name in self.form:
-            return self.form[name]
-        return self.query.get(name)
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _key_tuple(keys: Iterable[str]) -> tuple[str, ...]:
+    # A lone string is one key, not a sequence of one-letter keys.
+    return (keys,) if isinstance(keys, str) else tuple(keys)
 
 
 @dataclass
@@ -178,277 +150,6 @@ class HostedImage:
         return not self.deleted and (self.expires_at is None or now < self.expires_at)
 
 
-# --- Small helpers ------------------------------------------------------------
-
-_ID_ALPHABET = string.ascii_letters + string.digits
-
-
-def _random_id(length: int) -> str:
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
-
-
-def _human_size(size: int) -> str:
-    for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if size >= factor:
-            text = f"{size / factor:.1f}".rstrip("0").rstrip(".")
-            return f"{text} {unit}"
-    return f"{size} B"
-
-
-def _gmt(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _slug(text: str, keep_case: bool = False) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
-    return slug[:80] if keep_case else slug.lower()[:80]
-
-
-def _stem(filename: str | None) -> str:
-    if not filename:
-        return ""
-    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    return base.rsplit(".", 1)[0] if "." in base else base
-
-
-def _php_json(payload: object) -> str:
-    # PHP's json_encode escapes "/" by default; "/" only occurs inside strings.
-    return json.dumps(payload).replace("/", "\\/")
-
-
-def _json_response(payload: object, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status, text=_php_json(payload), content_type="application/json", charset="UTF-8"
-    )
-
-
-def _html_response(title: str, body: str, status: int = 200) -> web.Response:
-    page = f"<!DOCTYPE html><html><head><title>{title}</title></head><body>{body}</body></html>"
-    return web.Response(status=status, text=page, content_type="text/html")
-
-
-def _not_found() -> web.Response:
-    return _html_response("404 Not Found", "<h1>404 Not Found</h1>", status=404)
-
-
-def _decode_base64(text: str) -> bytes | None:
-    compact = re.sub(r"\s+", "", text)
-    if compact.startswith("data:") and ";base64," in compact:
-        compact = compact.split(";base64,", 1)[1]
-    try:
-        return base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _is_url(text: str) -> bool:
-    return re.match(r"(?i)^https?://", text.strip()) is not None
-
-
-# --- Durations (Chevereto expiration) ------------------------------------------
-
-_ISO_DURATION = re.compile(
-    r"^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$"
-)
-
-
-def _add_months(moment: datetime, months: int) -> datetime:
-    years, month_index = divmod(moment.month - 1 + months, 12)
-    year = moment.year + years
-    month = month_index + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
-
-
-def add_iso_duration(moment: datetime, duration: str) -> datetime | None:
-    """`moment` plus an ISO-8601 duration (calendar months and years); None if unparsable."""
-    match = _ISO_DURATION.match(duration)
-    if match is None:
-        return None
-    years, months, weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    shifted = _add_months(moment, 12 * years + months)
-    return shifted + timedelta(
-        weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
-    )
-
-
-# --- Upload rejections --------------------------------------------------------
-
-Cause: TypeAlias = Literal[
-    "no_key",
-    "bad_key",
-    "denied",
-    "no_source",
-    "base64_by_get",
-    "bad_base64",
-    "unreachable",
-    "not_image",
-    "unsupported",
-    "too_big",
-    "duplicate",
-    "bad_expiration",
-    "flood",
-]
-
-
-class _Rejected(Exception):
-    """An upload refused for `cause`; `detail` completes the message where useful."""
-
-    def __init__(self, cause: Cause, detail: str = "") -> None:
-        super().__init__(cause, detail)
-        self.cause: Cause = cause
-        self.detail = detail
-
-
-_CHEVERETO_ERRORS: dict[Cause, tuple[int, str]] = {
-    "no_key": (100, "No key provided"),
-    "bad_key": (100, "Invalid API key."),
-    "denied": (401, "Request denied"),
-    "no_source": (130, "Empty upload source"),
-    "base64_by_get": (130, "Upload using base64 source must be done using POST method."),
-    "flood": (130, "Flooding detected. You can only upload 50 images per minute"),
-    "bad_base64": (120, "Invalid base64 string"),
-    "unreachable": (610, "Can't get target upload source info"),
-    "not_image": (400, "Invalid image"),
-    "unsupported": (613, "Unavailable image format"),
-    "too_big": (400, "File too big - max {detail}"),
-    "duplicate": (101, "Duplicated upload"),
-}
-
-_IMGBB_ERRORS: dict[Cause, tuple[int, str]] = {
-    "no_key": (100, "Invalid API v1 key."),
-    "bad_key": (100, "Invalid API v1 key."),
-    "no_source": (130, "Empty upload source."),
-    "bad_base64": (120, "Invalid base64 string."),
-    "unreachable": (310, "Can't get target upload source info."),
-    "not_image": (310, "Invalid image source."),
-    "unsupported": (310, "Unsupported image format ({detail})."),
-    "too_big": (400, "File too big - max {detail}."),
-    "bad_expiration": (400, "Invalid expiration value (60 - 15552000 seconds)."),
-    "flood": (100, "Rate limit reached."),
-}
-
-_ZG_REASONS: dict[Cause, str] = {
-    "bad_base64": "invalid base64 data",
-    "unreachable": "can't fetch the image URL",
-    "not_image": "not an image",
-    "unsupported": "unsupported format: {detail}",
-    "too_big": "file too big - max {detail}",
-    "bad_expiration": "expiration must be whole seconds from 60 to 15552000",
-}
-
-
-def _error_body(status: int, code: int, message: str, context: str | None = None) -> object:
-    error: dict[str, object] = {"message": message, "code": code}
-    if context is not None:
-        error["context"] = context
-    status_txt = http.HTTPStatus(status).phrase
-    return {"status_code": status, "error": error, "status_txt": status_txt}
-
-
-def _chevereto_error(rejection: _Rejected) -> web.Response:
-    code, message = _CHEVERETO_ERRORS[rejection.cause]
-    return _json_response(_error_body(400, code, message.format(detail=rejection.detail)), 400)
-
-
-def _imgbb_error(rejection: _Rejected, flavour: str) -> web.Response:
-    cause = rejection.cause
-    if flavour == "imgbb" or cause == "flood":
-        code, message = _IMGBB_ERRORS[cause]
-        body = _error_body(400, code, message.format(detail=rejection.detail), "Exception")
-        return _json_response(body, 400)
-    if cause in ("no_key", "bad_key"):
-        return _json_response(_error_body(401, 100, "Invalid API key."), 401)
-    if cause == "no_source":
-        return _json_response(_error_body(400, 200, "Image is required."), 400)
-    reason = _ZG_REASONS[cause].format(detail=rejection.detail)
-    return _json_response(_error_body(400, 300, f"Upload failed ({reason})."), 400)
-
-
-# --- Canned fault bodies -------------------------------------------------------
-
-_PROXY_502 = (
-    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    "</body>\r\n</html>\r\n"
-)
-# A PHP warning printed ahead of a truncated JSON answer: looks close, is not JSON.
-_GARBLED = (
-    '<br />\n<b>Warning</b>:  Undefined array key "source" in '
-    "<b>/var/www/html/app/src/Legacy/Classes/Upload.php</b> on line <b>42</b><br />\n"
-    '{"status_code":200,"success":{"message":"file uplo'
-)
-
-
-# --- Request recording ---------------------------------------------------------
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _read_part(part: aiohttp.BodyPartReader, budget: int) -> bytes:
-    chunks = bytearray()
-    while chunk := await part.read_chunk():
-        chunks += chunk
-        if len(chunks) > budget:
-            raise _BodyTooLarge
-    return bytes(part.decode(bytes(chunks)))
-
-
-async def _read_multipart(
-    request: web.Request, limit: int
-) -> tuple[dict[str, str], list[ReceivedFile]]:
-    form: dict[str, str] = {}
-    files: list[ReceivedFile] = []
-    reader = await request.multipart()
-    budget = limit
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, aiohttp.BodyPartReader) or part.name is None:
-            continue  # nested multipart or unnamed part: PHP ignores these too
-        data = await _read_part(part, budget)
-        budget -= len(data)
-        # PHP's rule: a part with a filename is a file, anything else a text field.
-        if part.filename is not None:
-            content_type = part.headers.get(aiohttp.hdrs.CONTENT_TYPE)
-            files.append(ReceivedFile(part.name, part.filename, content_type, data))
-        else:
-            form[part.name] = data.decode("utf-8", errors="replace")
-    return form, files
-
-
-async def _read_urlencoded(request: web.Request, limit: int) -> dict[str, str]:
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise _BodyTooLarge
-    pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    return dict(pairs)
-
-
-async def _receive(request: web.Request, limit: int) -> ReceivedRequest:
-    form: dict[str, str] = {}
-    files: list[ReceivedFile] = []
-    if request.content_type.startswith("multipart/"):
-        form, files = await _read_multipart(request, limit)
-    elif request.content_type == "application/x-www-form-urlencoded":
-        form = await _read_urlencoded(request, limit)
-    return ReceivedRequest(
-        method=request.method,
-        path=request.path,
-        query={name: value for name, value in request.query.items()},  # last one wins
-        headers={name.lower(): value for name, value in request.headers.items()},
-        form=form,
-        files=files,
-    )
-
-
-def _received(request: web.Request) -> ReceivedRequest:
-    received = request.get(_RECEIVED)
-    if not isinstance(received, ReceivedRequest):
-        raise RuntimeError("request was not recorded")
-    return received
-
-
 # --- The emulator ------------------------------------------------------------------
 
 Handler: TypeAlias = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -459,8 +160,8 @@ class HostEmulator:
 
     def __init__(
         self,
-        api_keys: tuple[str, ...] = ("test-key",),
-        denied_keys: tuple[str, ...] = (),
+        api_keys: Iterable[str] = ("test-key",),
+        denied_keys: Iterable[str] = (),
         imgbb_errors: Literal["zg", "imgbb"] = "zg",
         imgbb_numbers_as_strings: bool = True,
         chevereto_delete_links: bool = True,
@@ -477,8 +178,8 @@ class HostEmulator:
             raise ValueError("imgbb_errors must be 'zg' or 'imgbb'")
         if chevereto_expiration not in ("ignore", "clamp"):
             raise ValueError("chevereto_expiration must be 'ignore' or 'clamp'")
-        self.api_keys = tuple(api_keys)
-        self.denied_keys = tuple(denied_keys)
+        self.api_keys = _key_tuple(api_keys)
+        self.denied_keys = _key_tuple(denied_keys)
         self.imgbb_errors = imgbb_errors
         self.imgbb_numbers_as_strings = imgbb_numbers_as_strings
         self.chevereto_delete_links = chevereto_delete_links
@@ -501,6 +202,7 @@ class HostEmulator:
         self._active_downloads = 0
         self._downloads_idle = asyncio.Event()
         self._downloads_idle.set()
+        self._in_flight: dict[int, ReceivedRequest] = {}
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         # Whole request bodies above this are refused with 413, as a front proxy would.
@@ -616,22 +318,34 @@ class HostEmulator:
             ("GET", "/cdn/{name:.+}", self._cdn),
         ]
         for method, path, handler in routes:
-            app.router.add_route(method, path, handler)
+            if method == "GET" and path not in (IMGBB_PATH, CHEVERETO_PATH):
+                # HEAD too, as PHP serves it: a HEAD of a Chevereto delete link deletes.
+                app.router.add_get(path, handler)
+            else:
+                app.router.add_route(method, path, handler)
         return app
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            received = await _receive(request, self._body_limit)
-        except _BodyTooLarge:
-            return web.Response(status=413, text="Request Entity Too Large")
-        except (ValueError, AssertionError, aiohttp.ClientError):
-            return web.Response(status=400, text="Malformed request body")
-        request[_RECEIVED] = received
+        received = wire.envelope(request)
         self.requests.append(received)
         if request.path in (IMGBB_PATH, CHEVERETO_PATH):
             self.uploads.append(received)
-        return await handler(request)
+        try:
+            await wire.read_body(request, self._body_limit, received)
+        except wire.BodyTooLarge:
+            return web.Response(status=413, text="Request Entity Too Large")
+        except ValueError:
+            pass  # PHP carries on with whatever it could parse, and so do we
+        # Handlers find the parsed request here (keyed by identity: requests are unhashable).
+        self._in_flight[id(request)] = received
+        try:
+            return await handler(request)
+        finally:
+            del self._in_flight[id(request)]
+
+    def _received(self, request: web.Request) -> ReceivedRequest:
+        return self._in_flight[id(request)]
 
     # -- uploads: shared machinery --
 
@@ -652,16 +366,16 @@ class HostEmulator:
         if fault.kind == "drop":
             return await _drop_connection(request)
         if fault.kind == "status":
-            return _status_response(fault.status)
+            return wire.status_response(fault.status)
         if fault.kind == "html":
-            return web.Response(status=502, text=_PROXY_502, content_type="text/html")
+            return web.Response(status=502, text=wire.PROXY_502, content_type="text/html")
         if fault.kind == "garbled":
-            return web.Response(status=200, text=_GARBLED, content_type="text/html")
+            return web.Response(status=200, text=wire.GARBLED, content_type="text/html")
         # "flood" and "ratelimit": each dialect's rate-limit answer.
-        rejection = _Rejected("flood")
+        rejection = wire.Rejected("flood")
         if dialect == "chevereto":
-            return _chevereto_error(rejection)
-        return _imgbb_error(rejection, self.imgbb_errors)
+            return wire.chevereto_error(rejection)
+        return wire.imgbb_error(rejection, self.imgbb_errors)
 
     async def _before_upload(
         self, request: web.Request, dialect: Dialect
@@ -676,25 +390,25 @@ class HostEmulator:
     async def _fetch_own_url(self, url: str, limit: int) -> bytes:
         """Download `url` if it is served by this emulator (never the network)."""
         if urlsplit(url).netloc != urlsplit(self.base_url).netloc:
-            raise _Rejected("unreachable")
+            raise wire.Rejected("unreachable")
         data = bytearray()
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             if response.status != 200:
-                raise _Rejected("unreachable")
+                raise wire.Rejected("unreachable")
             async for chunk in response.content.iter_chunked(CDN_CHUNK):
                 data += chunk
                 if len(data) > limit:
-                    raise _Rejected("too_big", _human_size(limit))
+                    raise wire.Rejected("too_big", wire.human_size(limit))
         return bytes(data)
 
     async def _text_source(self, text: str, method: str, limit: int, dialect: Dialect) -> bytes:
-        if _is_url(text):
+        if wire.is_url(text):
             return await self._fetch_own_url(text.strip(), limit)
         if dialect == "chevereto" and method != "POST":
-            raise _Rejected("base64_by_get")
-        data = _decode_base64(text)
+            raise wire.Rejected("base64_by_get")
+        data = wire.decode_base64(text)
         if data is None:
-            raise _Rejected("bad_base64")
+            raise wire.Rejected("bad_base64")
         return data
 
     async def _source(
@@ -706,26 +420,26 @@ class HostEmulator:
             return part.data, part.filename
         text = received.param(field_name)
         if text is None or not text.strip():
-            raise _Rejected("no_source")
+            raise wire.Rejected("no_source")
         data = await self._text_source(text, received.method, limit, dialect)
         if not data:
-            raise _Rejected("no_source")
+            raise wire.Rejected("no_source")
         return data, None
 
     @staticmethod
     def _examine(data: bytes, limit: int) -> ImageInfo:
         if len(data) > limit:
-            raise _Rejected("too_big", _human_size(limit))
+            raise wire.Rejected("too_big", wire.human_size(limit))
         found = sniff(data)
         if isinstance(found, Unsupported):
-            raise _Rejected("unsupported", found.name)
+            raise wire.Rejected("unsupported", found.name)
         if found is None:
-            raise _Rejected("not_image")
+            raise wire.Rejected("not_image")
         return found
 
     def _new_id(self, length: int) -> str:
         while True:
-            image_id = _random_id(length)
+            image_id = wire.random_id(length)
             if image_id not in self.images:
                 return image_id
 
@@ -734,9 +448,9 @@ class HostEmulator:
     def _imgbb_check_key(self, received: ReceivedRequest) -> None:
         key = received.param("key")
         if not key:
-            raise _Rejected("no_key")
+            raise wire.Rejected("no_key")
         if key not in self.api_keys:
-            raise _Rejected("bad_key")
+            raise wire.Rejected("bad_key")
 
     @staticmethod
     def _imgbb_expiration(received: ReceivedRequest) -> int | None:
@@ -745,29 +459,29 @@ class HostEmulator:
             return None
         value = raw.strip()
         if not value.isascii() or not value.isdigit():
-            raise _Rejected("bad_expiration")
+            raise wire.Rejected("bad_expiration")
         seconds = int(value)
         if not IMGBB_MIN_EXPIRATION <= seconds <= IMGBB_MAX_EXPIRATION:
-            raise _Rejected("bad_expiration")
+            raise wire.Rejected("bad_expiration")
         return seconds
 
     @staticmethod
-    def _imgbb_name(received: ReceivedRequest, filename: str | None, extension: str) -> str:
-        wanted = received.param("name") or _stem(filename)
-        if wanted.lower().endswith("." + extension) or re.search(r"\.[A-Za-z]{3,4}$", wanted):
+    def _imgbb_name(received: ReceivedRequest, filename: str | None) -> str:
+        wanted = received.param("name") or wire.stem(filename)
+        if re.search(r"\.(jpe?g|png|gif|webp|bmp|tiff?)$", wanted, re.IGNORECASE):
             wanted = wanted.rsplit(".", 1)[0]
-        return _slug(wanted, keep_case=True) or secrets.token_hex(6)
+        return wire.slugify(wanted, keep_case=True) or secrets.token_hex(6)
 
     async def _imgbb_upload(self, request: web.Request) -> web.StreamResponse:
         early = await self._before_upload(request, "imgbb")
         if early is not None:
             return early
-        received = _received(request)
+        received = self._received(request)
         try:
             image = await self._imgbb_store(received)
-        except _Rejected as rejection:
-            return _imgbb_error(rejection, self.imgbb_errors)
-        return _json_response(self._imgbb_answer(image))
+        except wire.Rejected as rejection:
+            return wire.imgbb_error(rejection, self.imgbb_errors)
+        return wire.json_response(self._imgbb_answer(image))
 
     async def _imgbb_store(self, received: ReceivedRequest) -> HostedImage:
         self._imgbb_check_key(received)
@@ -777,7 +491,7 @@ class HostEmulator:
         info = self._examine(data, limit)
         now = self.clock().replace(microsecond=0)
         image_id = self._new_id(7)
-        name = self._imgbb_name(received, filename, info.extension)
+        name = self._imgbb_name(received, filename)
         viewer = f"{self.base_url}/i/{image_id}"
         token = secrets.token_hex(16)
         image = HostedImage(
@@ -839,11 +553,11 @@ class HostEmulator:
     def _chevereto_check_key(self, received: ReceivedRequest) -> None:
         key = received.headers.get("x-api-key") or received.param("key")
         if not key:
-            raise _Rejected("no_key")
+            raise wire.Rejected("no_key")
         if key in self.denied_keys:
-            raise _Rejected("denied")
+            raise wire.Rejected("denied")
         if key not in self.api_keys:
-            raise _Rejected("bad_key")
+            raise wire.Rejected("bad_key")
 
     def _chevereto_expiry(self, sent: str | None, now: datetime) -> datetime | None:
         """When an image uploaded at `now` with expiration `sent` expires (None: never)."""
@@ -857,24 +571,24 @@ class HostEmulator:
         if wanted is None:
             return None
         shortest = now + timedelta(minutes=5)
-        longest = _add_months(now, 12)
+        longest = wire.add_months(now, 12)
         return min(max(wanted, shortest), longest)
 
     def _chevereto_check_duplicate(self, data: bytes) -> None:
         checksum = hashlib.sha256(data).hexdigest()
         if self.reject_duplicates and checksum in self._checksums:
-            raise _Rejected("duplicate")
+            raise wire.Rejected("duplicate")
         self._checksums.add(checksum)
 
     async def _chevereto_upload(self, request: web.Request) -> web.StreamResponse:
         early = await self._before_upload(request, "chevereto")
         if early is not None:
             return early
-        received = _received(request)
+        received = self._received(request)
         try:
             image = await self._chevereto_store(received)
-        except _Rejected as rejection:
-            return _chevereto_error(rejection)
+        except wire.Rejected as rejection:
+            return wire.chevereto_error(rejection)
         answer = self._chevereto_answer(image, received)
         output = (received.param("format") or "json").lower()
         if output == "txt":
@@ -882,7 +596,7 @@ class HostEmulator:
             return web.Response(text=text, content_type="text/plain")
         if output == "redirect":
             raise web.HTTPFound(location=str(answer["path_viewer"]))
-        return _json_response(
+        return wire.json_response(
             {
                 "status_code": 200,
                 "success": {"message": "file uploaded", "code": 200},
@@ -899,9 +613,9 @@ class HostEmulator:
         self._chevereto_check_duplicate(data)
         now = self.clock().replace(microsecond=0)
         image_id = self._new_id(4)
-        title = received.param("title") or _stem(filename)
-        name = _slug(_stem(filename), keep_case=True) or image_id
-        slug = _slug(title).replace("_", "-")
+        title = received.param("title") or wire.stem(filename)
+        name = wire.slugify(wire.stem(filename), keep_case=True) or image_id
+        slug = wire.slugify(title).replace("_", "-")
         short = f"{self.base_url}/image/{image_id}"
         token = secrets.token_hex(24) if self.chevereto_delete_links else None
         sent = received.param("expiration")
@@ -929,7 +643,7 @@ class HostEmulator:
     def _chevereto_answer(self, image: HostedImage, received: ReceivedRequest) -> dict[str, object]:
         """The `image` object of a Chevereto V1.1 answer, after seeds/001."""
         ext = image.extension
-        date = _gmt(image.uploaded_at)
+        date = wire.gmt(image.uploaded_at)
         title = image.title or None
         tags = [t.strip() for t in (received.param("tags") or "").split(",") if t.strip()]
         thumb_url = f"{self.base_url}/images/{image.id}.th.{ext}"
@@ -955,7 +669,7 @@ class HostEmulator:
             "chain": 7,
             "thumb_size": image.size,
             "medium_size": 0,
-            "expiration_date_gmt": _gmt(image.expires_at) if image.expires_at else None,
+            "expiration_date_gmt": wire.gmt(image.expires_at) if image.expires_at else None,
             "likes": 0,
             "is_animated": 0,
             "is_approved": 0 if self.moderation else 1,
@@ -968,7 +682,7 @@ class HostEmulator:
             "mime": image.mime,
             "url": image.url,
             "ratio": image.width / image.height if image.height else 0,
-            "size_formatted": _human_size(image.size),
+            "size_formatted": wire.human_size(image.size),
             "image": self._chevereto_file_info(image, f"{image.name}.{ext}", image.url),
             "thumb": self._chevereto_file_info(image, f"{image.name}.th.{ext}", thumb_url),
             "medium": dict.fromkeys(("filename", "name", "mime", "extension", "url")),
@@ -1016,7 +730,7 @@ class HostEmulator:
     @staticmethod
     def _viewer_page(image: HostedImage) -> web.Response:
         body = f'<h1>{image.title}</h1><img src="{image.url}" alt="{image.title}">'
-        return _html_response(image.title or image.id, body)
+        return wire.html_response(image.title or image.id, body)
 
     @staticmethod
     def _image_bytes(image: HostedImage) -> web.Response:
@@ -1024,13 +738,13 @@ class HostEmulator:
 
     async def _imgbb_viewer(self, request: web.Request) -> web.StreamResponse:
         image = self._live_image(request.match_info["id"], "imgbb")
-        return self._viewer_page(image) if image else _not_found()
+        return self._viewer_page(image) if image else wire.not_found()
 
     async def _imgbb_file_or_delete_page(self, request: web.Request) -> web.StreamResponse:
         image = self._live_image(request.match_info["id"], "imgbb")
         tail = request.match_info["tail"]
         if image is None:
-            return _not_found()
+            return wire.not_found()
         if tail == f"{image.name}.{image.extension}":
             return self._image_bytes(image)
         if tail == image.delete_token:
@@ -1040,28 +754,28 @@ class HostEmulator:
                 '<input type="hidden" name="confirm" value="1">'
                 '<button type="submit">Delete image</button></form>'
             )
-            return _html_response("Delete image", form)
-        return _not_found()
+            return wire.html_response("Delete image", form)
+        return wire.not_found()
 
     async def _imgbb_delete_confirm(self, request: web.Request) -> web.StreamResponse:
         image = self._live_image(request.match_info["id"], "imgbb")
         if image is None or request.match_info["tail"] != image.delete_token:
-            return _not_found()
+            return wire.not_found()
         image.deleted = True
-        return _html_response("Image deleted", "<p>The image has been deleted.</p>")
+        return wire.html_response("Image deleted", "<p>The image has been deleted.</p>")
 
     async def _chevereto_viewer(self, request: web.Request) -> web.StreamResponse:
         # "<slug>.<id>" or the short form "<id>"
         image_id = request.match_info["tail"].rsplit(".", 1)[-1]
         image = self._live_image(image_id, "chevereto")
-        return self._viewer_page(image) if image else _not_found()
+        return self._viewer_page(image) if image else wire.not_found()
 
     async def _chevereto_delete(self, request: web.Request) -> web.StreamResponse:
         image = self._live_image(request.match_info["id"], "chevereto")
         if image is None or image.delete_token is None:
-            return _not_found()
+            return wire.not_found()
         if not secrets.compare_digest(request.match_info["token"], image.delete_token):
-            return _not_found()
+            return wire.not_found()
         # No confirmation: any GET (or HEAD) of the link deletes at once.
         image.deleted = True
         raise web.HTTPFound(location=f"{image.viewer_url}?deleted")
@@ -1071,7 +785,7 @@ class HostEmulator:
         image_id, _, rest = request.match_info["file"].partition(".")
         image = self._live_image(image_id, "chevereto")
         if image is None or rest not in (image.extension, f"th.{image.extension}"):
-            return _not_found()
+            return wire.not_found()
         return self._image_bytes(image)
 
     # -- CDN blobs --
@@ -1080,7 +794,7 @@ class HostEmulator:
         name = request.match_info["name"]
         blob = self._blobs.get(name)
         if blob is None:
-            return _not_found()
+            return wire.not_found()
         data, content_type = blob
         response = web.StreamResponse(headers={"Content-Type": content_type})
         response.content_length = len(data)
@@ -1106,16 +820,6 @@ class HostEmulator:
             await response.write_eof()
         except ConnectionError:
             pass  # the client went away: the count stays at what was written
-
-
-def _status_response(status: int) -> web.Response:
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    if status < 200 or status in (204, 304):
-        return web.Response(status=status)
-    return web.Response(status=status, text=phrase, content_type="text/plain")
 
 
 async def _drop_connection(request: web.Request) -> web.StreamResponse:
