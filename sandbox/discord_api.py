@@ -1,0 +1,608 @@
+"""A local emulator of Discord's REST API, gateway and attachment CDN, for tests.
+
+One aiohttp server on 127.0.0.1 serves all three:
+
+- ``/api/v10/...`` (also ``v9``): the REST routes in :mod:`sandbox.discord_rest` and
+  :mod:`sandbox.discord_interactions`, answering JSON with ``Content-Type:
+  application/json`` exactly (discord.py treats anything else, even with a charset, as text);
+- ``/gateway``: the websocket gateway of :mod:`sandbox.discord_gateway`;
+- ``/attachments/...`` and ``/media/attachments/...``: signed attachment URLs.
+
+Point discord.py at it with :func:`sandbox.discord_client.discord_endpoints` or run a client
+with :func:`sandbox.discord_client.running_client`. Tests push gateway events
+(:meth:`DiscordEmulator.send_message`, :meth:`~DiscordEmulator.slash_command`, ...) and read
+what the bot did (:attr:`~DiscordEmulator.calls`, :meth:`~DiscordEmulator.followups`, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from aiohttp import BodyPartReader, web
+
+from sandbox.discord_client import discord_endpoints, running_client
+from sandbox.discord_gateway import Gateway
+from sandbox.discord_interactions import (
+    APPLICATION_COMMAND,
+    MESSAGE_COMPONENT,
+    command_data,
+    event_channel,
+    find_command,
+    find_component,
+    new_interaction,
+    resolve_options,
+)
+from sandbox.discord_interactions import ROUTES as INTERACTION_ROUTES
+from sandbox.discord_messages import announce, create_message, public_view
+from sandbox.discord_model import (
+    DEFAULT_EVERYONE,
+    GUILD_TEXT,
+    MESSAGE_CONTENT,
+    ApiError,
+    ApiRequest,
+    Channel,
+    Guild,
+    Json,
+    Reply,
+    Role,
+    Route,
+    Upload,
+    User,
+    World,
+)
+from sandbox.discord_rest import ROUTES as REST_ROUTES
+
+__all__ = ["DiscordEmulator", "RestCall", "discord_endpoints", "running_client"]
+
+DEFAULT_TOKEN = "emulator-token"
+_FILE_FIELD = re.compile(r"^files\[(\d+)\]$")
+
+
+@dataclass
+class RestCall:
+    """One request below the API base, as received, and the status it was answered with."""
+
+    method: str
+    path: str  # e.g. "/channels/1/messages", query string excluded
+    json: Any | None
+    files: list[tuple[str, bytes]]
+    query: dict[str, str]
+    status: int = 0  # 0 while the emulator is still answering
+
+
+@dataclass
+class _Failure:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    body: Json | None
+    retry_after: float
+    times: int
+    via: bool
+
+
+@dataclass
+class _Server:
+    runner: web.AppRunner
+    base_url: str
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    # Exactly "application/json": discord.py compares the header verbatim.
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    return web.Response(status=status, body=json.dumps(body).encode(), headers=all_headers)
+
+
+async def _read_body(request: web.Request) -> tuple[Any, list[Upload]]:
+    if request.content_type.startswith("multipart/"):
+        return await _read_multipart(request)
+    raw = await request.read()
+    if not raw:
+        return None, []
+    try:
+        return json.loads(raw), []
+    except ValueError:
+        raise ApiError(400, 50109, "The request body contains invalid JSON.") from None
+
+
+async def _read_multipart(request: web.Request) -> tuple[Any, list[Upload]]:
+    payload: Any = None
+    uploads: list[Upload] = []
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        name = part.name or ""
+        if name == "payload_json":
+            payload = json.loads(await part.text())
+            continue
+        match = _FILE_FIELD.match(name)
+        data = bytes(await part.read(decode=False))
+        index = int(match.group(1)) if match else None
+        ctype = part.headers.get("Content-Type")
+        uploads.append(Upload(index, part.filename or name, data, ctype))
+    return payload, uploads
+
+
+class DiscordEmulator:
+    """Discord's REST API + gateway + CDN for one bot application; see the module doc."""
+
+    def __init__(
+        self,
+        *,
+        application_id: int = 1_100_000_000_000_000_001,
+        bot_user_id: int | None = None,
+        bot_name: str = "rehost",
+        token: str = DEFAULT_TOKEN,
+        owner_id: int = 1_100_000_000_000_000_009,
+        privileged_intents: int = MESSAGE_CONTENT,
+        attachment_size_limit: int = 10 * 1024 * 1024,
+        ack_deadline: float = 3.0,
+        heartbeat_interval_ms: int = 41_250,
+        fetch_unfurls: bool = False,
+    ) -> None:
+        """``privileged_intents``: what the developer portal allows; IDENTIFY asking for
+        more is closed with 4014. ``fetch_unfurls``: really GET the links the bot posts
+        without SUPPRESS_EMBEDS, as Discord's preview crawler does (else only recorded)."""
+        self.world = World(
+            application_id=application_id,
+            bot_user_id=bot_user_id if bot_user_id is not None else application_id,
+            bot_name=bot_name,
+            token=token,
+            owner_id=owner_id,
+            privileged_intents=privileged_intents,
+            attachment_size_limit=attachment_size_limit,
+            ack_deadline=ack_deadline,
+        )
+        self.token = token
+        self.gateway = Gateway(
+            self.world, heartbeat_interval_ms=heartbeat_interval_ms, url=lambda: self.gateway_url
+        )
+        self.world.events = self.gateway
+        self.calls: list[RestCall] = []
+        self._routes: list[Route] = [*REST_ROUTES, *INTERACTION_ROUTES]
+        self._failures: list[_Failure] = []
+        self._new_call = asyncio.Event()
+        self._server: _Server | None = None
+        self._fetch_unfurls = fetch_unfurls
+        self.unfurl_statuses: list[tuple[str, int | None]] = []
+
+    # -- lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", r"/api/v{version:\d+}/{tail:.*}", self._handle_api)
+        app.router.add_get("/gateway", self.gateway.handle)
+        cdn = self.world.cdn.handle
+        app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", cdn)
+        app.router.add_get("/media/attachments/{channel_id}/{attachment_id}/{filename}", cdn)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0]
+        self._server = _Server(runner, f"http://{host}:{bound[1]}")
+        self.world.cdn.base_url = self._server.base_url
+        self.world.gateway_url = self.gateway_url
+        if self._fetch_unfurls:
+            self.world.on_unfurl = self._spawn_unfurl
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        for task in server.tasks:
+            task.cancel()
+        await asyncio.gather(*server.tasks, return_exceptions=True)
+        await self.gateway.close()
+        await server.runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return self._server.base_url
+
+    @property
+    def api_base(self) -> str:
+        """What ``discord.http.Route.BASE`` must be set to."""
+        return f"{self.base_url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        """What ``DiscordWebSocket.DEFAULT_GATEWAY`` must be (discord.py adds the query)."""
+        return "ws" + self.base_url.removeprefix("http") + "/gateway"
+
+    def _spawn(self, coro: Any) -> None:
+        assert self._server is not None
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._server.tasks.add(task)
+        task.add_done_callback(self._server.tasks.discard)
+
+    def _spawn_unfurl(self, url: str) -> None:
+        self._spawn(self._fetch_unfurl(url))
+
+    async def _fetch_unfurl(self, url: str) -> None:
+        timeout = aiohttp.ClientTimeout(total=5)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.get(url) as response:
+                    await response.read()
+                    self.unfurl_statuses.append((url, response.status))
+        except (aiohttp.ClientError, TimeoutError):
+            self.unfurl_statuses.append((url, None))
+
+    # -- REST
+
+    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        query = dict(request.query)
+        try:
+            body, uploads = await _read_body(request)
+        except ApiError as exc:
+            body, uploads, early = None, [], exc
+        else:
+            early = None
+        call = RestCall(request.method, path, body, [(u.filename, u.data) for u in uploads], query)
+        self.calls.append(call)
+        if early is not None:
+            response = _json_response(early.status, early.body())
+        else:
+            req = ApiRequest(request.method, path, body, uploads, query)
+            response = await self._answer(request, req)
+        call.status = response.status
+        self._new_call.set()
+        self._new_call = asyncio.Event()
+        return response
+
+    async def _answer(self, request: web.Request, req: ApiRequest) -> web.Response:
+        failure = self._take_failure(req.method, req.path)
+        if failure is not None:
+            return failure
+        found = self._match(req.method, req.path)
+        if isinstance(found, web.Response):
+            return found
+        route, match = found
+        authorization = request.headers.get("Authorization")
+        if route.auth and authorization != f"Bot {self.token}":
+            return _json_response(401, {"message": "401: Unauthorized", "code": 0})
+        try:
+            reply: Reply = await route.handler(self.world, req, match)
+        except ApiError as exc:
+            return _json_response(exc.status, exc.body())
+        if reply.body is None:
+            return web.Response(status=204 if reply.status == 200 else reply.status)
+        return _json_response(reply.status, reply.body)
+
+    def _match(self, method: str, path: str) -> tuple[Route, re.Match[str]] | web.Response:
+        allowed = False
+        for candidate in self._routes:
+            match = candidate.pattern.match(path)
+            if match is None:
+                continue
+            if candidate.method == method:
+                return candidate, match
+            allowed = True
+        if allowed:
+            return _json_response(405, {"message": "405: Method Not Allowed", "code": 0})
+        return _json_response(404, {"message": "404: Not Found", "code": 0})
+
+    def _take_failure(self, method: str, path: str) -> web.Response | None:
+        for failure in self._failures:
+            if failure.method == method and failure.pattern.search(path):
+                failure.times -= 1
+                if failure.times <= 0:
+                    self._failures.remove(failure)
+                return self._failure_response(failure)
+        return None
+
+    @staticmethod
+    def _failure_response(failure: _Failure) -> web.Response:
+        if failure.status != 429:
+            body = failure.body or {"message": f"{failure.status}: Scripted failure", "code": 0}
+            return _json_response(failure.status, body)
+        body = failure.body or {
+            "message": "You are being rate limited.",
+            "retry_after": failure.retry_after,
+            "global": False,
+        }
+        # discord.py retries a 429 only when it carries Via (else it blames Cloudflare).
+        headers = {
+            "Retry-After": str(max(1, math.ceil(failure.retry_after))),
+            "X-RateLimit-Scope": "user",
+        }
+        if failure.via:
+            headers["Via"] = "1.1 google"
+        return _json_response(429, body, headers)
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        status: int = 429,
+        body: Json | None = None,
+        retry_after: float = 0.05,
+        times: int = 1,
+        *,
+        via: bool = True,
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status`` instead of serving
+        them. A 429 gets Discord's rate-limit body and (unless ``via=False``, which is how
+        a Cloudflare ban looks) a ``Via`` header, without which discord.py does not retry."""
+        failure = _Failure(method.upper(), re.compile(path_regex), status, body, retry_after,
+                           times, via)
+        self._failures.append(failure)
+
+    async def wait_for(
+        self, predicate: Callable[[RestCall], bool], timeout: float = 5.0
+    ) -> RestCall:
+        """The first answered call (past ones count) matching ``predicate``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for call in self.calls:
+                if call.status and predicate(call):
+                    return call
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(self._summary(timeout))
+            event = self._new_call
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    def _summary(self, timeout: float) -> str:
+        lines = [f"no matching REST call within {timeout}s; calls received:"]
+        lines += [f"  {c.method} {c.path} -> {c.status} {c.json!r:.200}" for c in self.calls[-30:]]
+        return "\n".join(lines)
+
+    # -- the world
+
+    def add_user(
+        self, user_id: int, name: str = "ann", bot: bool = False, dms_open: bool = True
+    ) -> User:
+        """A user; ``dms_open=False`` makes the bot's DMs answer 403 code 50007."""
+        user = User(user_id, name, bot=bot, dms_open=dms_open)
+        self.world.users[user_id] = user
+        return user
+
+    def add_guild(
+        self,
+        guild_id: int,
+        name: str = "G",
+        owner_id: int | None = None,
+        channels: Iterable[int] = (),
+        members: Iterable[tuple[int, int]] = (),
+        *,
+        everyone_permissions: int = DEFAULT_EVERYONE,
+        bot_permissions: int = DEFAULT_EVERYONE,
+    ) -> Guild:
+        """A guild the bot is in, with text channels and ``(user_id, permissions)`` members.
+
+        Permissions become roles (``@everyone`` has ``everyone_permissions``). Sent as
+        GUILD_CREATE after READY; added while a client is connected, it is sent at once.
+        """
+        world = self.world
+        members = list(members)
+        owner = owner_id if owner_id is not None else (members[0][0] if members else world.owner_id)
+        guild = Guild(guild_id, name, owner)
+        guild.roles[guild_id] = Role(guild_id, "@everyone", everyone_permissions, 0)
+        bot_role = world.ids.next()
+        guild.roles[bot_role] = Role(bot_role, name=world.users[world.bot_user_id].name,
+                                     permissions=bot_permissions, position=1,
+                                     bot_id=world.bot_user_id)
+        guild.members[world.bot_user_id] = [bot_role]
+        for user_id, permissions in [(owner, 0), *members]:
+            world.ensure_user(user_id)
+            roles = [world.role_for(guild, permissions)] if permissions else []
+            guild.members[user_id] = roles
+        world.guilds[guild_id] = guild
+        for position, channel_id in enumerate(channels):
+            self.add_channel(guild_id, channel_id, "general" if position == 0 else None)
+        if self._server is not None:
+            for session in list(self.gateway.sessions.values()):
+                self._spawn(self.gateway.send_guild_create(session, guild_id))
+        return guild
+
+    def add_channel(self, guild_id: int, channel_id: int, name: str | None = None) -> Channel:
+        guild = self.world.guild(guild_id)
+        channel = Channel(channel_id, GUILD_TEXT, name or f"channel-{channel_id}", guild_id,
+                          position=len(guild.channel_ids))
+        self.world.channels[channel_id] = channel
+        guild.channel_ids.append(channel_id)
+        return channel
+
+    def add_attachment(
+        self,
+        data: bytes,
+        filename: str,
+        content_type: str | None = None,
+        *,
+        channel_id: int = 0,
+        declared_size: int | None = None,
+        description: str | None = None,
+    ) -> Json:
+        """An attachment object whose signed ``url`` this emulator serves (the CDN).
+        ``declared_size`` makes ``size`` lie, as a client must not trust it."""
+        world = self.world
+        return world.cdn.add(world.ids.next(), channel_id, data, filename, content_type,
+                             declared_size=declared_size, description=description)
+
+    def bytes_served(self, attachment_id: int | str) -> int:
+        return self.world.cdn.bytes_served(int(attachment_id))
+
+    # -- gateway events
+
+    def _require_session(self) -> None:
+        if not self.gateway.sessions:
+            raise AssertionError("no gateway session; connect a client before pushing events")
+
+    async def send_message(
+        self,
+        channel_id: int | None,
+        author_id: int,
+        content: str = "",
+        attachments: Iterable[Json] = (),
+        guild_id: int | None = None,
+    ) -> Json:
+        """A user posts a message: MESSAGE_CREATE. ``guild_id=None``: in the author's DM
+        with the bot (``channel_id`` may then be None). Returns the full message; a session
+        without MESSAGE_CONTENT receives it with content and attachments blanked."""
+        self._require_session()
+        world = self.world
+        channel = event_channel(world, channel_id, guild_id, author_id)
+        msg = create_message(world, channel, {"content": content}, [], author_id=author_id,
+                             allowed_flags=0, extra={"attachments": list(attachments)},
+                             allow_empty=True)
+        await announce(world, "MESSAGE_CREATE", msg)
+        return public_view(msg)
+
+    async def slash_command(
+        self,
+        name: str,
+        user_id: int,
+        channel_id: int | None,
+        guild_id: int | None = None,
+        options: Iterable[Json] = (),
+        resolved: Json | None = None,
+    ) -> Json:
+        """A user runs a registered chat-input command. An attachment option (type 11)
+        may carry the attachment object itself as ``value``; it is moved to ``resolved``."""
+        self._require_session()
+        world = self.world
+        channel = event_channel(world, channel_id, guild_id, user_id)
+        data = command_data(find_command(world, name, 1, guild_id))
+        res = copy.deepcopy(resolved or {})
+        opts = resolve_options(world, list(options), res)
+        if opts:
+            data["options"] = opts
+        if res:
+            data["resolved"] = res
+        return await self._push_interaction(APPLICATION_COMMAND, data, user_id, channel)
+
+    async def message_command(
+        self,
+        name: str,
+        user_id: int,
+        channel_id: int | None,
+        target_message: Json | int | str,
+        guild_id: int | None = None,
+    ) -> Json:
+        """A user picks a message context-menu command on ``target_message``."""
+        self._require_session()
+        world = self.world
+        channel = event_channel(world, channel_id, guild_id, user_id)
+        target = self._stored_message(target_message)
+        data = command_data(find_command(world, name, 3, guild_id))
+        data["target_id"] = target["id"]
+        data["resolved"] = {"messages": {target["id"]: public_view(target)}}
+        return await self._push_interaction(APPLICATION_COMMAND, data, user_id, channel)
+
+    async def press_button(
+        self,
+        custom_id: str,
+        user_id: int,
+        channel_id: int | None,
+        message: Json | int | str,
+        guild_id: int | None = None,
+        values: list[str] | None = None,
+    ) -> Json:
+        """A user uses the component ``custom_id`` of ``message`` (as it is now stored);
+        a missing or disabled component fails the test, as no user could click it."""
+        self._require_session()
+        world = self.world
+        channel = event_channel(world, channel_id, guild_id, user_id)
+        msg = self._stored_message(message)
+        component = find_component(msg["components"], custom_id)
+        if component is None or component.get("disabled"):
+            state = "disabled" if component else "not present"
+            raise AssertionError(f"component {custom_id!r} is {state} on message {msg['id']}")
+        data: Json = {"custom_id": custom_id, "component_type": component["type"]}
+        if values is not None:
+            data["values"] = values
+        return await self._push_interaction(MESSAGE_COMPONENT, data, user_id, channel, msg)
+
+    async def _push_interaction(
+        self, itype: int, data: Json, user_id: int, channel: Channel, message: Json | None = None
+    ) -> Json:
+        inter = new_interaction(self.world, itype, data, user_id, channel, message)
+        await self.gateway.dispatch("INTERACTION_CREATE", inter.payload)
+        return copy.deepcopy(inter.payload)
+
+    def _stored_message(self, message: Json | int | str) -> Json:
+        message_id = int(message["id"] if isinstance(message, dict) else message)
+        try:
+            return self.world.messages[message_id]
+        except KeyError:
+            raise AssertionError(f"unknown message {message_id}") from None
+
+    async def drop_gateway_connections(self, code: int = 4000) -> None:
+        """Close every gateway websocket; discord.py then RESUMEs its session."""
+        await self.gateway.drop_connections(code)
+
+    # -- what the bot did
+
+    def interaction_responses(self, interaction_id: int | str) -> list[Json]:
+        """Accepted callbacks: ``{"type", "data", "flags"}`` (flags copied from data)."""
+        inter = self.world.interactions.get(int(interaction_id))
+        return [] if inter is None else copy.deepcopy(inter.responses)
+
+    def followups(self, interaction_token: str) -> list[Json]:
+        """Webhook traffic of an interaction, in order: each entry is the request body plus
+        ``action`` ("send" / "edit" / "delete"), ``target`` (None for a new follow-up, else
+        "@original" or an id), ``message_id`` and ``replaced_original`` (True when a
+        follow-up took the place of a deferred "thinking" message)."""
+        inter = self.world.interactions_by_token.get(interaction_token)
+        return [] if inter is None else copy.deepcopy(inter.followups)
+
+    def channel_messages(self, channel_id: int) -> list[Json]:
+        """The bot's messages in a channel (DMs too), as they are now; deleted ones carry
+        ``"deleted": True`` and ephemeral ones have flag 64."""
+        world = self.world
+        ids = world.channel_log.get(channel_id, [])
+        msgs = (world.messages[i] for i in ids)
+        return [copy.deepcopy(m) for m in msgs if int(m["author"]["id"]) == world.bot_user_id]
+
+    def dm_channel_of(self, user_id: int) -> int | None:
+        return self.world.dm_by_user.get(user_id)
+
+    def registered_commands(self, guild_id: int | None = None) -> list[Json]:
+        return copy.deepcopy(self.world.commands.get(guild_id, []))
+
+    @property
+    def unfurled_urls(self) -> list[str]:
+        """Links the bot posted where Discord would build a preview (i.e. GET them)."""
+        return list(self.world.unfurled)
+
+    @property
+    def identifies(self) -> list[Json]:
+        """IDENTIFY payloads accepted so far (``intents`` tells what the bot asked for)."""
+        return copy.deepcopy(self.gateway.identifies)
+
+    @property
+    def gateway_queries(self) -> list[dict[str, str]]:
+        """The query of every gateway connection (``v``, ``encoding``, ``compress``)."""
+        return [dict(q) for q in self.gateway.connection_queries]

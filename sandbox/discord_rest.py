@@ -1,0 +1,317 @@
+"""REST routes of the emulated Discord API (below ``/api/v10``), except interactions.
+
+Each handler takes the :class:`World`, the parsed request and the path match, and returns
+a :class:`Reply` or raises :class:`ApiError` with Discord's status, code and message.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sandbox.discord_messages import (
+    announce,
+    create_message,
+    delete_message,
+    edit_message,
+    public_view,
+)
+from sandbox.discord_model import (
+    ATTACH_FILES,
+    DM,
+    IS_COMPONENTS_V2,
+    MANAGE_MESSAGES,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    SUPPRESS_EMBEDS,
+    SUPPRESS_NOTIFICATIONS,
+    VIEW_CHANNEL,
+    ApiError,
+    ApiRequest,
+    Channel,
+    Json,
+    Reply,
+    Route,
+    World,
+    invalid_form,
+    route,
+)
+
+Match = re.Match[str]
+SEND_FLAGS = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_COMPONENTS_V2
+_CHAT_NAME = re.compile(r"^[-_\w]{1,32}$")
+
+
+def snowflake(value: str, field: str) -> int:
+    if not value.isdigit():
+        raise invalid_form(field, "NUMBER_TYPE_COERCE", f'Value "{value}" is not snowflake.')
+    return int(value)
+
+
+# -- users, application, gateway
+
+
+async def get_me(world: World, req: ApiRequest, m: Match) -> Reply:
+    user = world.users[world.bot_user_id].payload()
+    user.update(verified=True, mfa_enabled=False, email=None, locale="en-US")
+    return Reply(200, user)
+
+
+async def get_user(world: World, req: ApiRequest, m: Match) -> Reply:
+    return Reply(200, world.user(snowflake(m["user_id"], "user_id")).payload())
+
+
+async def get_application(world: World, req: ApiRequest, m: Match) -> Reply:
+    return Reply(200, world.application_payload())
+
+
+async def get_gateway(world: World, req: ApiRequest, m: Match) -> Reply:
+    return Reply(200, {"url": world.gateway_url})
+
+
+async def get_gateway_bot(world: World, req: ApiRequest, m: Match) -> Reply:
+    limit = {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": 1}
+    return Reply(200, {"url": world.gateway_url, "shards": 1, "session_start_limit": limit})
+
+
+# -- application commands
+
+
+def _scope(world: World, m: Match) -> int | None:
+    if snowflake(m["app_id"], "application_id") != world.application_id:
+        raise ApiError(403, 50001, "Missing Access")
+    guild = m.groupdict().get("guild_id")
+    if guild is None:
+        return None
+    guild_id = snowflake(guild, "guild_id")
+    if guild_id not in world.guilds:
+        raise ApiError(403, 50001, "Missing Access")
+    return guild_id
+
+
+def _check_command(raw: Json, where: str) -> None:
+    ctype = int(raw.get("type", 1))
+    name = raw.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 32:
+        raise invalid_form(f"{where}name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32.")
+    if ctype == 1:
+        if not _CHAT_NAME.match(name) or name != name.lower():
+            raise invalid_form(f"{where}name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid name")
+        if not 1 <= len(raw.get("description") or "") <= 100:
+            raise invalid_form(
+                f"{where}description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100."
+            )
+
+
+def _store_command(world: World, raw: Json, guild_id: int | None, old: list[Json]) -> Json:
+    ctype = int(raw.get("type", 1))
+    # Discord keeps a command's id when an overwrite re-registers the same name and type.
+    same = [c for c in old if c["name"] == raw["name"] and c["type"] == ctype]
+    cmd: Json = {
+        "id": same[0]["id"] if same else str(world.ids.next()),
+        "application_id": str(world.application_id),
+        "version": str(world.ids.next()),
+        "type": ctype,
+        "name": raw["name"],
+        "description": raw.get("description") or "",
+        "options": raw.get("options") or [] if ctype == 1 else [],
+        "default_member_permissions": raw.get("default_member_permissions"),
+        "nsfw": bool(raw.get("nsfw", False)),
+        "contexts": raw.get("contexts"),
+        "integration_types": raw.get("integration_types") or [0],
+        "name_localizations": raw.get("name_localizations"),
+        "description_localizations": raw.get("description_localizations"),
+    }
+    if guild_id is None:
+        cmd["dm_permission"] = raw.get("dm_permission", True)
+    else:
+        cmd["guild_id"] = str(guild_id)
+    return cmd
+
+
+async def put_commands(world: World, req: ApiRequest, m: Match) -> Reply:
+    guild_id = _scope(world, m)
+    if not isinstance(req.json, list):
+        raise invalid_form("_", "LIST_TYPE_CONVERT", "Must be an array.")
+    seen: set[tuple[str, int]] = set()
+    for i, raw in enumerate(req.json):
+        _check_command(raw, f"{i}.")
+        key = (raw["name"], int(raw.get("type", 1)))
+        if key in seen:
+            raise invalid_form(f"{i}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME", "Duplicate")
+        seen.add(key)
+    old = world.commands.get(guild_id, [])
+    world.commands[guild_id] = [_store_command(world, raw, guild_id, old) for raw in req.json]
+    return Reply(200, world.commands[guild_id])
+
+
+async def post_command(world: World, req: ApiRequest, m: Match) -> Reply:
+    guild_id = _scope(world, m)
+    raw = req.json or {}
+    _check_command(raw, "")
+    old = world.commands.get(guild_id, [])
+    cmd = _store_command(world, raw, guild_id, old)
+    world.commands[guild_id] = [c for c in old if c["id"] != cmd["id"]] + [cmd]
+    return Reply(201 if len(old) < len(world.commands[guild_id]) else 200, cmd)
+
+
+async def get_commands(world: World, req: ApiRequest, m: Match) -> Reply:
+    return Reply(200, world.commands.get(_scope(world, m), []))
+
+
+def _command(world: World, m: Match) -> tuple[int | None, Json]:
+    guild_id = _scope(world, m)
+    for cmd in world.commands.get(guild_id, []):
+        if cmd["id"] == m["command_id"]:
+            return guild_id, cmd
+    raise ApiError(404, 10063, "Unknown application command")
+
+
+async def get_command(world: World, req: ApiRequest, m: Match) -> Reply:
+    return Reply(200, _command(world, m)[1])
+
+
+async def delete_command(world: World, req: ApiRequest, m: Match) -> Reply:
+    guild_id, cmd = _command(world, m)
+    world.commands[guild_id].remove(cmd)
+    return Reply(204)
+
+
+# -- channels and messages
+
+
+def _channel(world: World, m: Match) -> Channel:
+    return world.channel(snowflake(m["channel_id"], "channel_id"))
+
+
+async def get_channel(world: World, req: ApiRequest, m: Match) -> Reply:
+    channel = _channel(world, m)
+    world.require(channel, VIEW_CHANNEL)
+    return Reply(200, channel.payload(world))
+
+
+def _check_can_send(world: World, channel: Channel, req: ApiRequest) -> None:
+    if channel.type == DM:
+        user = world.user(channel.recipient_id or 0)
+        if user.bot or not user.dms_open:
+            raise ApiError(403, 50007, "Cannot send messages to this user")
+        return
+    world.require(channel, VIEW_CHANNEL)
+    world.require(channel, SEND_MESSAGES)
+    if req.uploads:
+        world.require(channel, ATTACH_FILES)
+
+
+def _reply_fields(world: World, channel: Channel, ref: Json) -> Json:
+    """message_reference -> the REPLY (type 19) fields Discord adds to the new message."""
+    target = world.messages.get(int(ref.get("message_id") or 0))
+    if target is None or target.get("deleted"):
+        if ref.get("fail_if_not_exists", True):
+            raise invalid_form(
+                "message_reference", "REPLIES_UNKNOWN_MESSAGE", "Unknown message"
+            )
+        return {}
+    reference: Json = {"type": 0, "message_id": target["id"], "channel_id": target["channel_id"]}
+    if channel.guild_id is not None:
+        reference["guild_id"] = str(channel.guild_id)
+    return {"type": 19, "message_reference": reference, "referenced_message": public_view(target)}
+
+
+async def post_message(world: World, req: ApiRequest, m: Match) -> Reply:
+    channel = _channel(world, m)
+    _check_can_send(world, channel, req)
+    body: Json = req.json or {}
+    ref = body.get("message_reference")
+    extra = _reply_fields(world, channel, ref) if ref else {}
+    msg = create_message(
+        world,
+        channel,
+        body,
+        req.uploads,
+        author_id=world.bot_user_id,
+        allowed_flags=SEND_FLAGS,
+        extra=extra,
+    )
+    await announce(world, "MESSAGE_CREATE", msg)
+    return Reply(200, public_view(msg))
+
+
+def _message(world: World, m: Match) -> tuple[Channel, Json]:
+    channel = _channel(world, m)
+    world.require(channel, VIEW_CHANNEL)
+    return channel, world.message(channel.id, snowflake(m["message_id"], "message_id"))
+
+
+async def get_message(world: World, req: ApiRequest, m: Match) -> Reply:
+    channel, msg = _message(world, m)
+    world.require(channel, READ_MESSAGE_HISTORY)
+    return Reply(200, public_view(msg))
+
+
+async def patch_message(world: World, req: ApiRequest, m: Match) -> Reply:
+    _, msg = _message(world, m)
+    if int(msg["author"]["id"]) != world.bot_user_id:
+        raise ApiError(403, 50005, "Cannot edit a message authored by another user")
+    edit_message(world, msg, req.json or {}, req.uploads)
+    await announce(world, "MESSAGE_UPDATE", msg)
+    return Reply(200, public_view(msg))
+
+
+async def delete_channel_message(world: World, req: ApiRequest, m: Match) -> Reply:
+    channel, msg = _message(world, m)
+    if int(msg["author"]["id"]) != world.bot_user_id:
+        if channel.type == DM:
+            raise ApiError(403, 50003, "Cannot execute action on a DM channel")
+        world.require(channel, MANAGE_MESSAGES)
+    await delete_message(world, msg)
+    return Reply(204)
+
+
+async def typing(world: World, req: ApiRequest, m: Match) -> Reply:
+    _channel(world, m)
+    return Reply(204)
+
+
+async def create_dm(world: World, req: ApiRequest, m: Match) -> Reply:
+    body: Json = req.json or {}
+    user_id = snowflake(str(body.get("recipient_id", "")), "recipient_id")
+    world.user(user_id)
+    return Reply(200, world.dm_channel(user_id).payload(world))
+
+
+async def get_member(world: World, req: ApiRequest, m: Match) -> Reply:
+    guild = world.guild(snowflake(m["guild_id"], "guild_id"))
+    user_id = snowflake(m["user_id"], "user_id")
+    if user_id not in guild.members:
+        raise ApiError(404, 10007, "Unknown Member")
+    return Reply(200, world.member_payload(guild, user_id))
+
+
+_APP = "/applications/{app_id}"
+_MSG = "/channels/{channel_id}/messages/{message_id}"
+
+ROUTES: list[Route] = [
+    route("GET", "/users/@me", get_me),
+    route("GET", "/users/{user_id}", get_user),
+    route("GET", "/oauth2/applications/@me", get_application),
+    route("GET", "/applications/@me", get_application),
+    route("GET", "/gateway", get_gateway, auth=False),
+    route("GET", "/gateway/bot", get_gateway_bot),
+    route("GET", f"{_APP}/commands", get_commands),
+    route("PUT", f"{_APP}/commands", put_commands),
+    route("POST", f"{_APP}/commands", post_command),
+    route("GET", f"{_APP}/commands/{{command_id}}", get_command),
+    route("DELETE", f"{_APP}/commands/{{command_id}}", delete_command),
+    route("GET", f"{_APP}/guilds/{{guild_id}}/commands", get_commands),
+    route("PUT", f"{_APP}/guilds/{{guild_id}}/commands", put_commands),
+    route("POST", f"{_APP}/guilds/{{guild_id}}/commands", post_command),
+    route("GET", f"{_APP}/guilds/{{guild_id}}/commands/{{command_id}}", get_command),
+    route("DELETE", f"{_APP}/guilds/{{guild_id}}/commands/{{command_id}}", delete_command),
+    route("GET", "/channels/{channel_id}", get_channel),
+    route("POST", "/channels/{channel_id}/messages", post_message),
+    route("GET", _MSG, get_message),
+    route("PATCH", _MSG, patch_message),
+    route("DELETE", _MSG, delete_channel_message),
+    route("POST", "/channels/{channel_id}/typing", typing),
+    route("POST", "/users/@me/channels", create_dm),
+    route("GET", "/guilds/{guild_id}/members/{user_id}", get_member),
+]
