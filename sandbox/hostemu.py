@@ -44,6 +44,9 @@ Choices where the hosts leave room:
   emulator (for instance a /cdn/ blob); any other URL fails as unreachable.
 - The chevereto ``width`` parameter is recorded but the image is not resized.
 - Expired images answer 404 like deleted ones; pass ``clock`` to move time.
+
+Run it by hand with ``python -m sandbox.hostemu --help`` (the project's
+``rehost emulate-host`` command calls `main`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import html
 import logging
 import re
 import secrets
@@ -60,7 +64,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
@@ -109,6 +113,14 @@ class Fault:
     kind: FaultKind
     status: int = 503
     delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(FaultKind):
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        if not 200 <= self.status <= 599:
+            raise ValueError("a fault status must be a final HTTP status, 200..599")
+        if self.delay < 0:
+            raise ValueError("a fault delay cannot be negative")
 
 
 def _utcnow() -> datetime:
@@ -216,8 +228,19 @@ class HostEmulator:
             raise RuntimeError("emulator already started")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            runner = await self._serve_on(sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._runner = runner
+        bound_port = sock.getsockname()[1]
+        shown_host = f"[{host}]" if family == socket.AF_INET6 else host
+        self._base_url = f"http://{shown_host}:{bound_port}"
+
+    async def _serve_on(self, sock: socket.socket) -> web.AppRunner:
         quiet: dict[str, Any] = {} if self._access_log else {"access_log": None}
         runner = web.AppRunner(
             self._make_app(),
@@ -228,11 +251,12 @@ class HostEmulator:
             **quiet,
         )
         await runner.setup()
-        await web.SockSite(runner, sock).start()
-        self._runner = runner
-        bound_port = sock.getsockname()[1]
-        shown_host = f"[{host}]" if family == socket.AF_INET6 else host
-        self._base_url = f"http://{shown_host}:{bound_port}"
+        try:
+            await web.SockSite(runner, sock).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        return runner
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -303,7 +327,7 @@ class HostEmulator:
     # -- application --
 
     def _make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._record], client_max_size=self._body_limit)
+        app = web.Application(middlewares=[self._record])
         routes: list[tuple[str, str, Handler]] = [
             ("POST", IMGBB_PATH, self._imgbb_upload),
             ("GET", IMGBB_PATH, self._imgbb_upload),
@@ -392,13 +416,16 @@ class HostEmulator:
         if urlsplit(url).netloc != urlsplit(self.base_url).netloc:
             raise wire.Rejected("unreachable")
         data = bytearray()
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            if response.status != 200:
-                raise wire.Rejected("unreachable")
-            async for chunk in response.content.iter_chunked(CDN_CHUNK):
-                data += chunk
-                if len(data) > limit:
-                    raise wire.Rejected("too_big", wire.human_size(limit))
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url) as response:
+                if response.status != 200:
+                    raise wire.Rejected("unreachable")
+                async for chunk in response.content.iter_chunked(CDN_CHUNK):
+                    data += chunk
+                    if len(data) > limit:
+                        raise wire.Rejected("too_big", wire.human_size(limit))
+        except aiohttp.ClientError as error:
+            raise wire.Rejected("unreachable") from error
         return bytes(data)
 
     async def _text_source(self, text: str, method: str, limit: int, dialect: Dialect) -> bytes:
@@ -633,7 +660,7 @@ class HostEmulator:
             name=name,
             title=title,
             url=f"{self.base_url}/images/{image_id}.{info.extension}",
-            viewer_url=f"{short[: -len(image_id)]}{slug}.{image_id}" if slug else short,
+            viewer_url=f"{self.base_url}/image/{slug}.{image_id}" if slug else short,
             delete_url=f"{short}/delete/{token}" if token else None,
             uploaded_at=now,
         )
@@ -729,8 +756,9 @@ class HostEmulator:
 
     @staticmethod
     def _viewer_page(image: HostedImage) -> web.Response:
-        body = f'<h1>{image.title}</h1><img src="{image.url}" alt="{image.title}">'
-        return wire.html_response(image.title or image.id, body)
+        title = html.escape(image.title or image.id)
+        body = f'<h1>{title}</h1><img src="{html.escape(image.url)}" alt="{title}">'
+        return wire.html_response(title, body)
 
     @staticmethod
     def _image_bytes(image: HostedImage) -> web.Response:
@@ -750,7 +778,8 @@ class HostEmulator:
         if tail == image.delete_token:
             # A page with a confirm button: looking at it deletes nothing.
             form = (
-                f'<p>Delete {image.title}?</p><form method="post" action="{image.delete_url}">'
+                f"<p>Delete {html.escape(image.title)}?</p>"
+                f'<form method="post" action="{html.escape(image.delete_url or "")}">'
                 '<input type="hidden" name="confirm" value="1">'
                 '<button type="submit">Delete image</button></form>'
             )
@@ -774,7 +803,8 @@ class HostEmulator:
         image = self._live_image(request.match_info["id"], "chevereto")
         if image is None or image.delete_token is None:
             return wire.not_found()
-        if not secrets.compare_digest(request.match_info["token"], image.delete_token):
+        token = request.match_info["token"].encode()
+        if not secrets.compare_digest(token, image.delete_token.encode()):
             return wire.not_found()
         # No confirmation: any GET (or HEAD) of the link deletes at once.
         image.deleted = True

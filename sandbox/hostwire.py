@@ -341,6 +341,6 @@ def status_response(status: int) -> web.Response:
         phrase = http.HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
-    if status < 200 or status in (204, 304):
+    if status in (204, 304):  # no body allowed
         return web.Response(status=status)
     return web.Response(status=status, text=phrase, content_type="text/plain")

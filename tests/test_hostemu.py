@@ -666,3 +666,35 @@ async def test_serve_forever_prints_endpoints(capsys: pytest.CaptureFixture[str]
     assert re.search(r"http://127\.0\.0\.1:\d+/1/upload", output)
     assert re.search(r"http://127\.0\.0\.1:\d+/api/1/upload", output)
     assert "cli-key" in output
+
+
+async def test_a_head_of_a_chevereto_delete_link_deletes_too(
+    emu: HostEmulator, client: httpx.AsyncClient
+) -> None:
+    answer = (await chevereto_upload(client, emu, samples.png())).json()["image"]
+    assert (await client.head(answer["delete_url"])).status_code == 302
+    assert emu.images[answer["id_encoded"]].deleted
+    assert emu.image_by_url(answer["url"]) is emu.images[answer["id_encoded"]]
+
+
+async def test_malformed_and_oversized_bodies(client: httpx.AsyncClient) -> None:
+    async with HostEmulator(imgbb_max_bytes=1024, chevereto_max_bytes=1024) as emu:
+        malformed = await client.post(
+            emu.chevereto_endpoint,
+            headers={"X-API-Key": KEY, "Content-Type": "multipart/form-data; boundary=x"},
+            content=b"not multipart at all",
+        )
+        # Like PHP, the server carries on with an empty form.
+        assert error_of(malformed) == (400, 130, "Empty upload source")
+        huge = await client.post(
+            emu.imgbb_endpoint, data={"key": KEY, "image": "A" * (2 * 1024 * 1024)}
+        )
+        assert huge.status_code == 413
+    assert len(emu.uploads) == 2
+
+
+def test_fault_arguments_are_checked() -> None:
+    with pytest.raises(ValueError):
+        Fault("explode")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Fault("status", status=100)
