@@ -15,7 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sandbox.telegram_text import EntityParseError, format_text, normalize_url
+from sandbox.telegram_entities import normalize_url
+from sandbox.telegram_text import EntityParseError, format_text
 from sandbox.telegram_text import utf16_len as text_length
 from sandbox.telegram_wire import (
     ApiError,

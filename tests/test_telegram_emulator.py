@@ -31,6 +31,8 @@ from telegram.ext import (
 )
 
 from sandbox.telegram_api import TelegramEmulator
+from sandbox.telegram_entities import EntityParseError, normalize_url
+from sandbox.telegram_markdown import parse_markdown_v2
 from sandbox.telegram_ptb import application_builder, running, running_application
 
 ANN = 7
@@ -346,3 +348,40 @@ async def test_stopping_a_polling_application_is_fast(tg: TelegramEmulator) -> N
         await asyncio.sleep(0.2)  # a long poll is now waiting in the emulator
         started = time.monotonic()
     assert time.monotonic() - started < 1.5
+
+
+# Cases from tdlib's own test suite (test/message_entities.cpp), the parser behind the Bot API.
+@pytest.mark.parametrize(
+    ("markup", "text", "entities"),
+    [
+        ("🏟 🏟_🏟 __🏟___", "🏟 🏟🏟 🏟", [("italic", 5, 5), ("underline", 8, 2)]),
+        ("[telegram\\.org](https://telegram.dog?)", "telegram.org", [("text_link", 0, 12)]),
+        ("[ ](as)", " ", []),
+        ("abc\n> \n> \n>\ndef", "abc\n \n \n\ndef", [("blockquote", 4, 5)]),
+        ("🏟 🏟```🏟\n🏟```", "🏟 🏟🏟", [("pre", 5, 2)]),
+    ],
+)
+def test_markdown_v2_matches_tdlib(markup: str, text: str, entities: list[Any]) -> None:
+    parsed_text, parsed = parse_markdown_v2(markup)
+    assert parsed_text == text
+    assert [(e["type"], e["offset"], e["length"]) for e in parsed] == entities
+
+
+@pytest.mark.parametrize(
+    ("markup", "detail"),
+    [
+        ("🏟 🏟_abacaba", "Can't find end of Italic entity at byte offset 9"),
+        ("🏟 🏟```a ", "Can't find end of PreCode entity at byte offset 9"),
+        ("🏟 🏟>", "Character '>' is reserved and must be escaped with the preceding '\\'"),
+    ],
+)
+def test_markdown_v2_errors_match_tdlib(markup: str, detail: str) -> None:
+    with pytest.raises(EntityParseError) as caught:
+        parse_markdown_v2(markup)
+    assert str(caught.value) == detail
+
+
+def test_urls_are_stored_the_way_telegram_stores_them() -> None:
+    assert normalize_url("telegram.org") == "http://telegram.org/"
+    assert normalize_url("https://telegram.dog?") == "https://telegram.dog/?"
+    assert normalize_url("localhost") is None
