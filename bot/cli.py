@@ -39,6 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--json", action="store_true", help="one JSON object per file")
     upload.set_defaults(handler=_lazy("bot.upload_cli", "run_upload"))
 
+    history = commands.add_parser("history", help="list recorded uploads, newest first")
+    _config_option(history)
+    history.add_argument("--owner", help="only this owner's uploads (platform user id)")
+    history.add_argument("--limit", type=int, default=100)
+    history.add_argument("--json", action="store_true", help="one JSON object per upload")
+    history.set_defaults(handler=_lazy("bot.admin_cli", "run_history"))
+
+    delete = commands.add_parser("delete", help="delete an upload by its id (as the operator)")
+    _config_option(delete)
+    delete.add_argument("id", type=int)
+    delete.set_defaults(handler=_lazy("bot.admin_cli", "run_delete"))
+
+    stats = commands.add_parser("stats", help="uploads, bytes, dedup hits and failures per host")
+    _config_option(stats)
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=_lazy("bot.admin_cli", "run_stats"))
+
     emulate = commands.add_parser(
         "emulate-host", help="serve a local emulator of both host dialects (for trying configs)"
     )

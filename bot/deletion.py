@@ -55,12 +55,18 @@ class DeleteService:
         self._http = http
 
     async def delete(self, upload_id: int, platform: str, requester_id: str) -> DeleteResult:
+        """Delete for a chat user: only the owner may."""
         upload = self.store.upload(upload_id)
         if upload is None or upload.platform != platform or upload.owner_id != requester_id:
             # The same answer whether it exists or not: ids reveal nothing about others.
             return DeleteResult(
                 DeleteStatus.NOT_ALLOWED, f"You have no upload #{upload_id}; see /mine."
             )
+        return await self.delete_record(upload)
+
+    async def delete_record(self, upload: UploadRecord) -> DeleteResult:
+        """Delete an upload with no ownership check (callers have done it)."""
+        upload_id = upload.id
         if upload.state != "active":
             return DeleteResult(
                 DeleteStatus.ALREADY_GONE, f"Upload #{upload_id} is already {upload.state}.", upload
@@ -116,3 +122,11 @@ class DeleteService:
             self.store.set_state(record.id, DELETED)
             messages += self.store.bot_messages(record.id)
         return DeleteResult(status, message, upload, bot_messages=messages)
+
+
+async def delete_as_operator(store: Store, http: httpx.AsyncClient, upload_id: int) -> DeleteResult:
+    """Delete any upload, as the operator does from the command line."""
+    upload = store.upload(upload_id)
+    if upload is None:
+        return DeleteResult(DeleteStatus.NOT_ALLOWED, f"No upload #{upload_id} is recorded.")
+    return await DeleteService(store, http).delete_record(upload)

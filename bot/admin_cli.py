@@ -1,0 +1,84 @@
+"""Operator commands over the database: ``rehost history``, ``rehost delete``, ``rehost stats``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bot.cli import EXIT_FAILED, EXIT_OK
+from bot.config import load_config
+from bot.deletion import DeleteStatus, delete_as_operator
+from bot.httpclient import new_http_client
+from bot.logsafety import configure_logging
+from bot.media import human_size
+from bot.store import Store, UploadRecord, to_text
+
+
+def _record(upload: UploadRecord) -> dict[str, Any]:
+    return {
+        "id": upload.id,
+        "platform": upload.platform,
+        "chat_id": upload.chat_id,
+        "owner_id": upload.owner_id,
+        "host": upload.host,
+        "viewer_url": upload.viewer_url,
+        "url": upload.url,
+        "size": upload.size,
+        "sha256": upload.sha256,
+        "state": upload.state,
+        "created_at": to_text(upload.created_at),
+        "expires_at": to_text(upload.expires_at),
+        "reused_from": upload.reused_from,
+    }
+
+
+async def run_history(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure_logging(secrets=config.secrets())
+    store = Store(config.storage.path)
+    uploads = store.history(owner_id=args.owner, limit=args.limit)
+    for upload in uploads:
+        if args.json:
+            print(json.dumps(_record(upload)))
+        else:
+            expires = to_text(upload.expires_at) or "never"
+            print(
+                f"#{upload.id:<6} {upload.state:<8} {upload.platform}:{upload.owner_id:<20} "
+                f"{upload.host:<12} {upload.viewer_url}  expires {expires}"
+            )
+    if not uploads and not args.json:
+        print("no uploads recorded")
+    return EXIT_OK
+
+
+async def run_delete(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure_logging(secrets=config.secrets())
+    store = Store(config.storage.path)
+    async with new_http_client() as http:
+        result = await delete_as_operator(store, http, args.id)
+    print(result.message)
+    if result.status is DeleteStatus.OPEN_LINK and result.delete_url:
+        print(f"open to confirm: {result.delete_url}")
+    ok = result.removed or result.status is DeleteStatus.OPEN_LINK
+    if not ok:
+        print(f"rehost: upload #{args.id} was not deleted", file=sys.stderr)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+async def run_stats(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    stats = Store(config.storage.path).stats()
+    if args.json:
+        print(json.dumps(stats))
+        return EXIT_OK
+    print(f"uploads:    {stats['uploads']} ({human_size(stats['bytes'])})")
+    print(f"dedup hits: {stats['dedup_hits']}")
+    print(f"failures:   {stats['failures']}")
+    for state, count in sorted(stats["states"].items()):
+        print(f"  {state}: {count}")
+    for host, numbers in stats["hosts"].items():
+        print(f"{host:<20} {numbers['uploads']} uploads, {human_size(numbers['bytes'])}")
+    return EXIT_OK

@@ -1,0 +1,252 @@
+"""RehostService and DeleteService over SQLite, against the host emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.deletion import DeleteStatus
+from bot.expiration import Duration
+from bot.service import RehostRequest, SourceRef
+from bot.store import ACTIVE, DELETED
+from sandbox import samples
+from sandbox.hostemu import HostEmulator
+from tests.service_harness import service_for
+
+
+def request(owner: str, *refs: SourceRef, chat: str = "chat-1", **extra: object) -> RehostRequest:
+    return RehostRequest(platform="test", chat_id=chat, owner_id=owner, sources=refs, **extra)  # type: ignore[arg-type]
+
+
+def blob(emu: HostEmulator, name: str, data: bytes) -> SourceRef:
+    return SourceRef(filename=name, url=emu.add_blob(name, data), declared_size=len(data))
+
+
+async def test_rehost_records_and_returns_links(host_emu: HostEmulator, tmp_path: Path) -> None:
+    data = samples.png(4, 4)
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data)))
+    assert result.ok and not result.dedup
+    assert result.upload is not None
+    assert result.upload.state == ACTIVE and result.upload.owner_id == "ann"
+    assert host_emu.images[result.upload.host_image_id].data == data
+    assert result.delete_url is not None and "/delete/" in result.delete_url
+
+
+async def test_same_owner_same_bytes_makes_no_host_request(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    data = samples.png(5, 5)
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [first] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data)))
+        [second] = await h.service.rehost(request("ann", blob(host_emu, "b.png", data)))
+        stats = h.store.stats()
+    assert len(host_emu.uploads) == 1
+    assert second.dedup and second.upload == first.upload
+    assert second.delete_url == first.delete_url
+    assert stats["dedup_hits"] == 1 and stats["uploads"] == 1
+
+
+async def test_another_owner_reuses_links_but_never_gets_the_delete_link(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    data = samples.png(6, 6)
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [first] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data)))
+        [other] = await h.service.rehost(request("bob", blob(host_emu, "b.png", data)))
+    assert len(host_emu.uploads) == 1
+    assert other.dedup and other.upload is not None and first.upload is not None
+    assert other.upload.viewer_url == first.upload.viewer_url
+    assert other.upload.owner_id == "bob"
+    assert other.delete_url is None
+
+
+async def test_dedup_respects_the_asked_expiry(host_emu: HostEmulator, tmp_path: Path) -> None:
+    data = samples.png(7, 7)
+    ref = blob(host_emu, "a.png", data)
+    day, week = Duration(seconds=86400), Duration(seconds=7 * 86400)
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        await h.service.rehost(request("ann", ref, expiration=day, use_default_expiration=False))
+        # Asking for longer than the existing copy lives: upload again.
+        await h.service.rehost(request("ann", ref, expiration=week, use_default_expiration=False))
+        assert len(host_emu.uploads) == 2
+        # The same expiry again, or never vs expiring: reuse only what fits.
+        await h.service.rehost(request("ann", ref, expiration=week, use_default_expiration=False))
+        assert len(host_emu.uploads) == 2
+        await h.service.rehost(request("ann", ref, expiration=None, use_default_expiration=False))
+        assert len(host_emu.uploads) == 3
+
+
+async def test_owner_deletes_from_chevereto_then_it_is_already_gone(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
+        assert result.upload is not None
+        h.service.remember_reply(result.upload.id, "test", "chat-1", "m-77", public=True)
+        deleted = await h.deleter.delete(result.upload.id, "test", "ann")
+        again = await h.deleter.delete(result.upload.id, "test", "ann")
+        record = h.store.upload(result.upload.id)
+    assert deleted.status is DeleteStatus.DELETED
+    assert [m.message_id for m in deleted.bot_messages] == ["m-77"]
+    assert host_emu.images[result.upload.host_image_id].deleted
+    assert again.status is DeleteStatus.ALREADY_GONE and "already" in again.message
+    assert record is not None and record.state == DELETED
+
+
+async def test_a_link_already_used_on_the_host_reports_already_gone(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
+        assert result.delete_url is not None and result.upload is not None
+        assert (await h.http.get(result.delete_url)).status_code == 302
+        outcome = await h.deleter.delete(result.upload.id, "test", "ann")
+    assert outcome.status is DeleteStatus.ALREADY_GONE
+    assert "already gone" in outcome.message
+
+
+async def test_another_users_delete_is_refused_and_changes_nothing(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
+        assert result.upload is not None
+        before = len(host_emu.requests)
+        refused = await h.deleter.delete(result.upload.id, "test", "mallory")
+        record = h.store.upload(result.upload.id)
+    assert refused.status is DeleteStatus.NOT_ALLOWED
+    assert refused.delete_url is None and not refused.bot_messages
+    assert len(host_emu.requests) == before, "no request to the host"
+    assert record is not None and record.state == ACTIVE
+    assert not host_emu.images[result.upload.host_image_id].deleted
+
+
+async def test_imgbb_delete_hands_over_the_link_and_never_fetches_it(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    async with service_for(host_emu, tmp_path / "r.db", hosts=("zg",)) as h:
+        [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
+        assert result.upload is not None and result.delete_url is not None
+        outcome = await h.deleter.delete(result.upload.id, "test", "ann")
+        record = h.store.upload(result.upload.id)
+    assert outcome.status is DeleteStatus.OPEN_LINK
+    assert outcome.delete_url == result.delete_url
+    token_path = result.delete_url.split("://", 1)[1].split("/", 1)[1]
+    assert not any(r.path.lstrip("/") == token_path for r in host_emu.requests)
+    assert record is not None and record.state == DELETED
+
+
+async def test_deleting_shared_links_only_unlists_for_the_second_owner(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    data = samples.png(8, 8)
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [first] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data)))
+        [other] = await h.service.rehost(request("bob", blob(host_emu, "b.png", data)))
+        assert first.upload is not None and other.upload is not None
+        unlisted = await h.deleter.delete(other.upload.id, "test", "bob")
+        assert not host_emu.images[first.upload.host_image_id].deleted
+        original = await h.deleter.delete(first.upload.id, "test", "ann")
+    assert unlisted.status is DeleteStatus.UNLISTED
+    assert original.status is DeleteStatus.DELETED
+
+
+async def test_oversize_attachment_is_refused_before_the_download_finishes(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    big = samples.png(pad_to=24 << 20)  # larger than loopback socket buffers can absorb
+    url = host_emu.add_blob("big.png", big)
+    declared = SourceRef("big.png", url=url, declared_size=len(big))
+    lying = SourceRef("big2.png", url=host_emu.add_blob("big2.png", big), declared_size=1000)
+    async with service_for(host_emu, tmp_path / "r.db", max_bytes=1 << 20) as h:
+        [by_declaration] = await h.service.rehost(request("ann", declared))
+        [by_stream] = await h.service.rehost(request("ann", lying))
+    await host_emu.wait_downloads()
+    assert by_declaration.error is not None and "the limit is 1 MB" in by_declaration.error
+    assert host_emu.bytes_served(url) == 0
+    assert by_stream.error is not None and "the limit is 1 MB" in by_stream.error
+    assert host_emu.bytes_served("big2.png") < len(big)
+    assert host_emu.uploads == []
+
+
+async def test_a_non_image_named_png_is_refused(host_emu: HostEmulator, tmp_path: Path) -> None:
+    ref = blob(host_emu, "invoice.png", b"%PDF-1.4\n" + b"x" * 5000)
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [result] = await h.service.rehost(request("ann", ref))
+        stats = h.store.stats()
+    assert result.error is not None and "not a supported image" in result.error
+    assert host_emu.uploads == []
+    assert stats["failures"] == 1
+
+
+async def test_large_files_spool_to_disk_and_are_cleaned_up(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    data = samples.png(pad_to=600_000)
+    async with service_for(
+        host_emu, tmp_path / "r.db", spool_threshold=64 << 10, spool_dir=spool
+    ) as h:
+        [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data)))
+    assert result.upload is not None
+    assert host_emu.images[result.upload.host_image_id].data == data
+    assert list(spool.iterdir()) == []
+
+
+async def test_the_per_user_rate_limit_refuses_plainly(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    refs = [blob(host_emu, f"{i}.png", samples.png(i + 1, 1)) for i in range(3)]
+    async with service_for(host_emu, tmp_path / "r.db", rate_limit=2) as h:
+        results = await h.service.rehost(request("ann", *refs))
+        [other_user] = await h.service.rehost(request("bob", refs[2]))
+    assert [r.ok for r in results] == [True, True, False]
+    assert results[2].error is not None and "try again in" in results[2].error
+    assert other_user.ok
+    assert len(host_emu.uploads) == 3
+
+
+async def test_host_failures_come_back_as_results(host_emu: HostEmulator, tmp_path: Path) -> None:
+    from sandbox.hostemu import Fault
+
+    host_emu.script(Fault("status", status=503), times=10)
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
+        jobs = h.store.pending_jobs()
+    assert not result.ok
+    assert result.error == "chev is having trouble (HTTP 503)"
+    assert jobs == []
+
+
+async def test_the_sweep_marks_expired_uploads(host_emu: HostEmulator, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from bot.store import now_utc
+
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [result] = await h.service.rehost(
+            request(
+                "ann",
+                blob(host_emu, "a.png", samples.png()),
+                expiration=Duration(seconds=300),
+                use_default_expiration=False,
+            )
+        )
+        assert result.upload is not None and result.upload.expires_at is not None
+        assert h.service.sweep_expired() == 0
+        later = now_utc() + timedelta(minutes=6)
+        assert h.store.expire_due(later) == 1
+        assert h.service.live_uploads("test", "ann") == []
+
+
+@pytest.mark.parametrize("auto", [True, False])
+async def test_chat_settings_round_trip(host_emu: HostEmulator, tmp_path: Path, auto: bool) -> None:
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        h.service.set_auto_rehost("test", "c", auto, Duration(seconds=3600))
+        settings = h.service.chat_settings("test", "c")
+        chats = h.store.auto_rehost_chats("test")
+    assert settings.auto_rehost is auto and settings.default_expiration == "1h"
+    assert chats == ({"c"} if auto else set())
