@@ -103,6 +103,9 @@ class TelegramEmulator:
         self.world = World(bot_id, bot_username, bot_name, max_download_bytes, privacy_mode)
         self.calls: list[SentCall] = []
         self.preview_fetches: list[str] = []
+        # Exceptions raised inside the emulator while handling a call; tests may assert
+        # it stays empty.
+        self.server_errors: list[Exception] = []
         self._record_polling = record_polling
         self._fetch_previews = fetch_link_previews
         self._failures: dict[str, list[_Failure]] = {}
@@ -192,6 +195,10 @@ class TelegramEmulator:
         except ApiError as exc:
             self._record(method, params, exc.status)
             return error(exc)
+        except Exception as exc:  # an emulator bug: answer like Telegram's 500, keep it
+            self.server_errors.append(exc)
+            self._record(method, params, 500)
+            return error(ApiError(500, f"Internal Server Error: {exc!r}"))
         self._record(method, params, 200)
         return ok(result)
 

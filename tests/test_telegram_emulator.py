@@ -52,6 +52,7 @@ async def tg() -> AsyncIterator[TelegramEmulator]:
         emulator.add_user(NOBODY, first_name="Nobody", username="nobody", started=False)
         emulator.add_group(GROUP, title="G", admins=[ANN], creator=ANN)
         yield emulator
+        assert emulator.server_errors == []
 
 
 @pytest.fixture
