@@ -10,14 +10,14 @@ from __future__ import annotations
 import copy
 import itertools
 import secrets
-import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.imagesniff import ImageInfo, sniff
 from sandbox.telegram_updates import UpdateQueue
-from sandbox.telegram_wire import ApiError, bad_request, forbidden
+from sandbox.telegram_wire import bad_request, forbidden
 
 JSON = dict[str, Any]
 
@@ -95,30 +95,9 @@ class FileRecord:
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height of a PNG, GIF or JPEG, read from its header."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return width, height
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        width, height = struct.unpack("<HH", data[6:10])
-        return width, height
-    if data.startswith(b"\xff\xd8"):
-        return _jpeg_size(data)
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return width, height
-        i += 2 + length
-    return None
+    """Width and height read from an image header (the sandbox's shared sniffer)."""
+    info = sniff(data)
+    return (info.width, info.height) if isinstance(info, ImageInfo) else None
 
 
 class World:
@@ -286,7 +265,6 @@ def require_message(world: World, chat_id: int, message_id: int, action: str) ->
 
 
 __all__ = [
-    "ApiError",
     "ChatRecord",
     "FileRecord",
     "MessageRecord",
