@@ -59,6 +59,7 @@ import html
 import logging
 import re
 import secrets
+import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -880,6 +881,18 @@ async def serve_forever(host: str, port: int, **options: Any) -> None:
         await emulator.close()
 
 
+async def _serve_until_signalled(host: str, port: int, options: dict[str, Any]) -> None:
+    """serve_forever, stopped cleanly by SIGINT or SIGTERM."""
+    task = asyncio.create_task(serve_forever(host, port, **options))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Not available on Windows; there Ctrl-C still raises KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rehost emulate-host",
@@ -916,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
         "access_log": args.access_log,
     }
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(args.host, args.port, **options))
+        asyncio.run(_serve_until_signalled(args.host, args.port, options))
     return 0
 
 
