@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
-import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,10 +25,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from sandbox.discord_client import discord_endpoints, running_client
 from sandbox.discord_gateway import Gateway
+from sandbox.discord_http import RestCall, RestFrontend
 from sandbox.discord_interactions import (
     APPLICATION_COMMAND,
     MESSAGE_COMPONENT,
@@ -47,15 +46,10 @@ from sandbox.discord_model import (
     DEFAULT_EVERYONE,
     GUILD_TEXT,
     MESSAGE_CONTENT,
-    ApiError,
-    ApiRequest,
     Channel,
     Guild,
     Json,
-    Reply,
     Role,
-    Route,
-    Upload,
     User,
     World,
 )
@@ -68,70 +62,10 @@ _FILE_FIELD = re.compile(r"^files\[(\d+)\]$")
 
 
 @dataclass
-class RestCall:
-    """One request below the API base, as received, and the status it was answered with."""
-
-    method: str
-    path: str  # e.g. "/channels/1/messages", query string excluded
-    json: Any | None
-    files: list[tuple[str, bytes]]
-    query: dict[str, str]
-    status: int = 0  # 0 while the emulator is still answering
-
-
-@dataclass
-class _Failure:
-    method: str
-    pattern: re.Pattern[str]
-    status: int
-    body: Json | None
-    retry_after: float
-    times: int
-    via: bool
-
-
-@dataclass
 class _Server:
     runner: web.AppRunner
     base_url: str
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-
-def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    # Exactly "application/json": discord.py compares the header verbatim.
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
-    return web.Response(status=status, body=json.dumps(body).encode(), headers=all_headers)
-
-
-async def _read_body(request: web.Request) -> tuple[Any, list[Upload]]:
-    if request.content_type.startswith("multipart/"):
-        return await _read_multipart(request)
-    raw = await request.read()
-    if not raw:
-        return None, []
-    try:
-        return json.loads(raw), []
-    except ValueError:
-        raise ApiError(400, 50109, "The request body contains invalid JSON.") from None
-
-
-async def _read_multipart(request: web.Request) -> tuple[Any, list[Upload]]:
-    payload: Any = None
-    uploads: list[Upload] = []
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            continue
-        name = part.name or ""
-        if name == "payload_json":
-            payload = json.loads(await part.text())
-            continue
-        match = _FILE_FIELD.match(name)
-        data = bytes(await part.read(decode=False))
-        index = int(match.group(1)) if match else None
-        ctype = part.headers.get("Content-Type")
-        uploads.append(Upload(index, part.filename or name, data, ctype))
-    return payload, uploads
 
 
 class DiscordEmulator:
@@ -169,10 +103,7 @@ class DiscordEmulator:
             self.world, heartbeat_interval_ms=heartbeat_interval_ms, url=lambda: self.gateway_url
         )
         self.world.events = self.gateway
-        self.calls: list[RestCall] = []
-        self._routes: list[Route] = [*REST_ROUTES, *INTERACTION_ROUTES]
-        self._failures: list[_Failure] = []
-        self._new_call = asyncio.Event()
+        self.rest = RestFrontend(self.world, [*REST_ROUTES, *INTERACTION_ROUTES])
         self._server: _Server | None = None
         self._fetch_unfurls = fetch_unfurls
         self.unfurl_statuses: list[tuple[str, int | None]] = []
@@ -181,7 +112,7 @@ class DiscordEmulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", r"/api/v{version:\d+}/{tail:.*}", self._handle_api)
+        app.router.add_route("*", r"/api/v{version:\d+}/{tail:.*}", self.rest.handle)
         app.router.add_get("/gateway", self.gateway.handle)
         cdn = self.world.cdn.handle
         app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", cdn)
@@ -247,95 +178,21 @@ class DiscordEmulator:
     async def _fetch_unfurl(self, url: str) -> None:
         timeout = aiohttp.ClientTimeout(total=5)
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(url) as response:
-                    await response.read()
-                    self.unfurl_statuses.append((url, response.status))
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url) as response,
+            ):
+                await response.read()
+                self.unfurl_statuses.append((url, response.status))
         except (aiohttp.ClientError, TimeoutError):
             self.unfurl_statuses.append((url, None))
 
-    # -- REST
+    # -- REST traffic
 
-    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
-        path = "/" + request.match_info["tail"]
-        query = dict(request.query)
-        try:
-            body, uploads = await _read_body(request)
-        except ApiError as exc:
-            body, uploads, early = None, [], exc
-        else:
-            early = None
-        call = RestCall(request.method, path, body, [(u.filename, u.data) for u in uploads], query)
-        self.calls.append(call)
-        if early is not None:
-            response = _json_response(early.status, early.body())
-        else:
-            req = ApiRequest(request.method, path, body, uploads, query)
-            response = await self._answer(request, req)
-        call.status = response.status
-        self._new_call.set()
-        self._new_call = asyncio.Event()
-        return response
-
-    async def _answer(self, request: web.Request, req: ApiRequest) -> web.Response:
-        failure = self._take_failure(req.method, req.path)
-        if failure is not None:
-            return failure
-        found = self._match(req.method, req.path)
-        if isinstance(found, web.Response):
-            return found
-        route, match = found
-        authorization = request.headers.get("Authorization")
-        if route.auth and authorization != f"Bot {self.token}":
-            return _json_response(401, {"message": "401: Unauthorized", "code": 0})
-        try:
-            reply: Reply = await route.handler(self.world, req, match)
-        except ApiError as exc:
-            return _json_response(exc.status, exc.body())
-        if reply.body is None:
-            return web.Response(status=204 if reply.status == 200 else reply.status)
-        return _json_response(reply.status, reply.body)
-
-    def _match(self, method: str, path: str) -> tuple[Route, re.Match[str]] | web.Response:
-        allowed = False
-        for candidate in self._routes:
-            match = candidate.pattern.match(path)
-            if match is None:
-                continue
-            if candidate.method == method:
-                return candidate, match
-            allowed = True
-        if allowed:
-            return _json_response(405, {"message": "405: Method Not Allowed", "code": 0})
-        return _json_response(404, {"message": "404: Not Found", "code": 0})
-
-    def _take_failure(self, method: str, path: str) -> web.Response | None:
-        for failure in self._failures:
-            if failure.method == method and failure.pattern.search(path):
-                failure.times -= 1
-                if failure.times <= 0:
-                    self._failures.remove(failure)
-                return self._failure_response(failure)
-        return None
-
-    @staticmethod
-    def _failure_response(failure: _Failure) -> web.Response:
-        if failure.status != 429:
-            body = failure.body or {"message": f"{failure.status}: Scripted failure", "code": 0}
-            return _json_response(failure.status, body)
-        body = failure.body or {
-            "message": "You are being rate limited.",
-            "retry_after": failure.retry_after,
-            "global": False,
-        }
-        # discord.py retries a 429 only when it carries Via (else it blames Cloudflare).
-        headers = {
-            "Retry-After": str(max(1, math.ceil(failure.retry_after))),
-            "X-RateLimit-Scope": "user",
-        }
-        if failure.via:
-            headers["Via"] = "1.1 google"
-        return _json_response(429, body, headers)
+    @property
+    def calls(self) -> list[RestCall]:
+        """Every request below the API base, in arrival order (a live list)."""
+        return self.rest.calls
 
     def fail_next(
         self,
@@ -351,33 +208,14 @@ class DiscordEmulator:
         """Answer the next ``times`` matching requests with ``status`` instead of serving
         them. A 429 gets Discord's rate-limit body and (unless ``via=False``, which is how
         a Cloudflare ban looks) a ``Via`` header, without which discord.py does not retry."""
-        failure = _Failure(method.upper(), re.compile(path_regex), status, body, retry_after,
-                           times, via)
-        self._failures.append(failure)
+        self.rest.fail_next(method, path_regex, status, body, retry_after, times, via=via)
 
     async def wait_for(
         self, predicate: Callable[[RestCall], bool], timeout: float = 5.0
     ) -> RestCall:
-        """The first answered call (past ones count) matching ``predicate``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for call in self.calls:
-                if call.status and predicate(call):
-                    return call
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(self._summary(timeout))
-            event = self._new_call
-            try:
-                await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                pass
-
-    def _summary(self, timeout: float) -> str:
-        lines = [f"no matching REST call within {timeout}s; calls received:"]
-        lines += [f"  {c.method} {c.path} -> {c.status} {c.json!r:.200}" for c in self.calls[-30:]]
-        return "\n".join(lines)
+        """The first answered call (past ones count) matching ``predicate``; on timeout an
+        AssertionError listing the calls received."""
+        return await self.rest.wait_for(predicate, timeout)
 
     # -- the world
 
@@ -411,9 +249,13 @@ class DiscordEmulator:
         guild = Guild(guild_id, name, owner)
         guild.roles[guild_id] = Role(guild_id, "@everyone", everyone_permissions, 0)
         bot_role = world.ids.next()
-        guild.roles[bot_role] = Role(bot_role, name=world.users[world.bot_user_id].name,
-                                     permissions=bot_permissions, position=1,
-                                     bot_id=world.bot_user_id)
+        guild.roles[bot_role] = Role(
+            bot_role,
+            name=world.users[world.bot_user_id].name,
+            permissions=bot_permissions,
+            position=1,
+            bot_id=world.bot_user_id,
+        )
         guild.members[world.bot_user_id] = [bot_role]
         for user_id, permissions in [(owner, 0), *members]:
             world.ensure_user(user_id)
@@ -424,13 +266,18 @@ class DiscordEmulator:
             self.add_channel(guild_id, channel_id, "general" if position == 0 else None)
         if self._server is not None:
             for session in list(self.gateway.sessions.values()):
-                self._spawn(self.gateway.send_guild_create(session, guild_id))
+                self._spawn(self.gateway.send_guild_create(session, guild_id, joined=True))
         return guild
 
     def add_channel(self, guild_id: int, channel_id: int, name: str | None = None) -> Channel:
         guild = self.world.guild(guild_id)
-        channel = Channel(channel_id, GUILD_TEXT, name or f"channel-{channel_id}", guild_id,
-                          position=len(guild.channel_ids))
+        channel = Channel(
+            channel_id,
+            GUILD_TEXT,
+            name or f"channel-{channel_id}",
+            guild_id,
+            position=len(guild.channel_ids),
+        )
         self.world.channels[channel_id] = channel
         guild.channel_ids.append(channel_id)
         return channel
@@ -448,8 +295,15 @@ class DiscordEmulator:
         """An attachment object whose signed ``url`` this emulator serves (the CDN).
         ``declared_size`` makes ``size`` lie, as a client must not trust it."""
         world = self.world
-        return world.cdn.add(world.ids.next(), channel_id, data, filename, content_type,
-                             declared_size=declared_size, description=description)
+        return world.cdn.add(
+            world.ids.next(),
+            channel_id,
+            data,
+            filename,
+            content_type,
+            declared_size=declared_size,
+            description=description,
+        )
 
     def bytes_served(self, attachment_id: int | str) -> int:
         return self.world.cdn.bytes_served(int(attachment_id))
@@ -474,9 +328,16 @@ class DiscordEmulator:
         self._require_session()
         world = self.world
         channel = event_channel(world, channel_id, guild_id, author_id)
-        msg = create_message(world, channel, {"content": content}, [], author_id=author_id,
-                             allowed_flags=0, extra={"attachments": list(attachments)},
-                             allow_empty=True)
+        msg = create_message(
+            world,
+            channel,
+            {"content": content},
+            [],
+            author_id=author_id,
+            allowed_flags=0,
+            extra={"attachments": list(attachments)},
+            allow_empty=True,
+        )
         await announce(world, "MESSAGE_CREATE", msg)
         return public_view(msg)
 
@@ -494,7 +355,7 @@ class DiscordEmulator:
         self._require_session()
         world = self.world
         channel = event_channel(world, channel_id, guild_id, user_id)
-        data = command_data(find_command(world, name, 1, guild_id))
+        data = command_data(find_command(world, name, 1, channel, user_id))
         res = copy.deepcopy(resolved or {})
         opts = resolve_options(world, list(options), res)
         if opts:
@@ -516,7 +377,7 @@ class DiscordEmulator:
         world = self.world
         channel = event_channel(world, channel_id, guild_id, user_id)
         target = self._stored_message(target_message)
-        data = command_data(find_command(world, name, 3, guild_id))
+        data = command_data(find_command(world, name, 3, channel, user_id))
         data["target_id"] = target["id"]
         data["resolved"] = {"messages": {target["id"]: public_view(target)}}
         return await self._push_interaction(APPLICATION_COMMAND, data, user_id, channel)

@@ -74,7 +74,9 @@ async def running_client(
                 await asyncio.wait_for(connector, timeout)
 
 
-async def _until_ready(client: discord.Client, connector: asyncio.Task[None], timeout: float) -> None:
+async def _until_ready(
+    client: discord.Client, connector: asyncio.Task[None], timeout: float
+) -> None:
     ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
     done, _ = await asyncio.wait(
         {ready, connector}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED

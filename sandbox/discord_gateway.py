@@ -68,11 +68,15 @@ class Connection:
         async with self._lock:
             if self.ws.closed:
                 return
-            if self._compressor is None:
-                await self.ws.send_str(text)
-                return
-            data = self._compressor.compress(text.encode())
-            await self.ws.send_bytes(data + self._compressor.flush(zlib.Z_SYNC_FLUSH))
+            try:
+                if self._compressor is None:
+                    await self.ws.send_str(text)
+                else:
+                    data = self._compressor.compress(text.encode())
+                    await self.ws.send_bytes(data + self._compressor.flush(zlib.Z_SYNC_FLUSH))
+            except ConnectionResetError:
+                # Closing under us: the dispatch stays in the session log for a RESUME.
+                _log.debug("gateway frame dropped on a closing connection")
 
 
 @dataclass
@@ -84,14 +88,14 @@ class Session:
     # (seq, frame) of every dispatch, replayed on RESUME
     log: list[tuple[int, Json]] = field(default_factory=list)
     connection: Connection | None = None
+    # Keeps sequence numbers in order on the wire, also while a RESUME replays.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Gateway:
     """Sessions and connections; :meth:`dispatch` fans an event out to every session."""
 
-    def __init__(
-        self, world: World, *, heartbeat_interval_ms: int, url: Callable[[], str]
-    ) -> None:
+    def __init__(self, world: World, *, heartbeat_interval_ms: int, url: Callable[[], str]) -> None:
         self.world = world
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._url = url
@@ -99,7 +103,6 @@ class Gateway:
         self.connections: list[Connection] = []
         self.connection_queries: list[dict[str, str]] = []
         self.identifies: list[Json] = []
-        self.ready = asyncio.Event()
 
     # -- websocket handling
 
@@ -177,7 +180,6 @@ class Gateway:
         await self._send_dispatch(session, "READY", self._ready_payload(session))
         for guild in self.world.guilds.values():
             await self.send_guild_create(session, guild.id)
-        self.ready.set()
 
     def _ready_payload(self, session: Session) -> Json:
         world = self.world
@@ -200,9 +202,15 @@ class Gateway:
             "auth": {},
         }
 
-    async def send_guild_create(self, session: Session, guild_id: int) -> None:
+    async def send_guild_create(
+        self, session: Session, guild_id: int, *, joined: bool = False
+    ) -> None:
+        """GUILD_CREATE; ``joined``: the bot was just added (no ``unavailable`` key, which
+        discord.py turns into on_guild_join rather than on_guild_available)."""
         guild = self.world.guilds[guild_id]
         payload = self.world.guild_payload(guild, all_members=bool(session.intents & GUILD_MEMBERS))
+        if joined:
+            del payload["unavailable"]
         await self._send_dispatch(session, "GUILD_CREATE", payload)
 
     async def _resume(self, conn: Connection, data: Json) -> None:
@@ -215,12 +223,13 @@ class Gateway:
             return
         if session.connection is not None and session.connection is not conn:
             await session.connection.ws.close(code=4000)
-        session.connection = conn
-        conn.session = session
         since = int(data.get("seq") or 0)
-        for seq, frame in session.log:
-            if seq > since:
-                await conn.send(frame)
+        async with session.lock:
+            session.connection = conn
+            conn.session = session
+            for seq, frame in session.log:
+                if seq > since:
+                    await conn.send(frame)
         await self._send_dispatch(session, "RESUMED", {})
 
     async def _members_chunk(self, conn: Connection, data: Json) -> None:
@@ -244,11 +253,12 @@ class Gateway:
     # -- dispatching
 
     async def _send_dispatch(self, session: Session, event: str, data: Json) -> None:
-        session.seq += 1
-        frame = {"op": DISPATCH, "t": event, "s": session.seq, "d": data}
-        session.log.append((session.seq, frame))
-        if session.connection is not None:
-            await session.connection.send(frame)
+        async with session.lock:
+            session.seq += 1
+            frame = {"op": DISPATCH, "t": event, "s": session.seq, "d": data}
+            session.log.append((session.seq, frame))
+            if session.connection is not None:
+                await session.connection.send(frame)
 
     async def dispatch(
         self, event: str, data: Json, *, intent: int = 0, content_gated: bool = False

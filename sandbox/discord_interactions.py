@@ -25,6 +25,7 @@ from sandbox.discord_messages import (
     public_view,
 )
 from sandbox.discord_model import (
+    ALL_PERMISSIONS,
     DM,
     EPHEMERAL,
     IS_COMPONENTS_V2,
@@ -39,6 +40,7 @@ from sandbox.discord_model import (
     Reply,
     Route,
     World,
+    invalid_form,
     route,
 )
 from sandbox.discord_rest import snowflake
@@ -61,7 +63,9 @@ DM_APP_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16)
 # -- building INTERACTION_CREATE
 
 
-def event_channel(world: World, channel_id: int | None, guild_id: int | None, user_id: int) -> Channel:
+def event_channel(
+    world: World, channel_id: int | None, guild_id: int | None, user_id: int
+) -> Channel:
     """The channel an event happens in; ``guild_id=None`` means the user's DM with the bot."""
     if guild_id is None:
         known = world.channels.get(channel_id or 0)
@@ -121,25 +125,48 @@ def new_interaction(
         )
     if message is not None:
         payload["message"] = public_view(message)
-    record = Interaction(iid, token, itype, payload, time.monotonic(), channel.id,
-                         channel.guild_id, user_id)
+    record = Interaction(
+        iid, token, itype, payload, time.monotonic(), channel.id, channel.guild_id, user_id
+    )
     record.source_message_id = None if message is None else int(message["id"])
     world.interactions[iid] = record
     world.interactions_by_token[token] = record
     return record
 
 
-def find_command(world: World, name: str, ctype: int, guild_id: int | None) -> Json:
-    """A registered command as Discord would resolve it: the guild's, then global ones."""
+def find_command(world: World, name: str, ctype: int, channel: Channel, user_id: int) -> Json:
+    """The command a user can pick here: the guild's, then global ones. Discord shows no
+    command outside its contexts or to a member without its default permissions."""
+    guild_id = channel.guild_id
     scopes: list[int | None] = [guild_id, None] if guild_id is not None else [None]
     for scope in scopes:
         for cmd in world.commands.get(scope, []):
             if cmd["name"] == name and cmd["type"] == ctype:
+                _check_usable(world, cmd, channel, user_id)
                 return cmd
     raise AssertionError(
         f"no command {name!r} of type {ctype} registered globally or in guild {guild_id};"
         " sync the command tree first"
     )
+
+
+def _check_usable(world: World, cmd: Json, channel: Channel, user_id: int) -> None:
+    context = 1 if channel.guild_id is None else 0  # GUILD or BOT_DM
+    contexts = cmd.get("contexts")
+    if (contexts is not None and context not in contexts) or (
+        context == 1 and cmd.get("dm_permission") is False
+    ):
+        raise AssertionError(f"command {cmd['name']!r} is not offered in this context")
+    required = cmd.get("default_member_permissions")
+    if channel.guild_id is None or required is None:
+        return
+    perms = world.permissions(world.guilds[channel.guild_id], user_id)
+    # "0" hides the command from everyone but administrators.
+    allowed = (
+        perms == ALL_PERMISSIONS if int(required) == 0 else perms & int(required) == int(required)
+    )
+    if not allowed:
+        raise AssertionError(f"user {user_id} may not see command {cmd['name']!r}")
 
 
 def command_data(cmd: Json) -> Json:
@@ -198,7 +225,12 @@ def _interaction_extra(world: World, inter: Interaction) -> Json:
     if inter.source_message_id is not None:
         meta["interacted_message_id"] = str(inter.source_message_id)
     app = str(world.application_id)
-    return {"webhook_id": app, "application_id": app, "interaction_metadata": meta, "type": msg_type}
+    return {
+        "webhook_id": app,
+        "application_id": app,
+        "interaction_metadata": meta,
+        "type": msg_type,
+    }
 
 
 def _check_callback(world: World, m: Match) -> Interaction:
@@ -218,18 +250,35 @@ def _source_message(world: World, inter: Interaction) -> Json:
     return world.messages[inter.source_message_id]
 
 
-async def _respond(world: World, inter: Interaction, rtype: int, data: Json, req: ApiRequest) -> Json | None:
+async def _respond(
+    world: World, inter: Interaction, rtype: int, data: Json, req: ApiRequest
+) -> Json | None:
     """Carry out one callback type; returns the message it created or changed, if any."""
     channel = world.channels[inter.channel_id]
     if rtype == CHANNEL_MESSAGE:
-        msg = create_message(world, channel, data, req.uploads, author_id=world.bot_user_id,
-                             allowed_flags=RESPONSE_FLAGS, extra=_interaction_extra(world, inter))
+        msg = create_message(
+            world,
+            channel,
+            data,
+            req.uploads,
+            author_id=world.bot_user_id,
+            allowed_flags=RESPONSE_FLAGS,
+            extra=_interaction_extra(world, inter),
+        )
         await announce(world, "MESSAGE_CREATE", msg)
     elif rtype == DEFERRED_MESSAGE:
         flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
-        msg = create_message(world, channel, {}, [], author_id=world.bot_user_id, allowed_flags=0,
-                             forced_flags=flags, extra=_interaction_extra(world, inter),
-                             allow_empty=True)
+        msg = create_message(
+            world,
+            channel,
+            {},
+            [],
+            author_id=world.bot_user_id,
+            allowed_flags=0,
+            forced_flags=flags,
+            extra=_interaction_extra(world, inter),
+            allow_empty=True,
+        )
         await announce(world, "MESSAGE_CREATE", msg)
     elif rtype == UPDATE_MESSAGE:
         msg = edit_message(world, _source_message(world, inter), data, req.uploads)
@@ -261,8 +310,7 @@ async def callback(world: World, req: ApiRequest, m: Match) -> Reply:
     body: Json = req.json if isinstance(req.json, dict) else {}
     rtype = body.get("type")
     if not isinstance(rtype, int) or rtype not in ALLOWED_CALLBACKS[inter.type]:
-        raise ApiError(400, 50035, "Invalid Form Body", {"type": {"_errors": [
-            {"code": "INTERACTION_RESPONSE_TYPE_INVALID", "message": "Invalid response type"}]}})
+        raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid response type")
     data: Json = body.get("data") or {}
     msg = await _respond(world, inter, rtype, data, req)
     inter.response_type = rtype
@@ -306,8 +354,15 @@ async def post_followup(world: World, req: ApiRequest, m: Match) -> Reply:
     else:
         channel = world.channels[inter.channel_id]
         extra = _interaction_extra(world, inter) | {"type": 0}
-        msg = create_message(world, channel, body, req.uploads, author_id=world.bot_user_id,
-                             allowed_flags=RESPONSE_FLAGS, extra=extra)
+        msg = create_message(
+            world,
+            channel,
+            body,
+            req.uploads,
+            author_id=world.bot_user_id,
+            allowed_flags=RESPONSE_FLAGS,
+            extra=extra,
+        )
         inter.followup_ids.append(int(msg["id"]))
         await announce(world, "MESSAGE_CREATE", msg)
     inter.followups.append(_entry("send", None, body, msg, replaced))

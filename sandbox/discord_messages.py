@@ -61,9 +61,9 @@ def _validate(content: str, embeds: list[Any]) -> None:
 
 
 def _require_not_empty(msg: Json) -> None:
-    if not (msg["content"] or msg["embeds"] or msg["attachments"] or msg["components"]):
-        if not msg.get("poll") and not msg.get("sticker_items"):
-            raise ApiError(400, 50006, "Cannot send an empty message")
+    parts = ("content", "embeds", "attachments", "components", "poll", "sticker_items")
+    if not any(msg.get(part) for part in parts):
+        raise ApiError(400, 50006, "Cannot send an empty message")
 
 
 def _store_upload(world: World, channel_id: int, upload: Upload, meta: Json) -> Json:

@@ -206,9 +206,7 @@ def _reply_fields(world: World, channel: Channel, ref: Json) -> Json:
     target = world.messages.get(int(ref.get("message_id") or 0))
     if target is None or target.get("deleted"):
         if ref.get("fail_if_not_exists", True):
-            raise invalid_form(
-                "message_reference", "REPLIES_UNKNOWN_MESSAGE", "Unknown message"
-            )
+            raise invalid_form("message_reference", "REPLIES_UNKNOWN_MESSAGE", "Unknown message")
         return {}
     reference: Json = {"type": 0, "message_id": target["id"], "channel_id": target["channel_id"]}
     if channel.guild_id is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import aiohttp
 import discord
 import pytest
 from discord import app_commands
+from discord.ext import commands
 
 from sandbox.discord_api import DiscordEmulator, RestCall, discord_endpoints, running_client
 
@@ -107,7 +109,7 @@ async def test_slash_command_defers_reads_attachment_and_follows_up(
     assert dc.bytes_served(attachment["id"]) == len(PNG)
     assert [r["type"] for r in dc.interaction_responses(interaction["id"])] == [5]
     edit, secret = dc.followups(interaction["token"])
-    assert (edit["action"], edit["target"], edit["content"]) == ("edit", "@original", edit["content"])
+    assert (edit["action"], edit["target"]) == ("edit", "@original")
     assert edit["content"] == "rehosted cat.png"
     assert secret["action"] == "send" and secret["flags"] == 64 | 4
     assert not secret["replaced_original"]
@@ -162,7 +164,9 @@ async def test_button_press_reaches_view_callback(dc: DiscordEmulator, bot: EmuB
 
     class Confirm(discord.ui.View):
         @discord.ui.button(label="Delete", custom_id="confirm-delete")
-        async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        async def confirm(
+            self, interaction: discord.Interaction, _: discord.ui.Button[Any]
+        ) -> None:
             await interaction.response.edit_message(content="deleted", view=None)
             clicked.set_result(interaction.user.id)
 
@@ -269,6 +273,67 @@ async def test_gateway_resume_after_dropped_connection(dc: DiscordEmulator, bot:
     await dc.send_message(CHANNEL, ANN, "still here", guild_id=GUILD)
     assert (await asyncio.wait_for(bot.messages.get(), 5)).content == "still here"
     assert len(dc.gateway_queries) == 2 and len(dc.identifies) == 1
+
+
+async def test_uploads_are_served_back(dc: DiscordEmulator, bot: EmuBot) -> None:
+    @bot.tree.command(name="echo", description="Echo a file", guild=discord.Object(GUILD))
+    async def echo(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("here", file=discord.File(io.BytesIO(PNG), "e.png"))
+
+    await bot.tree.sync(guild=discord.Object(GUILD))
+    channel = bot.get_channel(CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    user_message = await dc.send_message(CHANNEL, ANN, "hi", guild_id=GUILD)
+    incoming = await asyncio.wait_for(bot.messages.get(), 5)
+    sent = await incoming.reply("report", file=discord.File(io.BytesIO(b"log"), "r.txt"))
+    assert await sent.attachments[0].read() == b"log"
+    assert sent.reference is not None and sent.reference.message_id == int(user_message["id"])
+    upload = await dc.wait_for(_path_has("POST", f"/channels/{CHANNEL}/messages"))
+    assert upload.files == [("r.txt", b"log")]
+    assert upload.json is not None and upload.json["content"] == "report"
+
+    await dc.slash_command("echo", ANN, CHANNEL, GUILD)
+    await dc.wait_for(_path_has("POST", "/callback"))
+    echoed = dc.channel_messages(CHANNEL)[-1]
+    assert echoed["content"] == "here" and echoed["attachments"][0]["filename"] == "e.png"
+    assert dc.bytes_served(echoed["attachments"][0]["id"]) == 0
+
+
+async def test_commands_bot_global_command_in_dm(dc: DiscordEmulator) -> None:
+    answered: asyncio.Future[discord.Interaction] = asyncio.get_running_loop().create_future()
+
+    class Bot(commands.Bot):
+        async def setup_hook(self) -> None:
+            await self.tree.sync()
+
+    intents = discord.Intents.default()
+    bot = Bot(command_prefix=commands.when_mentioned, intents=intents, guild_ready_timeout=0.05)
+
+    @bot.tree.command(name="mylinks", description="Your uploads")
+    async def mylinks(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("nothing yet", ephemeral=True)
+        answered.set_result(interaction)
+
+    @bot.tree.command(name="setup", description="Admins only")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    async def setup(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("ok")
+
+    async with running_client(bot, dc):
+        assert {c["name"] for c in dc.registered_commands()} == {"mylinks", "setup"}
+        await dc.slash_command("mylinks", ANN, None)
+        interaction = await asyncio.wait_for(answered, 5)
+        assert isinstance(interaction.channel, discord.DMChannel)
+        assert interaction.channel.id == dc.dm_channel_of(ANN)
+        with pytest.raises(AssertionError, match="not offered"):
+            await dc.slash_command("setup", ANN, None)
+        with pytest.raises(AssertionError, match="may not see"):
+            await dc.slash_command("setup", BOB, CHANNEL, GUILD)
+        await dc.slash_command("setup", ANN, CHANNEL, GUILD)  # the owner may
+        dc.add_guild(GUILD + 1, name="Later", channels=[CHANNEL + 10])
+        joined = await bot.wait_for("guild_join", timeout=5)
+        assert joined.id == GUILD + 1 and joined.get_channel(CHANNEL + 10) is not None
 
 
 async def test_bad_token_and_privileged_intents_are_refused(dc: DiscordEmulator) -> None:
