@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--json", action="store_true", help="one JSON object per file")
     upload.set_defaults(handler=_lazy("bot.upload_cli", "run_upload"))
 
+    run = commands.add_parser("run", help="run the bot (every adapter whose token is set)")
+    _config_option(run)
+    run.set_defaults(handler=_lazy("bot.runner", "run_bot"))
+
     history = commands.add_parser("history", help="list recorded uploads, newest first")
     _config_option(history)
     history.add_argument("--owner", help="only this owner's uploads (platform user id)")

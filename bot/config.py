@@ -54,10 +54,31 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class TelegramSettings:
+    token: str = field(repr=False)
+    base_url: str | None = None  # a self-hosted Bot API server, e.g. http://host:8081/bot
+    base_file_url: str | None = None  # its file URL, e.g. http://host:8081/file/bot
+    auto_rehost_chats: tuple[int, ...] = ()
+    # The public Bot API serves files up to 20 MB; a self-hosted server lifts that.
+    max_download_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    token: str = field(repr=False)
+    auto_rehost_channels: tuple[int, ...] = ()
+    guild_ids: tuple[int, ...] = ()  # sync commands to these guilds at once (else global)
+    api_base_url: str | None = None  # a REST proxy, e.g. http://proxy:8080/api/v10
+    gateway_url: str | None = None  # a gateway proxy, e.g. ws://proxy:8081
+
+
+@dataclass(frozen=True)
 class Config:
     upload: UploadSettings
     hosts: Mapping[str, HostSettings]
     storage: StorageSettings
+    telegram: TelegramSettings | None = None
+    discord: DiscordSettings | None = None
 
     def ordered_hosts(self) -> list[HostSettings]:
         """The hosts of ``upload.hosts``, in the order they are tried."""
@@ -65,7 +86,9 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can make sure none is ever written."""
-        return [host.api_key for host in self.hosts.values() if host.api_key]
+        values = [host.api_key for host in self.hosts.values() if host.api_key]
+        values += [chat.token for chat in (self.telegram, self.discord) if chat is not None]
+        return values
 
 
 class _Table:
@@ -146,7 +169,9 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-ROOT_KEYS = ("upload", "hosts", "storage")
+ROOT_KEYS = ("upload", "hosts", "storage", "telegram", "discord")
+TELEGRAM_KEYS = ("token", "base_url", "base_file_url", "auto_rehost_chats", "max_download_bytes")
+DISCORD_KEYS = ("token", "auto_rehost_channels", "guild_ids", "api_base_url", "gateway_url")
 HOST_KEYS = ("preset", "dialect", "endpoint", "api_key", "max_bytes", "timeout")
 UPLOAD_KEYS = (
     "hosts",
@@ -188,8 +213,10 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str
     }
     upload = _upload(root.table("upload", UPLOAD_KEYS), hosts)
     storage = _storage(root.table("storage", STORAGE_KEYS), base_dir)
+    telegram = _telegram(root.table("telegram", TELEGRAM_KEYS), environ)
+    discord = _discord(root.table("discord", DISCORD_KEYS), environ)
     root.finish()
-    return Config(upload=upload, hosts=hosts, storage=storage)
+    return Config(upload, hosts, storage, telegram, discord)
 
 
 def _host(table: _Table, name: str, environ: Mapping[str, str]) -> HostSettings:
@@ -264,6 +291,55 @@ def _upload(table: _Table, hosts: Mapping[str, HostSettings]) -> UploadSettings:
     )
     table.finish()
     return settings
+
+
+def _ids(table: _Table, name: str) -> tuple[int, ...]:
+    values = table.get(name, list, []) or []
+    for index, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{table.key(name)}[{index}]", "expected a numeric id")
+    return tuple(values)
+
+
+def _url(table: _Table, name: str, schemes: tuple[str, ...]) -> str | None:
+    value = table.get(name, str)
+    if value is not None and (urlsplit(value).scheme not in schemes or not urlsplit(value).netloc):
+        raise ConfigError(table.key(name), f"expected a {' or '.join(schemes)} URL")
+    return value
+
+
+def _token(table: _Table, environ: Mapping[str, str], variable: str) -> str | None:
+    """The token from the environment or the file; ``None`` when the section is unused."""
+    in_file = table.get("token", str)
+    return environ.get(variable) or in_file or None
+
+
+def _telegram(table: _Table, environ: Mapping[str, str]) -> TelegramSettings | None:
+    token = _token(table, environ, "REHOST_TELEGRAM_TOKEN")
+    settings = TelegramSettings(
+        token=token or "",
+        base_url=_url(table, "base_url", ("http", "https")),
+        base_file_url=_url(table, "base_file_url", ("http", "https")),
+        auto_rehost_chats=_ids(table, "auto_rehost_chats"),
+        max_download_bytes=table.positive("max_download_bytes", int, 20 * 1024 * 1024),
+    )
+    table.finish()
+    if (settings.base_url is None) != (settings.base_file_url is None):
+        raise ConfigError(table.key("base_file_url"), "set base_url and base_file_url together")
+    return settings if token else None
+
+
+def _discord(table: _Table, environ: Mapping[str, str]) -> DiscordSettings | None:
+    token = _token(table, environ, "REHOST_DISCORD_TOKEN")
+    settings = DiscordSettings(
+        token=token or "",
+        auto_rehost_channels=_ids(table, "auto_rehost_channels"),
+        guild_ids=_ids(table, "guild_ids"),
+        api_base_url=_url(table, "api_base_url", ("http", "https")),
+        gateway_url=_url(table, "gateway_url", ("ws", "wss")),
+    )
+    table.finish()
+    return settings if token else None
 
 
 def _storage(table: _Table, base_dir: Path) -> StorageSettings:

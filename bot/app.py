@@ -1,0 +1,54 @@
+"""Compose the core from configuration: one store, one HTTP client, the services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from bot.config import Config
+from bot.deletion import DeleteService
+from bot.fetch import Fetcher
+from bot.hosts.factory import build_client
+from bot.httpclient import new_http_client
+from bot.ratelimit import SlidingWindowLimiter
+from bot.service import RehostService
+from bot.store import Store
+from bot.uploader import RetryPolicy, Uploader
+
+
+@dataclass
+class Core:
+    """Everything an adapter needs; adapters call only ``rehost`` and ``deleter``."""
+
+    config: Config
+    store: Store
+    http: httpx.AsyncClient
+    rehost: RehostService
+    deleter: DeleteService
+
+
+@asynccontextmanager
+async def open_core(config: Config) -> AsyncIterator[Core]:
+    store = Store(config.storage.path)
+    try:
+        async with new_http_client() as http:
+            upload = config.upload
+            uploader = Uploader(
+                [build_client(host, http) for host in config.ordered_hosts()],
+                RetryPolicy(upload.retry_attempts, upload.retry_backoff),
+            )
+            fetcher = Fetcher(http, max_bytes=uploader.largest_accepted())
+            service = RehostService(
+                store,
+                uploader,
+                fetcher,
+                default_expiration=upload.default_expiration,
+                max_concurrency=upload.max_concurrency,
+                limiter=SlidingWindowLimiter(upload.user_rate_limit, upload.user_rate_window),
+            )
+            yield Core(config, store, http, service, DeleteService(store, http))
+    finally:
+        store.close()
