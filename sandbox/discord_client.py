@@ -68,10 +68,31 @@ async def running_client(
             connector = asyncio.create_task(client.connect(), name="discord-connect")
             await _until_ready(client, connector, timeout)
             yield client
-        finally:
-            await client.close()
-            if connector is not None:
-                await asyncio.wait_for(connector, timeout)
+        except BaseException:
+            await _shut_down(client, connector, timeout, report=False)
+            raise
+        await _shut_down(client, connector, timeout, report=True)
+
+
+async def _shut_down(
+    client: discord.Client, connector: asyncio.Task[None] | None, timeout: float, *, report: bool
+) -> None:
+    """Close the client and wait for its gateway loop; ``report``: re-raise what ended
+    that loop, if it did not end because of the close (a failure already propagating
+    is not masked)."""
+    await client.close()
+    if connector is None:
+        return
+    done, _ = await asyncio.wait({connector}, timeout=timeout)
+    if not done:
+        connector.cancel()
+        await asyncio.wait({connector})
+        if report:
+            raise AssertionError(f"the client did not stop within {timeout}s")
+        return
+    error = None if connector.cancelled() else connector.exception()
+    if report and error is not None:
+        raise error
 
 
 async def _until_ready(

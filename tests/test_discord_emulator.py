@@ -159,28 +159,39 @@ async def test_message_context_menu_gets_target_with_attachments(
     assert response["type"] == 4 and response["flags"] == 64
 
 
-async def test_button_press_reaches_view_callback(dc: DiscordEmulator, bot: EmuBot) -> None:
-    clicked: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+async def test_button_presses_reach_view_callbacks(dc: DiscordEmulator, bot: EmuBot) -> None:
+    clicks: asyncio.Queue[str] = asyncio.Queue()
 
     class Confirm(discord.ui.View):
         @discord.ui.button(label="Delete", custom_id="confirm-delete")
         async def confirm(
             self, interaction: discord.Interaction, _: discord.ui.Button[Any]
         ) -> None:
-            await interaction.response.edit_message(content="deleted", view=None)
-            clicked.set_result(interaction.user.id)
+            await interaction.response.defer()  # a component: DEFERRED_UPDATE_MESSAGE
+            await interaction.edit_original_response(content="deleting")
+            await clicks.put(f"confirm by {interaction.user.id}")
+
+        @discord.ui.button(label="Cancel", custom_id="cancel")
+        async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
+            await interaction.response.edit_message(content="cancelled", view=None)
+            await clicks.put("cancel")
 
     channel = bot.get_channel(CHANNEL)
     assert isinstance(channel, discord.TextChannel)
     sent = await channel.send("Delete the image?", view=Confirm(timeout=None))
-    interaction = await dc.press_button("confirm-delete", ANN, CHANNEL, sent.id, GUILD)
+    first = await dc.press_button("confirm-delete", ANN, CHANNEL, sent.id, GUILD)
+    assert await asyncio.wait_for(clicks.get(), 5) == f"confirm by {ANN}"
+    second = await dc.press_button("cancel", ANN, CHANNEL, sent.id, GUILD)
+    assert await asyncio.wait_for(clicks.get(), 5) == "cancel"
 
-    assert await asyncio.wait_for(clicked, 5) == ANN
-    assert [r["type"] for r in dc.interaction_responses(interaction["id"])] == [7]
+    assert [r["type"] for r in dc.interaction_responses(first["id"])] == [6]
+    assert [r["type"] for r in dc.interaction_responses(second["id"])] == [7]
+    [edit] = dc.followups(first["token"])
+    assert edit["message_id"] == str(sent.id) and edit["content"] == "deleting"
     [message] = dc.channel_messages(CHANNEL)
-    assert message["content"] == "deleted" and message["components"] == []
+    assert message["content"] == "cancelled" and message["components"] == []
     with pytest.raises(AssertionError, match="not present"):
-        await dc.press_button("confirm-delete", ANN, CHANNEL, sent.id, GUILD)
+        await dc.press_button("cancel", ANN, CHANNEL, sent.id, GUILD)
 
 
 async def test_guild_message_reaches_on_message(dc: DiscordEmulator, bot: EmuBot) -> None:
