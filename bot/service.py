@@ -123,35 +123,37 @@ class RehostService:
 
     async def rehost(self, request: RehostRequest) -> list[RehostResult]:
         """One result per source, in order; each failure carries a message for the user."""
+        return await self.run_batch(self.enqueue(request))
+
+    def enqueue(self, request: RehostRequest, batch: str | None = None) -> str:
+        """Record the sources as jobs (nothing is lost from here on) and return the batch.
+
+        Adapters that gather several messages into one reply (a Telegram album) enqueue
+        each message into the same batch as it arrives, then run the batch once.
+        """
+        batch = batch or uuid.uuid4().hex
         duration = self._duration(request)
         user_key = f"{request.platform}:{request.owner_id}"
         granted = self.limiter.take(user_key, len(request.sources))
         allowed, refused = request.sources[:granted], request.sources[granted:]
-        label = duration.label() if duration else None
-        job_ids = self.store.add_jobs(
-            uuid.uuid4().hex,
-            {
-                "platform": request.platform,
-                "chat_id": request.chat_id,
-                "message_id": request.message_id,
-                "owner_id": request.owner_id,
-                "expiration": label,
-            },
-            [source.to_json() for source in allowed],
-        )
-        results = await asyncio.gather(
-            *(
-                self._run_job(
-                    job_id, request.platform, request.chat_id, request.owner_id, ref, duration
-                )
-                for job_id, ref in zip(job_ids, allowed, strict=True)
-            )
-        )
-        wait = self.limiter.retry_after(user_key)
-        limit_message = (
-            f"you have rehosted {self.limiter.limit} images recently; try again in {_minutes(wait)}"
-        )
-        return [*results, *(RehostResult(s, error=limit_message) for s in refused)]
+        common = {
+            "platform": request.platform,
+            "chat_id": request.chat_id,
+            "message_id": request.message_id,
+            "owner_id": request.owner_id,
+            "expiration": duration.label() if duration else None,
+        }
+        self.store.add_jobs(batch, common, [s.to_json() for s in allowed])
+        if refused:
+            wait = _minutes(self.limiter.retry_after(user_key))
+            refusal = f"you have rehosted {self.limiter.limit} images recently; try again in {wait}"
+            self.store.add_jobs(batch, common, [s.to_json() for s in refused], refusal)
+        return batch
+
+    async def run_batch(self, batch: str) -> list[RehostResult]:
+        """Run the batch's pending jobs; results for all its sources, in order."""
+        await asyncio.gather(*(self._resume(job) for job in self.store.pending_jobs(batch=batch)))
+        return [self._stored_result(row) for row in self.store.job_results(batch)]
 
     def _duration(self, request: RehostRequest) -> Duration | None:
         if not request.use_default_expiration:
@@ -345,16 +347,13 @@ class RehostService:
         Each batch carries results for all its sources, including those finished before the
         crash, so the adapter can post one complete reply.
         """
-        pending = self.store.pending_jobs(platform)
-        batches: dict[str, list[JobRecord]] = {}
-        for job in pending:
-            batches.setdefault(job.batch, []).append(job)
+        first_jobs: dict[str, JobRecord] = {}
+        for job in self.store.pending_jobs(platform):
+            first_jobs.setdefault(job.batch, job)
         recovered = []
-        for batch, jobs in batches.items():
-            first = jobs[0]
-            await asyncio.gather(*(self._resume(job) for job in jobs))
+        for batch, first in first_jobs.items():
             done = RecoveredBatch(platform, first.chat_id, first.owner_id, first.message_id)
-            done.results = [self._stored_result(row) for row in self.store.job_results(batch)]
+            done.results = await self.run_batch(batch)
             recovered.append(done)
         return recovered
 

@@ -329,21 +329,33 @@ class Store:
     # --- jobs --------------------------------------------------------------------------------
 
     def add_jobs(
-        self, batch: str, common: dict[str, Any], sources: list[dict[str, Any]]
+        self,
+        batch: str,
+        common: dict[str, Any],
+        sources: list[dict[str, Any]],
+        refusal: str | None = None,
     ) -> list[int]:
-        """Record a batch of pending jobs in one transaction, before any upload starts."""
+        """Record jobs in one transaction, before any work starts: pending, or already
+        failed with ``refusal`` (e.g. over the user's rate limit). A batch may grow
+        (an album arriving message by message): positions continue where it stopped."""
         stamp = to_text(now_utc())
         ids: list[int] = []
         with self.db.atomic():
+            row = self.db.execute(
+                "select coalesce(max(position) + 1, 0) from jobs where batch = ?", (batch,)
+            ).fetchone()
+            first = int(row[0])
             table = self.db.table("jobs")
-            for position, source in enumerate(sources):
+            for position, source in enumerate(sources, start=first):
                 table.insert(
                     {
                         **common,
                         "batch": batch,
                         "position": position,
                         "source": json.dumps(source),
-                        "state": "pending",
+                        "state": "failed" if refusal else "pending",
+                        "outcome": "failed" if refusal else None,
+                        "error": refusal,
                         "attempts": 0,
                         "created_at": stamp,
                         "updated_at": stamp,
@@ -377,12 +389,17 @@ class Store:
                 (error, to_text(now_utc()), job_id),
             )
 
-    def pending_jobs(self, platform: str | None = None) -> list[JobRecord]:
+    def pending_jobs(
+        self, platform: str | None = None, batch: str | None = None
+    ) -> list[JobRecord]:
         sql = "select * from jobs where state = 'pending'"
         params: tuple[Any, ...] = ()
         if platform is not None:
             sql += " and platform = ?"
-            params = (platform,)
+            params += (platform,)
+        if batch is not None:
+            sql += " and batch = ?"
+            params += (batch,)
         rows = self._rows(sql + " order by batch, position", params)
         return [
             JobRecord(
