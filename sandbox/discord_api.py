@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -58,7 +57,6 @@ from sandbox.discord_rest import ROUTES as REST_ROUTES
 __all__ = ["DiscordEmulator", "RestCall", "discord_endpoints", "running_client"]
 
 DEFAULT_TOKEN = "emulator-token"
-_FILE_FIELD = re.compile(r"^files\[(\d+)\]$")
 
 
 @dataclass
@@ -106,6 +104,7 @@ class DiscordEmulator:
         self.rest = RestFrontend(self.world, [*REST_ROUTES, *INTERACTION_ROUTES])
         self._server: _Server | None = None
         self._fetch_unfurls = fetch_unfurls
+        # (url, status or None when unreachable) of each preview fetch, see fetch_unfurls
         self.unfurl_statuses: list[tuple[str, int | None]] = []
 
     # -- lifecycle
@@ -166,6 +165,11 @@ class DiscordEmulator:
         """What ``DiscordWebSocket.DEFAULT_GATEWAY`` must be (discord.py adds the query)."""
         return "ws" + self.base_url.removeprefix("http") + "/gateway"
 
+    async def drain(self) -> None:
+        """Wait for background work (preview fetches, GUILD_CREATE of added guilds)."""
+        while self._server is not None and self._server.tasks:
+            await asyncio.gather(*self._server.tasks, return_exceptions=True)
+
     def _spawn(self, coro: Any) -> None:
         assert self._server is not None
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -193,6 +197,11 @@ class DiscordEmulator:
     def calls(self) -> list[RestCall]:
         """Every request below the API base, in arrival order (a live list)."""
         return self.rest.calls
+
+    @property
+    def internal_errors(self) -> list[Exception]:
+        """Exceptions raised by the emulator itself (answered 503); should stay empty."""
+        return list(self.rest.internal_errors)
 
     def fail_next(
         self,
@@ -446,6 +455,10 @@ class DiscordEmulator:
         ids = world.channel_log.get(channel_id, [])
         msgs = (world.messages[i] for i in ids)
         return [copy.deepcopy(m) for m in msgs if int(m["author"]["id"]) == world.bot_user_id]
+
+    def message(self, message_id: int | str) -> Json:
+        """Any stored message (users' too) as it is now, with reactions and ``deleted``."""
+        return copy.deepcopy(self._stored_message(message_id))
 
     def dm_channel_of(self, user_id: int) -> int | None:
         return self.world.dm_by_user.get(user_id)

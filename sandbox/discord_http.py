@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from aiohttp import BodyPartReader, web
 
 from sandbox.discord_model import ApiError, ApiRequest, Json, Reply, Route, Upload, World
 
+_log = logging.getLogger(__name__)
 _FILE_FIELD = re.compile(r"^files\[(\d+)\]$")
 
 
@@ -95,6 +97,7 @@ class RestFrontend:
         self._routes = routes
         self._failures: list[_Failure] = []
         self._new_call = asyncio.Event()
+        self.internal_errors: list[Exception] = []
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
@@ -131,6 +134,12 @@ class RestFrontend:
             reply: Reply = await route.handler(self.world, req, match)
         except ApiError as exc:
             return json_response(exc.status, exc.body())
+        except Exception as exc:
+            # An emulator bug. 503 because discord.py raises it at once; it would retry
+            # a 500 five times with growing sleeps.
+            _log.exception("emulator failed on %s %s", req.method, req.path)
+            self.internal_errors.append(exc)
+            return json_response(503, {"message": f"emulator error: {exc!r}", "code": 0})
         if reply.body is None:
             return web.Response(status=204 if reply.status == 200 else reply.status)
         return json_response(reply.status, reply.body)

@@ -16,6 +16,7 @@ from sandbox.discord_messages import (
     public_view,
 )
 from sandbox.discord_model import (
+    ADD_REACTIONS,
     ATTACH_FILES,
     DM,
     IS_COMPONENTS_V2,
@@ -264,6 +265,38 @@ async def delete_channel_message(world: World, req: ApiRequest, m: Match) -> Rep
     return Reply(204)
 
 
+def _reaction_list(msg: Json, emoji: str) -> tuple[list[Json], Json]:
+    reactions: list[Json] = msg.setdefault("reactions", [])
+    name, _, emoji_id = emoji.partition(":")  # unicode, or "name:id" for custom emoji
+    for reaction in reactions:
+        if reaction["emoji"]["name"] == name:
+            return reactions, reaction
+    new = {"count": 0, "me": False, "emoji": {"id": emoji_id or None, "name": name}}
+    return reactions, new
+
+
+async def add_reaction(world: World, req: ApiRequest, m: Match) -> Reply:
+    channel, msg = _message(world, m)
+    world.require(channel, READ_MESSAGE_HISTORY)
+    world.require(channel, ADD_REACTIONS)
+    reactions, reaction = _reaction_list(msg, m["emoji"])
+    if not reaction["me"]:
+        reaction.update(me=True, count=reaction["count"] + 1)
+        if reaction not in reactions:
+            reactions.append(reaction)
+    return Reply(204)
+
+
+async def remove_own_reaction(world: World, req: ApiRequest, m: Match) -> Reply:
+    _, msg = _message(world, m)
+    reactions, reaction = _reaction_list(msg, m["emoji"])
+    if reaction["me"] and reaction in reactions:
+        reaction.update(me=False, count=reaction["count"] - 1)
+        if not reaction["count"]:
+            reactions.remove(reaction)
+    return Reply(204)
+
+
 async def typing(world: World, req: ApiRequest, m: Match) -> Reply:
     _channel(world, m)
     return Reply(204)
@@ -309,6 +342,8 @@ ROUTES: list[Route] = [
     route("GET", _MSG, get_message),
     route("PATCH", _MSG, patch_message),
     route("DELETE", _MSG, delete_channel_message),
+    route("PUT", f"{_MSG}/reactions/{{emoji}}/@me", add_reaction),
+    route("DELETE", f"{_MSG}/reactions/{{emoji}}/@me", remove_own_reaction),
     route("POST", "/channels/{channel_id}/typing", typing),
     route("POST", "/users/@me/channels", create_dm),
     route("GET", "/guilds/{guild_id}/members/{user_id}", get_member),

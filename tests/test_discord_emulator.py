@@ -50,6 +50,7 @@ async def dc() -> AsyncIterator[DiscordEmulator]:
         emulator.add_user(BOB, "bob", dms_open=False)
         emulator.add_guild(GUILD, name="G", owner_id=ANN, channels=[CHANNEL], members=[(BOB, 0)])
         yield emulator
+        assert emulator.internal_errors == []
 
 
 @pytest.fixture
@@ -259,6 +260,19 @@ async def test_links_are_crawled_unless_suppressed(dc: DiscordEmulator, bot: Emu
     assert dc.unfurled_urls == ["https://img.example/a.png"]
 
 
+async def test_preview_crawler_fetches_links_when_asked() -> None:
+    async with DiscordEmulator(application_id=APP_ID, fetch_unfurls=True) as crawling:
+        crawling.add_guild(GUILD, owner_id=ANN, channels=[CHANNEL])
+        image = crawling.add_attachment(PNG, "a.png", "image/png")
+        async with running_client(EmuBot(), crawling) as client:
+            channel = client.get_channel(CHANNEL)
+            assert isinstance(channel, discord.TextChannel)
+            await channel.send(f"see {image['url']}")
+            await crawling.drain()
+    assert crawling.unfurl_statuses == [(image["url"], 200)]
+    assert crawling.bytes_served(image["id"]) == len(PNG)
+
+
 async def test_late_acknowledgement_is_unknown_interaction(
     dc: DiscordEmulator, bot: EmuBot
 ) -> None:
@@ -296,6 +310,9 @@ async def test_uploads_are_served_back(dc: DiscordEmulator, bot: EmuBot) -> None
     assert isinstance(channel, discord.TextChannel)
     user_message = await dc.send_message(CHANNEL, ANN, "hi", guild_id=GUILD)
     incoming = await asyncio.wait_for(bot.messages.get(), 5)
+    await incoming.add_reaction("\N{HOURGLASS}")
+    reaction = {"count": 1, "me": True, "emoji": {"id": None, "name": "\N{HOURGLASS}"}}
+    assert dc.message(incoming.id)["reactions"] == [reaction]
     sent = await incoming.reply("report", file=discord.File(io.BytesIO(b"log"), "r.txt"))
     assert await sent.attachments[0].read() == b"log"
     assert sent.reference is not None and sent.reference.message_id == int(user_message["id"])
