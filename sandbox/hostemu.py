@@ -186,6 +186,7 @@ class HostEmulator:
         reject_duplicates: bool = False,
         clock: Clock | None = None,
         access_log: bool = False,
+        keep_bytes: bool = True,
     ) -> None:
         if imgbb_errors not in ("zg", "imgbb"):
             raise ValueError("imgbb_errors must be 'zg' or 'imgbb'")
@@ -204,6 +205,9 @@ class HostEmulator:
         self.reject_duplicates = reject_duplicates
         self.clock: Clock = clock or _utcnow
         self._access_log = access_log
+        # False: forget uploaded bytes once answered (for long or large benchmark runs).
+        # Records stay; hosted images then have no bytes (size 0) and serve empty files.
+        self.keep_bytes = keep_bytes
 
         self.requests: list[ReceivedRequest] = []
         self.uploads: list[ReceivedRequest] = []
@@ -216,6 +220,7 @@ class HostEmulator:
         self._downloads_idle = asyncio.Event()
         self._downloads_idle.set()
         self._in_flight: dict[int, ReceivedRequest] = {}
+        self._stored: dict[int, HostedImage] = {}  # by id(received), when not keep_bytes
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         # Whole request bodies above this are refused with 413, as a front proxy would.
@@ -368,6 +373,18 @@ class HostEmulator:
             return await handler(request)
         finally:
             del self._in_flight[id(request)]
+            if not self.keep_bytes:
+                self._forget_bytes(received)
+
+    def _forget_bytes(self, received: ReceivedRequest) -> None:
+        for part in received.files:
+            part.data = b""
+        for name in ("image", "source"):  # base64 sources arrive as text fields
+            if name in received.form:
+                received.form[name] = ""
+        image = self._stored.pop(id(received), None)
+        if image is not None:
+            image.data = b""
 
     def _received(self, request: web.Request) -> ReceivedRequest:
         return self._in_flight[id(request)]
@@ -541,6 +558,8 @@ class HostEmulator:
             uploaded_at=now,
         )
         self.images[image_id] = image
+        if not self.keep_bytes:
+            self._stored[id(received)] = image
         return image
 
     def _imgbb_number(self, value: int) -> int | str:
@@ -666,6 +685,8 @@ class HostEmulator:
             uploaded_at=now,
         )
         self.images[image_id] = image
+        if not self.keep_bytes:
+            self._stored[id(received)] = image
         return image
 
     def _chevereto_answer(self, image: HostedImage, received: ReceivedRequest) -> dict[str, object]:
