@@ -317,6 +317,19 @@ class RehostService:
             upload_id, platform, chat_id, message_id, "public" if public else "private"
         )
 
+    def uploads_in_message(
+        self, platform: str, chat_id: str, message_id: str
+    ) -> list[UploadRecord]:
+        """What a bot message shows, to re-render it after a deletion."""
+        return self.store.uploads_in_message(platform, chat_id, message_id)
+
+    def owned_upload(self, upload_id: int, platform: str, owner_id: str) -> UploadRecord | None:
+        """The upload if it belongs to this user on this platform, else ``None``."""
+        upload = self.store.upload(upload_id)
+        if upload is None or upload.platform != platform or upload.owner_id != owner_id:
+            return None
+        return upload
+
     def live_uploads(self, platform: str, owner_id: str, limit: int = 25) -> list[UploadRecord]:
         return self.store.live_uploads(platform, owner_id, self._clock(), limit)
 

@@ -326,6 +326,18 @@ class Store:
         )
         return [BotMessage(**row) for row in rows]
 
+    def uploads_in_message(
+        self, platform: str, chat_id: str, message_id: str
+    ) -> list[UploadRecord]:
+        """The uploads a bot message shows, in the order they were recorded for it."""
+        rows = self._rows(
+            "select uploads.* from bot_messages join uploads on uploads.id = bot_messages.upload_id"
+            " where bot_messages.platform = ? and bot_messages.chat_id = ?"
+            " and bot_messages.message_id = ? order by bot_messages.id",
+            (platform, chat_id, message_id),
+        )
+        return [UploadRecord.from_row(row) for row in rows]
+
     # --- jobs --------------------------------------------------------------------------------
 
     def add_jobs(

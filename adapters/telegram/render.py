@@ -1,0 +1,168 @@
+"""Telegram texts and keyboards (HTML parse mode) for results, lists and deletions.
+
+Public texts carry viewer and direct links only. Private texts add the delete link, and
+every message that carries one is sent with link previews disabled: Telegram's preview
+fetcher would request a Chevereto delete link, which deletes the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+
+from bot.presenting import DELETE_WARNING, expiry_phrase
+from bot.service import RehostResult
+from bot.store import UploadRecord
+
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+MAX_BUTTON_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Line:
+    """One image of a reply: its upload, or why there is none."""
+
+    number: int
+    name: str
+    upload: UploadRecord | None = None
+    error: str | None = None
+    dedup: bool = False
+
+
+def lines_from_results(results: Sequence[RehostResult]) -> list[Line]:
+    return [
+        Line(i, r.source.filename, r.upload, r.error, r.dedup) for i, r in enumerate(results, 1)
+    ]
+
+
+def lines_from_uploads(uploads: Sequence[UploadRecord]) -> list[Line]:
+    return [Line(i, f"#{u.id}", u) for i, u in enumerate(uploads, 1)]
+
+
+def _heading(lines: Sequence[Line]) -> str:
+    done = sum(1 for line in lines if line.upload is not None)
+    if done == 0:
+        return "Nothing was rehosted."
+    return f"Rehosted {done} image{'s' if done != 1 else ''}:" if len(lines) > 1 else "Rehosted:"
+
+
+def _link(label: str, url: str | None) -> str:
+    return f'<a href="{escape(url, quote=True)}">{label}</a>' if url else f"{label}: pending"
+
+
+def _state(upload: UploadRecord) -> str:
+    if upload.state != "active":
+        return f"#{upload.id} {upload.state}"
+    return f"#{upload.id} on {escape(upload.host)}, {expiry_phrase(upload.expires_at)}"
+
+
+def public_text(lines: Sequence[Line], owner: str | None = None) -> str:
+    parts = [_heading(lines) + (f" (for {escape(owner)})" if owner else "")]
+    for line in lines:
+        prefix = f"{line.number}. " if len(lines) > 1 else ""
+        upload = line.upload
+        if upload is None:
+            parts.append(f"{prefix}{escape(line.name)}: {escape(line.error or 'failed')}")
+        elif upload.state != "active":
+            parts.append(f"{prefix}{_state(upload)}")
+        else:
+            links = f"{_link('viewer', upload.viewer_url)} · {_link('direct', upload.url)}"
+            parts.append(f"{prefix}{links} ({_state(upload)})")
+    return "\n".join(parts)
+
+
+def private_text(
+    lines: Sequence[Line], where: str | None = None, heading: str | None = None
+) -> str:
+    """Full details, delete links included. Send only in private, with NO_PREVIEW."""
+    heading = heading or _heading(lines) + (f" (in {escape(where)})" if where else "")
+    parts = [heading]
+    any_delete = False
+    for line in lines:
+        upload = line.upload
+        parts.append("")
+        if upload is None:
+            parts.append(f"{line.number}. {escape(line.name)}: {escape(line.error or 'failed')}")
+            continue
+        parts.append(f"{line.number}. {_state(upload)}")
+        if upload.state != "active":
+            continue
+        parts.append(f"Viewer: {escape(upload.viewer_url)}")
+        parts.append(f"Direct: {escape(upload.url or 'held for moderation')}")
+        if upload.delete_url:
+            any_delete = True
+            parts.append(f"Delete: {escape(upload.delete_url)}")
+        elif upload.reused_from is not None:
+            parts.append("(same image as an earlier upload by someone else: no delete link)")
+    if any_delete:
+        parts += ["", f"<i>{DELETE_WARNING} Or use the Delete button.</i>"]
+    return "\n".join(parts)
+
+
+def public_keyboard(lines: Sequence[Line]) -> InlineKeyboardMarkup | None:
+    rows = [
+        [InlineKeyboardButton(_label("Open", line, lines), url=line.upload.viewer_url)]
+        for line in lines
+        if line.upload is not None and line.upload.state == "active"
+    ]
+    return InlineKeyboardMarkup(rows[:MAX_BUTTON_ROWS]) if rows else None
+
+
+def private_keyboard(lines: Sequence[Line]) -> InlineKeyboardMarkup | None:
+    rows = []
+    for line in lines:
+        upload = line.upload
+        if upload is None or upload.state != "active":
+            continue
+        rows.append(
+            [
+                InlineKeyboardButton(_label("Open", line, lines), url=upload.viewer_url),
+                InlineKeyboardButton(
+                    _label("Delete", line, lines), callback_data=f"del:{upload.id}"
+                ),
+            ]
+        )
+    return InlineKeyboardMarkup(rows[:MAX_BUTTON_ROWS]) if rows else None
+
+
+def _label(verb: str, line: Line, lines: Sequence[Line]) -> str:
+    return f"{verb} {line.number}" if len(lines) > 1 else verb
+
+
+def confirm_text(upload: UploadRecord) -> str:
+    return (
+        f"Delete #{upload.id} ({escape(upload.viewer_url)})? "
+        "The image will be gone for everyone it was shared with."
+    )
+
+
+def confirm_keyboard(upload_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Yes, delete", callback_data=f"delok:{upload_id}"),
+                InlineKeyboardButton("Cancel", callback_data=f"delno:{upload_id}"),
+            ]
+        ]
+    )
+
+
+def mine_text(uploads: Sequence[UploadRecord]) -> str:
+    if not uploads:
+        return "You have no live uploads."
+    return private_text(lines_from_uploads(uploads), heading="Your live uploads:")
+
+
+HELP = (
+    "I rehost images on a stable image host and give you links that keep working.\n\n"
+    "• Send me a photo or an image file here: you get the links and a private delete link.\n"
+    "• In a group, send /upload [duration] as the caption of a photo, or reply /upload to "
+    "a message with a photo. The group sees the links; the delete link comes here.\n"
+    "• Durations: 10m, 1h, 3d, 2w, 1mo, 1y or never.\n"
+    "• /mine lists your uploads; /delete ID deletes one.\n"
+    "• Group admins: /autorehost on [duration] rehosts every image in the group; "
+    "/autorehost off stops."
+)

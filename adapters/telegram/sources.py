@@ -1,0 +1,67 @@
+"""What in a Telegram message is an image to rehost, and how to download it."""
+
+from __future__ import annotations
+
+from telegram import Bot, Message
+from telegram.error import BadRequest, TelegramError
+
+from bot.media import human_size
+from bot.service import Resolver, SourceRef
+
+IMAGE_MIME_TYPES = frozenset(
+    {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff"}
+)
+
+
+def has_media(message: Message | None) -> bool:
+    return message is not None and bool(message.photo or message.document)
+
+
+def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
+    """The message's images, and the names of attachments that are not images."""
+    if message.photo:
+        # Telegram lists the sizes it made of a photo, smallest first.
+        largest = max(message.photo, key=lambda size: (size.width * size.height, size.file_size))
+        ref = SourceRef(
+            filename=f"photo-{message.message_id}.jpg",
+            file_id=largest.file_id,
+            declared_size=largest.file_size,
+            declared_mime="image/jpeg",
+        )
+        return [ref], []
+    document = message.document
+    if document is None:
+        return [], []
+    name = document.file_name or f"file-{message.message_id}"
+    if (document.mime_type or "").lower() not in IMAGE_MIME_TYPES:
+        return [], [name]
+    ref = SourceRef(
+        filename=name,
+        file_id=document.file_id,
+        declared_size=document.file_size,
+        declared_mime=document.mime_type,
+    )
+    return [ref], []
+
+
+def make_resolver(bot: Bot, max_download_bytes: int) -> Resolver:
+    """Turn a file_id into a download URL (getFile), refusing files over the limit."""
+    too_big = f"Telegram lets bots download files of at most {human_size(max_download_bytes)}"
+
+    async def resolve(ref: SourceRef) -> str:
+        if ref.declared_size is not None and ref.declared_size > max_download_bytes:
+            raise ValueError(f"the file is {human_size(ref.declared_size)}; {too_big}")
+        assert ref.file_id is not None
+        try:
+            file = await bot.get_file(ref.file_id)
+        except BadRequest as error:
+            if "too big" in error.message.lower():
+                raise ValueError(f"the file is too large; {too_big}") from None
+            raise ValueError("Telegram would not hand over the file") from None
+        except TelegramError:
+            raise ValueError("the file could not be fetched from Telegram") from None
+        if not file.file_path:
+            raise ValueError("Telegram gave no download link for the file")
+        return file.file_path
+
+    return resolve
