@@ -1,0 +1,47 @@
+"""The real Telegram adapter, polling the Telegram emulator, over the host emulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from adapters.telegram.bot import TelegramAdapter
+from bot.app import open_core
+from bot.config import load_config
+from sandbox.hostemu import HostEmulator
+from sandbox.telegram_api import TelegramEmulator
+from tests.conftest import host_table, write_config
+
+ANN, BOB, NOBODY = 7, 8, 9  # NOBODY never started the bot
+GROUP, QUIET_GROUP = -1001000000001, -1001000000002
+
+
+def telegram_world(tg: TelegramEmulator) -> None:
+    tg.add_user(ANN, first_name="Ann", username="ann")
+    tg.add_user(BOB, first_name="Bob", username="bob")
+    tg.add_user(NOBODY, first_name="Nobody", username="nobody", started=False)
+    tg.add_group(GROUP, title="Photos", admins=[ANN], creator=ANN)
+    tg.add_group(QUIET_GROUP, title="Quiet", admins=[ANN], creator=ANN)
+
+
+def telegram_config(tmp_path: Path, host: HostEmulator, tg: TelegramEmulator) -> Path:
+    config = write_config(tmp_path, [host_table("chev", host, "chevereto")], ["chev"])
+    config.write_text(
+        config.read_text() + f'\n[telegram]\ntoken = "{tg.token}"\nbase_url = "{tg.base_url}"\n'
+        f'base_file_url = "{tg.base_file_url}"\nauto_rehost_chats = [{GROUP}]\n'
+    )
+    return config
+
+
+@asynccontextmanager
+async def running_adapter(config_path: Path) -> AsyncIterator[TelegramAdapter]:
+    config = load_config(config_path)
+    assert config.telegram is not None
+    async with open_core(config) as core:
+        adapter = TelegramAdapter(core, config.telegram, album_wait=0.4, poll_timeout=1.0)
+        await adapter.start()
+        try:
+            yield adapter
+        finally:
+            await adapter.stop()
