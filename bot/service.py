@@ -166,43 +166,31 @@ class RehostService:
                 log.warning("ignoring a bad stored expiration for chat %s", request.chat_id)
         return self.default_expiration
 
-    async def _run_job(
-        self,
-        job_id: int,
-        platform: str,
-        chat_id: str | None,
-        owner_id: str,
-        ref: SourceRef,
-        duration: Duration | None,
-    ) -> RehostResult:
-        self.store.job_attempted(job_id)
+    async def _run_job(self, job: JobRecord, duration: Duration | None) -> RehostResult:
+        ref = SourceRef.from_json(job.source)
+        self.store.job_attempted(job.id)
         try:
             async with self._gate:
-                result = await self._rehost_one(platform, chat_id, owner_id, ref, duration)
+                result = await self._rehost_one(job, ref, duration)
         except Exception:
-            log.exception("rehosting job %d failed unexpectedly", job_id)
-            self.store.finish_job(job_id, "failed", error=GENERIC_FAILURE)
+            log.exception("rehosting job %d failed unexpectedly", job.id)
+            self.store.finish_job(job.id, "failed", error=GENERIC_FAILURE)
             return RehostResult(ref, error=GENERIC_FAILURE)
         if result.upload is not None:
-            self.store.finish_job(job_id, "dedup" if result.dedup else "uploaded", result.upload.id)
+            self.store.finish_job(job.id, "dedup" if result.dedup else "uploaded", result.upload.id)
         else:
-            self.store.finish_job(job_id, "failed", error=result.error)
+            self.store.finish_job(job.id, "failed", error=result.error)
         return result
 
     async def _rehost_one(
-        self,
-        platform: str,
-        chat_id: str | None,
-        owner_id: str,
-        ref: SourceRef,
-        duration: Duration | None,
+        self, job: JobRecord, ref: SourceRef, duration: Duration | None
     ) -> RehostResult:
-        fetched = await self._fetch(platform, ref)
+        fetched = await self._fetch(job.platform, ref)
         if isinstance(fetched, FetchProblem):
             return RehostResult(ref, error=fetched.message)
         try:
-            hosts = self._hosts(platform, chat_id)
-            reused = self._reuse(platform, chat_id, owner_id, fetched, hosts, duration, ref)
+            hosts = self._hosts(job.platform, job.chat_id)
+            reused = self._reuse(job, fetched, hosts, duration, ref)
             if reused is not None:
                 return reused
             outcome = await self.uploader.upload(fetched, duration, hosts=hosts)
@@ -210,10 +198,10 @@ class RehostService:
                 return RehostResult(ref, error=outcome.reason())
             image = outcome.image
             upload_id = self.store.add_upload(
-                platform=platform,
-                chat_id=chat_id,
-                message_id=None,
-                owner_id=owner_id,
+                platform=job.platform,
+                chat_id=job.chat_id,
+                message_id=job.message_id,
+                owner_id=job.owner_id,
                 sha256=fetched.sha256,
                 size=fetched.size,
                 mime=fetched.image_type.mime,
@@ -255,9 +243,7 @@ class RehostService:
 
     def _reuse(
         self,
-        platform: str,
-        chat_id: str | None,
-        owner_id: str,
+        job: JobRecord,
         source: UploadSource,
         hosts: tuple[str, ...],
         duration: Duration | None,
@@ -268,13 +254,14 @@ class RehostService:
         for record in candidates:
             if duration is not None and not self._lasts(record, duration, now):
                 continue
-            if record.platform == platform and record.owner_id == owner_id:
+            if record.platform == job.platform and record.owner_id == job.owner_id:
                 return RehostResult(ref, upload=record, dedup=True)
             original = record.reused_from or record.id
             upload_id = self.store.add_upload(
-                platform=platform,
-                chat_id=chat_id,
-                owner_id=owner_id,
+                platform=job.platform,
+                chat_id=job.chat_id,
+                message_id=job.message_id,
+                owner_id=job.owner_id,
                 sha256=record.sha256,
                 size=record.size,
                 mime=record.mime,
@@ -371,12 +358,11 @@ class RehostService:
         return recovered
 
     async def _resume(self, job: JobRecord) -> RehostResult:
-        ref = SourceRef.from_json(job.source)
         if job.attempts >= MAX_JOB_ATTEMPTS:
             self.store.abandon_job(job.id, GENERIC_FAILURE)
-            return RehostResult(ref, error=GENERIC_FAILURE)
+            return RehostResult(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
         duration = parse_duration(job.expiration) if job.expiration else None
-        return await self._run_job(job.id, job.platform, job.chat_id, job.owner_id, ref, duration)
+        return await self._run_job(job, duration)
 
     def _stored_result(self, row: dict[str, object]) -> RehostResult:
         ref = SourceRef.from_json(json.loads(str(row["source"])))

@@ -250,3 +250,42 @@ async def test_chat_settings_round_trip(host_emu: HostEmulator, tmp_path: Path, 
         chats = h.store.auto_rehost_chats("test")
     assert settings.auto_rehost is auto and settings.default_expiration == "1h"
     assert chats == ({"c"} if auto else set())
+
+
+async def test_uploads_run_at_most_max_concurrency_at_once(tmp_path: Path) -> None:
+    import httpx
+
+    from bot.fetch import Fetcher
+    from bot.hosts.chevereto import CheveretoClient
+    from bot.service import RehostService
+    from bot.store import Store
+    from bot.uploader import Uploader
+    from tests.conftest import ALL_KEYS, CHEV_KEY
+
+    class CountingClient(CheveretoClient):
+        """The real client, counting how many of its uploads are in flight."""
+
+        in_flight = 0
+        most = 0
+
+        async def upload(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            CountingClient.in_flight += 1
+            CountingClient.most = max(CountingClient.most, CountingClient.in_flight)
+            try:
+                return await super().upload(*args, **kwargs)
+            finally:
+                CountingClient.in_flight -= 1
+
+    async with HostEmulator(api_keys=ALL_KEYS, latency=0.1) as emu, httpx.AsyncClient() as http:
+        client = CountingClient("chev", emu.chevereto_endpoint, CHEV_KEY, http, max_bytes=1 << 20)
+        service = RehostService(
+            Store(tmp_path / "r.db"),
+            Uploader([client]),
+            Fetcher(http, max_bytes=1 << 20),
+            max_concurrency=3,
+        )
+        refs = [blob(emu, f"{i}.png", samples.png(i + 1, 2)) for i in range(8)]
+        results = await service.rehost(request("ann", *refs, message_id="m-5"))
+    assert all(r.ok for r in results)
+    assert CountingClient.most == 3
+    assert {r.upload.message_id for r in results if r.upload} == {"m-5"}
