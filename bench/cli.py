@@ -1,0 +1,331 @@
+"""``python -m bench``: run every benchmark, then print one table of ratios.
+
+Each benchmark starts its own emulator process (``bench.server``) and measures the bot
+side in fresh worker processes (``bench.worker``); ``curl`` runs as its own process too.
+Progress goes to standard error, the table to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import API_KEY, MB, ROOT, image
+from bench.report import Row, machine, mib, ms, ratio, sec, skipped, table
+
+KB = 1 << 10
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    upload_size: int
+    rounds: int
+    memory_count: int
+    memory_size: int
+    burst_count: int
+    burst_size: int
+    burst_latency: float
+    concurrencies: tuple[int, ...]
+    dedup_size: int
+    dedup_repeats: int
+
+
+FULL = Profile(
+    name="full",
+    upload_size=20 * MB,
+    rounds=5,
+    memory_count=8,
+    memory_size=25 * MB,
+    burst_count=500,
+    burst_size=64 * KB,
+    burst_latency=0.020,
+    concurrencies=(4, 16),
+    dedup_size=1 * MB,
+    dedup_repeats=50,
+)
+SMOKE = Profile(
+    name="smoke",
+    upload_size=256 * KB,
+    rounds=1,
+    memory_count=8,
+    memory_size=256 * KB,
+    burst_count=24,
+    burst_size=4 * KB,
+    burst_latency=0.002,
+    concurrencies=(4, 16),
+    dedup_size=16 * KB,
+    dedup_repeats=5,
+)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def _log(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    base: str
+    stats: str
+
+    @property
+    def imgbb(self) -> str:
+        return self.base + "/1/upload"
+
+    @property
+    def chevereto(self) -> str:
+        return self.base + "/api/1/upload"
+
+
+@contextmanager
+def emulator(latency: float, blobs: list[tuple[str, int, int]]) -> Iterator[Server]:
+    """A host emulator process serving ``blobs`` ([prefix, count, size]) on the CDN."""
+    warm = [("warm", 4, 4 * KB)]
+    command = [sys.executable, "-m", "bench.server", "--latency", str(latency)]
+    command += ["--blobs", json.dumps(warm + blobs)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        line = process.stdout.readline()
+        if not line:
+            raise BenchError("the emulator process did not start")
+        ready = json.loads(line)
+        yield Server(ready["base"], ready["stats"])
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def worker(scenario: str, **params: Any) -> dict[str, Any]:
+    """Run one measured scenario in a fresh interpreter; its JSON result."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.worker", scenario],
+        cwd=ROOT,
+        input=json.dumps(params),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"{scenario} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def curl_upload(curl: str, endpoint: str, path: Path) -> tuple[float, int]:
+    """curl's own transfer time (``time_total``: connect to last byte of the answer, process
+    start excluded) and its peak RSS, for ``curl -F`` of ``path``."""
+    command = [curl, "-sS", "-o", os.devnull, "-w", "%{time_total} %{http_code}"]
+    command += ["-F", f"key={API_KEY}", "-F", f"image=@{path};type=image/png", endpoint]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    process.stdout.close()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    seconds, code = output.split()
+    if process.returncode != 0 or code != "200":
+        raise BenchError(f"curl failed (exit {process.returncode}, HTTP {code})")
+    return float(seconds), usage.ru_maxrss * 1024
+
+
+# --- the benchmarks --------------------------------------------------------------------------
+
+
+def bench_upload(profile: Profile, workdir: Path) -> list[Row]:
+    size = profile.upload_size
+    path = workdir / "upload.png"
+    path.write_bytes(image("upload", 0, size))
+    curl = shutil.which("curl")
+    has_imgbbpy = importlib.util.find_spec("imgbbpy") is not None
+    contestants = ["core"]
+    contestants += ["curl"] if curl else []
+    contestants += ["imgbbpy-async", "imgbbpy-sync"] if has_imgbbpy else []
+    times: dict[str, list[float]] = {name: [] for name in contestants}
+    memory: dict[str, list[float]] = {name: [] for name in contestants}
+    with emulator(0.0, []) as server:
+        for round_ in range(profile.rounds):
+            _log(f"upload {mib(size)}: round {round_ + 1}/{profile.rounds}")
+            # Rotate the order so that no contestant always runs first (or last).
+            shift = round_ % len(contestants)
+            for name in contestants[shift:] + contestants[:shift]:
+                if name == "curl":
+                    assert curl is not None
+                    seconds, rss = curl_upload(curl, server.imgbb, path)
+                else:
+                    scenario = "upload-" + name
+                    result = worker(
+                        scenario, endpoint=server.imgbb, path=str(path), workdir=str(workdir)
+                    )
+                    seconds, rss = result["seconds"], result["growth"]
+                times[name].append(seconds)
+                memory[name].append(rss)
+    time_of = {name: statistics.median(values) for name, values in times.items()}
+    peak_of = {name: max(values) for name, values in memory.items()}
+    label = f"upload {mib(size)}"
+    core_time, core_peak = time_of["core"], peak_of["core"]
+    rows = []
+    if "curl" in time_of:
+        r = ratio(core_time, time_of["curl"])
+        rows.append(
+            Row(f"{label}: time, core vs curl -F", ms(core_time), f"curl {ms(time_of['curl'])}",
+                r, "≤ 1.15", r is not None and r <= 1.15)
+        )  # fmt: skip
+        rows.append(
+            Row(f"{label}: peak RSS, core growth vs curl whole process", mib(core_peak),
+                f"curl {mib(peak_of['curl'])}", ratio(core_peak, peak_of["curl"]))
+        )  # fmt: skip
+    else:
+        rows.append(skipped(f"{label}: time, core vs curl -F", "curl not found"))
+        rows.append(skipped(f"{label}: peak RSS, core vs curl", "curl not found"))
+    if has_imgbbpy:
+        a_time, s_time = time_of["imgbbpy-async"], time_of["imgbbpy-sync"]
+        a_peak, s_peak = peak_of["imgbbpy-async"], peak_of["imgbbpy-sync"]
+        r_async = ratio(core_time, a_time)
+        r_sync = ratio(core_peak, s_peak)
+        rows += [
+            Row(f"{label}: time, core vs imgbbpy AsyncClient", ms(core_time),
+                f"imgbbpy async {ms(a_time)}", r_async, "≤ 1.00",
+                r_async is not None and r_async <= 1.0),
+            Row(f"{label}: time, core vs imgbbpy SyncClient", ms(core_time),
+                f"imgbbpy sync {ms(s_time)}", ratio(core_time, s_time)),
+            Row(f"{label}: peak RSS growth, core vs imgbbpy AsyncClient", mib(core_peak),
+                f"imgbbpy async {mib(a_peak)}", ratio(core_peak, a_peak)),
+            Row(f"{label}: peak RSS growth, core vs imgbbpy SyncClient", mib(core_peak),
+                f"imgbbpy sync {mib(s_peak)}", r_sync, "≤ 0.10 (far below)",
+                r_sync is not None and r_sync <= 0.10),
+        ]  # fmt: skip
+    else:
+        for what in ("time", "peak RSS"):
+            rows.append(skipped(f"{label}: {what}, core vs imgbbpy", "imgbbpy not installed"))
+    return rows
+
+
+def bench_memory(profile: Profile, workdir: Path) -> list[Row]:
+    count, size = profile.memory_count, profile.memory_size
+    _log(f"memory: rehosting {count} x {mib(size)} concurrently")
+    with emulator(0.0, [("big", count, size)]) as server:
+        result = worker(
+            "rehost-memory", base=server.base, endpoint=server.imgbb, dialect="imgbb",
+            count=count, size=size, workdir=str(_fresh(workdir, "memory")),
+        )  # fmt: skip
+    growth = float(result["growth"])
+    moved = count * size
+    limit = min(64 * MB, size)  # and less than one whole file: no upload holds a copy
+    return [
+        Row(f"rehost {count} x {mib(size)} concurrently: peak RSS growth", mib(growth),
+            f"{mib(moved)} moved in {sec(result['seconds'])}", ratio(growth, moved),
+            f"≤ 64 MB and < one file ({mib(size)})", growth <= 64 * MB and growth < limit),
+    ]  # fmt: skip
+
+
+def bench_burst(profile: Profile, workdir: Path) -> list[Row]:
+    count, latency = profile.burst_count, profile.burst_latency
+    rows = []
+    with emulator(latency, [("burst", count, profile.burst_size)]) as server:
+        for concurrency in profile.concurrencies:
+            _log(f"burst: {count} requests at concurrency {concurrency}")
+            result = worker(
+                "burst", base=server.base, endpoint=server.chevereto, dialect="chevereto",
+                stats=server.stats, count=count, size=profile.burst_size,
+                concurrency=concurrency, workdir=str(_fresh(workdir, f"burst-{concurrency}")),
+            )  # fmt: skip
+            if int(result["host_uploads"]) != count:
+                raise BenchError(f"burst: {result['host_uploads']} host uploads, not {count}")
+            ideal = count * latency / concurrency
+            label = f"burst {count} x {mib(profile.burst_size)} @ c={concurrency}"
+            lag = float(result["worst_lag"])
+            rows += [
+                Row(f"{label}, host {ms(latency)}: completion", sec(result["seconds"]),
+                    f"ideal N x latency / c = {sec(ideal)}", ratio(result["seconds"], ideal)),
+                Row(f"{label}: worst event-loop lag", ms(lag),
+                    f"p99 {ms(result['p99_lag'])}", None, "< 50 ms", lag < 0.050),
+            ]  # fmt: skip
+    return rows
+
+
+def bench_dedup(profile: Profile, workdir: Path) -> list[Row]:
+    size = profile.dedup_size
+    _log(f"dedup: {profile.dedup_repeats} repeats of one {mib(size)} image")
+    with emulator(0.0, [("dedup", 1, size)]) as server:
+        result = worker(
+            "dedup", base=server.base, endpoint=server.chevereto, dialect="chevereto",
+            stats=server.stats, size=size, repeats=profile.dedup_repeats,
+            workdir=str(_fresh(workdir, "dedup")),
+        )  # fmt: skip
+    median, uploads = float(result["median"]), int(result["host_uploads"])
+    label = f"dedup, same {mib(size)} by the same owner"
+    return [
+        Row(f"{label}: median rehost", ms(median), f"worst {ms(result['worst'])}", None,
+            "< 5 ms", median < 0.005),
+        Row(f"{label}: host upload requests", str(uploads), f"{profile.dedup_repeats} repeats",
+            None, "0", uploads == 0),
+    ]  # fmt: skip
+
+
+def _fresh(workdir: Path, name: str) -> Path:
+    path = workdir / name
+    path.mkdir()
+    return path
+
+
+BENCHMARKS = {
+    "upload": bench_upload,
+    "memory": bench_memory,
+    "burst": bench_burst,
+    "dedup": bench_dedup,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks, not numbers")
+    parser.add_argument("--rounds", type=int, help="upload rounds (median of)")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(BENCHMARKS), help="run only these (repeatable)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    profile = SMOKE if args.smoke else FULL
+    if args.rounds:
+        profile = Profile(**{**asdict(profile), "rounds": args.rounds})
+    rows: list[Row] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="rehost-bench-") as tmp:
+            for name, run in BENCHMARKS.items():
+                if args.only is None or name in args.only:
+                    rows += run(profile, Path(tmp))
+    except BenchError as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        return 1
+    print(f"Measured {machine()}; profile {profile.name}.")
+    print()
+    print(table(rows))
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2))
+    return 0

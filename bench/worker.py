@@ -1,0 +1,259 @@
+"""The measured side, one scenario per process: ``python -m bench.worker SCENARIO``.
+
+Parameters arrive as JSON on standard input; the result leaves as one JSON line on standard
+output. Each scenario warms up first (imports, first connection, database creation), then
+measures only the work itself. The bot side is composed as ``bot.app.open_core`` composes
+it: one ``httpx.AsyncClient`` from ``bot.httpclient``, a file-backed SQLite store, the
+fetcher spooling to disk, the uploader and the rehost service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import API_KEY, MB, blob_url, image
+from bench.probe import LagMonitor, MemoryProbe
+from bot.fetch import Fetcher
+from bot.hosts.base import HostClient, UploadSource
+from bot.hosts.chevereto import CheveretoClient
+from bot.hosts.imgbb import ImgbbClient
+from bot.httpclient import new_http_client
+from bot.ratelimit import SlidingWindowLimiter
+from bot.service import RehostRequest, RehostResult, RehostService, SourceRef
+from bot.store import Store
+from bot.uploader import RetryPolicy, Uploader
+
+Params = dict[str, Any]
+Result = dict[str, float | str]
+WARM_SIZE = 4096
+
+
+# --- uploading one file: the core against imgbbpy -------------------------------------------
+
+
+def _imgbb_client(endpoint: str, http: httpx.AsyncClient) -> ImgbbClient:
+    return ImgbbClient("bench", endpoint, API_KEY, http, max_bytes=32 * MB)
+
+
+async def upload_core(params: Params) -> Result:
+    endpoint, path = params["endpoint"], Path(params["path"])
+    warm = UploadSource.from_bytes(image("warm", 99, WARM_SIZE), "warm.png")
+    assert warm is not None
+    async with new_http_client() as http:
+        await _imgbb_client(endpoint, http).upload(warm, None)
+    source = UploadSource.from_path(path)  # hashing is the fetcher's job, not the upload's
+    assert source is not None
+    async with new_http_client() as http:
+        client = _imgbb_client(endpoint, http)
+        probe = MemoryProbe()
+        probe.start()
+        started = time.perf_counter()
+        await client.upload(source, None)
+        seconds = time.perf_counter() - started
+        growth = probe.stop()
+    return {"seconds": seconds, "growth": growth, "memory_method": probe.method}
+
+
+def _aim_imgbbpy(endpoint: str, workdir: Path) -> tuple[Any, Path]:
+    import imgbbpy  # the reference client: an optional dependency (extra "bench")
+    import imgbbpy.imgbb
+
+    imgbbpy.imgbb._API_URL = endpoint  # its only notion of where ImgBB is
+    warm = workdir / "imgbbpy-warm.png"
+    warm.write_bytes(image("warm", 98, WARM_SIZE))
+    return imgbbpy, warm
+
+
+async def upload_imgbbpy_async(params: Params) -> Result:
+    imgbbpy, warm = _aim_imgbbpy(params["endpoint"], Path(params["workdir"]))
+    client = imgbbpy.AsyncClient(API_KEY)
+    await client.upload(file=str(warm), name="warm")
+    await client.close()
+    client = imgbbpy.AsyncClient(API_KEY)
+    probe = MemoryProbe()
+    probe.start()
+    started = time.perf_counter()
+    await client.upload(file=params["path"], name="bench")
+    seconds = time.perf_counter() - started
+    growth = probe.stop()
+    await client.close()
+    return {"seconds": seconds, "growth": growth, "memory_method": probe.method}
+
+
+def upload_imgbbpy_sync(params: Params) -> Result:
+    imgbbpy, warm = _aim_imgbbpy(params["endpoint"], Path(params["workdir"]))
+    imgbbpy.SyncClient(API_KEY).upload(file=str(warm), name="warm")
+    client = imgbbpy.SyncClient(API_KEY)
+    probe = MemoryProbe()
+    probe.start()
+    started = time.perf_counter()
+    client.upload(file=params["path"], name="bench")
+    seconds = time.perf_counter() - started
+    growth = probe.stop()
+    return {"seconds": seconds, "growth": growth, "memory_method": probe.method}
+
+
+# --- rehosting through the service ----------------------------------------------------------
+
+
+@asynccontextmanager
+async def _service(params: Params, max_concurrency: int) -> AsyncIterator[RehostService]:
+    workdir = Path(params["workdir"])
+    store = Store(workdir / "rehost.db")
+    try:
+        async with new_http_client() as http:
+            kind = ImgbbClient if params["dialect"] == "imgbb" else CheveretoClient
+            client: HostClient = kind("bench", params["endpoint"], API_KEY, http, max_bytes=32 * MB)
+            uploader = Uploader([client], RetryPolicy(attempts=1))  # a failure must show
+            fetcher = Fetcher(http, max_bytes=uploader.largest_accepted(), spool_dir=workdir)
+            yield RehostService(
+                store,
+                uploader,
+                fetcher,
+                max_concurrency=max_concurrency,
+                limiter=SlidingWindowLimiter(1_000_000, 600.0),
+            )
+    finally:
+        store.close()
+
+
+def _request(owner: str, urls: list[str], size: int) -> RehostRequest:
+    sources = [
+        SourceRef(f"image-{index}.png", url=url, declared_size=size)
+        for index, url in enumerate(urls)
+    ]
+    return RehostRequest(platform="bench", chat_id="bench-chat", owner_id=owner, sources=sources)
+
+
+def _check(results: list[RehostResult], *, dedup: bool | None = None) -> None:
+    for result in results:
+        if not result.ok:
+            raise RuntimeError(f"a rehost failed: {result.error}")
+        if dedup is not None and result.dedup != dedup:
+            raise RuntimeError(f"expected dedup={dedup}, got {result.dedup}")
+
+
+async def _warm_up(service: RehostService, base: str) -> None:
+    _check(await service.rehost(_request("warm-up", [blob_url(base, "warm", 0)], WARM_SIZE)))
+
+
+async def _host_uploads(stats_url: str) -> int:
+    async with httpx.AsyncClient() as http:
+        return int((await http.get(stats_url)).json()["uploads"])
+
+
+async def rehost_memory(params: Params) -> Result:
+    count, size, base = int(params["count"]), int(params["size"]), params["base"]
+    urls = [blob_url(base, "big", index) for index in range(count)]
+    async with _service(params, max_concurrency=count) as service:
+        await _warm_up(service, base)
+        monitor = LagMonitor()
+        probe = MemoryProbe()
+        probe.start()
+        monitor.start()
+        started = time.perf_counter()
+        results = await service.rehost(_request("owner", urls, size))
+        seconds = time.perf_counter() - started
+        worst = await monitor.stop()
+        growth = probe.stop()
+        _check(results, dedup=False)
+    return {
+        "growth": growth,
+        "seconds": seconds,
+        "worst_lag": worst,
+        "memory_method": probe.method,
+    }
+
+
+async def burst(params: Params) -> Result:
+    count, size, base = int(params["count"]), int(params["size"]), params["base"]
+    concurrency = int(params["concurrency"])
+    async with _service(params, max_concurrency=concurrency) as service:
+        await _warm_up(service, base)
+        before = await _host_uploads(params["stats"])
+        requests = [
+            _request(f"user-{index}", [blob_url(base, "burst", index)], size)
+            for index in range(count)
+        ]
+        monitor = LagMonitor()
+        monitor.start()
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(service.rehost(request) for request in requests))
+        seconds = time.perf_counter() - started
+        worst = await monitor.stop()
+        for answer in answers:
+            _check(answer, dedup=False)
+        uploads = await _host_uploads(params["stats"]) - before
+    return {
+        "seconds": seconds,
+        "worst_lag": worst,
+        "p99_lag": monitor.percentile(0.99),
+        "host_uploads": uploads,
+    }
+
+
+async def dedup(params: Params) -> Result:
+    size, base, repeats = int(params["size"]), params["base"], int(params["repeats"])
+    request = _request("owner", [blob_url(base, "dedup", 0)], size)
+    async with _service(params, max_concurrency=4) as service:
+        await _warm_up(service, base)
+        _check(await service.rehost(request), dedup=False)  # the one real upload
+        before = await _host_uploads(params["stats"])
+        monitor = LagMonitor()
+        monitor.start()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            results = await service.rehost(request)
+            times.append(time.perf_counter() - started)
+            _check(results, dedup=True)
+        worst = await monitor.stop()
+        uploads = await _host_uploads(params["stats"]) - before
+    return {
+        "median": statistics.median(times),
+        "worst": max(times),
+        "worst_lag": worst,
+        "host_uploads": uploads,
+    }
+
+
+ASYNC_SCENARIOS: dict[str, Callable[[Params], Coroutine[Any, Any, Result]]] = {
+    "upload-core": upload_core,
+    "upload-imgbbpy-async": upload_imgbbpy_async,
+    "rehost-memory": rehost_memory,
+    "burst": burst,
+    "dedup": dedup,
+}
+SYNC_SCENARIOS: dict[str, Callable[[Params], Result]] = {
+    "upload-imgbbpy-sync": upload_imgbbpy_sync,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in {*ASYNC_SCENARIOS, *SYNC_SCENARIOS}:
+        names = ", ".join(sorted({*ASYNC_SCENARIOS, *SYNC_SCENARIOS}))
+        print(f"usage: python -m bench.worker SCENARIO < params.json ({names})", file=sys.stderr)
+        return 2
+    params: Params = json.load(sys.stdin)
+    name = args[0]
+    if name in SYNC_SCENARIOS:
+        result = SYNC_SCENARIOS[name](params)
+    else:
+        result = asyncio.run(ASYNC_SCENARIOS[name](params))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
