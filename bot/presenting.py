@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
+from bot.service import RehostResult
 from bot.store import UploadRecord, now_utc
 
 DELETE_WARNING = "Keep it private: opening it deletes the image."
@@ -36,3 +39,40 @@ def parse_expiry_argument(text: str | None) -> tuple[bool, Duration | None, str 
 def upload_title(upload: UploadRecord) -> str:
     """``#12 on imgz``: how an upload is named in lists and confirmations."""
     return f"#{upload.id} on {upload.host}"
+
+
+# --- result lines, the same for every platform ----------------------------------------------
+
+NOT_AN_IMAGE = "not an image: I rehost JPEG, PNG, GIF, WebP, BMP and TIFF files"
+
+
+@dataclass(frozen=True)
+class ResultLine:
+    """One image of a reply: its upload, or why there is none."""
+
+    number: int
+    name: str
+    upload: UploadRecord | None = None
+    error: str | None = None
+    dedup: bool = False
+
+
+def result_lines(results: Sequence[RehostResult]) -> list[ResultLine]:
+    """Numbered lines for a fresh answer (named after the files)."""
+    return [
+        ResultLine(i, r.source.filename, r.upload, r.error, r.dedup)
+        for i, r in enumerate(results, 1)
+    ]
+
+
+def upload_lines(uploads: Sequence[UploadRecord]) -> list[ResultLine]:
+    """Numbered lines for a re-rendered post or a list (named ``#id``)."""
+    return [ResultLine(i, f"#{u.id}", u) for i, u in enumerate(uploads, 1)]
+
+
+def rehosted_heading(lines: Sequence[ResultLine]) -> str:
+    """``Rehosted:``, ``Rehosted 2 images:`` or ``Nothing was rehosted.``"""
+    done = sum(1 for line in lines if line.upload is not None)
+    if done == 0:
+        return "Nothing was rehosted."
+    return f"Rehosted {done} image{'s' if done != 1 else ''}:" if len(lines) > 1 else "Rehosted:"
