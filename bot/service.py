@@ -197,11 +197,8 @@ class RehostService:
             if outcome.image is None:
                 return RehostResult(ref, error=outcome.reason())
             image = outcome.image
-            upload_id = self.store.add_upload(
-                platform=job.platform,
-                chat_id=job.chat_id,
-                message_id=job.message_id,
-                owner_id=job.owner_id,
+            record = self._record(
+                job,
                 sha256=fetched.sha256,
                 size=fetched.size,
                 mime=fetched.image_type.mime,
@@ -213,8 +210,6 @@ class RehostService:
                 delete_url=image.delete_url,
                 expires_at=image.expires_at,
             )
-            record = self.store.upload(upload_id)
-            assert record is not None
             return RehostResult(ref, upload=record)
         finally:
             fetched.discard()
@@ -256,12 +251,8 @@ class RehostService:
                 continue
             if record.platform == job.platform and record.owner_id == job.owner_id:
                 return RehostResult(ref, upload=record, dedup=True)
-            original = record.reused_from or record.id
-            upload_id = self.store.add_upload(
-                platform=job.platform,
-                chat_id=job.chat_id,
-                message_id=job.message_id,
-                owner_id=job.owner_id,
+            shared = self._record(
+                job,
                 sha256=record.sha256,
                 size=record.size,
                 mime=record.mime,
@@ -272,12 +263,23 @@ class RehostService:
                 url=record.url,
                 delete_url=None,  # the first owner's, never handed on
                 expires_at=record.expires_at,
-                reused_from=original,
+                reused_from=record.reused_from or record.id,
             )
-            shared = self.store.upload(upload_id)
-            assert shared is not None
             return RehostResult(ref, upload=shared, dedup=True)
         return None
+
+    def _record(self, job: JobRecord, **fields: object) -> UploadRecord:
+        """Store an upload made for ``job``'s owner, chat and message."""
+        upload_id = self.store.add_upload(
+            platform=job.platform,
+            chat_id=job.chat_id,
+            message_id=job.message_id,
+            owner_id=job.owner_id,
+            **fields,
+        )
+        record = self.store.upload(upload_id)
+        assert record is not None
+        return record
 
     def _lasts(self, record: UploadRecord, duration: Duration, now: datetime) -> bool:
         """Whether ``record`` lives about as long as a fresh upload for ``duration`` would."""

@@ -18,7 +18,7 @@ from typing import IO, Any, ClassVar
 
 import httpx
 
-from bot.errors import FileRejected, HostRefused, HostUnavailable
+from bot.errors import FileRejected, HostError, HostRefused, HostUnavailable, RateLimited
 from bot.expiration import Duration
 from bot.media import SNIFF_BYTES, ImageType, sniff
 
@@ -126,13 +126,33 @@ class HostClient(ABC):
     ) -> tuple[dict[str, str], dict[str, str]]:
         """Headers and form fields (the file part is added by :meth:`upload`)."""
 
-    file_field: ClassVar[str]
+    file_field: ClassVar[str]  # the multipart part that carries the image
+    payload_key: ClassVar[str]  # the key of a success answer that holds the image
 
     @abstractmethod
+    def read_image(
+        self, response: httpx.Response, payload: Mapping[str, Any], planned: datetime | None
+    ) -> UploadedImage:
+        """The stored image from a success answer's payload."""
+
+    @abstractmethod
+    def classify_error(self, response: httpx.Response, body: Mapping[str, Any]) -> HostError:
+        """The right :class:`HostError` for a JSON error answer."""
+
     def parse_answer(
         self, response: httpx.Response, body: Mapping[str, Any] | None, planned: datetime | None
     ) -> UploadedImage:
-        """An :class:`UploadedImage` from an answer, or the right :class:`HostError`."""
+        """An :class:`UploadedImage` from an answer, or raise the right :class:`HostError`."""
+        if response.status_code >= 500:
+            raise self.server_error(response)
+        if response.status_code == 429:
+            raise RateLimited(self.name, f"{self.name} is rate limiting uploads; try later")
+        if body is None:
+            raise self.unreadable(response)
+        payload = body.get(self.payload_key)
+        if response.status_code == 200 and isinstance(payload, Mapping):
+            return self.read_image(response, payload, planned)
+        raise self.classify_error(response, body)
 
     async def upload(
         self, source: UploadSource, duration: Duration | None, now: datetime | None = None

@@ -37,6 +37,7 @@ class CheveretoClient(HostClient):
     dialect: ClassVar[str] = "chevereto"
     deletes_by_link: ClassVar[bool] = True
     file_field: ClassVar[str] = "source"  # a part named "image" is ignored by Chevereto 4
+    payload_key: ClassVar[str] = "image"
 
     def expiration_field(
         self, duration: Duration | None, now: datetime
@@ -54,21 +55,7 @@ class CheveretoClient(HostClient):
             fields["expiration"] = expiration
         return {"X-API-Key": self._api_key}, fields
 
-    def parse_answer(
-        self, response: httpx.Response, body: Mapping[str, Any] | None, planned: datetime | None
-    ) -> UploadedImage:
-        if response.status_code >= 500:
-            raise self.server_error(response)
-        if response.status_code == 429:
-            raise RateLimited(self.name, f"{self.name} is rate limiting uploads; try later")
-        if body is None:
-            raise self.unreadable(response)
-        image = body.get("image")
-        if response.status_code == 200 and isinstance(image, Mapping):
-            return self._image(response, image, planned)
-        raise self._error(response, body)
-
-    def _image(
+    def read_image(
         self, response: httpx.Response, image: Mapping[str, Any], planned: datetime | None
     ) -> UploadedImage:
         image_id = text_field(image, "id_encoded") or text_field(image, "id")
@@ -86,7 +73,7 @@ class CheveretoClient(HostClient):
             expires_at=_gmt(text_field(image, "expiration_date_gmt")) or planned,
         )
 
-    def _error(self, response: httpx.Response, body: Mapping[str, Any]) -> HostError:
+    def classify_error(self, response: httpx.Response, body: Mapping[str, Any]) -> HostError:
         code, message = error_parts(body)
         text = message.lower()
         detail = self.redact(message)

@@ -24,6 +24,7 @@ _FILE_WORDS = ("format", "size", "big", "large", "invalid image", "mime", "uploa
 class ImgbbClient(HostClient):
     dialect: ClassVar[str] = "imgbb"
     file_field: ClassVar[str] = "image"
+    payload_key: ClassVar[str] = "data"
 
     def expiration_field(
         self, duration: Duration | None, now: datetime
@@ -41,19 +42,7 @@ class ImgbbClient(HostClient):
             fields["expiration"] = expiration
         return {}, fields
 
-    def parse_answer(
-        self, response: httpx.Response, body: Mapping[str, Any] | None, planned: datetime | None
-    ) -> UploadedImage:
-        if response.status_code >= 500:
-            raise self.server_error(response)
-        if body is None:
-            raise self.unreadable(response)
-        data = body.get("data")
-        if response.status_code == 200 and isinstance(data, Mapping):
-            return self._image(response, data, planned)
-        raise self._error(response, body)
-
-    def _image(
+    def read_image(
         self, response: httpx.Response, data: Mapping[str, Any], planned: datetime | None
     ) -> UploadedImage:
         image_id = text_field(data, "id")
@@ -70,11 +59,11 @@ class ImgbbClient(HostClient):
             expires_at=_reported_expiry(data) or planned,
         )
 
-    def _error(self, response: httpx.Response, body: Mapping[str, Any]) -> HostError:
+    def classify_error(self, response: httpx.Response, body: Mapping[str, Any]) -> HostError:
         code, message = error_parts(body)
         text = message.lower()
         status = response.status_code
-        if status == 429 or "rate limit" in text or "flood" in text:
+        if "rate limit" in text or "flood" in text:  # ImgBB reports these as 400
             return RateLimited(self.name, f"{self.name} is rate limiting uploads; try later")
         if status in (401, 403) or code == 100 or "key" in text:
             return CredentialsError(
