@@ -36,11 +36,6 @@ def parse_expiry_argument(text: str | None) -> tuple[bool, Duration | None, str 
         return True, None, error.user_message
 
 
-def upload_title(upload: UploadRecord) -> str:
-    """``#12 on imgz``: how an upload is named in lists and confirmations."""
-    return f"#{upload.id} on {upload.host}"
-
-
 # --- result lines, the same for every platform ----------------------------------------------
 
 NOT_AN_IMAGE = "not an image: I rehost JPEG, PNG, GIF, WebP, BMP and TIFF files"

@@ -35,7 +35,7 @@ from adapters.telegram.trigger import PLATFORM, Trigger
 from bot.app import Core
 from bot.config import TelegramSettings
 from bot.deletion import DeleteStatus
-from bot.presenting import parse_expiry_argument
+from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument, upload_lines
 from bot.service import RecoveredBatch
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ Context = ContextTypes.DEFAULT_TYPE
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 MEDIA = filters.PHOTO | filters.Document.ALL
 UPLOAD_CAPTION = re.compile(r"^/upload(@\w+)?(\s|$)", re.IGNORECASE)
-NOT_AN_IMAGE = "{name} is not an image: I rehost JPEG, PNG, GIF, WebP, BMP and TIFF files."
 USAGE = (
     "Send /upload [duration] as the caption of a photo or image file, or reply /upload "
     "to a message that has one."
@@ -174,7 +173,7 @@ class TelegramAdapter:
         images, others = image_sources(message)
         if not images:
             if trigger.explicit and others:
-                await message.reply_text(NOT_AN_IMAGE.format(name=others[0]))
+                await message.reply_text(f"{others[0]} is {NOT_AN_IMAGE}.")
             return
         if message.media_group_id is not None:
             assert self._albums is not None
@@ -245,7 +244,7 @@ class TelegramAdapter:
             await message.reply_text("Ask me for /mine in a private chat.")
             return
         uploads = self.service.live_uploads(PLATFORM, str(user.id))
-        lines = render.lines_from_uploads(uploads)
+        lines = upload_lines(uploads)
         await self.delivery.send(
             message.chat_id,
             render.mine_text(uploads),

@@ -15,6 +15,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from adapters.telegram import render
 from adapters.telegram.trigger import PLATFORM, Trigger
+from bot.presenting import ResultLine, result_lines, upload_lines
 from bot.service import RehostResult, RehostService
 from bot.store import BotMessage
 
@@ -84,7 +85,7 @@ class Delivery:
 
     async def post(self, trigger: Trigger, results: Sequence[RehostResult]) -> None:
         """Answer a rehost: everything in private, or public links plus a private DM."""
-        lines = render.lines_from_results(results)
+        lines = result_lines(results)
         if trigger.private:
             message = await self.send(
                 trigger.chat_id,
@@ -105,7 +106,7 @@ class Delivery:
         self._remember(results, message, public=True)
 
     async def _send_delete_links(
-        self, trigger: Trigger, results: Sequence[RehostResult], lines: list[render.Line]
+        self, trigger: Trigger, results: Sequence[RehostResult], lines: list[ResultLine]
     ) -> str:
         """DM the uploader their delete links; the line to add to the public post."""
         if not any(result.delete_url for result in results):
@@ -148,7 +149,7 @@ class Delivery:
 
     async def _refresh_one(self, post: BotMessage) -> None:
         uploads = self.service.uploads_in_message(PLATFORM, post.chat_id, post.message_id)
-        lines = render.lines_from_uploads(uploads)
+        lines = upload_lines(uploads)
         chat_id, message_id = int(post.chat_id), int(post.message_id)
         if post.visibility == "public":
             if all(u.state != "active" for u in uploads):

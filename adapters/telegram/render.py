@@ -8,45 +8,21 @@ fetcher would request a Chevereto delete link, which deletes the image.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 
-from bot.presenting import DELETE_WARNING, expiry_phrase
-from bot.service import RehostResult
+from bot.presenting import (
+    DELETE_WARNING,
+    ResultLine,
+    expiry_phrase,
+    rehosted_heading,
+    upload_lines,
+)
 from bot.store import UploadRecord
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 MAX_BUTTON_ROWS = 10
-
-
-@dataclass(frozen=True)
-class Line:
-    """One image of a reply: its upload, or why there is none."""
-
-    number: int
-    name: str
-    upload: UploadRecord | None = None
-    error: str | None = None
-    dedup: bool = False
-
-
-def lines_from_results(results: Sequence[RehostResult]) -> list[Line]:
-    return [
-        Line(i, r.source.filename, r.upload, r.error, r.dedup) for i, r in enumerate(results, 1)
-    ]
-
-
-def lines_from_uploads(uploads: Sequence[UploadRecord]) -> list[Line]:
-    return [Line(i, f"#{u.id}", u) for i, u in enumerate(uploads, 1)]
-
-
-def _heading(lines: Sequence[Line]) -> str:
-    done = sum(1 for line in lines if line.upload is not None)
-    if done == 0:
-        return "Nothing was rehosted."
-    return f"Rehosted {done} image{'s' if done != 1 else ''}:" if len(lines) > 1 else "Rehosted:"
 
 
 def _link(label: str, url: str | None) -> str:
@@ -59,8 +35,8 @@ def _state(upload: UploadRecord) -> str:
     return f"#{upload.id} on {escape(upload.host)}, {expiry_phrase(upload.expires_at)}"
 
 
-def public_text(lines: Sequence[Line], owner: str | None = None) -> str:
-    parts = [_heading(lines) + (f" (for {escape(owner)})" if owner else "")]
+def public_text(lines: Sequence[ResultLine], owner: str | None = None) -> str:
+    parts = [rehosted_heading(lines) + (f" (for {escape(owner)})" if owner else "")]
     for line in lines:
         prefix = f"{line.number}. " if len(lines) > 1 else ""
         upload = line.upload
@@ -75,10 +51,10 @@ def public_text(lines: Sequence[Line], owner: str | None = None) -> str:
 
 
 def private_text(
-    lines: Sequence[Line], where: str | None = None, heading: str | None = None
+    lines: Sequence[ResultLine], where: str | None = None, heading: str | None = None
 ) -> str:
     """Full details, delete links included. Send only in private, with NO_PREVIEW."""
-    heading = heading or _heading(lines) + (f" (in {escape(where)})" if where else "")
+    heading = heading or rehosted_heading(lines) + (f" (in {escape(where)})" if where else "")
     parts = [heading]
     any_delete = False
     for line in lines:
@@ -102,7 +78,7 @@ def private_text(
     return "\n".join(parts)
 
 
-def public_keyboard(lines: Sequence[Line]) -> InlineKeyboardMarkup | None:
+def public_keyboard(lines: Sequence[ResultLine]) -> InlineKeyboardMarkup | None:
     rows = [
         [InlineKeyboardButton(_label("Open", line, lines), url=line.upload.viewer_url)]
         for line in lines
@@ -111,7 +87,7 @@ def public_keyboard(lines: Sequence[Line]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows[:MAX_BUTTON_ROWS]) if rows else None
 
 
-def private_keyboard(lines: Sequence[Line]) -> InlineKeyboardMarkup | None:
+def private_keyboard(lines: Sequence[ResultLine]) -> InlineKeyboardMarkup | None:
     rows = []
     for line in lines:
         upload = line.upload
@@ -128,7 +104,7 @@ def private_keyboard(lines: Sequence[Line]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows[:MAX_BUTTON_ROWS]) if rows else None
 
 
-def _label(verb: str, line: Line, lines: Sequence[Line]) -> str:
+def _label(verb: str, line: ResultLine, lines: Sequence[ResultLine]) -> str:
     return f"{verb} {line.number}" if len(lines) > 1 else verb
 
 
@@ -153,7 +129,7 @@ def confirm_keyboard(upload_id: int) -> InlineKeyboardMarkup:
 def mine_text(uploads: Sequence[UploadRecord]) -> str:
     if not uploads:
         return "You have no live uploads."
-    return private_text(lines_from_uploads(uploads), heading="Your live uploads:")
+    return private_text(upload_lines(uploads), heading="Your live uploads:")
 
 
 HELP = (
