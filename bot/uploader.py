@@ -81,9 +81,6 @@ class Uploader:
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
 
-    def client(self, name: str) -> HostClient | None:
-        return next((c for c in self.clients if c.name == name), None)
-
     def largest_accepted(self) -> int:
         return max((c.max_bytes for c in self.clients), default=0)
 

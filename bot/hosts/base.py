@@ -91,8 +91,6 @@ class HostClient(ABC):
     """One configured image host speaking one dialect over a shared ``httpx.AsyncClient``."""
 
     dialect: ClassVar[str]
-    # Whether requesting the delete link deletes the image (so the bot can do it for users).
-    deletes_by_link: ClassVar[bool] = False
 
     def __init__(
         self,

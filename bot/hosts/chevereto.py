@@ -35,7 +35,6 @@ class DeleteOutcome(enum.Enum):
 
 class CheveretoClient(HostClient):
     dialect: ClassVar[str] = "chevereto"
-    deletes_by_link: ClassVar[bool] = True
     file_field: ClassVar[str] = "source"  # a part named "image" is ignored by Chevereto 4
     payload_key: ClassVar[str] = "image"
 
