@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dtm
 import html
 import logging
@@ -203,7 +204,7 @@ class TelegramAdapter:
             return
         trigger = self._trigger(message, user, explicit=True, expiry=expiry)
         if target is not message:
-            trigger = Trigger(**{**trigger.__dict__, "reply_to": target.message_id})
+            trigger = dataclasses.replace(trigger, reply_to=target.message_id)
         await self._rehost(trigger, target)
 
     async def on_private_media(self, update: Update, context: Context) -> None:
