@@ -103,6 +103,10 @@ def _check_command(raw: Json, where: str) -> None:
             )
 
 
+def _permissions_text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def _store_command(world: World, raw: Json, guild_id: int | None, old: list[Json]) -> Json:
     ctype = int(raw.get("type", 1))
     # Discord keeps a command's id when an overwrite re-registers the same name and type.
@@ -115,7 +119,8 @@ def _store_command(world: World, raw: Json, guild_id: int | None, old: list[Json
         "name": raw["name"],
         "description": raw.get("description") or "",
         "options": raw.get("options") or [] if ctype == 1 else [],
-        "default_member_permissions": raw.get("default_member_permissions"),
+        # Sent as a number or a string; Discord answers a string (or null).
+        "default_member_permissions": _permissions_text(raw.get("default_member_permissions")),
         "nsfw": bool(raw.get("nsfw", False)),
         "contexts": raw.get("contexts"),
         "integration_types": raw.get("integration_types") or [0],

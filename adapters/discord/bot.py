@@ -1,0 +1,185 @@
+"""The Discord adapter: a discord.py client that calls the rehost service.
+
+``start`` logs in, connects to the gateway in a background task and returns once the bot
+is ready and its commands are synced; ``stop`` closes it. ``api_base_url`` and
+``gateway_url`` point discord.py at a REST proxy and a gateway proxy (or, in tests, at the
+local emulator): they set ``discord.http.Route.BASE`` and
+``DiscordWebSocket.DEFAULT_GATEWAY``, which discord.py reads at call time.
+
+The only privileged intent asked for is message content (auto-rehost needs it to see the
+attachments of guild messages). When Discord refuses it (gateway close 4014), the bot says
+so plainly in the log and runs without it: commands, the context menu and DMs still work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import discord
+import yarl
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from adapters.discord import commands
+from adapters.discord.client import RehostClient
+from adapters.discord.listeners import Listeners
+from adapters.discord.sources import PLATFORM
+from bot.app import Core
+from bot.config import DiscordSettings
+from bot.expiration import offered_durations
+
+log = logging.getLogger(__name__)
+
+INTENT_REFUSED = (
+    "Discord refused the Message Content intent. Enable it for this bot in the Discord "
+    "Developer Portal (Bot > Privileged Gateway Intents > Message Content Intent). Running "
+    "without it: auto-rehost cannot see images posted in server channels; /upload, the "
+    "'Rehost images' menu and DMs still work."
+)
+
+
+class DiscordAdapter:
+    name = PLATFORM
+
+    def __init__(
+        self,
+        core: Core,
+        settings: DiscordSettings,
+        *,
+        guild_ready_timeout: float = 2.0,
+        ready_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.core = core
+        self.settings = settings
+        self._guild_ready_timeout = guild_ready_timeout
+        self._ready_timeout = ready_timeout
+        self._stop_timeout = stop_timeout
+        self._client: RehostClient | None = None
+        self._gateway: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None
+        self._saved_endpoints: tuple[str, yarl.URL] | None = None
+
+    @property
+    def client(self) -> RehostClient:
+        assert self._client is not None, "the adapter is not started"
+        return self._client
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._use_endpoints()
+        try:
+            try:
+                await self._connect(message_content=True)
+            except discord.PrivilegedIntentsRequired:
+                log.warning(INTENT_REFUSED)
+                await self._connect(message_content=False)
+            await self._sync_commands()
+        except BaseException:
+            await self.stop()
+            raise
+        self._recovery = asyncio.create_task(self._recover(), name="discord-recovery")
+
+    async def stop(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+            self._recovery = None
+        await self._disconnect()
+        self._restore_endpoints()
+
+    def _use_endpoints(self) -> None:
+        if self._saved_endpoints is None:
+            self._saved_endpoints = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+        if self.settings.api_base_url:
+            Route.BASE = self.settings.api_base_url.rstrip("/")
+        if self.settings.gateway_url:
+            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.settings.gateway_url)
+
+    def _restore_endpoints(self) -> None:
+        if self._saved_endpoints is not None:
+            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._saved_endpoints
+            self._saved_endpoints = None
+
+    def _build(self, *, message_content: bool) -> RehostClient:
+        dialects = {host.dialect for host in self.core.config.ordered_hosts()}
+        client = RehostClient(
+            self.core.rehost,
+            self.core.deleter,
+            self.settings,
+            offered_durations(dialects),
+            message_content=message_content,
+            guild_ready_timeout=self._guild_ready_timeout,
+        )
+        commands.register(client)
+        client.message_handler = Listeners(client).on_message
+        return client
+
+    async def _connect(self, *, message_content: bool) -> None:
+        """Log in, run the gateway in the background, return once ready (or raise what
+        stopped it: a bad token, a refused intent...)."""
+        client = self._client = self._build(message_content=message_content)
+        await client.login(self.settings.token)
+        gateway = self._gateway = asyncio.create_task(client.connect(), name="discord-gateway")
+        ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
+        done, _ = await asyncio.wait(
+            {ready, gateway}, timeout=self._ready_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ready in done:
+            return
+        ready.cancel()
+        error = gateway.exception() if gateway in done else None
+        await self._disconnect()
+        if error is not None:
+            raise error
+        raise TimeoutError(f"Discord was not ready within {self._ready_timeout:g} s")
+
+    async def _disconnect(self) -> None:
+        client, gateway = self._client, self._gateway
+        self._client = self._gateway = None
+        if client is not None:
+            await client.close()
+        if gateway is None:
+            return
+        done, _ = await asyncio.wait({gateway}, timeout=self._stop_timeout)
+        if not done:
+            gateway.cancel()
+            await asyncio.wait({gateway})
+        elif not gateway.cancelled() and gateway.exception() is not None:
+            log.debug("the gateway stopped with %r", gateway.exception())
+
+    async def _sync_commands(self) -> None:
+        """Guild commands appear at once (``guild_ids``); global ones everywhere, DMs too."""
+        tree = self.client.tree
+        try:
+            if not self.settings.guild_ids:
+                await tree.sync()
+                return
+            for guild_id in self.settings.guild_ids:
+                guild = discord.Object(guild_id)
+                tree.copy_global_to(guild=guild)
+                await tree.sync(guild=guild)
+        except discord.HTTPException as error:
+            log.warning(
+                "could not register the slash commands with Discord (HTTP %s, code %s); "
+                "those registered before stay in use",
+                error.status,
+                error.code,
+            )
+
+    async def _recover(self) -> None:
+        """Answer the rehosts a previous run did not finish."""
+        try:
+            batches = await self.core.rehost.recover(PLATFORM)
+        except Exception:
+            log.exception("resuming unfinished Discord rehosts failed")
+            return
+        for batch in batches:
+            try:
+                await self.client.delivery.post_recovered(batch)
+            except Exception:
+                log.exception("could not post a recovered rehost in channel %s", batch.chat_id)

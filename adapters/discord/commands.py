@@ -1,0 +1,196 @@
+"""Application commands: /upload, "Rehost images", /mine, /delete, /rehost auto.
+
+Every command that rehosts defers at once, publicly ("thinking"), then edits that response
+with the public links and only then sends the delete links in an ephemeral follow-up (see
+:meth:`Delivery.answer_interaction`). One error handler answers every failure with a
+user-safe sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from adapters.discord import render
+from adapters.discord.client import RehostClient
+from adapters.discord.replies import answer_failure
+from adapters.discord.sources import PLATFORM, rehost_request, split_attachments
+from adapters.discord.views import delete_buttons
+from bot.expiration import Duration
+from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument, upload_lines
+
+log = logging.getLogger(__name__)
+Interaction = discord.Interaction[RehostClient]
+MAX_CHOICES = 25  # Discord's limit per option
+REHOSTING_COMMANDS = frozenset({"upload", "Rehost images"})
+
+
+def expiry_choices(durations: Sequence[Duration]) -> list[app_commands.Choice[str]]:
+    """What the configured hosts all honour exactly, then "never"."""
+    choices = [app_commands.Choice(name=d.describe(), value=d.label()) for d in durations]
+    return [*choices[: MAX_CHOICES - 1], app_commands.Choice(name="never", value="never")]
+
+
+def _expiry(choice: app_commands.Choice[str] | None) -> tuple[bool, Duration | None]:
+    given, duration, error = parse_expiry_argument(choice.value if choice else None)
+    if error:  # not one of our choices: use the default
+        return False, None
+    return given, duration
+
+
+async def _rehost(
+    interaction: Interaction,
+    attachments: Sequence[discord.Attachment],
+    expiry: tuple[bool, Duration | None],
+    message_id: int | None = None,
+) -> None:
+    images, others = split_attachments(attachments)
+    if not images:
+        text = "There is no image to rehost there."
+        if others:
+            text = f"{render.name(others[0])} is {NOT_AN_IMAGE}."
+        await interaction.response.send_message(text, ephemeral=True)
+        return
+    # Within Discord's 3 seconds; public, so that the links can replace it.
+    await interaction.response.defer(thinking=True)
+    client = interaction.client
+    request = rehost_request(
+        chat_id=interaction.channel_id or interaction.user.id,
+        owner_id=interaction.user.id,
+        sources=images,
+        message_id=message_id,
+        expiry=expiry,
+    )
+    results = await client.service.rehost(request)
+    await client.delivery.answer_interaction(interaction, results, skipped=others)
+
+
+def build_commands(
+    client: RehostClient,
+) -> list[app_commands.Command[Any, ..., Any] | app_commands.ContextMenu | app_commands.Group]:
+    choices = expiry_choices(client.expiry_choices)
+
+    @app_commands.command(name="upload", description="Rehost an image and get stable links")
+    @app_commands.describe(
+        file="The image to rehost",
+        expire="When the image expires (default: this channel's setting or the bot's)",
+    )
+    @app_commands.choices(expire=choices)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+    async def upload(
+        interaction: Interaction,
+        file: discord.Attachment,
+        expire: app_commands.Choice[str] | None = None,
+    ) -> None:
+        await _rehost(interaction, [file], _expiry(expire))
+
+    @app_commands.context_menu(name="Rehost images")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+    async def rehost_images(interaction: Interaction, message: discord.Message) -> None:
+        await _rehost(interaction, message.attachments, (False, None), message.id)
+
+    @app_commands.command(name="mine", description="Your live uploads, with delete buttons")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+    async def mine(interaction: Interaction) -> None:
+        uploads = client.service.live_uploads(PLATFORM, str(interaction.user.id))
+        lines = upload_lines(uploads)
+        await interaction.response.send_message(
+            render.mine_text(uploads, lines),
+            ephemeral=True,
+            suppress_embeds=True,
+            view=delete_buttons(lines) or discord.utils.MISSING,
+        )
+
+    @app_commands.command(name="delete", description="Delete one of your uploads")
+    @app_commands.describe(upload_id="The number shown in /mine")
+    @app_commands.rename(upload_id="id")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+    async def delete(interaction: Interaction, upload_id: app_commands.Range[int, 1]) -> None:
+        text, view = client.deletions.confirm_prompt(interaction.user.id, upload_id)
+        await interaction.response.send_message(
+            text, ephemeral=True, suppress_embeds=True, view=view or discord.utils.MISSING
+        )
+
+    settings = app_commands.Group(
+        name="rehost",
+        description="Server settings of the rehost bot",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    @settings.command(name="auto", description="Rehost every image posted in this channel")
+    @app_commands.describe(state="on or off", expire="When images rehosted here expire")
+    @app_commands.choices(
+        state=[
+            app_commands.Choice(name="on", value="on"),
+            app_commands.Choice(name="off", value="off"),
+        ],
+        expire=choices,
+    )
+    async def auto(
+        interaction: Interaction,
+        state: app_commands.Choice[str],
+        expire: app_commands.Choice[str] | None = None,
+    ) -> None:
+        channel_id = interaction.channel_id or 0
+        enabled = state.value == "on"
+        if not enabled and channel_id in client.settings.auto_rehost_channels:
+            await interaction.response.send_message(
+                "This channel auto-rehosts because of the bot's configuration; "
+                "ask the bot's operator to change it.",
+                ephemeral=True,
+            )
+            return
+        _, duration = _expiry(expire)
+        client.service.set_auto_rehost(PLATFORM, str(channel_id), enabled, duration)
+        if not enabled:
+            await interaction.response.send_message("Auto-rehost is off in this channel.")
+            return
+        lasting = f"they expire after {duration.describe()}" if duration else "default expiry"
+        text = (
+            f"Auto-rehost is on: images posted in this channel are rehosted ({lasting}). "
+            "Uploaders get their delete links by DM."
+        )
+        if not client.message_content:
+            text += (
+                "\nBut Discord does not let the bot read messages here: its operator must "
+                "enable the Message Content intent."
+            )
+        await interaction.response.send_message(text)
+
+    return [upload, rehost_images, mine, delete, settings]
+
+
+def register(client: RehostClient) -> None:
+    tree = client.tree
+    for command in build_commands(client):
+        tree.add_command(command)
+    tree.error(on_command_error)
+
+
+async def on_command_error(interaction: Interaction, error: app_commands.AppCommandError) -> None:
+    """The one error handler of the command tree: log with context, answer safely."""
+    name = interaction.command.name if interaction.command else "?"
+    if isinstance(error, app_commands.NoPrivateMessage):
+        text = "Use this command in a server."
+    elif isinstance(error, app_commands.MissingPermissions):
+        text = "You need the Manage Server permission for that."
+    elif isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+        text = "This command has changed; please try again in a minute."
+    elif isinstance(error, app_commands.CheckFailure):
+        text = "You cannot use this command here."
+    else:
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        log.error(
+            "command %r failed for user %s in channel %s",
+            name,
+            interaction.user.id,
+            interaction.channel_id,
+            exc_info=cause,
+        )
+        text = render.SORRY_AFTER_UPLOAD if name in REHOSTING_COMMANDS else render.SORRY
+    await answer_failure(interaction, text)

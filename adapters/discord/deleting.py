@@ -1,0 +1,98 @@
+"""Deleting on the owner's request, and changing the bot's posts afterwards.
+
+A deletion removes the image (Chevereto: the bot requests the delete link; ImgBB-style
+hosts: the owner gets the link, in private), then every bot post that showed it is
+re-rendered from what it still shows: a public post with nothing live left is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+
+from adapters.discord import render
+from adapters.discord.replies import mark_answered
+from adapters.discord.sources import PLATFORM
+from adapters.discord.views import confirm_buttons, delete_buttons
+from bot.deletion import DeleteService, DeleteStatus
+from bot.presenting import upload_lines
+from bot.service import RehostService
+from bot.store import BotMessage
+
+log = logging.getLogger(__name__)
+
+
+class Deletions:
+    def __init__(self, client: discord.Client, service: RehostService, deleter: DeleteService):
+        self.client = client
+        self.service = service
+        self.deleter = deleter
+
+    def confirm_prompt(self, user_id: int, upload_id: int) -> tuple[str, discord.ui.View | None]:
+        """The question to ask the owner, with Yes / Cancel; a refusal for anyone else."""
+        upload = self.service.owned_upload(upload_id, PLATFORM, str(user_id))
+        if upload is None or upload.state != "active":
+            return render.not_yours(upload_id), None
+        return render.confirm_text(upload), confirm_buttons(upload_id)
+
+    async def delete_for(self, user_id: int, upload_id: int) -> str:
+        """Delete as ``user_id`` (refused unless theirs); what to tell them, in private."""
+        result = await self.deleter.delete(upload_id, PLATFORM, str(user_id))
+        text = result.message
+        if result.status is DeleteStatus.OPEN_LINK and result.delete_url:
+            text += f"\n<{result.delete_url}>"
+        await self.refresh(result.bot_messages)
+        return text
+
+    # --- answering buttons ---------------------------------------------------------------
+
+    async def ask_to_confirm(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
+        text, view = self.confirm_prompt(interaction.user.id, upload_id)
+        if view is None:
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        await interaction.response.send_message(
+            text, ephemeral=True, suppress_embeds=True, view=view
+        )
+
+    async def confirm_delete(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
+        # Deleting may take a host round trip: acknowledge first (this edits the question).
+        await interaction.response.defer()
+        text = await self.delete_for(interaction.user.id, upload_id)
+        await interaction.edit_original_response(content=text, view=None)
+        mark_answered(interaction)
+
+    # --- refreshing posts ----------------------------------------------------------------
+
+    async def refresh(self, posts: Sequence[BotMessage]) -> None:
+        """Re-render bot posts after a deletion; a public post with nothing left goes."""
+        for post in posts:
+            if post.platform != PLATFORM:
+                continue
+            try:
+                await self._refresh_one(post)
+            except discord.NotFound:
+                log.info("message %s was already gone", post.message_id)
+            except discord.HTTPException as error:
+                log.warning("could not update message %s (HTTP %s)", post.message_id, error.status)
+
+    async def _refresh_one(self, post: BotMessage) -> None:
+        uploads = self.service.uploads_in_message(PLATFORM, post.chat_id, post.message_id)
+        lines = upload_lines(uploads)
+        channel = self.client.get_partial_messageable(int(post.chat_id))
+        message = channel.get_partial_message(int(post.message_id))
+        if post.visibility == "public":
+            if all(upload.state != "active" for upload in uploads):
+                await message.delete()
+                return
+            await message.edit(
+                content=render.public_text(lines),
+                embeds=render.public_embeds(lines),
+                view=delete_buttons(lines),
+            )
+            return
+        # A private post was sent with SUPPRESS_EMBEDS; an edit keeps the flag.
+        await message.edit(content=render.private_text(lines), view=delete_buttons(lines))

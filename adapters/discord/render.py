@@ -1,0 +1,165 @@
+"""Discord texts and embeds for results, lists and deletions.
+
+Public texts carry viewer and direct links only. Private texts add delete links; every
+message carrying one is sent with SUPPRESS_EMBEDS, and the links are written ``<url>`` as
+well, because Discord's preview crawler would request a Chevereto delete link, which
+deletes the image. Links are written ``[label](<url>)`` so that the only previews are the
+embeds the bot chooses. Every text fits Discord's 2000 characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import discord
+from discord.utils import escape_markdown, escape_mentions, format_dt
+
+from bot.presenting import DELETE_WARNING, ResultLine, rehosted_heading
+from bot.store import UploadRecord
+
+MAX_CONTENT = 2000
+MAX_EMBEDS = 10
+MAX_NAME = 80
+
+SORRY = "Sorry, something went wrong with that. Please try again later."
+SORRY_AFTER_UPLOAD = (
+    "Sorry, something went wrong while answering. Whatever was rehosted is listed in /mine."
+)
+HELP = (
+    "I rehost images on a stable image host and give you links that keep working.\n"
+    "- Send me an image here: you get the links and a private delete link "
+    "(a message such as `1d` with it sets the expiry).\n"
+    "- `/upload file:` in a server posts the links there; the delete link is shown "
+    "only to you.\n"
+    "- Right-click a message > Apps > **Rehost images** rehosts its images.\n"
+    "- `/mine` lists your uploads; `delete ID` here (or `/delete`) deletes one."
+)
+
+
+def name(text: str) -> str:
+    """A file name made safe to show: no markdown, no mentions, not too long."""
+    short = text if len(text) <= MAX_NAME else text[: MAX_NAME - 1] + "…"
+    return escape_mentions(escape_markdown(short))
+
+
+def link(label: str, url: str) -> str:
+    return f"[{label}](<{url}>)"
+
+
+def expiry(upload: UploadRecord) -> str:
+    """``never expires``, or ``expires <t:UNIX:R>`` (each reader's clock and language)."""
+    if upload.expires_at is None:
+        return "never expires"
+    return f"expires {format_dt(upload.expires_at, 'R')}"
+
+
+def fit(head: str, blocks: Sequence[str], tail: str = "") -> str:
+    """``head``, as many ``blocks`` as fit, and ``tail``, within Discord's limit."""
+    text = head
+    for index, block in enumerate(blocks):
+        more = f"\n…and {len(blocks) - index} more: see /mine."
+        if len(text) + 1 + len(block) + len(more) + len(tail) > MAX_CONTENT:
+            text += more
+            break
+        text += "\n" + block
+    return (text + tail)[:MAX_CONTENT]
+
+
+def _failure(line: ResultLine) -> str:
+    return f"{line.number}. {name(line.name)}: {line.error or 'failed'}"
+
+
+def _gone(line: ResultLine, upload: UploadRecord) -> str:
+    return f"{line.number}. #{upload.id} was {upload.state}."
+
+
+def public_line(line: ResultLine) -> str:
+    upload = line.upload
+    if upload is None:
+        return _failure(line)
+    if upload.state != "active":
+        return _gone(line, upload)
+    links = link("viewer", upload.viewer_url)
+    links += f" · {link('direct', upload.url)}" if upload.url else " · direct: held for moderation"
+    return f"{line.number}. **{name(line.name)}** (#{upload.id}) {links} · {expiry(upload)}"
+
+
+def public_text(lines: Sequence[ResultLine], skipped: Sequence[str] = (), note: str = "") -> str:
+    """The links everyone may see; ``skipped`` names attachments that are not images."""
+    blocks = [public_line(line) for line in lines]
+    blocks += [f"Skipped {name(other)}: not an image." for other in skipped]
+    return fit(rehosted_heading(lines), blocks, note)
+
+
+def public_embeds(lines: Sequence[ResultLine]) -> list[discord.Embed]:
+    """One embed per live image, showing it."""
+    embeds = []
+    for line in lines:
+        upload = line.upload
+        if upload is None or upload.state != "active" or not upload.url:
+            continue
+        title = f"{line.number}. {line.name}"[:256]
+        embed = discord.Embed(title=title, url=upload.viewer_url)
+        embeds.append(embed.set_image(url=upload.url))
+    return embeds[:MAX_EMBEDS]
+
+
+def private_line(line: ResultLine) -> str:
+    upload = line.upload
+    if upload is None:
+        return _failure(line)
+    if upload.state != "active":
+        return _gone(line, upload)
+    text = f"{line.number}. **{name(line.name)}** (#{upload.id} on {upload.host}, "
+    text += f"{expiry(upload)}): {link('viewer', upload.viewer_url)}"
+    if upload.url:
+        text += f" · {link('direct', upload.url)}"
+    if upload.delete_url:
+        text += f"\n   delete: <{upload.delete_url}>"
+    elif upload.reused_from is not None:
+        text += "\n   (same image as an earlier upload by someone else: no delete link)"
+    return text
+
+
+def private_text(
+    lines: Sequence[ResultLine], heading: str | None = None, skipped: Sequence[str] = ()
+) -> str:
+    """Everything, delete links included. Send only in private, with SUPPRESS_EMBEDS."""
+    head = heading or rehosted_heading(lines)
+    tail = ""
+    if any(line.upload and line.upload.delete_url for line in lines):
+        tail = f"\n{DELETE_WARNING} Or use the Delete button."
+    blocks = [private_line(line) for line in lines]
+    blocks += [f"Skipped {name(other)}: not an image." for other in skipped]
+    return fit(head, blocks, tail)
+
+
+def where(channel_id: int) -> str:
+    return f"in <#{channel_id}>"
+
+
+def mine_text(uploads: Sequence[UploadRecord], lines: Sequence[ResultLine]) -> str:
+    if not uploads:
+        return "You have no live uploads."
+    return private_text(lines, heading="Your live uploads:")
+
+
+def dm_closed_note(user_mention: str) -> str:
+    return (
+        f"\n{user_mention}: I could not DM you your delete links (your DMs are closed); "
+        "they wait in /mine."
+    )
+
+
+DM_SENT_NOTE = "\nDelete links were sent by DM."
+
+
+def confirm_text(upload: UploadRecord) -> str:
+    return (
+        f"Delete #{upload.id} ({link('viewer', upload.viewer_url)})? "
+        "The image will be gone for everyone it was shared with."
+    )
+
+
+def not_yours(upload_id: int) -> str:
+    return f"You have no live upload #{upload_id}; see /mine."

@@ -1,0 +1,131 @@
+"""Delete buttons, with a confirm step, that keep working after a restart.
+
+The buttons are :class:`discord.ui.DynamicItem` s: the upload id lives in the custom id
+(``rehost:del:12``), so no view has to stay in memory and a press after a restart still
+reaches the bot. Only the owner can delete: the handler checks who pressed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import discord
+from discord.ui import Button, DynamicItem
+
+from adapters.discord.replies import answer_failure
+from bot.presenting import ResultLine
+
+log = logging.getLogger(__name__)
+MAX_BUTTONS = 25  # Discord: five rows of five
+
+
+@runtime_checkable
+class DeleteHandler(Protocol):
+    """What the client does when a delete button is pressed."""
+
+    async def ask_to_confirm(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
+        """Answer with a private Yes / Cancel question, or a refusal."""
+
+    async def confirm_delete(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
+        """Delete (for the owner only) and say how it went."""
+
+
+def _handler(interaction: discord.Interaction[Any]) -> DeleteHandler:
+    client = interaction.client
+    if not isinstance(client, DeleteHandler):
+        raise TypeError("the client cannot handle delete buttons")
+    return client
+
+
+class DeleteButton(DynamicItem[Button[Any]], template=r"rehost:del:(?P<id>\d{1,18})"):
+    def __init__(self, upload_id: int, label: str = "Delete") -> None:
+        button: Button[Any] = Button(
+            label=label, style=discord.ButtonStyle.secondary, custom_id=f"rehost:del:{upload_id}"
+        )
+        super().__init__(button)
+        self.upload_id = upload_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> DeleteButton:
+        return cls(int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await _handler(interaction).ask_to_confirm(interaction, self.upload_id)
+        except Exception:
+            log.exception("the delete button for upload %d failed", self.upload_id)
+            await answer_failure(interaction)
+
+
+class ConfirmDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delok:(?P<id>\d{1,18})"):
+    def __init__(self, upload_id: int) -> None:
+        button: Button[Any] = Button(
+            label="Yes, delete",
+            style=discord.ButtonStyle.danger,
+            custom_id=f"rehost:delok:{upload_id}",
+        )
+        super().__init__(button)
+        self.upload_id = upload_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> ConfirmDeleteButton:
+        return cls(int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await _handler(interaction).confirm_delete(interaction, self.upload_id)
+        except Exception:
+            log.exception("deleting upload %d from a button failed", self.upload_id)
+            await answer_failure(interaction)
+
+
+class CancelDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delno:(?P<id>\d{1,18})"):
+    def __init__(self, upload_id: int) -> None:
+        button: Button[Any] = Button(
+            label="Cancel",
+            style=discord.ButtonStyle.secondary,
+            custom_id=f"rehost:delno:{upload_id}",
+        )
+        super().__init__(button)
+        self.upload_id = upload_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> CancelDeleteButton:
+        return cls(int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.edit_message(content=f"Kept #{self.upload_id}.", view=None)
+
+
+DYNAMIC_ITEMS: tuple[type[DynamicItem[Any]], ...] = (
+    DeleteButton,
+    ConfirmDeleteButton,
+    CancelDeleteButton,
+)
+
+
+def delete_buttons(lines: Sequence[ResultLine]) -> discord.ui.View | None:
+    """A Delete button per live upload (``None`` when there is none)."""
+    live = [line.upload for line in lines if line.upload and line.upload.state == "active"]
+    if not live:
+        return None
+    view = discord.ui.View(timeout=None)
+    for upload in live[:MAX_BUTTONS]:
+        view.add_item(DeleteButton(upload.id, f"Delete #{upload.id}"))
+    return view
+
+
+def confirm_buttons(upload_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ConfirmDeleteButton(upload_id))
+    view.add_item(CancelDeleteButton(upload_id))
+    return view
