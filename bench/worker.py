@@ -187,9 +187,20 @@ async def burst(params: Params) -> Result:
         ]
         monitor = LagMonitor()
         monitor.start()
+        cpu = time.process_time()
         started = time.perf_counter()
-        answers = await asyncio.gather(*(service.rehost(request) for request in requests))
+        if params["arrival"] == "together":
+            # All become runnable in one loop turn (a batch of updates dispatched at once).
+            answers = await asyncio.gather(*(service.rehost(request) for request in requests))
+        else:
+            # Back to back, each in its own loop turn, as messages read off a socket.
+            tasks = []
+            for request in requests:
+                tasks.append(asyncio.create_task(service.rehost(request)))
+                await asyncio.sleep(0)
+            answers = await asyncio.gather(*tasks)
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         worst = await monitor.stop()
         for answer in answers:
             _check(answer, dedup=False)
@@ -198,30 +209,44 @@ async def burst(params: Params) -> Result:
         "seconds": seconds,
         "worst_lag": worst,
         "p99_lag": monitor.percentile(0.99),
+        "cpu_per_request": cpu / count,
         "host_uploads": uploads,
     }
 
 
+async def _download(http: httpx.AsyncClient, url: str) -> None:
+    async with http.stream("GET", url) as response:
+        async for _ in response.aiter_raw():
+            pass
+
+
 async def dedup(params: Params) -> Result:
     size, base, repeats = int(params["size"]), params["base"], int(params["repeats"])
-    request = _request("owner", [blob_url(base, "dedup", 0)], size)
-    async with _service(params, max_concurrency=4) as service:
+    url = blob_url(base, params["prefix"], 0)
+    request = _request("owner", [url], size)
+    async with _service(params, max_concurrency=4) as service, new_http_client() as http:
         await _warm_up(service, base)
         _check(await service.rehost(request), dedup=False)  # the one real upload
+        await _download(http, url)
         before = await _host_uploads(params["stats"])
         monitor = LagMonitor()
         monitor.start()
-        times = []
+        times, downloads = [], []
         for _ in range(repeats):
             started = time.perf_counter()
             results = await service.rehost(request)
             times.append(time.perf_counter() - started)
             _check(results, dedup=True)
+            # The reference: only moving the same bytes, with the same HTTP client setup.
+            started = time.perf_counter()
+            await _download(http, url)
+            downloads.append(time.perf_counter() - started)
         worst = await monitor.stop()
         uploads = await _host_uploads(params["stats"]) - before
     return {
         "median": statistics.median(times),
         "worst": max(times),
+        "download": statistics.median(downloads),
         "worst_lag": worst,
         "host_uploads": uploads,
     }
