@@ -13,10 +13,13 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
+from discord.http import Route
 
 from adapters.discord import render
 from adapters.discord.bot import DiscordAdapter
@@ -214,6 +217,8 @@ async def _upload(
 async def test_upload_defers_then_posts_public_links_then_the_delete_link_privately(
     bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
 ) -> None:
+    # The host is slower than Discord's deadline to acknowledge: only deferring first works.
+    dc.world.ack_deadline, host_emu.latency = 0.3, 0.6
     expire = {"name": "expire", "type": 3, "value": "1d"}
     interaction = await _upload(dc, "cat.png", image(2), expire)
 
@@ -340,8 +345,7 @@ async def test_closed_dms_leak_nothing_and_the_links_wait_in_mine(
     assert hosted.viewer_url in reply["content"]
     last_line = reply["content"].splitlines()[-1]
     assert last_line == (
-        f"<@{BOB}>: I could not DM you your delete links (your DMs are closed); "
-        "they wait in /mine."
+        f"<@{BOB}>: I could not DM you your delete links (your DMs are closed); they wait in /mine."
     )
     assert bot_messages(dc, dc.dm_channel_of(BOB)) == []
 
@@ -450,6 +454,41 @@ async def test_dm_images_are_answered_with_delete_links_and_buttons(
 # --- failures and lifecycle ------------------------------------------------------------------
 
 
+async def test_long_answers_fit_discord_limits_and_rate_limits_are_waited_out(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    long_name = "a-rather-long-file-name-" * 3
+    photos = [
+        dc.add_attachment(image(90 + i), f"{long_name}{i}.png", "image/png", channel_id=AUTO)
+        for i in range(10)
+    ]
+    dc.fail_next("POST", rf"^/channels/{AUTO}/messages$", status=429, retry_after=0.05)
+    await dc.send_message(AUTO, ANN, "", photos, guild_id=GUILD)
+    await dc.wait_for(lambda call: posted_in(AUTO)(call) and call.status == 200)
+
+    assert len(host_emu.images) == 10
+    statuses = [call.status for call in dc.calls if posted_in(AUTO)(call)]
+    assert statuses == [429, 200]
+    [post] = bot_messages(dc, AUTO)
+    assert len(post["content"]) <= 2000 and "more: see /mine." in post["content"]
+    assert post["content"].endswith("Delete links were sent by DM.")
+    assert len(post["embeds"]) == 10 and len(upload_ids(post)) == 10
+    [dm] = bot_messages(dc, dc.dm_channel_of(ANN))
+    assert len(dm["content"]) <= 2000 and "more: see /mine." in dm["content"]
+
+
+async def test_a_wrong_token_fails_the_start_and_restores_the_endpoints(
+    config: Config, dc: DiscordEmulator
+) -> None:
+    assert config.discord is not None
+    before = Route.BASE
+    async with open_core(config) as core:
+        adapter = DiscordAdapter(core, replace(config.discord, token="wrong"))
+        with pytest.raises(discord.LoginFailure):
+            await adapter.start()
+    assert (Route.BASE, dc.identifies) == (before, [])
+
+
 async def test_an_unexpected_failure_gets_a_safe_answer(
     bot: DiscordAdapter,
     dc: DiscordEmulator,
@@ -462,7 +501,9 @@ async def test_an_unexpected_failure_gets_a_safe_answer(
         "upload", ANN, OTHER, GUILD, options=[attachment_option(attachment)]
     )
     token = interaction["token"]
-    await until(lambda: len([c for c in dc.calls if webhook("PATCH", token, "/messages/@original")(c)]) == 2)
+    await until(
+        lambda: len([c for c in dc.calls if webhook("PATCH", token, "/messages/@original")(c)]) == 2
+    )
     await until(lambda: len(dc.followups(token)) == 1)
     [message] = bot_messages(dc, OTHER)
     assert message["content"] == render.SORRY_AFTER_UPLOAD and message["flags"] == 0

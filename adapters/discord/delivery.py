@@ -141,9 +141,9 @@ class Delivery:
         if not isinstance(channel, discord.abc.Messageable):
             return
         lines = result_lines(batch.results)
-        reference = None
+        reply_to: dict[str, Any] = {}  # discord.py's send wants no reference rather than None
         if batch.message_id is not None:
-            reference = discord.MessageReference(
+            reply_to["reference"] = discord.MessageReference(
                 message_id=int(batch.message_id),
                 channel_id=int(batch.chat_id),
                 fail_if_not_exists=False,
@@ -153,7 +153,7 @@ class Delivery:
                 render.private_text(lines),
                 suppress_embeds=True,
                 view=delete_buttons(lines) or discord.utils.MISSING,
-                reference=reference,
+                **reply_to,
             )
             self.remember(batch.results, sent, public=False)
             return
@@ -167,6 +167,6 @@ class Delivery:
             render.public_text(lines, note=note),
             embeds=render.public_embeds(lines),
             view=delete_buttons(lines) or discord.utils.MISSING,
-            reference=reference,
+            **reply_to,
         )
         self.remember(batch.results, post, public=True)

@@ -73,6 +73,13 @@ def _gone(line: ResultLine, upload: UploadRecord) -> str:
     return f"{line.number}. #{upload.id} was {upload.state}."
 
 
+def _title(line: ResultLine, upload: UploadRecord) -> str:
+    """``**cat.png** (#12)`` for a fresh answer, ``#12`` when re-rendered from the store."""
+    if line.name == f"#{upload.id}":
+        return f"#{upload.id}"
+    return f"**{name(line.name)}** (#{upload.id})"
+
+
 def public_line(line: ResultLine) -> str:
     upload = line.upload
     if upload is None:
@@ -81,7 +88,7 @@ def public_line(line: ResultLine) -> str:
         return _gone(line, upload)
     links = link("viewer", upload.viewer_url)
     links += f" · {link('direct', upload.url)}" if upload.url else " · direct: held for moderation"
-    return f"{line.number}. **{name(line.name)}** (#{upload.id}) {links} · {expiry(upload)}"
+    return f"{line.number}. {_title(line, upload)} {links} · {expiry(upload)}"
 
 
 def public_text(lines: Sequence[ResultLine], skipped: Sequence[str] = (), note: str = "") -> str:
@@ -110,8 +117,10 @@ def private_line(line: ResultLine) -> str:
         return _failure(line)
     if upload.state != "active":
         return _gone(line, upload)
-    text = f"{line.number}. **{name(line.name)}** (#{upload.id} on {upload.host}, "
-    text += f"{expiry(upload)}): {link('viewer', upload.viewer_url)}"
+    about = f"#{upload.id} on {upload.host}, {expiry(upload)}"
+    if line.name != f"#{upload.id}":
+        about = f"**{name(line.name)}** ({about})"
+    text = f"{line.number}. {about}: {link('viewer', upload.viewer_url)}"
     if upload.url:
         text += f" · {link('direct', upload.url)}"
     if upload.delete_url:
