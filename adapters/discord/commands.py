@@ -29,9 +29,13 @@ MAX_CHOICES = 25  # Discord's limit per option
 REHOSTING_COMMANDS = frozenset({"upload", "Rehost images"})
 
 
-def expiry_choices(durations: Sequence[Duration]) -> list[app_commands.Choice[str]]:
-    """What the configured hosts all honour exactly, then "never"."""
+def expiry_choices(
+    durations: Sequence[Duration], *, never: bool = True
+) -> list[app_commands.Choice[str]]:
+    """What the configured hosts all honour exactly (then "never")."""
     choices = [app_commands.Choice(name=d.describe(), value=d.label()) for d in durations]
+    if not never:
+        return choices[:MAX_CHOICES]
     return [*choices[: MAX_CHOICES - 1], app_commands.Choice(name="never", value="never")]
 
 
@@ -73,6 +77,8 @@ def build_commands(
     client: RehostClient,
 ) -> list[app_commands.Command[Any, ..., Any] | app_commands.ContextMenu | app_commands.Group]:
     choices = expiry_choices(client.expiry_choices)
+    # A channel's setting can name a duration; without one the bot's default applies.
+    channel_choices = expiry_choices(client.expiry_choices, never=False)
 
     @app_commands.command(name="upload", description="Rehost an image and get stable links")
     @app_commands.describe(
@@ -129,7 +135,7 @@ def build_commands(
             app_commands.Choice(name="on", value="on"),
             app_commands.Choice(name="off", value="off"),
         ],
-        expire=choices,
+        expire=channel_choices,
     )
     async def auto(
         interaction: Interaction,
@@ -146,11 +152,12 @@ def build_commands(
             )
             return
         _, duration = _expiry(expire)
-        client.service.set_auto_rehost(PLATFORM, str(channel_id), enabled, duration)
+        updated = client.service.set_auto_rehost(PLATFORM, str(channel_id), enabled, duration)
         if not enabled:
             await interaction.response.send_message("Auto-rehost is off in this channel.")
             return
-        lasting = f"they expire after {duration.describe()}" if duration else "default expiry"
+        _, kept, _ = parse_expiry_argument(updated.default_expiration)
+        lasting = f"kept for {kept.describe()}" if kept else "with the bot's default expiry"
         text = (
             f"Auto-rehost is on: images posted in this channel are rehosted ({lasting}). "
             "Uploaders get their delete links by DM."

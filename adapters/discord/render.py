@@ -53,13 +53,15 @@ def expiry(upload: UploadRecord) -> str:
     return f"expires {format_dt(upload.expires_at, 'R')}"
 
 
-def fit(head: str, blocks: Sequence[str], tail: str = "") -> str:
+def fit(
+    head: str, blocks: Sequence[str], tail: str = "", more: str = "…and {n} more: see /mine."
+) -> str:
     """``head``, as many ``blocks`` as fit, and ``tail``, within Discord's limit."""
     text = head
     for index, block in enumerate(blocks):
-        more = f"\n…and {len(blocks) - index} more: see /mine."
-        if len(text) + 1 + len(block) + len(more) + len(tail) > MAX_CONTENT:
-            text += more
+        more_line = "\n" + more.format(n=len(blocks) - index)
+        if len(text) + 1 + len(block) + len(more_line) + len(tail) > MAX_CONTENT:
+            text += more_line
             break
         text += "\n" + block
     return (text + tail)[:MAX_CONTENT]
@@ -131,7 +133,10 @@ def private_line(line: ResultLine) -> str:
 
 
 def private_text(
-    lines: Sequence[ResultLine], heading: str | None = None, skipped: Sequence[str] = ()
+    lines: Sequence[ResultLine],
+    heading: str | None = None,
+    skipped: Sequence[str] = (),
+    more: str = "…and {n} more: see /mine.",
 ) -> str:
     """Everything, delete links included. Send only in private, with SUPPRESS_EMBEDS."""
     head = heading or rehosted_heading(lines)
@@ -140,7 +145,7 @@ def private_text(
         tail = f"\n{DELETE_WARNING} Or use the Delete button."
     blocks = [private_line(line) for line in lines]
     blocks += [f"Skipped {name(other)}: not an image." for other in skipped]
-    return fit(head, blocks, tail)
+    return fit(head, blocks, tail, more)
 
 
 def where(channel_id: int) -> str:
@@ -150,7 +155,7 @@ def where(channel_id: int) -> str:
 def mine_text(uploads: Sequence[UploadRecord], lines: Sequence[ResultLine]) -> str:
     if not uploads:
         return "You have no live uploads."
-    return private_text(lines, heading="Your live uploads:")
+    return private_text(lines, heading="Your live uploads:", more="…and {n} more.")
 
 
 def dm_closed_note(user_mention: str) -> str:
