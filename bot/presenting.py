@@ -36,6 +36,16 @@ def parse_expiry_argument(text: str | None) -> tuple[bool, Duration | None, str 
         return True, None, error.user_message
 
 
+def chat_expiry_phrase(label: str | None) -> str:
+    """How long a chat's auto-rehosted images last, from its stored setting."""
+    if label is None:
+        return "with the bot's default expiry"
+    _, duration, error = parse_expiry_argument(label)
+    if error:
+        return "with the bot's default expiry"
+    return f"kept for {duration.describe()}" if duration else "kept until deleted"
+
+
 # --- result lines, the same for every platform ----------------------------------------------
 
 NOT_AN_IMAGE = "not an image: I rehost JPEG, PNG, GIF, WebP, BMP and TIFF files"

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from bot.errors import ExpirationError
 from bot.expiration import Duration, chevereto_interval, parse_duration
@@ -326,14 +327,20 @@ class RehostService:
         return self.store.chat_settings(platform, chat_id)
 
     def set_auto_rehost(
-        self, platform: str, chat_id: str, enabled: bool, expiration: Duration | None = None
+        self,
+        platform: str,
+        chat_id: str,
+        enabled: bool,
+        expiration: Duration | Literal["keep"] | None = "keep",
     ) -> ChatSettings:
+        """Switch auto-rehost; ``expiration`` sets the chat's default (``None``: never),
+        or ``"keep"`` leaves it as it is."""
         current = self.store.chat_settings(platform, chat_id)
-        updated = ChatSettings(
-            auto_rehost=enabled,
-            default_expiration=expiration.label() if expiration else current.default_expiration,
-            hosts=current.hosts,
-        )
+        if expiration == "keep":
+            label = current.default_expiration
+        else:
+            label = expiration.label() if expiration else "never"
+        updated = ChatSettings(auto_rehost=enabled, default_expiration=label, hosts=current.hosts)
         self.store.set_chat_settings(platform, chat_id, updated)
         return updated
 

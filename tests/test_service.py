@@ -289,3 +289,17 @@ async def test_uploads_run_at_most_max_concurrency_at_once(tmp_path: Path) -> No
     assert all(r.ok for r in results)
     assert CountingClient.most == 3
     assert {r.upload.message_id for r in results if r.upload} == {"m-5"}
+
+
+async def test_auto_rehost_expiry_can_be_kept_changed_or_set_to_never(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        h.service.set_auto_rehost("test", "c", True, Duration(seconds=86400))
+        assert h.service.set_auto_rehost("test", "c", False).default_expiration == "1d"
+        assert h.service.set_auto_rehost("test", "c", True, None).default_expiration == "never"
+        h.service.default_expiration = Duration(seconds=3600)  # the chat's "never" wins
+        data = samples.png(9, 9)
+        [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data), chat="c"))
+    assert result.upload is not None and result.upload.expires_at is None
+    assert "expiration" not in host_emu.uploads[0].form

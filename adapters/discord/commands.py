@@ -21,7 +21,12 @@ from adapters.discord.replies import answer_failure
 from adapters.discord.sources import PLATFORM, rehost_request, split_attachments
 from adapters.discord.views import delete_buttons
 from bot.expiration import Duration
-from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument, upload_lines
+from bot.presenting import (
+    NOT_AN_IMAGE,
+    chat_expiry_phrase,
+    parse_expiry_argument,
+    upload_lines,
+)
 
 log = logging.getLogger(__name__)
 Interaction = discord.Interaction[RehostClient]
@@ -78,7 +83,7 @@ def build_commands(
 ) -> list[app_commands.Command[Any, ..., Any] | app_commands.ContextMenu | app_commands.Group]:
     choices = expiry_choices(client.expiry_choices)
     # A channel's setting can name a duration; without one the bot's default applies.
-    channel_choices = expiry_choices(client.expiry_choices, never=False)
+    channel_choices = expiry_choices(client.expiry_choices)
 
     @app_commands.command(name="upload", description="Rehost an image and get stable links")
     @app_commands.describe(
@@ -151,13 +156,14 @@ def build_commands(
                 ephemeral=True,
             )
             return
-        _, duration = _expiry(expire)
-        updated = client.service.set_auto_rehost(PLATFORM, str(channel_id), enabled, duration)
+        given, duration = _expiry(expire)
+        updated = client.service.set_auto_rehost(
+            PLATFORM, str(channel_id), enabled, duration if given else "keep"
+        )
         if not enabled:
             await interaction.response.send_message("Auto-rehost is off in this channel.")
             return
-        _, kept, _ = parse_expiry_argument(updated.default_expiration)
-        lasting = f"kept for {kept.describe()}" if kept else "with the bot's default expiry"
+        lasting = chat_expiry_phrase(updated.default_expiration)
         text = (
             f"Auto-rehost is on: images posted in this channel are rehosted ({lasting}). "
             "Uploaders get their delete links by DM."

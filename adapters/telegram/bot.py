@@ -36,7 +36,12 @@ from adapters.telegram.trigger import PLATFORM, Trigger
 from bot.app import Core
 from bot.config import TelegramSettings
 from bot.deletion import DeleteStatus
-from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument, upload_lines
+from bot.presenting import (
+    NOT_AN_IMAGE,
+    chat_expiry_phrase,
+    parse_expiry_argument,
+    upload_lines,
+)
 from bot.service import RecoveredBatch
 
 log = logging.getLogger(__name__)
@@ -294,7 +299,7 @@ class TelegramAdapter:
         if switch not in ("on", "off"):
             await message.reply_text("Usage: /autorehost on [duration] or /autorehost off")
             return
-        _, duration, error = parse_expiry_argument(" ".join(args[1:]) or None)
+        given, duration, error = parse_expiry_argument(" ".join(args[1:]) or None)
         if error:
             await message.reply_text(f"{error}.")
             return
@@ -305,9 +310,11 @@ class TelegramAdapter:
                 "ask the bot's operator to change it."
             )
             return
-        self.service.set_auto_rehost(PLATFORM, str(message.chat_id), enabled, duration)
+        updated = self.service.set_auto_rehost(
+            PLATFORM, str(message.chat_id), enabled, duration if given else "keep"
+        )
         if enabled:
-            expiry = duration.describe() if duration else "the default expiry"
+            expiry = chat_expiry_phrase(updated.default_expiration)
             await message.reply_text(
                 f"Auto-rehost is on: every photo and image file here is rehosted ({expiry})."
             )
