@@ -20,6 +20,7 @@ import httpx
 
 from bot.errors import FileRejected, HostError, HostRefused, HostUnavailable, RateLimited
 from bot.expiration import Duration
+from bot.hosts.multipart import multipart
 from bot.media import SNIFF_BYTES, ImageType, sniff
 
 CHUNK = 64 * 1024
@@ -161,9 +162,16 @@ class HostClient(ABC):
         expiration, planned = self.expiration_field(duration, now or datetime.now(UTC))
         headers, fields = self.request_parts(source, expiration)
         with source.open() as stream:
-            files = {self.file_field: (source.filename, stream, source.image_type.mime)}
+            form, body = multipart(
+                fields,
+                self.file_field,
+                filename=source.filename,
+                content_type=source.image_type.mime,
+                stream=stream,
+                size=source.size,
+            )
             response = await self._send(
-                "POST", self.endpoint, headers=headers, data=fields, files=files
+                "POST", self.endpoint, headers={**headers, **form}, content=body
             )
         return self.parse_answer(response, json_object(response), planned)
 
