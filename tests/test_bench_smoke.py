@@ -20,6 +20,7 @@ EXPECTED = [
     "upload 256 KB: time, core vs curl",
     "upload 256 KB: peak RSS, core",
     "upload 256 KB: time, core vs imgbbpy AsyncClient",
+    "upload 256 KB: client CPU, core vs imgbbpy AsyncClient",
     "upload 256 KB: time, core vs imgbbpy SyncClient",
     "upload 256 KB: peak RSS growth, core vs imgbbpy AsyncClient",
     "upload 256 KB: peak RSS growth, core vs imgbbpy SyncClient",
