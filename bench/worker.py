@@ -127,9 +127,16 @@ async def _service(params: Params, max_concurrency: int) -> AsyncIterator[Rehost
         store.close()
 
 
-def _request(owner: str, urls: list[str], size: int) -> RehostRequest:
+def _request(owner: str, urls: list[str], size: int, keyed: bool = False) -> RehostRequest:
+    """Sources as a chat adapter makes them; ``keyed``: with a stable content id, as
+    Telegram's file_unique_id gives, so a repeat needs no download."""
     sources = [
-        SourceRef(f"image-{index}.png", url=url, declared_size=size)
+        SourceRef(
+            f"image-{index}.png",
+            url=url,
+            declared_size=size,
+            source_key=f"bench:{url}" if keyed else None,
+        )
         for index, url in enumerate(urls)
     ]
     return RehostRequest(platform="bench", chat_id="bench-chat", owner_id=owner, sources=sources)
@@ -223,7 +230,7 @@ async def _download(http: httpx.AsyncClient, url: str) -> None:
 async def dedup(params: Params) -> Result:
     size, base, repeats = int(params["size"]), params["base"], int(params["repeats"])
     url = blob_url(base, params["prefix"], 0)
-    request = _request("owner", [url], size)
+    request = _request("owner", [url], size, keyed=bool(params.get("keyed")))
     async with _service(params, max_concurrency=4) as service, new_http_client() as http:
         await _warm_up(service, base)
         _check(await service.rehost(request), dedup=False)  # the one real upload

@@ -45,6 +45,9 @@ class SourceRef:
     file_id: str | None = None  # resolved to a URL by the platform's resolver (Telegram)
     declared_size: int | None = None
     declared_mime: str | None = None
+    # The platform's stable id for these exact bytes (Telegram's file_unique_id), so a
+    # repeat is recognised without downloading it again.
+    source_key: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -118,13 +121,19 @@ class RehostService:
         self.limiter = limiter or SlidingWindowLimiter(20, 600.0)
         self.resolvers = resolvers or {}
         self._gate = asyncio.Semaphore(max_concurrency)
+        self._admission = asyncio.Lock()
         self._clock = clock
 
     # --- the main path -------------------------------------------------------------------
 
     async def rehost(self, request: RehostRequest) -> list[RehostResult]:
         """One result per source, in order; each failure carries a message for the user."""
-        return await self.run_batch(self.enqueue(request))
+        async with self._admission:
+            batch = self.enqueue(request)
+            # Requests arriving together would otherwise all write their jobs to SQLite in
+            # one turn of the event loop; admitting one per turn keeps the loop responsive.
+            await asyncio.sleep(0)
+        return await self.run_batch(batch)
 
     def enqueue(self, request: RehostRequest, batch: str | None = None) -> str:
         """Record the sources as jobs (nothing is lost from here on) and return the batch.
@@ -186,12 +195,16 @@ class RehostService:
     async def _rehost_one(
         self, job: JobRecord, ref: SourceRef, duration: Duration | None
     ) -> RehostResult:
+        hosts = self._hosts(job.platform, job.chat_id)
+        if ref.source_key is not None:
+            known = self._reuse(job, hosts, duration, ref, source_key=ref.source_key)
+            if known is not None:
+                return known
         fetched = await self._fetch(job.platform, ref)
         if isinstance(fetched, FetchProblem):
             return RehostResult(ref, error=fetched.message)
         try:
-            hosts = self._hosts(job.platform, job.chat_id)
-            reused = self._reuse(job, fetched, hosts, duration, ref)
+            reused = self._reuse(job, hosts, duration, ref, sha256=fetched.sha256)
             if reused is not None:
                 return reused
             outcome = await self.uploader.upload(fetched, duration, hosts=hosts)
@@ -210,6 +223,7 @@ class RehostService:
                 url=image.url,
                 delete_url=image.delete_url,
                 expires_at=image.expires_at,
+                source_key=ref.source_key,
             )
             return RehostResult(ref, upload=record)
         finally:
@@ -240,13 +254,17 @@ class RehostService:
     def _reuse(
         self,
         job: JobRecord,
-        source: UploadSource,
         hosts: tuple[str, ...],
         duration: Duration | None,
         ref: SourceRef,
+        *,
+        sha256: str | None = None,
+        source_key: str | None = None,
     ) -> RehostResult | None:
         now = self._clock()
-        candidates = self.store.reusable(source.sha256, hosts, now, forever=duration is None)
+        candidates = self.store.reusable(
+            hosts, now, forever=duration is None, sha256=sha256, source_key=source_key
+        )
         for record in candidates:
             if duration is not None and not self._lasts(record, duration, now):
                 continue
@@ -265,6 +283,7 @@ class RehostService:
                 delete_url=None,  # the first owner's, never handed on
                 expires_at=record.expires_at,
                 reused_from=record.reused_from or record.id,
+                source_key=record.source_key,
             )
             return RehostResult(ref, upload=shared, dedup=True)
         return None

@@ -116,9 +116,18 @@ def _v2_jobs_and_replies(db: sqlite_utils.Database) -> None:
     db.table("jobs").create_index(["batch"])
 
 
+def _v3_source_keys(db: sqlite_utils.Database) -> None:
+    # A platform's stable id for a file's content (Telegram's file_unique_id): a repeat is
+    # recognised before downloading anything.
+    uploads = db.table("uploads")
+    uploads.add_column("source_key", str)
+    uploads.create_index(["source_key"])
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
+    _v3_source_keys,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -146,6 +155,7 @@ class UploadRecord:
     created_at: datetime | None
     state: str
     reused_from: int | None = None
+    source_key: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> UploadRecord:
@@ -252,19 +262,28 @@ class Store:
             )
 
     def reusable(
-        self, sha256: str, hosts: tuple[str, ...], at: datetime, *, forever: bool
+        self,
+        hosts: tuple[str, ...],
+        at: datetime,
+        *,
+        forever: bool,
+        sha256: str | None = None,
+        source_key: str | None = None,
     ) -> list[UploadRecord]:
-        """Live uploads of these bytes on these hosts (only never-expiring ones when
-        ``forever``), originals before reused copies, newest first."""
+        """Live uploads of the same bytes (by ``sha256`` or by ``source_key``) on these
+        hosts (only never-expiring ones when ``forever``), originals first, newest first."""
+        column, value = ("sha256", sha256) if sha256 is not None else ("source_key", source_key)
+        if value is None:
+            return []
         marks = ",".join("?" for _ in hosts)
         sql = (
-            f"select * from uploads where sha256 = ? and state = 'active' and host in ({marks})"
-            " and (expires_at is null or expires_at > ?)"
+            f"select * from uploads where {column} = ? and state = 'active'"
+            f" and host in ({marks}) and (expires_at is null or expires_at > ?)"
         )
         if forever:
             sql += " and expires_at is null"
         sql += " order by reused_from is not null, id desc"
-        rows = self._rows(sql, (sha256, *hosts, to_text(at)))
+        rows = self._rows(sql, (value, *hosts, to_text(at)))
         return [UploadRecord.from_row(row) for row in rows]
 
     def live_uploads(

@@ -30,8 +30,10 @@ EXPECTED = [
     "burst 24 x 4 KB @ c=16, host 2.0 ms: completion",
     "burst 24 x 4 KB @ c=16: worst event-loop lag",
     "burst 24 x 4 KB @ c=16, all arriving in one loop turn: worst event-loop lag",
-    "dedup, same 16 KB by the same owner: median rehost",
-    "dedup, same 64 KB by the same owner: median rehost",
+    "dedup, same 16 KB by the same owner, by sha256 (download + hash): median rehost",
+    "dedup, same 64 KB by the same owner, by sha256 (download + hash): median rehost",
+    "dedup, same 16 KB by the same owner, known file id (Telegram): median rehost",
+    "dedup, same 64 KB by the same owner, known file id (Telegram): median rehost",
     "dedup: host upload requests during the repeats",
 ]
 

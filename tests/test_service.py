@@ -303,3 +303,26 @@ async def test_auto_rehost_expiry_can_be_kept_changed_or_set_to_never(
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data), chat="c"))
     assert result.upload is not None and result.upload.expires_at is None
     assert "expiration" not in host_emu.uploads[0].form
+
+
+async def test_a_known_source_key_is_reused_without_downloading_again(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    data = samples.png(10, 10)
+    first_url, again_url = host_emu.add_blob("a.png", data), host_emu.add_blob("b.png", data)
+    key = "telegram:AgADuw4AAi"
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        [first] = await h.service.rehost(
+            request("ann", SourceRef("a.png", url=first_url, source_key=key))
+        )
+        [again] = await h.service.rehost(
+            request("ann", SourceRef("b.png", url=again_url, source_key=key))
+        )
+        [other_key] = await h.service.rehost(
+            request("ann", SourceRef("c.png", url=again_url, source_key="telegram:other"))
+        )
+    await host_emu.wait_downloads()
+    assert again.dedup and again.upload == first.upload
+    assert host_emu.bytes_served(again_url) == len(data), "only the third request downloaded"
+    assert other_key.dedup, "a new key still falls back to the sha256"
+    assert len(host_emu.uploads) == 1

@@ -27,6 +27,7 @@ def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
             file_id=largest.file_id,
             declared_size=largest.file_size,
             declared_mime="image/jpeg",
+            source_key=f"telegram:{largest.file_unique_id}",
         )
         return [ref], []
     document = message.document
@@ -40,6 +41,7 @@ def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
         file_id=document.file_id,
         declared_size=document.file_size,
         declared_mime=document.mime_type,
+        source_key=f"telegram:{document.file_unique_id}",
     )
     return [ref], []
 
