@@ -34,6 +34,19 @@ MAX_JOB_ATTEMPTS = 3
 # fresh upload would get: an identical request a minute later still reuses it.
 DEDUP_LIFETIME_SHARE = 0.9
 GENERIC_FAILURE = "something went wrong while rehosting this image"
+# What another owner's dedup hit copies from the first upload: everything public.
+SHARED_FIELDS = (
+    "sha256",
+    "size",
+    "mime",
+    "host",
+    "dialect",
+    "host_image_id",
+    "viewer_url",
+    "url",
+    "expires_at",
+    "source_key",
+)
 
 
 @dataclass(frozen=True)
@@ -272,18 +285,9 @@ class RehostService:
                 return RehostResult(ref, upload=record, dedup=True)
             shared = self._record(
                 job,
-                sha256=record.sha256,
-                size=record.size,
-                mime=record.mime,
-                host=record.host,
-                dialect=record.dialect,
-                host_image_id=record.host_image_id,
-                viewer_url=record.viewer_url,
-                url=record.url,
+                **{name: getattr(record, name) for name in SHARED_FIELDS},
                 delete_url=None,  # the first owner's, never handed on
-                expires_at=record.expires_at,
                 reused_from=record.reused_from or record.id,
-                source_key=record.source_key,
             )
             return RehostResult(ref, upload=shared, dedup=True)
         return None

@@ -20,8 +20,7 @@ import asyncio
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -53,6 +52,7 @@ from sandbox.discord_model import (
     World,
 )
 from sandbox.discord_rest import ROUTES as REST_ROUTES
+from sandbox.lifecycle import LocalServer
 
 __all__ = ["DiscordEmulator", "RestCall", "discord_endpoints", "running_client"]
 
@@ -66,7 +66,7 @@ class _Server:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
-class DiscordEmulator:
+class DiscordEmulator(LocalServer):
     """Discord's REST API + gateway + CDN for one bot application; see the module doc."""
 
     def __init__(
@@ -136,18 +136,6 @@ class DiscordEmulator:
         await asyncio.gather(*server.tasks, return_exceptions=True)
         await self.gateway.close()
         await server.runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def base_url(self) -> str:

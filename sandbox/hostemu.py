@@ -64,7 +64,6 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, Literal, TypeAlias, get_args
 from urllib.parse import quote, unquote, urlsplit
 
@@ -81,6 +80,7 @@ from sandbox.hostwire import (
     add_iso_duration,
 )
 from sandbox.imagesniff import ImageInfo, Unsupported, sniff
+from sandbox.lifecycle import LocalServer
 
 __all__ = [
     "CHEVERETO_EXPIRATIONS",
@@ -168,7 +168,7 @@ class HostedImage:
 Handler: TypeAlias = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class HostEmulator:
+class HostEmulator(LocalServer):
     """Both image-host dialects on one local aiohttp server. See the module docstring."""
 
     def __init__(
@@ -268,19 +268,6 @@ class HostEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> HostEmulator:
-        if self._runner is None:
-            await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- addresses --
 

@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from sandbox.lifecycle import LocalServer
 from sandbox.telegram_methods import BY_LOWER_NAME, METHODS
 from sandbox.telegram_text import fix_text
 from sandbox.telegram_wire import (
@@ -83,7 +83,7 @@ class _Failure:
         return ApiError(self.status, text)
 
 
-class TelegramEmulator:
+class TelegramEmulator(LocalServer):
     def __init__(
         self,
         token: str = DEFAULT_TOKEN,
@@ -137,18 +137,6 @@ class TelegramEmulator:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    async def __aenter__(self) -> TelegramEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def url(self) -> str:
