@@ -261,3 +261,20 @@ async def test_a_restart_in_the_middle_of_an_album_loses_nothing(
     for image in host.images.values():
         assert image.viewer_url in public.params["text"]
     assert len([c for c in tg.calls_to("sendMessage") if sent_to(GROUP)(c)]) == 1
+
+
+async def test_mine_fits_one_message_however_many_uploads(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    async with running_adapter(telegram_config(tmp_path, host, tg)):
+        for i in range(12):
+            tg.send_photo(ANN, ANN, samples.png(40 + i, 40))
+        async with asyncio.timeout(20):
+            while len([c for c in tg.calls_to("sendMessage") if sent_to(ANN)(c)]) < 12:
+                await asyncio.sleep(0.05)
+        tg.send_text(ANN, ANN, "/mine")
+        mine = await tg.wait_for(lambda c: sent_to(ANN)(c) and "live uploads" in c.params["text"])
+    text = mine.params["text"]
+    assert len(text) <= 4096
+    assert "more)" in text
+    assert len(buttons(mine)) <= 20 and preview_disabled(mine)

@@ -40,7 +40,6 @@ from bot.presenting import (
     NOT_AN_IMAGE,
     chat_expiry_phrase,
     parse_expiry_argument,
-    upload_lines,
 )
 from bot.service import RecoveredBatch
 
@@ -249,14 +248,8 @@ class TelegramAdapter:
         if message.chat.type != ChatType.PRIVATE:
             await message.reply_text("Ask me for /mine in a private chat.")
             return
-        uploads = self.service.live_uploads(PLATFORM, str(user.id))
-        lines = upload_lines(uploads)
-        await self.delivery.send(
-            message.chat_id,
-            render.mine_text(uploads),
-            keyboard=render.private_keyboard(lines),
-            private=True,
-        )
+        text, keyboard = render.mine(self.service.live_uploads(PLATFORM, str(user.id)))
+        await self.delivery.send(message.chat_id, text, keyboard=keyboard, private=True)
 
     async def on_delete(self, update: Update, context: Context) -> None:
         message, user = update.effective_message, update.effective_user

@@ -23,6 +23,7 @@ from bot.store import UploadRecord
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 MAX_BUTTON_ROWS = 10
+MAX_TEXT = 4096  # Telegram's limit for one message
 
 
 def _link(label: str, url: str | None) -> str:
@@ -126,10 +127,19 @@ def confirm_keyboard(upload_id: int) -> InlineKeyboardMarkup:
     )
 
 
-def mine_text(uploads: Sequence[UploadRecord]) -> str:
+def mine(uploads: Sequence[UploadRecord]) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The /mine answer: as many of the newest uploads as fit one message (and its
+    buttons), saying how many more there are."""
     if not uploads:
-        return "You have no live uploads."
-    return private_text(upload_lines(uploads), heading="Your live uploads:")
+        return "You have no live uploads.", None
+    shown = list(uploads[:MAX_BUTTON_ROWS])
+    while True:
+        rest = len(uploads) - len(shown)
+        heading = "Your live uploads" + (f" (newest {len(shown)}; {rest} more):" if rest else ":")
+        text = private_text(upload_lines(shown), heading=heading)
+        if len(text) <= MAX_TEXT or len(shown) == 1:
+            return text, private_keyboard(upload_lines(shown))
+        shown.pop()
 
 
 HELP = (
