@@ -176,14 +176,7 @@ class HostClient(ABC):
         return self.parse_answer(response, json_object(response), planned)
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self._http.request(method, url, timeout=self._timeout, **kwargs)
-        except httpx.TimeoutException:
-            raise HostUnavailable(self.name, f"{self.name} did not answer in time") from None
-        except httpx.TransportError as error:
-            raise HostUnavailable(
-                self.name, f"{self.name} could not be reached", type(error).__name__
-            ) from None
+        return await send(self._http, self.name, method, url, timeout=self._timeout, **kwargs)
 
     def redact(self, text: str) -> str:
         """Host-supplied text with our API key taken out, cut to a sane length."""
@@ -200,9 +193,7 @@ class HostClient(ABC):
         )
 
     def server_error(self, response: httpx.Response) -> HostUnavailable:
-        return HostUnavailable(
-            self.name, f"{self.name} is having trouble (HTTP {response.status_code})"
-        )
+        return server_error(self.name, response)
 
     def refused(self, response: httpx.Response, message: str) -> HostRefused:
         return HostRefused(
@@ -212,6 +203,22 @@ class HostClient(ABC):
             else f"{self.name} refused the upload (HTTP {response.status_code})",
             self.redact(message),
         )
+
+
+async def send(
+    http: httpx.AsyncClient, host: str, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """One request to ``host``; timeouts and network failures become HostUnavailable."""
+    try:
+        return await http.request(method, url, **kwargs)
+    except httpx.TimeoutException:
+        raise HostUnavailable(host, f"{host} did not answer in time") from None
+    except httpx.TransportError as error:
+        raise HostUnavailable(host, f"{host} could not be reached", type(error).__name__) from None
+
+
+def server_error(host: str, response: httpx.Response) -> HostUnavailable:
+    return HostUnavailable(host, f"{host} is having trouble (HTTP {response.status_code})")
 
 
 def json_object(response: httpx.Response) -> dict[str, Any] | None:

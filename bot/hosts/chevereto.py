@@ -21,11 +21,18 @@ from bot.errors import (
     FileRejected,
     HostError,
     HostRefused,
-    HostUnavailable,
     RateLimited,
 )
 from bot.expiration import Duration, chevereto_interval
-from bot.hosts.base import HostClient, UploadedImage, UploadSource, error_parts, text_field
+from bot.hosts.base import (
+    HostClient,
+    UploadedImage,
+    UploadSource,
+    error_parts,
+    send,
+    server_error,
+    text_field,
+)
 
 
 class DeleteOutcome(enum.Enum):
@@ -103,18 +110,13 @@ async def delete_by_link(http: httpx.AsyncClient, delete_url: str, host: str) ->
     """Delete by requesting the delete link. It answers a redirect to the viewer page with
     ``?deleted``; that redirect is the success and is not followed (the page is a 404 now).
     """
-    try:
-        response = await http.get(delete_url, follow_redirects=False, timeout=30.0)
-    except httpx.TimeoutException:
-        raise HostUnavailable(host, f"{host} did not answer in time") from None
-    except httpx.TransportError:
-        raise HostUnavailable(host, f"{host} could not be reached") from None
+    response = await send(http, host, "GET", delete_url, follow_redirects=False, timeout=30.0)
     if response.status_code in (301, 302, 303, 307, 308):
         return DeleteOutcome.DELETED
     if response.status_code in (404, 410):
         return DeleteOutcome.ALREADY_GONE
     if response.status_code >= 500:
-        raise HostUnavailable(host, f"{host} is having trouble (HTTP {response.status_code})")
+        raise server_error(host, response)
     raise HostRefused(host, f"{host} did not confirm the deletion (HTTP {response.status_code})")
 
 
