@@ -230,10 +230,9 @@ class TelegramAdapter:
             self._albums.add(message, None)  # a later /upload caption may claim the album
 
     def _auto_rehost(self, chat_id: int) -> bool:
-        settings = self.service.chat_settings(PLATFORM, str(chat_id))
         if chat_id in self.settings.auto_rehost_chats:
             return True
-        return settings.auto_rehost
+        return self.service.chat_settings(PLATFORM, str(chat_id)).auto_rehost
 
     # --- commands ------------------------------------------------------------------------
 
