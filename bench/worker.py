@@ -29,7 +29,8 @@ from bot.hosts.chevereto import CheveretoClient
 from bot.hosts.imgbb import ImgbbClient
 from bot.httpclient import new_http_client
 from bot.ratelimit import SlidingWindowLimiter
-from bot.service import RehostRequest, RehostResult, RehostService, SourceRef
+from bot.requests import RehostRequest, RehostResult, SourceRef
+from bot.service import RehostService
 from bot.store import Store
 from bot.uploader import RetryPolicy, Uploader
 

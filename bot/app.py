@@ -1,7 +1,10 @@
-"""Compose the core from configuration: one store, one HTTP client, the services."""
+"""Compose the core from configuration: one store, one HTTP client, the services, and the
+job worker (running for as long as the core is open)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from bot.deletion import DeleteService
 from bot.fetch import Fetcher
 from bot.hosts.factory import build_client
 from bot.httpclient import new_http_client
+from bot.library import Library
 from bot.ratelimit import SlidingWindowLimiter
 from bot.service import RehostService
 from bot.store import Store
@@ -21,13 +25,18 @@ from bot.uploader import RetryPolicy, Uploader
 
 @dataclass
 class Core:
-    """Everything an adapter needs; adapters call only ``rehost`` and ``deleter``."""
+    """Everything an adapter needs: it submits to ``rehost``, delivers ``rehost.outbox``,
+    reads and changes ``library``, and deletes through ``deleter``."""
 
     config: Config
     store: Store
     http: httpx.AsyncClient
     rehost: RehostService
     deleter: DeleteService
+
+    @property
+    def library(self) -> Library:
+        return self.rehost.library
 
 
 @asynccontextmanager
@@ -48,7 +57,14 @@ async def open_core(config: Config) -> AsyncIterator[Core]:
                 default_expiration=upload.default_expiration,
                 max_concurrency=upload.max_concurrency,
                 limiter=SlidingWindowLimiter(upload.user_rate_limit, upload.user_rate_window),
+                lease=config.storage.lease_seconds,
             )
-            yield Core(config, store, http, service, DeleteService(store, http))
+            worker = asyncio.create_task(service.worker.run(), name="job-worker")
+            try:
+                yield Core(config, store, http, service, DeleteService(store, http))
+            finally:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
     finally:
         store.close()

@@ -51,6 +51,9 @@ class UploadSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     path: Path
+    # How long a claim on a job or an outgoing answer lasts unless renewed (every third of
+    # it): work of a process that died is taken over after at most this long.
+    lease_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ UPLOAD_KEYS = (
     "user_rate_limit",
     "user_rate_window",
 )
-STORAGE_KEYS = ("path",)
+STORAGE_KEYS = ("path", "lease_seconds")
 
 
 def env_name(host: str) -> str:
@@ -344,5 +347,8 @@ def _discord(table: _Table, environ: Mapping[str, str]) -> DiscordSettings | Non
 
 def _storage(table: _Table, base_dir: Path) -> StorageSettings:
     path = Path(table.get("path", str, "rehost.db") or "rehost.db").expanduser()
+    lease = table.positive("lease_seconds", float, 15.0)
     table.finish()
-    return StorageSettings(path=path if path.is_absolute() else base_dir / path)
+    return StorageSettings(
+        path=path if path.is_absolute() else base_dir / path, lease_seconds=lease
+    )

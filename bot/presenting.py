@@ -8,7 +8,7 @@ from datetime import datetime
 
 from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
-from bot.service import RehostResult
+from bot.requests import RehostResult
 from bot.store import UploadRecord, now_utc
 
 DELETE_WARNING = "Keep it private: opening it deletes the image."

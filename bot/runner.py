@@ -1,7 +1,8 @@
 """``rehost run``: every adapter whose token is set, in one process, until stopped.
 
-Ctrl-C or SIGTERM stops the adapters cleanly. Unfinished jobs from a previous run are
-resumed by each adapter at start; expired uploads are swept every few minutes.
+Ctrl-C or SIGTERM stops the adapters cleanly. Work a previous run left (jobs, answers not
+yet sent) is found by the job worker and the outbox senders like any other work, once its
+lease lapses; expired uploads are swept every few minutes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Protocol
 from bot.app import Core, open_core
 from bot.cli import EXIT_OK, EXIT_USAGE
 from bot.config import Config, load_config
-from bot.logsafety import configure_logging
+from bot.logsafety import configure_logging, level_from_environment
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL = 300.0
@@ -45,7 +46,7 @@ def build_adapters(core: Core) -> list[Adapter]:
 
 async def run_bot(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure_logging(logging.INFO, secrets=config.secrets())
+    configure_logging(level_from_environment(logging.INFO), secrets=config.secrets())
     if config.telegram is None and config.discord is None:
         print(
             "rehost: nothing to run: set [telegram] token or [discord] token "
@@ -87,7 +88,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
 async def _sweep(core: Core) -> None:
     while True:
         try:
-            expired = core.rehost.sweep_expired()
+            expired = core.rehost.library.sweep_expired()
             if expired:
                 log.info("marked %d uploads expired", expired)
         except Exception:

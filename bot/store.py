@@ -8,7 +8,9 @@ runs once, in a transaction, so a database from any earlier version upgrades in 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +18,14 @@ from typing import Any
 
 import sqlite_utils
 
-ACTIVE, DELETED, EXPIRED, FAILED = "active", "deleted", "expired", "failed"
+from bot.states import UploadState
+
+ACTIVE, DELETED, EXPIRED, FAILED = (
+    UploadState.ACTIVE,
+    UploadState.DELETED,
+    UploadState.EXPIRED,
+    UploadState.FAILED,
+)
 
 
 def now_utc() -> datetime:
@@ -124,10 +133,88 @@ def _v3_source_keys(db: sqlite_utils.Database) -> None:
     uploads.create_index(["source_key"])
 
 
+def _v4_batches_leases_outbox(db: sqlite_utils.Database) -> None:
+    # One row per thing the platform asked for (a message, an album, a command), so that
+    # it is answered once, when all its jobs are finished. Times in epoch seconds (REAL).
+    db.table("batches").create(
+        {
+            "id": str,  # derived from the platform event, so a replayed event adds nothing
+            "platform": str,
+            "chat_id": str,
+            "owner_id": str,
+            "owner_name": str,
+            "message_id": str,  # the source message the answer replies to
+            "chat_title": str,  # None: the chat is the owner's private chat
+            "private_in_place": int,  # the owner's private part can be shown in the chat
+            "context": str,  # JSON the adapter keeps with it (an interaction token...)
+            "skipped": str,  # JSON list of attachment names that are not images
+            "answer": str,  # "outbox", or "caller": returned to whoever ran it
+            "ready_at": float,  # jobs wait until then (an album gathering its items)
+            "wanted": int,  # 0: an album seen before anyone asked for it
+            "state": str,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db.table("batches").create_index(["state", "ready_at"])
+    jobs = db.table("jobs")
+    jobs.add_column("item_key", str)  # unique within the batch: a replay adds nothing
+    jobs.add_column("lease_owner", str)
+    jobs.add_column("lease_until", float)
+    jobs.create_index(["batch", "item_key"], unique=True)
+    jobs.create_index(["state", "owner_id"])
+    # Jobs left pending by an older version are answered through the outbox like new ones.
+    db.execute(
+        "insert into batches (id, platform, chat_id, owner_id, owner_name, message_id,"
+        " chat_title, private_in_place, context, skipped, answer, ready_at, wanted, state,"
+        " created_at)"
+        " select batch, platform, chat_id, owner_id, '', message_id,"
+        " case when chat_id = owner_id then null else '' end, 0, '{}', '[]', 'outbox', 0, 1,"
+        " 'open', min(created_at) from jobs where state = 'pending' group by batch"
+    )
+    db.table("outbox").create(
+        {
+            "id": int,
+            "batch": str,
+            "platform": str,
+            "seq": int,  # the order of a batch's messages
+            "visibility": str,
+            "chat_id": str,  # where it goes; None: the owner's direct messages
+            "owner_id": str,
+            "payload": str,  # JSON: what the message says (see bot.replyplan)
+            "state": str,
+            "attempts": int,
+            "not_before": float,  # a platform's flood wait
+            "lease_owner": str,
+            "lease_until": float,
+            "sent_message_id": str,
+            "outcome": str,  # sent, unreachable (the owner cannot be messaged), failed
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("outbox").create_index(["batch", "seq"], unique=True)
+    db.table("outbox").create_index(["state", "platform"])
+    # Platform updates, recorded before the platform is told they were received.
+    db.table("inbox").create(
+        {
+            "platform": str,
+            "update_id": int,
+            "payload": str,
+            "state": str,  # new, done
+            "received_at": str,
+        },
+        pk=("platform", "update_id"),
+    )
+    db.table("inbox").create_index(["platform", "state"])
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
     _v3_source_keys,
+    _v4_batches_leases_outbox,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -163,6 +250,10 @@ class UploadRecord:
         values["expires_at"] = from_text(row.get("expires_at"))
         values["created_at"] = from_text(row.get("created_at"))
         return cls(**values)
+
+    @property
+    def active(self) -> bool:
+        return self.state == ACTIVE
 
     def live(self, at: datetime) -> bool:
         return self.state == ACTIVE and (self.expires_at is None or self.expires_at > at)
@@ -230,6 +321,23 @@ class Store:
             with self.db.atomic():
                 migration(self.db)
                 self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the write lock at once (``BEGIN IMMEDIATE``), so
+        that a read-then-write (a claim) cannot interleave with another writer. Nested
+        calls join the outer transaction."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.execute("COMMIT")
 
     def _rows(
         self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()

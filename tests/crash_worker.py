@@ -9,7 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from bot.service import RehostRequest, SourceRef
+from bot.requests import RehostRequest, SourceRef
 from tests.service_harness import service_for
 
 

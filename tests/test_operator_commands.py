@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.service import RehostRequest, SourceRef
+from bot.requests import RehostRequest, SourceRef
 from sandbox import samples
 from sandbox.hostemu import HostEmulator
 from tests.conftest import assert_no_secrets, host_table, run_rehost, write_config

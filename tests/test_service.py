@@ -8,7 +8,7 @@ import pytest
 
 from bot.deletion import DeleteStatus
 from bot.expiration import Duration
-from bot.service import RehostRequest, SourceRef
+from bot.requests import RehostRequest, SourceRef
 from bot.store import ACTIVE, DELETED
 from sandbox import samples
 from sandbox.hostemu import HostEmulator
@@ -84,7 +84,7 @@ async def test_owner_deletes_from_chevereto_then_it_is_already_gone(
     async with service_for(host_emu, tmp_path / "r.db") as h:
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
         assert result.upload is not None
-        h.service.remember_reply(result.upload.id, "test", "chat-1", "m-77", public=True)
+        h.service.library.remember_reply(result.upload.id, "test", "chat-1", "m-77", public=True)
         deleted = await h.deleter.delete(result.upload.id, "test", "ann")
         again = await h.deleter.delete(result.upload.id, "test", "ann")
         record = h.store.upload(result.upload.id)
@@ -236,17 +236,17 @@ async def test_the_sweep_marks_expired_uploads(host_emu: HostEmulator, tmp_path:
             )
         )
         assert result.upload is not None and result.upload.expires_at is not None
-        assert h.service.sweep_expired() == 0
+        assert h.service.library.sweep_expired() == 0
         later = now_utc() + timedelta(minutes=6)
         assert h.store.expire_due(later) == 1
-        assert h.service.live_uploads("test", "ann") == []
+        assert h.service.library.live_uploads("test", "ann") == []
 
 
 @pytest.mark.parametrize("auto", [True, False])
 async def test_chat_settings_round_trip(host_emu: HostEmulator, tmp_path: Path, auto: bool) -> None:
     async with service_for(host_emu, tmp_path / "r.db") as h:
-        h.service.set_auto_rehost("test", "c", auto, Duration(seconds=3600))
-        settings = h.service.chat_settings("test", "c")
+        h.service.library.set_auto_rehost("test", "c", auto, Duration(seconds=3600))
+        settings = h.service.library.chat_settings("test", "c")
         chats = h.store.auto_rehost_chats("test")
     assert settings.auto_rehost is auto and settings.default_expiration == "1h"
     assert chats == ({"c"} if auto else set())
@@ -295,9 +295,9 @@ async def test_auto_rehost_expiry_can_be_kept_changed_or_set_to_never(
     host_emu: HostEmulator, tmp_path: Path
 ) -> None:
     async with service_for(host_emu, tmp_path / "r.db") as h:
-        h.service.set_auto_rehost("test", "c", True, Duration(seconds=86400))
-        assert h.service.set_auto_rehost("test", "c", False).default_expiration == "1d"
-        assert h.service.set_auto_rehost("test", "c", True, None).default_expiration == "never"
+        h.service.library.set_auto_rehost("test", "c", True, Duration(seconds=86400))
+        assert h.service.library.set_auto_rehost("test", "c", False).default_expiration == "1d"
+        assert h.service.library.set_auto_rehost("test", "c", True, None).default_expiration == "never"
         h.service.default_expiration = Duration(seconds=3600)  # the chat's "never" wins
         data = samples.png(9, 9)
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data), chat="c"))

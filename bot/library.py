@@ -1,0 +1,71 @@
+"""A user's library: their uploads, the bot posts that show them, and chat settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+
+from bot.expiration import Duration
+from bot.store import ChatSettings, Store, UploadRecord
+
+
+class Library:
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self._clock = clock
+
+    def upload(self, upload_id: int) -> UploadRecord | None:
+        """Any upload by id; ids out of SQLite's range are simply unknown."""
+        if not -(2**63) <= upload_id < 2**63:
+            return None
+        return self.store.upload(upload_id)
+
+    def owned_upload(self, upload_id: int, platform: str, owner_id: str) -> UploadRecord | None:
+        """The upload if it belongs to this user on this platform, else ``None``."""
+        upload = self.upload(upload_id)
+        if upload is None or upload.platform != platform or upload.owner_id != owner_id:
+            return None
+        return upload
+
+    def live_uploads(self, platform: str, owner_id: str, limit: int = 25) -> list[UploadRecord]:
+        return self.store.live_uploads(platform, owner_id, self._clock(), limit)
+
+    def uploads_in_message(
+        self, platform: str, chat_id: str, message_id: str
+    ) -> list[UploadRecord]:
+        """What a bot message shows, to re-render it after a deletion."""
+        return self.store.uploads_in_message(platform, chat_id, message_id)
+
+    def remember_reply(
+        self, upload_id: int, platform: str, chat_id: str, message_id: str, *, public: bool
+    ) -> None:
+        """Record a bot message showing this upload, so deleting can remove or edit it."""
+        self.store.add_bot_message(
+            upload_id, platform, chat_id, message_id, "public" if public else "private"
+        )
+
+    def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
+        return self.store.chat_settings(platform, chat_id)
+
+    def set_auto_rehost(
+        self,
+        platform: str,
+        chat_id: str,
+        enabled: bool,
+        expiration: Duration | Literal["keep"] | None = "keep",
+    ) -> ChatSettings:
+        """Switch auto-rehost; ``expiration`` sets the chat's default (``None``: never),
+        or ``"keep"`` leaves it as it is."""
+        current = self.store.chat_settings(platform, chat_id)
+        if expiration == "keep":
+            label = current.default_expiration
+        else:
+            label = expiration.label() if expiration else "never"
+        updated = ChatSettings(auto_rehost=enabled, default_expiration=label, hosts=current.hosts)
+        self.store.set_chat_settings(platform, chat_id, updated)
+        return updated
+
+    def sweep_expired(self) -> int:
+        """Mark uploads whose expiry has passed (run periodically)."""
+        return self.store.expire_due(self._clock())

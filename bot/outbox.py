@@ -1,0 +1,216 @@
+"""The reply outbox: every planned message is a durable row until the platform has it.
+
+Rows are written in the same transaction that finishes the jobs they report (see
+:mod:`bot.worker`), so an answer is never lost between "uploaded" and "said". A sender
+claims rows with a lease, delivers them through its adapter, records the platform's
+message id and marks them sent. A row whose sender died is claimed again once its lease
+lapses. Within a batch the rows go in order (a row waits until those before it are done);
+across chats, claims take turns, so one chat's 300 answers do not hold up another's one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.replyplan import PlannedMessage
+from bot.states import OutboxState, Visibility
+from bot.store import Store, now_utc, to_text
+
+# Where a row goes, for taking turns: the chat, or the owner's direct messages.
+TARGET = "coalesce(chat_id, 'dm:' || owner_id)"
+CANDIDATES = 256  # targets considered per claim
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    batch: str
+    platform: str
+    seq: int
+    message: PlannedMessage
+    attempts: int
+
+    @property
+    def target(self) -> str:
+        return self.message.chat_id or f"dm:{self.message.owner_id}"
+
+    @property
+    def nonce(self) -> str:
+        """A key for idempotent sending (Discord's ``nonce``: at most 25 characters)."""
+        return f"rehost-{self.id}"[:25]
+
+
+class Outbox:
+    def __init__(self, store: Store, clock: Any = time.time) -> None:
+        self.store = store
+        self.conn = store.db.conn
+        self._clock = clock
+
+    def add(
+        self, conn: sqlite3.Connection, batch: str, platform: str, messages: list[PlannedMessage]
+    ) -> None:
+        """Queue a batch's answer (inside the caller's transaction)."""
+        stamp = to_text(now_utc())
+        for seq, message in enumerate(messages):
+            conn.execute(
+                "insert or ignore into outbox (batch, platform, seq, visibility, chat_id,"
+                " owner_id, payload, state, attempts, not_before, created_at, updated_at)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
+                (
+                    batch,
+                    platform,
+                    seq,
+                    message.visibility,
+                    message.chat_id,
+                    message.owner_id,
+                    json.dumps(message.to_json()),
+                    OutboxState.PENDING,
+                    stamp,
+                    stamp,
+                ),
+            )
+
+    def claim(
+        self,
+        worker: str,
+        platform: str,
+        lease: float,
+        limit: int,
+        busy_targets: Iterable[str] = (),
+        served: dict[str, float] | None = None,
+    ) -> list[OutboxRow]:
+        """Lease up to ``limit`` deliverable rows: the oldest of each target (a chat, or an
+        owner's direct messages), none for ``busy_targets``, and the targets least recently
+        ``served`` (target -> when) first, so that chats take turns."""
+        now = self._clock()
+        busy = tuple(busy_targets)
+        exclude = f" and {TARGET} not in ({','.join('?' for _ in busy)})" if busy else ""
+        sql = (
+            f"with ready as (select o.id, {TARGET} as target, o.lease_until, o.not_before,"
+            f" row_number() over (partition by {TARGET} order by o.id) as turn from outbox o"
+            f" where o.state = ? and o.platform = ?{exclude} and not exists"
+            " (select 1 from outbox p where p.batch = o.batch and p.seq < o.seq"
+            " and p.state = ?))"
+            " select id, target from ready where turn = 1 and not_before <= ?"
+            " and (lease_until is null or lease_until < ?) order by id limit ?"
+        )
+        with self.store.transaction() as conn:
+            candidates = conn.execute(
+                sql,
+                (OutboxState.PENDING, platform, *busy, OutboxState.PENDING, now, now, CANDIDATES),
+            ).fetchall()
+            last = served or {}
+            candidates.sort(key=lambda row: (last.get(row["target"], 0.0), row["id"]))
+            ids = [row["id"] for row in candidates[:limit]]
+            if not ids:
+                return []
+            marks = ",".join("?" for _ in ids)
+            conn.execute(
+                "update outbox set lease_owner = ?, lease_until = ?, attempts = attempts + 1"
+                f" where id in ({marks})",
+                (worker, now + lease, *ids),
+            )
+            rows = conn.execute(
+                f"select * from outbox where id in ({marks}) order by id", ids
+            ).fetchall()
+        return [
+            OutboxRow(
+                id=row["id"],
+                batch=row["batch"],
+                platform=row["platform"],
+                seq=row["seq"],
+                message=PlannedMessage.from_json(json.loads(row["payload"])),
+                attempts=row["attempts"],
+            )
+            for row in rows
+        ]
+
+    def renew(self, worker: str, row_ids: Iterable[int], lease: float) -> None:
+        ids = list(row_ids)
+        if not ids:
+            return
+        marks = ",".join("?" for _ in ids)
+        with self.store.transaction() as conn:
+            conn.execute(
+                f"update outbox set lease_until = ? where lease_owner = ? and id in ({marks})",
+                (self._clock() + lease, worker, *ids),
+            )
+
+    def sent(
+        self, row: OutboxRow, chat_id: str | None, message_id: str | None, outcome: str = "sent"
+    ) -> None:
+        """Mark ``row`` delivered (``outcome``: sent, or unreachable when the owner cannot
+        be messaged) and remember which uploads the platform message shows."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                "update outbox set state = ?, outcome = ?, sent_message_id = ?, updated_at = ?,"
+                " lease_owner = null, lease_until = null where id = ?",
+                (OutboxState.SENT, outcome, message_id, to_text(now_utc()), row.id),
+            )
+            if chat_id is None or message_id is None:
+                return
+            for item in row.message.items:
+                if item.upload_id is None:
+                    continue
+                conn.execute(
+                    "insert into bot_messages (upload_id, platform, chat_id, message_id,"
+                    " visibility) values (?, ?, ?, ?, ?)",
+                    (item.upload_id, row.platform, chat_id, message_id, row.message.visibility),
+                )
+
+    def postpone(self, row: OutboxRow, seconds: float) -> None:
+        """The platform said to wait (a flood wait): not before then, and not counted."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                "update outbox set not_before = ?, attempts = max(attempts - 1, 0),"
+                " lease_owner = null, lease_until = null where id = ?",
+                (self._clock() + seconds, row.id),
+            )
+
+    def release(self, row: OutboxRow, seconds: float) -> None:
+        """A transient failure: try again after ``seconds``."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                "update outbox set not_before = ?, lease_owner = null, lease_until = null"
+                " where id = ?",
+                (self._clock() + seconds, row.id),
+            )
+
+    def failed(self, row: OutboxRow, reason: str) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                "update outbox set state = ?, outcome = ?, updated_at = ?, lease_owner = null,"
+                " lease_until = null where id = ?",
+                (OutboxState.FAILED, reason, to_text(now_utc()), row.id),
+            )
+
+    def private_outcome(self, batch: str) -> str | None:
+        """How the batch's private part went: ``sent``, ``unreachable``, ``failed`` (or
+        None if it has none or it is not done)."""
+        row = self.conn.execute(
+            "select outcome from outbox where batch = ? and visibility = ? and state != ?"
+            " order by seq limit 1",
+            (batch, Visibility.PRIVATE, OutboxState.PENDING),
+        ).fetchone()
+        return None if row is None else str(row["outcome"])
+
+    def next_due(self, platform: str) -> float | None:
+        """When the soonest postponed or leased row becomes claimable."""
+        row = self.conn.execute(
+            "select min(max(not_before, coalesce(lease_until, 0))) from outbox"
+            " where state = ? and platform = ?",
+            (OutboxState.PENDING, platform),
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def pending_count(self, platform: str | None = None) -> int:
+        sql, params = "select count(*) from outbox where state = ?", [str(OutboxState.PENDING)]
+        if platform is not None:
+            sql += " and platform = ?"
+            params.append(platform)
+        return int(self.conn.execute(sql, params).fetchone()[0])

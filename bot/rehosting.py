@@ -1,0 +1,122 @@
+"""Rehosting one job: resolve, fetch, dedup, upload. Nothing is written here: the outcome
+goes back to the worker, which records it and the job's end in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.dedup import Dedup, Reuse
+from bot.errors import ExpirationError
+from bot.expiration import Duration, parse_duration
+from bot.fetch import Fetcher, FetchProblem
+from bot.hosts.base import UploadSource
+from bot.requests import Resolver, SourceRef
+from bot.store import JobRecord, Store, UploadRecord
+from bot.uploader import Uploader
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What became of one job: an upload to record (``new``), an existing record the owner
+    gets back (``existing``), or an error for the user."""
+
+    source: SourceRef
+    new: dict[str, Any] | None = None
+    existing: UploadRecord | None = None
+    dedup: bool = False
+    error: str | None = None
+
+
+class Rehoster:
+    def __init__(
+        self,
+        store: Store,
+        uploader: Uploader,
+        fetcher: Fetcher,
+        dedup: Dedup,
+        resolvers: dict[str, Resolver],
+    ) -> None:
+        self.store = store
+        self.uploader = uploader
+        self.fetcher = fetcher
+        self.dedup = dedup
+        self.resolvers = resolvers
+
+    async def run(self, job: JobRecord) -> JobOutcome:
+        ref = SourceRef.from_json(job.source)
+        try:
+            duration = parse_duration(job.expiration) if job.expiration else None
+        except ExpirationError as error:
+            return JobOutcome(ref, error=error.user_message)
+        hosts = self.hosts(job.platform, job.chat_id)
+        if ref.source_key is not None:
+            known = self.dedup.find(
+                job.platform, job.owner_id, hosts, duration, source_key=ref.source_key
+            )
+            if known is not None:
+                return _reused(ref, known)
+        fetched = await self._fetch(job.platform, ref)
+        if isinstance(fetched, FetchProblem):
+            return JobOutcome(ref, error=fetched.message)
+        try:
+            reused = self.dedup.find(
+                job.platform, job.owner_id, hosts, duration, sha256=fetched.sha256
+            )
+            if reused is not None:
+                return _reused(ref, reused)
+            return await self._upload(ref, fetched, duration, hosts)
+        finally:
+            fetched.discard()
+
+    async def _upload(
+        self,
+        ref: SourceRef,
+        fetched: UploadSource,
+        duration: Duration | None,
+        hosts: tuple[str, ...],
+    ) -> JobOutcome:
+        outcome = await self.uploader.upload(fetched, duration, hosts=hosts)
+        if outcome.image is None:
+            return JobOutcome(ref, error=outcome.reason())
+        image = outcome.image
+        return JobOutcome(
+            ref,
+            new={
+                "sha256": fetched.sha256,
+                "size": fetched.size,
+                "mime": fetched.image_type.mime,
+                "host": image.host,
+                "dialect": image.dialect,
+                "host_image_id": image.image_id,
+                "viewer_url": image.viewer_url,
+                "url": image.url,
+                "delete_url": image.delete_url,
+                "expires_at": image.expires_at,
+                "source_key": ref.source_key,
+            },
+        )
+
+    async def _fetch(self, platform: str, ref: SourceRef) -> UploadSource | FetchProblem:
+        resolver = self.resolvers.get(platform)
+        url = ref.url
+        if resolver is not None:
+            try:
+                url = await resolver(ref)
+            except ValueError as error:
+                return FetchProblem("unavailable", str(error))
+        if url is None:
+            return FetchProblem("unavailable", "the file cannot be downloaded")
+        return await self.fetcher.fetch(url, filename=ref.filename, declared_size=ref.declared_size)
+
+    def hosts(self, platform: str, chat_id: str | None) -> tuple[str, ...]:
+        configured = tuple(client.name for client in self.uploader.clients)
+        if chat_id is None:
+            return configured
+        override = self.store.chat_settings(platform, chat_id).hosts
+        chosen = tuple(h for h in override or () if h in configured)
+        return chosen or configured
+
+
+def _reused(ref: SourceRef, reuse: Reuse) -> JobOutcome:
+    return JobOutcome(ref, new=reuse.shared, existing=reuse.record, dedup=True)

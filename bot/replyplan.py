@@ -1,0 +1,138 @@
+"""What the bot says after a rehost, and to whom: one reply contract for every platform.
+
+The core turns a finished batch into planned messages; an adapter only decides how its
+platform says each one. The rule that keeps delete links safe lives here and nowhere else:
+
+- a PUBLIC message goes to the chat and never carries a delete link: :func:`lines` strips
+  them from what it hands the renderer, so no renderer can show one;
+- a PRIVATE message goes only to the owner (their private chat with the bot, their direct
+  messages, or a reply only they can see) and is always sent without link previews, because
+  a preview crawler opening a Chevereto delete link deletes the image.
+
+When the private part goes by direct message it is sent first, so the public message can
+say whether it arrived (or that the owner must open a private chat to get their links).
+When the platform can show it in place (a Discord ephemeral follow-up), the public part
+goes first, as the platform requires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.presenting import ResultLine
+from bot.queue import Batch
+from bot.states import Visibility
+from bot.store import UploadRecord
+
+
+@dataclass(frozen=True)
+class ReplyItem:
+    """One image of the answer: its upload, or why there is none."""
+
+    name: str
+    upload_id: int | None = None
+    error: str | None = None
+    dedup: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    visibility: Visibility
+    chat_id: str | None  # None: the owner's direct messages
+    owner_id: str
+    reply_to: str | None
+    items: tuple[ReplyItem, ...]
+    skipped: tuple[str, ...] = ()  # attachments that are not images
+    # Public, with the private part sent by direct message: say whether it arrived.
+    tells_where_private_went: bool = False
+    # Private, sent outside the chat it is about: that chat's title ("" when unknown).
+    about_chat: str | None = None
+    owner_name: str = ""
+    in_place: bool = False  # private, shown in the chat to the owner only (ephemeral)
+
+    @property
+    def previews(self) -> bool:
+        """Link previews are allowed only where no delete link can be."""
+        return self.visibility is Visibility.PUBLIC
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["visibility"] = str(self.visibility)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlannedMessage:
+        values = dict(data)
+        values["visibility"] = Visibility(values["visibility"])
+        values["items"] = tuple(ReplyItem(**item) for item in values["items"])
+        values["skipped"] = tuple(values.get("skipped") or ())
+        return cls(**values)
+
+
+def plan_reply(
+    batch: Batch, items: Sequence[ReplyItem], owner_has_delete_links: bool
+) -> list[PlannedMessage]:
+    """The messages answering ``batch``, in the order they are to be sent."""
+    common: dict[str, Any] = {
+        "owner_id": batch.owner_id,
+        "items": tuple(items),
+        "owner_name": batch.owner_name,
+    }
+    if batch.private_chat:
+        return [
+            PlannedMessage(
+                Visibility.PRIVATE,
+                batch.chat_id,
+                reply_to=batch.message_id,
+                skipped=batch.skipped,
+                **common,
+            )
+        ]
+    public = PlannedMessage(
+        Visibility.PUBLIC,
+        batch.chat_id,
+        reply_to=batch.message_id,
+        skipped=batch.skipped,
+        tells_where_private_went=owner_has_delete_links and not batch.private_in_place,
+        **common,
+    )
+    if not owner_has_delete_links:
+        return [public]
+    if batch.private_in_place:
+        private = PlannedMessage(
+            Visibility.PRIVATE, batch.chat_id, reply_to=None, in_place=True, **common
+        )
+        return [public, private]
+    private = PlannedMessage(
+        Visibility.PRIVATE,
+        None,
+        reply_to=None,
+        about_chat=batch.chat_title or "",
+        **common,
+    )
+    return [private, public]
+
+
+def lines(
+    message: PlannedMessage, upload: Callable[[int], UploadRecord | None]
+) -> list[ResultLine]:
+    """The numbered lines a renderer shows for ``message``, uploads loaded by ``upload``.
+    A public message's uploads come without their delete links."""
+    shown = []
+    for number, item in enumerate(message.items, 1):
+        record = upload(item.upload_id) if item.upload_id is not None else None
+        if record is not None and message.visibility is Visibility.PUBLIC:
+            record = dataclasses.replace(record, delete_url=None)
+        error = item.error if record is None else None
+        if item.upload_id is not None and record is None:
+            error = "no longer recorded"
+        shown.append(ResultLine(number, item.name, record, error, item.dedup))
+    return shown
+
+
+def public_view(uploads: Sequence[UploadRecord]) -> list[UploadRecord]:
+    """Uploads as a public post may show them (re-rendered after a deletion)."""
+    return [dataclasses.replace(upload, delete_url=None) for upload in uploads]

@@ -1,0 +1,152 @@
+"""The outbox sender: delivers a platform's outbox rows through its adapter.
+
+The adapter's ``deliver`` turns one row into platform calls and says how it went; this
+loop does the rest, the same for every platform: claiming rows with leases (renewed while
+a delivery runs), one delivery at a time per chat and chats taking turns, waiting out a
+flood wait for that chat only (the row is postponed, other chats go on), retrying
+transient failures with backoff, and giving up (logged) on what the platform refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.leases import DEFAULT_LEASE, keep_renewing, worker_name
+from bot.outbox import Outbox, OutboxRow
+
+log = logging.getLogger(__name__)
+MAX_DELIVERY_ATTEMPTS = 8
+RETRY_BACKOFF = 2.0  # seconds, doubled per attempt
+MAX_RETRY_DELAY = 300.0
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """How a delivery went: ``sent`` (with where and which message), ``unreachable`` (the
+    owner cannot be messaged privately), ``wait`` (the platform asked to wait ``seconds``),
+    ``retry`` (a transient failure) or ``failed`` (refused for good)."""
+
+    kind: str
+    chat_id: str | None = None
+    message_id: str | None = None
+    seconds: float = 0.0
+    reason: str = ""
+
+    @classmethod
+    def sent(cls, chat_id: str, message_id: str) -> Delivered:
+        return cls("sent", chat_id, message_id)
+
+    @classmethod
+    def wait(cls, seconds: float) -> Delivered:
+        return cls("wait", seconds=seconds)
+
+
+Deliver = Callable[[OutboxRow], Awaitable[Delivered]]
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        outbox: Outbox,
+        platform: str,
+        deliver: Deliver,
+        *,
+        concurrency: int = 8,
+        lease: float = DEFAULT_LEASE,
+        poll: float = 1.0,
+    ) -> None:
+        self.outbox = outbox
+        self.platform = platform
+        self.deliver = deliver
+        self.concurrency = concurrency
+        self.lease = lease
+        self.poll = poll
+        self.name = worker_name(f"{platform}-sender")
+        self._wake = asyncio.Event()
+        self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}
+        self._served: dict[str, float] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        renewer = asyncio.create_task(
+            keep_renewing(
+                lambda ids: self.outbox.renew(self.name, ids, self.lease),
+                lambda: self._running.keys(),
+                self.lease,
+            )
+        )
+        try:
+            while True:
+                self._wake.clear()
+                free = self.concurrency - len(self._running)
+                rows = []
+                if free > 0:
+                    busy = {target for target, _ in self._running.values()}
+                    rows = self.outbox.claim(
+                        self.name, self.platform, self.lease, free, busy, self._served
+                    )
+                for row in rows:
+                    task = asyncio.create_task(self._send(row))
+                    self._running[row.id] = (row.target, task)
+                if rows:
+                    await asyncio.sleep(0)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_timeout())
+        finally:
+            renewer.cancel()
+            tasks = [task for _, task in self._running.values()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(renewer, *tasks, return_exceptions=True)
+
+    def _idle_timeout(self) -> float:
+        due = self.outbox.next_due(self.platform)
+        if due is None:
+            return self.poll
+        return max(0.01, min(self.poll, due - time.time() + 0.01))
+
+    async def _send(self, row: OutboxRow) -> None:
+        try:
+            result = await self.deliver(row)
+        except Exception:
+            log.exception("delivering outbox row %d (%s) failed", row.id, row.message.visibility)
+            result = Delivered("retry", reason="unexpected error")
+        try:
+            self._record(row, result)
+        except Exception:
+            log.exception("recording the delivery of outbox row %d failed", row.id)
+        finally:
+            self._served[row.target] = time.monotonic()
+            self._running.pop(row.id, None)
+            self.wake()
+
+    def _record(self, row: OutboxRow, result: Delivered) -> None:
+        if result.kind in ("sent", "unreachable"):
+            self.outbox.sent(row, result.chat_id, result.message_id, result.kind)
+        elif result.kind == "wait":
+            log.info(
+                "%s asked to wait %.0f s before answering in %s",
+                self.platform,
+                result.seconds,
+                row.target,
+            )
+            self.outbox.postpone(row, result.seconds)
+        elif result.kind == "retry" and row.attempts < MAX_DELIVERY_ATTEMPTS:
+            self.outbox.release(row, min(MAX_RETRY_DELAY, RETRY_BACKOFF * 2 ** (row.attempts - 1)))
+        else:
+            log.error(
+                "giving up delivering outbox row %d to %s after %d attempts: %s",
+                row.id,
+                row.target,
+                row.attempts,
+                result.reason or result.kind,
+            )
+            self.outbox.failed(row, result.reason or result.kind)

@@ -1,0 +1,231 @@
+"""The job worker: claims jobs fairly, rehosts them, and records each end together with the
+answer it completes.
+
+Finishing a job is one transaction: the upload record, the job's end, and, when it was
+the batch's last job, the batch's reply plan as outbox rows. A crash before it leaves the
+job claimable again (its lease lapses); a crash after it leaves the answer in the outbox.
+Either way every accepted image gets exactly one answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+
+from bot.leases import DEFAULT_LEASE, keep_renewing, worker_name
+from bot.outbox import Outbox
+from bot.queue import JobQueue
+from bot.rehosting import JobOutcome, Rehoster
+from bot.replyplan import ReplyItem, plan_reply
+from bot.requests import RehostResult, SourceRef
+from bot.states import JobOutcome as Outcome
+from bot.states import JobState
+from bot.store import JobRecord, Store
+
+log = logging.getLogger(__name__)
+
+GENERIC_FAILURE = "something went wrong while rehosting this image"
+# A job claimed this many times without finishing is given up (it may be what crashes the
+# bot); it is answered as a failure, never left unanswered.
+MAX_JOB_ATTEMPTS = 3
+HOUSEKEEPING_INTERVAL = 1.0
+
+
+class Answering:
+    """Records job ends and writes a finished batch's answer to the outbox."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: JobQueue,
+        outbox: Outbox,
+        on_answered: Callable[[str], None] = lambda platform: None,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.outbox = outbox
+        self.on_answered = on_answered
+
+    def finish(self, job: JobRecord, outcome: JobOutcome) -> RehostResult:
+        answered = None
+        with self.store.transaction() as conn:
+            upload_id = outcome.existing.id if outcome.existing is not None else None
+            if outcome.new is not None:
+                upload_id = self.store.add_upload(
+                    platform=job.platform,
+                    chat_id=job.chat_id,
+                    message_id=job.message_id,
+                    owner_id=job.owner_id,
+                    **outcome.new,
+                )
+            if upload_id is None:
+                self.queue.finish(conn, job.id, Outcome.FAILED, error=outcome.error)
+            else:
+                kind = Outcome.DEDUP if outcome.dedup else Outcome.UPLOADED
+                self.queue.finish(conn, job.id, kind, upload_id)
+            answered = self.answer_if_complete(conn, job.batch)
+        if answered is not None:
+            self.on_answered(answered)
+        record = self.store.upload(upload_id) if upload_id is not None else None
+        return RehostResult(outcome.source, record, outcome.dedup, outcome.error)
+
+    def abandon(self, job: JobRecord) -> None:
+        log.error("giving up job %d after %d attempts", job.id, job.attempts - 1)
+        answered = None
+        with self.store.transaction() as conn:
+            self.queue.finish(
+                conn, job.id, Outcome.FAILED, error=GENERIC_FAILURE, state=JobState.ABANDONED
+            )
+            answered = self.answer_if_complete(conn, job.batch)
+        if answered is not None:
+            self.on_answered(answered)
+
+    def answer_if_complete(self, conn: sqlite3.Connection, batch_id: str) -> str | None:
+        """If the batch is complete, close it and queue its answer; its platform if so."""
+        batch = self.queue.complete(conn, batch_id)
+        if batch is None or batch.answer != "outbox":
+            return None
+        items = []
+        owner_has_delete_links = False
+        for row in self.queue.results(batch_id):
+            name = SourceRef.from_json(json.loads(row["source"])).filename
+            upload_id = row["upload_id"]
+            if upload_id is not None:
+                record = self.store.upload(int(upload_id))
+                owner_has_delete_links |= bool(record and record.delete_url)
+            items.append(
+                ReplyItem(
+                    name,
+                    upload_id,
+                    None if upload_id is not None else (row["error"] or GENERIC_FAILURE),
+                    row["outcome"] == Outcome.DEDUP,
+                )
+            )
+        messages = plan_reply(batch, items, owner_has_delete_links)
+        self.outbox.add(conn, batch.id, batch.platform, messages)
+        return batch.platform
+
+    def answer_complete(self, platforms: Iterable[str]) -> None:
+        """Answer batches with nothing left to do (every image refused at once)."""
+        for batch_id in self.queue.complete_batches(platforms):
+            with self.store.transaction() as conn:
+                answered = self.answer_if_complete(conn, batch_id)
+            if answered is not None:
+                self.on_answered(answered)
+
+
+class JobWorker:
+    """Runs jobs of the platforms it serves, at most ``slots`` at a time."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        rehoster: Rehoster,
+        answering: Answering,
+        gate: asyncio.Semaphore,
+        *,
+        slots: int,
+        lease: float = DEFAULT_LEASE,
+        poll: float = 1.0,
+    ) -> None:
+        self.queue = queue
+        self.rehoster = rehoster
+        self.answering = answering
+        self.gate = gate
+        self.slots = slots
+        self.lease = lease
+        self.poll = poll
+        self.name = worker_name("jobs")
+        self.platforms: set[str] = set()
+        self._wake = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+
+    def serve(self, platform: str) -> None:
+        """Start running this platform's jobs (its adapter can now resolve its files)."""
+        self.platforms.add(platform)
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        renewer = asyncio.create_task(
+            keep_renewing(
+                lambda ids: self.queue.renew(self.name, ids, self.lease),
+                lambda: self._running.keys(),
+                self.lease,
+            )
+        )
+        housekept = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                self._wake.clear()
+                if loop.time() - housekept >= HOUSEKEEPING_INTERVAL:
+                    self._housekeeping()
+                    housekept = loop.time()
+                free = self.slots - len(self._running)
+                jobs = self.queue.claim(self.name, self.platforms, self.lease, free) if free else []
+                for job in jobs:
+                    self._running[job.id] = asyncio.create_task(self._work(job))
+                if jobs:
+                    await asyncio.sleep(0)  # let the new tasks start before claiming more
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_timeout())
+        finally:
+            renewer.cancel()
+            tasks = list(self._running.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(renewer, *tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                self.queue.release(self.name)
+
+    def _housekeeping(self) -> None:
+        try:
+            self.queue.drop_unwanted()
+            self.answering.answer_complete(self.platforms)
+        except Exception:
+            log.exception("job housekeeping failed")
+
+    def _idle_timeout(self) -> float:
+        """Until the next gathering batch is ready or a lease lapses, at most ``poll``."""
+        now = self.queue.now()
+        soonest = [self.poll]
+        for moment in (
+            self.queue.next_ready_at(self.platforms),
+            self.queue.next_lease_end(self.platforms),
+        ):
+            if moment is not None:
+                soonest.append(max(0.01, moment - now + 0.01))
+        return min(soonest)
+
+    async def _work(self, job: JobRecord) -> None:
+        try:
+            await run_job(job, self.rehoster, self.answering, self.gate)
+        except Exception:
+            log.exception("recording job %d failed; it will be retried", job.id)
+        finally:
+            self._running.pop(job.id, None)
+            self.wake()
+
+
+async def run_job(
+    job: JobRecord, rehoster: Rehoster, answering: Answering, gate: asyncio.Semaphore
+) -> RehostResult:
+    """Rehost one claimed job and record its end (with its batch's answer if last)."""
+    if job.attempts > MAX_JOB_ATTEMPTS:
+        answering.abandon(job)
+        return RehostResult(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
+    try:
+        async with gate:
+            outcome = await rehoster.run(job)
+    except Exception:
+        log.exception("rehosting job %d failed unexpectedly", job.id)
+        outcome = JobOutcome(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
+    return answering.finish(job, outcome)
