@@ -16,9 +16,6 @@ class Library:
         self._clock = clock
 
     def upload(self, upload_id: int) -> UploadRecord | None:
-        """Any upload by id; ids out of SQLite's range are simply unknown."""
-        if not -(2**63) <= upload_id < 2**63:
-            return None
         return self.store.upload(upload_id)
 
     def owned_upload(self, upload_id: int, platform: str, owner_id: str) -> UploadRecord | None:

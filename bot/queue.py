@@ -252,6 +252,7 @@ class JobQueue:
         lease: float,
         limit: int = 1,
         batch_id: str | None = None,
+        running: Iterable[int] = (),
     ) -> list[JobRecord]:
         """Lease up to ``limit`` runnable jobs to ``worker``, fairly across owners (or the
         jobs of one batch). Each claim counts as an attempt."""
@@ -260,12 +261,16 @@ class JobQueue:
         if not kinds:
             return []
         marks = ",".join("?" for _ in kinds)
-        scope, params = f"j.platform in ({marks})", list(kinds)
+        scope, params = f"j.platform in ({marks})", list[object](kinds)
         if batch_id is not None:
             scope += " and j.batch = ?"
             params.append(batch_id)
         else:  # a caller running its own batch works it itself
             scope += " and b.answer = 'outbox'"
+        mine = tuple(running)
+        if mine:  # never this worker's own jobs again, even if a renewal came late
+            scope += f" and j.id not in ({','.join('?' for _ in mine)})"
+            params.extend(mine)
         # Rank each pending job within its owner's queue (leased ones included, so an owner
         # with 4 uploads running is behind someone with none), then take the lowest ranks.
         sql = (
@@ -338,6 +343,12 @@ class JobQueue:
         return None if row[0] is None else float(row[0])
 
     # --- finishing ------------------------------------------------------------------------
+
+    def pending(self, conn: sqlite3.Connection, job_id: int) -> bool:
+        """Whether the job is still to be finished (a worker whose lease lapsed while it
+        worked may find that another finished it meanwhile: then it records nothing)."""
+        row = conn.execute("select state from jobs where id = ?", (job_id,)).fetchone()
+        return row is not None and row["state"] == JobState.PENDING
 
     def finish(
         self,

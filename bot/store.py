@@ -359,6 +359,9 @@ class Store:
             return _last_pk(table)
 
     def upload(self, upload_id: int) -> UploadRecord | None:
+        """The upload with this id; an id beyond SQLite's integers is simply unknown."""
+        if not -(2**63) <= upload_id < 2**63:
+            return None
         rows = list(self._rows("select * from uploads where id = ?", (upload_id,)))
         return UploadRecord.from_row(rows[0]) if rows else None
 

@@ -51,8 +51,11 @@ class Answering:
         self.on_answered = on_answered
 
     def finish(self, job: JobRecord, outcome: JobOutcome) -> RehostResult:
-        answered = None
         with self.store.transaction() as conn:
+            if not self.queue.pending(conn, job.id):
+                # Our lease lapsed and another worker finished it: its answer stands.
+                log.warning("job %d was finished by another worker meanwhile", job.id)
+                return RehostResult(outcome.source, error=outcome.error)
             upload_id = outcome.existing.id if outcome.existing is not None else None
             if outcome.new is not None:
                 upload_id = self.store.add_upload(
@@ -169,7 +172,11 @@ class JobWorker:
                     self._housekeeping()
                     housekept = loop.time()
                 free = self.slots - len(self._running)
-                jobs = self.queue.claim(self.name, self.platforms, self.lease, free) if free else []
+                jobs = []
+                if free:
+                    jobs = self.queue.claim(
+                        self.name, self.platforms, self.lease, free, running=self._running
+                    )
                 for job in jobs:
                     self._running[job.id] = asyncio.create_task(self._work(job))
                 if jobs:

@@ -45,7 +45,8 @@ def write_config(
     hosts = ", ".join(f'"{name}"' for name in order)
     text = f"[upload]\nhosts = [{hosts}]\nretry_backoff = 0.01\n{upload_extra}\n"
     text += "\n".join(tables)
-    text += f'\n[storage]\npath = "{tmp_path / "rehost.db"}"\n'
+    # Short leases: work of a stopped or killed bot is taken over within two seconds.
+    text += f'\n[storage]\npath = "{tmp_path / "rehost.db"}"\nlease_seconds = 2.0\n'
     path = tmp_path / "rehost.toml"
     path.write_text(text)
     return path

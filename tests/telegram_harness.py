@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,9 @@ def telegram_world(tg: TelegramEmulator) -> None:
     tg.add_user(ANN, first_name="Ann", username="ann")
     tg.add_user(BOB, first_name="Bob", username="bob")
     tg.add_user(NOBODY, first_name="Nobody", username="nobody", started=False)
-    tg.add_group(GROUP, title="Photos", admins=[ANN], creator=ANN)
+    # The bot is in privacy mode: it sees every message in GROUP (auto-rehost) only as
+    # an admin there; in QUIET_GROUP it sees only commands, replies to it and mentions.
+    tg.add_group(GROUP, title="Photos", admins=[ANN], creator=ANN, bot_is_admin=True)
     tg.add_group(QUIET_GROUP, title="Quiet", admins=[ANN], creator=ANN)
 
 
@@ -32,6 +35,27 @@ def telegram_config(tmp_path: Path, host: HostEmulator, tg: TelegramEmulator) ->
         f'base_file_url = "{tg.base_file_url}"\nauto_rehost_chats = [{GROUP}]\n'
     )
     return config
+
+
+async def settled(
+    adapter: TelegramAdapter, tg: TelegramEmulator, timeout: float = 20.0
+) -> None:
+    """Wait until the bot has nothing left to do: every update fetched and handled, every
+    job finished, every answer sent (or given up)."""
+    store = adapter.core.store
+
+    def busy() -> int:
+        row = store.db.execute(
+            "select (select count(*) from inbox where state = 'new')"
+            " + (select count(*) from jobs where state in ('pending', 'held'))"
+            " + (select count(*) from outbox where state = 'pending')"
+            " + (select count(*) from batches where state = 'open')"
+        ).fetchone()
+        return int(row[0])
+
+    async with asyncio.timeout(timeout):
+        while tg.pending_updates or busy():
+            await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

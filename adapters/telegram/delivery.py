@@ -1,47 +1,145 @@
-"""Posting results to Telegram, and changing those posts after a deletion."""
+"""Delivery: outbox rows become Telegram messages, paced under Telegram's flood limits.
+
+Telegram allows about one message per second in a chat, 20 per minute in a group and 30
+per second overall, and answers more with 429 and a ``retry_after``. Sends are paced per
+chat and overall (aiolimiter); a 429 postpones that row, and so that chat, for the whole
+``retry_after`` while other chats go on (the sender takes turns across chats). Nothing is
+ever posted into a chat because it is flooded.
+
+Telegram has no idempotency key: a crash between a send and its record would send it
+again at the next start (at-least-once). The window is kept to the one database write
+that follows each send.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import datetime as dtm
 import html
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
-from telegram import Bot, Message, ReplyParameters
-from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from aiolimiter import AsyncLimiter
+from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from adapters.telegram import render
-from adapters.telegram.trigger import PLATFORM, Trigger
-from bot.presenting import ResultLine, result_lines, upload_lines
-from bot.service import RehostResult, RehostService
+from adapters.telegram.trigger import PLATFORM
+from bot.app import Core
+from bot.outbox import OutboxRow
+from bot.presenting import upload_lines
+from bot.replyplan import PlannedMessage, lines, public_view
+from bot.sending import Delivered
+from bot.states import Visibility
 from bot.store import BotMessage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_RETRY_AFTER = 30.0
 
 
-async def with_retry(call: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
-    """Run a Bot API call, waiting out Telegram's 429 ``retry_after`` a few times."""
+@dataclass(frozen=True)
+class Pace:
+    """Leaky buckets ``(capacity, period)``, leaking ``capacity`` per ``period``: per chat,
+    per group (on top), and overall. A bucket sends at most ``capacity + rate x window`` in
+    any window, so these stay within Telegram's sliding limits: 5 in 5 s in a chat (about
+    one a second), 20 a minute in a group, 30 a second overall."""
+
+    per_chat: tuple[float, float] = (1, 1.25)  # a margin for the network's jitter
+    per_group: tuple[float, float] = (10, 60.0)
+    overall: tuple[float, float] = (10, 0.5)
+
+
+class Pacer:
+    def __init__(self, pace: Pace) -> None:
+        self.pace = pace
+        self._overall = AsyncLimiter(*pace.overall)
+        self._chats: dict[int, list[AsyncLimiter]] = {}
+
+    async def wait(self, chat_id: int) -> None:
+        limiters = self._chats.get(chat_id)
+        if limiters is None:
+            limiters = [AsyncLimiter(*self.pace.per_chat)]
+            if chat_id < 0:
+                limiters.append(AsyncLimiter(*self.pace.per_group))
+            self._chats[chat_id] = limiters
+        for limiter in limiters:
+            await limiter.acquire()
+        await self._overall.acquire()
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    value = error.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+async def with_retry(call: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """Run an interactive Bot API call (an edit, a command's answer), waiting out each
+    429 for its whole ``retry_after``."""
     for attempt in range(attempts):
         try:
             return await call()
         except RetryAfter as error:
             if attempt + 1 == attempts:
                 raise
-            delay = error.retry_after
-            seconds = delay if isinstance(delay, (int, float)) else delay.total_seconds()
-            await asyncio.sleep(min(float(seconds), MAX_RETRY_AFTER))
+            await asyncio.sleep(retry_after_seconds(error))
     raise AssertionError("unreachable")
 
 
 class Delivery:
-    def __init__(self, bot: Bot, service: RehostService) -> None:
+    def __init__(self, bot: Bot, core: Core, pacer: Pacer) -> None:
         self.bot = bot
-        self.service = service
+        self.core = core
+        self.pacer = pacer
+
+    async def deliver(self, row: OutboxRow) -> Delivered:
+        """Send one outbox row; how it went, for the sender to record."""
+        message = row.message
+        chat_id = int(message.chat_id) if message.chat_id is not None else int(message.owner_id)
+        text, keyboard = self._render(row, message)
+        await self.pacer.wait(chat_id)
+        try:
+            sent = await self.send(
+                chat_id,
+                text,
+                reply_to=int(message.reply_to) if message.reply_to else None,
+                keyboard=keyboard,
+                private=message.visibility is Visibility.PRIVATE,
+            )
+        except RetryAfter as error:
+            return Delivered.wait(retry_after_seconds(error))
+        except Forbidden as error:
+            if message.visibility is Visibility.PRIVATE and message.chat_id is None:
+                return Delivered("unreachable", reason=error.message)
+            return Delivered("failed", reason=f"forbidden: {error.message}")
+        except BadRequest as error:
+            return Delivered("failed", reason=f"bad request: {error.message}")
+        except (TimedOut, NetworkError) as error:
+            return Delivered("retry", reason=str(error))
+        return Delivered.sent(str(sent.chat_id), str(sent.message_id))
+
+    def _render(
+        self, row: OutboxRow, message: PlannedMessage
+    ) -> tuple[str, InlineKeyboardMarkup | None]:
+        shown = lines(message, self.core.library.upload)
+        if message.visibility is Visibility.PRIVATE:
+            where = message.about_chat or None if message.chat_id is None else None
+            return render.private_text(shown, where=where), render.private_keyboard(shown)
+        text = render.public_text(shown, owner=message.owner_name or None)
+        if message.tells_where_private_went:
+            text += self._private_note(row, message)
+        return text, render.public_keyboard(shown)
+
+    def _private_note(self, row: OutboxRow, message: PlannedMessage) -> str:
+        if self.core.rehost.outbox.private_outcome(row.batch) == "sent":
+            return "\n\nDelete links were sent privately."
+        mention = html.escape(message.owner_name or "The uploader")
+        return (
+            f"\n\n{mention}: start a private chat with @{self.bot.username} to get "
+            "your delete links; they wait there in /mine."
+        )
 
     async def send(
         self,
@@ -49,115 +147,44 @@ class Delivery:
         text: str,
         *,
         reply_to: int | None = None,
-        keyboard: object = None,
+        keyboard: InlineKeyboardMarkup | None = None,
         private: bool = False,
     ) -> Message:
         """Send HTML text; ``private`` texts may hold delete links: no link preview."""
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-        return await with_retry(
-            lambda: self.bot.send_message(
-                chat_id,
-                text,
-                parse_mode=ParseMode.HTML,
-                reply_parameters=reply,
-                reply_markup=keyboard,  # type: ignore[arg-type]
-                link_preview_options=render.NO_PREVIEW if private else None,
-            )
+        return await self.bot.send_message(
+            chat_id,
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_parameters=reply,
+            reply_markup=keyboard,
+            link_preview_options=render.NO_PREVIEW if private else None,
         )
 
-    @contextlib.asynccontextmanager
-    async def working(self, chat_id: int) -> AsyncIterator[None]:
-        """Show "sending photo..." in the chat until the block ends (it lasts 5 s a call)."""
-
-        async def keep_showing() -> None:
-            while True:
-                with contextlib.suppress(TelegramError):
-                    await self.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
-                await asyncio.sleep(4.5)
-
-        task = asyncio.create_task(keep_showing())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def post(self, trigger: Trigger, results: Sequence[RehostResult]) -> None:
-        """Answer a rehost: everything in private, or public links plus a private DM."""
-        lines = result_lines(results)
-        if trigger.private:
-            message = await self.send(
-                trigger.chat_id,
-                render.private_text(lines),
-                reply_to=trigger.reply_to,
-                keyboard=render.private_keyboard(lines),
-                private=True,
-            )
-            self._remember(results, message, public=False)
-            return
-        note = await self._send_delete_links(trigger, results, lines)
-        message = await self.send(
-            trigger.chat_id,
-            render.public_text(lines) + note,
-            reply_to=trigger.reply_to,
-            keyboard=render.public_keyboard(lines),
-        )
-        self._remember(results, message, public=True)
-
-    async def _send_delete_links(
-        self, trigger: Trigger, results: Sequence[RehostResult], lines: list[ResultLine]
-    ) -> str:
-        """DM the uploader their delete links; the line to add to the public post."""
-        if not any(result.delete_url for result in results):
-            return ""
-        try:
-            message = await self.send(
-                trigger.owner_id,
-                render.private_text(lines, where=trigger.chat_title),
-                keyboard=render.private_keyboard(lines),
-                private=True,
-            )
-        except Forbidden:
-            # Never fall back to the group: the link would be public.
-            mention = html.escape(trigger.owner_name or "The uploader")
-            return (
-                f"\n\n{mention}: start a private chat with @{self.bot.username} to get "
-                "your delete links; they wait there in /mine."
-            )
-        self._remember(results, message, public=False)
-        return "\n\nDelete links were sent privately."
-
-    def _remember(self, results: Sequence[RehostResult], message: Message, public: bool) -> None:
-        for result in results:
-            if result.upload is not None:
-                self.service.remember_reply(
-                    result.upload.id,
-                    PLATFORM,
-                    str(message.chat_id),
-                    str(message.message_id),
-                    public=public,
-                )
+    # --- after a deletion ----------------------------------------------------------------
 
     async def refresh(self, posts: Sequence[BotMessage]) -> None:
         """Re-render bot posts after a deletion; a public post with nothing left goes."""
         for post in posts:
+            if post.platform != PLATFORM:
+                continue
             try:
                 await self._refresh_one(post)
             except BadRequest as error:  # already deleted, or not modified
                 log.info("could not update message %s: %s", post.message_id, error)
 
     async def _refresh_one(self, post: BotMessage) -> None:
-        uploads = self.service.uploads_in_message(PLATFORM, post.chat_id, post.message_id)
-        lines = upload_lines(uploads)
+        uploads = self.core.library.uploads_in_message(PLATFORM, post.chat_id, post.message_id)
         chat_id, message_id = int(post.chat_id), int(post.message_id)
-        if post.visibility == "public":
-            if all(u.state != "active" for u in uploads):
+        if post.visibility == Visibility.PUBLIC:
+            if not any(upload.active for upload in uploads):
                 await with_retry(lambda: self.bot.delete_message(chat_id, message_id))
                 return
-            text, keyboard = render.public_text(lines), render.public_keyboard(lines)
+            shown = upload_lines(public_view(uploads))
+            text, keyboard = render.public_text(shown), render.public_keyboard(shown)
         else:
-            text, keyboard = render.private_text(lines), render.private_keyboard(lines)
+            shown = upload_lines(uploads)
+            text, keyboard = render.private_text(shown), render.private_keyboard(shown)
         await with_retry(
             lambda: self.bot.edit_message_text(
                 text,

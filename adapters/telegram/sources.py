@@ -6,7 +6,7 @@ from telegram import Bot, Message
 from telegram.error import BadRequest, TelegramError
 
 from bot.media import human_size
-from bot.service import Resolver, SourceRef
+from bot.requests import Resolver, SourceRef
 
 IMAGE_MIME_TYPES = frozenset(
     {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff"}
@@ -28,6 +28,7 @@ def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
             declared_size=largest.file_size,
             declared_mime="image/jpeg",
             source_key=f"telegram:{largest.file_unique_id}",
+            item_key=str(message.message_id),
         )
         return [ref], []
     document = message.document
@@ -42,6 +43,7 @@ def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
         declared_size=document.file_size,
         declared_mime=document.mime_type,
         source_key=f"telegram:{document.file_unique_id}",
+        item_key=str(message.message_id),
     )
     return [ref], []
 

@@ -1,4 +1,4 @@
-"""Why the bot is rehosting a Telegram message, and for whom."""
+"""Why the bot is rehosting a Telegram message, and for whom: the request it becomes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from telegram import Message
 
 from adapters.telegram.sources import image_sources
 from bot.expiration import Duration
-from bot.service import RehostRequest, SourceRef
+from bot.requests import RehostRequest
 
 PLATFORM = "telegram"
 
@@ -21,6 +21,7 @@ class Trigger:
     owner_id: int
     owner_name: str
     reply_to: int  # the message the answer replies to
+    key: str  # the platform event it comes from: handling it twice records it once
     expiration_given: bool = False
     expiration: Duration | None = None
     explicit: bool = False  # /upload: answer non-images plainly instead of ignoring them
@@ -29,8 +30,8 @@ class Trigger:
     def private(self) -> bool:
         return self.chat_title is None
 
-    def request(self, messages: Sequence[Message]) -> RehostRequest:
-        sources: list[SourceRef] = []
+    def request(self, messages: Sequence[Message], gather: float = 0.0) -> RehostRequest:
+        sources = []
         for message in messages:
             sources += image_sources(message)[0]
         return RehostRequest(
@@ -41,4 +42,8 @@ class Trigger:
             message_id=str(self.reply_to),
             expiration=self.expiration,
             use_default_expiration=not self.expiration_given,
+            key=self.key,
+            owner_name=self.owner_name,
+            chat_title=self.chat_title,
+            gather=gather,
         )

@@ -1,0 +1,125 @@
+"""Commands and buttons: /help, /mine, /delete, /autorehost, and the Delete buttons."""
+
+from __future__ import annotations
+
+from telegram import BotCommand, Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.ext import ContextTypes
+
+from adapters.telegram import render
+from adapters.telegram.deleting import Deletions
+from adapters.telegram.delivery import Delivery, with_retry
+from adapters.telegram.trigger import PLATFORM
+from bot.app import Core
+from bot.config import TelegramSettings
+from bot.presenting import chat_expiry_phrase, parse_expiry_argument
+
+Context = ContextTypes.DEFAULT_TYPE
+COMMANDS = [
+    BotCommand("upload", "rehost the photo this replies to (or captions)"),
+    BotCommand("mine", "your live uploads, with delete buttons (private)"),
+    BotCommand("delete", "delete one of your uploads: /delete ID (private)"),
+    BotCommand("autorehost", "admins: /autorehost on|off [duration]"),
+    BotCommand("help", "how to use this bot"),
+]
+
+
+class Commands:
+    def __init__(
+        self, core: Core, settings: TelegramSettings, delivery: Delivery, deletions: Deletions
+    ) -> None:
+        self.core = core
+        self.settings = settings
+        self.delivery = delivery
+        self.deletions = deletions
+
+    async def on_help(self, update: Update, context: Context) -> None:
+        if update.effective_message is not None:
+            await update.effective_message.reply_text(render.HELP)
+
+    async def on_mine(self, update: Update, context: Context) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        if message.chat.type != ChatType.PRIVATE:
+            await message.reply_text("Ask me for /mine in a private chat.")
+            return
+        text, keyboard = render.mine(self.core.library.live_uploads(PLATFORM, str(user.id)))
+        await with_retry(
+            lambda: self.delivery.send(message.chat_id, text, keyboard=keyboard, private=True)
+        )
+
+    async def on_delete(self, update: Update, context: Context) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        if message.chat.type != ChatType.PRIVATE:
+            await message.reply_text("Send /delete ID to me in a private chat.")
+            return
+        raw = (context.args or [""])[0].lstrip("#")
+        if not raw.isdigit():
+            await message.reply_text("Usage: /delete ID (the number shown in /mine).")
+            return
+        await self.deletions.ask_to_confirm(message.chat_id, user.id, int(raw))
+
+    async def on_autorehost(self, update: Update, context: Context) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        if message.chat.type == ChatType.PRIVATE:
+            await message.reply_text("Use /autorehost in a group, as one of its admins.")
+            return
+        member = await context.bot.get_chat_member(message.chat_id, user.id)
+        if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER):
+            await message.reply_text("Only the group's admins can change auto-rehost.")
+            return
+        args = context.args or []
+        switch = args[0].lower() if args else ""
+        if switch not in ("on", "off"):
+            await message.reply_text("Usage: /autorehost on [duration] or /autorehost off")
+            return
+        given, duration, error = parse_expiry_argument(" ".join(args[1:]) or None)
+        if error:
+            await message.reply_text(f"{error}.")
+            return
+        enabled = switch == "on"
+        if not enabled and message.chat_id in self.settings.auto_rehost_chats:
+            await message.reply_text(
+                "This group is set to auto-rehost in the bot's configuration; "
+                "ask the bot's operator to change it."
+            )
+            return
+        updated = self.core.library.set_auto_rehost(
+            PLATFORM, str(message.chat_id), enabled, duration if given else "keep"
+        )
+        if enabled:
+            expiry = chat_expiry_phrase(updated.default_expiration)
+            await message.reply_text(
+                f"Auto-rehost is on: every photo and image file here is rehosted ({expiry})."
+            )
+        else:
+            await message.reply_text("Auto-rehost is off.")
+
+    async def on_button(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        if query is None or query.data is None:
+            return
+        kind, _, raw = query.data.partition(":")
+        user_id = query.from_user.id
+        if not raw.isdigit() or kind not in ("del", "delok", "delno"):
+            await query.answer("This button is no longer valid.")
+            return
+        upload_id = int(raw)
+        chat_id = query.message.chat.id if query.message is not None else user_id
+        if kind == "del":
+            await query.answer()
+            await self.deletions.ask_to_confirm(chat_id, user_id, upload_id)
+        elif kind == "delno":
+            await query.answer("Kept.")
+            await query.edit_message_text(f"Kept #{upload_id}.")
+        else:
+            await query.answer()
+            text = await self.deletions.delete(user_id, upload_id)
+            await query.edit_message_text(
+                text, parse_mode="HTML", link_preview_options=render.NO_PREVIEW
+            )

@@ -1,0 +1,145 @@
+"""Intake: Telegram messages with images become recorded work, nothing more.
+
+The handlers here only decide what is asked for (which message, whose, what expiry) and
+submit it; the job worker uploads and the outbox sender answers. An album's messages are
+gathered in the database by their arrival: each one extends the album's wait, and its
+items are held until someone asks for the album (auto-rehost, or a ``/upload`` caption on
+one of its messages), so an album gets one answer however its items were spread over
+time, handlers or restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+from typing import Any
+
+from telegram import Message, Update, User
+from telegram.constants import ChatAction, ChatType
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from adapters.telegram.sources import has_media, image_sources
+from adapters.telegram.trigger import PLATFORM, Trigger
+from bot.app import Core
+from bot.config import TelegramSettings
+from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument
+
+log = logging.getLogger(__name__)
+Context = ContextTypes.DEFAULT_TYPE
+UPLOAD_CAPTION = re.compile(r"^/upload(@\w+)?(\s|$)", re.IGNORECASE)
+USAGE = (
+    "Send /upload [duration] as the caption of a photo or image file, or reply /upload "
+    "to a message that has one."
+)
+
+
+class Intake:
+    def __init__(self, core: Core, settings: TelegramSettings, album_wait: float) -> None:
+        self.core = core
+        self.settings = settings
+        self.album_wait = album_wait
+        self._actions: set[asyncio.Task[Any]] = set()
+
+    # --- handlers ------------------------------------------------------------------------
+
+    async def on_upload(self, update: Update, context: Context) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        text = message.caption if has_media(message) else message.text
+        argument = (text or "").split(maxsplit=1)[1:]
+        expiry = argument[0] if argument else None
+        _, _, error = parse_expiry_argument(expiry)
+        if error:
+            await message.reply_text(f"{error}.")
+            return
+        target = message if has_media(message) else message.reply_to_message
+        if target is None or not has_media(target):
+            await message.reply_text(USAGE)
+            return
+        trigger = self.trigger(message, user, explicit=True, expiry=expiry)
+        if target is not message:
+            trigger = dataclasses.replace(trigger, reply_to=target.message_id)
+        await self.rehost(trigger, target, context)
+
+    async def on_private_media(self, update: Update, context: Context) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        caption = message.caption or ""
+        _, _, error = parse_expiry_argument(caption)
+        expiry = caption if caption and not error else None  # a caption like "1d" sets expiry
+        trigger = self.trigger(message, user, explicit=True, expiry=expiry)
+        await self.rehost(trigger, message, context)
+
+    async def on_group_media(self, update: Update, context: Context) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or user.is_bot:
+            return
+        if self.auto_rehost(message.chat_id):
+            await self.rehost(self.trigger(message, user, explicit=False), message, context)
+        elif message.media_group_id is not None:
+            # A later /upload caption in the same album may ask for it: hold its items.
+            trigger = self.trigger(message, user, explicit=False)
+            request = trigger.request([message], gather=self.album_wait)
+            self.core.rehost.submit(request, wanted=False)
+
+    def auto_rehost(self, chat_id: int) -> bool:
+        if chat_id in self.settings.auto_rehost_chats:
+            return True
+        return self.core.library.chat_settings(PLATFORM, str(chat_id)).auto_rehost
+
+    # --- recording -----------------------------------------------------------------------
+
+    def trigger(
+        self, message: Message, user: User, *, explicit: bool, expiry: str | None = None
+    ) -> Trigger:
+        given, duration, _ = parse_expiry_argument(expiry)
+        chat = message.chat
+        key = f"{PLATFORM}:{chat.id}:{message.message_id}"
+        if message.media_group_id is not None:
+            key = f"{PLATFORM}:{chat.id}:album:{message.media_group_id}"
+        return Trigger(
+            chat_id=chat.id,
+            chat_title=None if chat.type == ChatType.PRIVATE else (chat.title or "the group"),
+            owner_id=user.id,
+            owner_name=user.full_name,
+            reply_to=message.message_id,
+            key=key,
+            expiration_given=given,
+            expiration=duration,
+            explicit=explicit,
+        )
+
+    async def rehost(self, trigger: Trigger, message: Message, context: Context) -> None:
+        images, others = image_sources(message)
+        if not images:
+            if trigger.explicit and others:
+                await message.reply_text(f"{others[0]} is {NOT_AN_IMAGE}.")
+            return
+        album = message.media_group_id is not None
+        if album and trigger.key != f"{PLATFORM}:{message.chat_id}:album:{message.media_group_id}":
+            trigger = dataclasses.replace(
+                trigger, key=f"{PLATFORM}:{message.chat_id}:album:{message.media_group_id}"
+            )
+        request = trigger.request([message], gather=self.album_wait if album else 0.0)
+        self.core.rehost.submit(request)
+        if not album or message.caption is not None:
+            self._show_working(context, trigger.chat_id)
+
+    def _show_working(self, context: Context, chat_id: int) -> None:
+        """One "sending photo..." per request (not per image): it costs no flood budget,
+        and it is only a courtesy, so it is not awaited by the handler."""
+
+        async def show() -> None:
+            try:
+                await context.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
+            except TelegramError as error:
+                log.debug("no chat action in %s: %s", chat_id, error)
+
+        task = asyncio.create_task(show())
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
