@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from sandbox.discord_cdn import LINK_LIFETIME
 from sandbox.discord_client import discord_endpoints, running_client
 from sandbox.discord_gateway import Gateway
 from sandbox.discord_http import RestCall, RestFrontend
@@ -39,7 +40,13 @@ from sandbox.discord_interactions import (
     resolve_options,
 )
 from sandbox.discord_interactions import ROUTES as INTERACTION_ROUTES
-from sandbox.discord_messages import announce, create_message, public_view
+from sandbox.discord_messages import (
+    announce,
+    create_message,
+    delete_message,
+    public_view,
+    served_view,
+)
 from sandbox.discord_model import (
     DEFAULT_EVERYONE,
     GUILD_TEXT,
@@ -82,10 +89,12 @@ class DiscordEmulator(LocalServer):
         ack_deadline: float = 3.0,
         heartbeat_interval_ms: int = 41_250,
         fetch_unfurls: bool = False,
+        attachment_url_lifetime: float = LINK_LIFETIME,
     ) -> None:
         """``privileged_intents``: what the developer portal allows; IDENTIFY asking for
         more is closed with 4014. ``fetch_unfurls``: really GET the links the bot posts
-        without SUPPRESS_EMBEDS, as Discord's preview crawler does (else only recorded)."""
+        without SUPPRESS_EMBEDS, as Discord's preview crawler does (else only recorded).
+        ``attachment_url_lifetime``: seconds a signed attachment URL works (about a day)."""
         self.world = World(
             application_id=application_id,
             bot_user_id=bot_user_id if bot_user_id is not None else application_id,
@@ -95,6 +104,7 @@ class DiscordEmulator(LocalServer):
             privileged_intents=privileged_intents,
             attachment_size_limit=attachment_size_limit,
             ack_deadline=ack_deadline,
+            attachment_url_lifetime=attachment_url_lifetime,
         )
         self.token = token
         self.gateway = Gateway(
@@ -288,9 +298,12 @@ class DiscordEmulator(LocalServer):
         channel_id: int = 0,
         declared_size: int | None = None,
         description: str | None = None,
+        expires_in: float | None = None,
     ) -> Json:
         """An attachment object whose signed ``url`` this emulator serves (the CDN).
-        ``declared_size`` makes ``size`` lie, as a client must not trust it."""
+        ``declared_size`` makes ``size`` lie, as a client must not trust it;
+        ``expires_in`` overrides the lifetime of these URLs (re-signed ones get the
+        emulator's ``attachment_url_lifetime``)."""
         world = self.world
         return world.cdn.add(
             world.ids.next(),
@@ -300,7 +313,13 @@ class DiscordEmulator(LocalServer):
             content_type,
             declared_size=declared_size,
             description=description,
+            expires_in=expires_in,
         )
+
+    def expire_attachment_urls(self) -> None:
+        """Every attachment URL signed so far stops working (the bot was down for a day);
+        messages fetched again and ``POST /attachments/refresh-urls`` give working ones."""
+        self.world.cdn.expire_all()
 
     def bytes_served(self, attachment_id: int | str) -> int:
         return self.world.cdn.bytes_served(int(attachment_id))
@@ -346,9 +365,13 @@ class DiscordEmulator(LocalServer):
         guild_id: int | None = None,
         options: Iterable[Json] = (),
         resolved: Json | None = None,
+        *,
+        age: float = 0.0,
     ) -> Json:
         """A user runs a registered chat-input command. An attachment option (type 11)
-        may carry the attachment object itself as ``value``; it is moved to ``resolved``."""
+        may carry the attachment object itself as ``value``; it is moved to ``resolved``.
+        ``age``: seconds the interaction's snowflake predates now; its token expires 15
+        minutes after that time (acknowledging still has 3 s from now)."""
         self._require_session()
         world = self.world
         channel = event_channel(world, channel_id, guild_id, user_id)
@@ -359,7 +382,7 @@ class DiscordEmulator(LocalServer):
             data["options"] = opts
         if res:
             data["resolved"] = res
-        return await self._push_interaction(APPLICATION_COMMAND, data, user_id, channel)
+        return await self._push_interaction(APPLICATION_COMMAND, data, user_id, channel, age=age)
 
     async def message_command(
         self,
@@ -368,16 +391,19 @@ class DiscordEmulator(LocalServer):
         channel_id: int | None,
         target_message: Json | int | str,
         guild_id: int | None = None,
+        *,
+        age: float = 0.0,
     ) -> Json:
-        """A user picks a message context-menu command on ``target_message``."""
+        """A user picks a message context-menu command on ``target_message`` (served
+        again: fresh attachment URLs). ``age`` as for :meth:`slash_command`."""
         self._require_session()
         world = self.world
         channel = event_channel(world, channel_id, guild_id, user_id)
         target = self._stored_message(target_message)
         data = command_data(find_command(world, name, 3, channel, user_id))
         data["target_id"] = target["id"]
-        data["resolved"] = {"messages": {target["id"]: public_view(target)}}
-        return await self._push_interaction(APPLICATION_COMMAND, data, user_id, channel)
+        data["resolved"] = {"messages": {target["id"]: served_view(world, target)}}
+        return await self._push_interaction(APPLICATION_COMMAND, data, user_id, channel, age=age)
 
     async def press_button(
         self,
@@ -387,9 +413,12 @@ class DiscordEmulator(LocalServer):
         message: Json | int | str,
         guild_id: int | None = None,
         values: list[str] | None = None,
+        *,
+        age: float = 0.0,
     ) -> Json:
         """A user uses the component ``custom_id`` of ``message`` (as it is now stored);
-        a missing or disabled component fails the test, as no user could click it."""
+        a missing or disabled component fails the test, as no user could click it.
+        ``age`` as for :meth:`slash_command`."""
         self._require_session()
         world = self.world
         channel = event_channel(world, channel_id, guild_id, user_id)
@@ -401,12 +430,19 @@ class DiscordEmulator(LocalServer):
         data: Json = {"custom_id": custom_id, "component_type": component["type"]}
         if values is not None:
             data["values"] = values
-        return await self._push_interaction(MESSAGE_COMPONENT, data, user_id, channel, msg)
+        return await self._push_interaction(MESSAGE_COMPONENT, data, user_id, channel, msg, age=age)
 
     async def _push_interaction(
-        self, itype: int, data: Json, user_id: int, channel: Channel, message: Json | None = None
+        self,
+        itype: int,
+        data: Json,
+        user_id: int,
+        channel: Channel,
+        message: Json | None = None,
+        *,
+        age: float = 0.0,
     ) -> Json:
-        inter = new_interaction(self.world, itype, data, user_id, channel, message)
+        inter = new_interaction(self.world, itype, data, user_id, channel, message, age=age)
         await self.gateway.dispatch("INTERACTION_CREATE", inter.payload)
         return copy.deepcopy(inter.payload)
 
@@ -416,6 +452,16 @@ class DiscordEmulator(LocalServer):
             return self.world.messages[message_id]
         except KeyError:
             raise AssertionError(f"unknown message {message_id}") from None
+
+    async def delete_user_message(self, channel_id: int, message_id: Json | int | str) -> None:
+        """A user deletes their own message: REST answers 10008 for it from now on, a
+        reply to it fails, and MESSAGE_DELETE goes out on the gateway."""
+        msg = self._stored_message(message_id)
+        if msg["channel_id"] != str(channel_id) or msg.get("deleted"):
+            raise AssertionError(f"no live message {msg['id']} in channel {channel_id}")
+        if int(msg["author"]["id"]) == self.world.bot_user_id:
+            raise AssertionError("that is the bot's message; a user cannot delete it")
+        await delete_message(self.world, msg)
 
     async def drop_gateway_connections(self, code: int = 4000) -> None:
         """Close every gateway websocket; discord.py then RESUMEs its session."""

@@ -3,19 +3,23 @@
 Discord attachment URLs look like
 ``https://cdn.discordapp.com/attachments/{channel}/{attachment}/{name}?ex=..&is=..&hm=..``;
 since 2024 the CDN refuses a URL whose signature (``hm``) is missing, wrong or expired
-("This content is no longer available."), so a fetcher must keep the query string.
+("This content is no longer available."), so a fetcher must keep the query string. A
+message served again carries freshly signed URLs, and ``POST /attachments/refresh-urls``
+re-signs old ones (:meth:`AttachmentStore.refresh`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
+import re
 import secrets
 import struct
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -24,6 +28,7 @@ Json = dict[str, Any]
 CHUNK = 64 * 1024
 LINK_LIFETIME = 24 * 3600
 GONE = "This content is no longer available."
+_PATH = re.compile(r"^(?:/media)?/attachments/\d+/(\d+)/[^/]+$")
 
 
 @dataclass
@@ -36,10 +41,11 @@ class StoredFile:
 class AttachmentStore:
     """Holds attachment bytes and answers ``/attachments/...`` like the CDN would."""
 
-    def __init__(self) -> None:
+    def __init__(self, lifetime: float = LINK_LIFETIME) -> None:
         self._secret = secrets.token_bytes(16)
         self._files: dict[int, StoredFile] = {}
         self.base_url = ""
+        self.lifetime = lifetime  # seconds a signed URL works
 
     def add(
         self,
@@ -51,18 +57,21 @@ class AttachmentStore:
         *,
         declared_size: int | None = None,
         description: str | None = None,
+        expires_in: float | None = None,
     ) -> Json:
-        """Store the bytes and return the attachment object Discord would send."""
+        """Store the bytes and return the attachment object Discord would send.
+        ``expires_in``: the lifetime of these first URLs (default :attr:`lifetime`)."""
         if not self.base_url:
             raise RuntimeError("start the emulator before adding attachments")
         self._files[attachment_id] = StoredFile(data, content_type)
         path = f"/attachments/{channel_id}/{attachment_id}/{quote(filename)}"
+        query = self._signature(attachment_id, expires_in)
         out: Json = {
             "id": str(attachment_id),
             "filename": filename,
             "size": len(data) if declared_size is None else declared_size,
-            "url": self.base_url + path + self._signature(attachment_id),
-            "proxy_url": self.base_url + "/media" + path + self._signature(attachment_id),
+            "url": self.base_url + path + query,
+            "proxy_url": self.base_url + "/media" + path + query,
             "flags": 0,
         }
         if content_type is not None:
@@ -78,9 +87,33 @@ class AttachmentStore:
         stored = self._files.get(attachment_id)
         return 0 if stored is None else stored.served
 
-    def _signature(self, attachment_id: int) -> str:
+    def expire_all(self) -> None:
+        """Make every URL signed so far invalid (a new key), as if they were days old."""
+        self._secret = secrets.token_bytes(16)
+
+    def refresh(self, url: str) -> str:
+        """``url`` signed anew, whatever its query; a URL that is not one of this CDN's
+        attachments comes back unchanged, as ``POST /attachments/refresh-urls`` does."""
+        parts = urlsplit(url)
+        match = _PATH.match(parts.path)
+        if match is None or not url.startswith(self.base_url + "/"):
+            return url
+        attachment_id = int(match.group(1))
+        if attachment_id not in self._files:
+            return url
+        return url.split("?")[0] + self._signature(attachment_id)
+
+    def fresh(self, attachment: Json) -> Json:
+        """The attachment object as served again: ``url`` and ``proxy_url`` re-signed."""
+        out = copy.deepcopy(attachment)
+        for key in ("url", "proxy_url"):
+            if isinstance(out.get(key), str):
+                out[key] = self.refresh(out[key])
+        return out
+
+    def _signature(self, attachment_id: int, lifetime: float | None = None) -> str:
         issued = int(time.time())
-        expires = issued + LINK_LIFETIME
+        expires = int(issued + (self.lifetime if lifetime is None else lifetime))
         return f"?ex={expires:x}&is={issued:x}&hm={self._mac(attachment_id, expires, issued)}"
 
     def _mac(self, attachment_id: int, expires: int, issued: int) -> str:

@@ -7,7 +7,9 @@
 - ``/webhooks/{application_id}/{token}`` carries follow-ups (``?wait=1`` returns the
   message) and ``/messages/@original`` edits. As on Discord, the first follow-up after a
   DEFERRED_CHANNEL_MESSAGE (type 5) replaces the "thinking" message and keeps the
-  ephemerality chosen when deferring, whatever flags it carries.
+  ephemerality chosen when deferring, whatever flags it carries. The token expires 15
+  minutes after the interaction's snowflake time: every webhook call after that answers
+  401 50027 "Invalid Webhook Token".
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sandbox.discord_messages import (
     delete_message,
     edit_message,
     public_view,
+    served_view,
 )
 from sandbox.discord_model import (
     ALL_PERMISSIONS,
@@ -88,8 +91,12 @@ def new_interaction(
     user_id: int,
     channel: Channel,
     message: Json | None = None,
+    *,
+    age: float = 0.0,
 ) -> Interaction:
-    iid = world.ids.next()
+    """``age``: how many seconds before now the interaction's snowflake was made (its
+    token expires by that time); the 3 s to acknowledge count from now, the dispatch."""
+    iid = world.ids.dated(age)
     token = f"emulator-interaction-{secrets.token_urlsafe(24)}"
     channel_json = channel.payload(world)
     payload: Json = {
@@ -124,7 +131,7 @@ def new_interaction(
             authorizing_integration_owners={"0": str(guild.id)},
         )
     if message is not None:
-        payload["message"] = public_view(message)
+        payload["message"] = served_view(world, message)
     record = Interaction(
         iid, token, itype, payload, time.monotonic(), channel.id, channel.guild_id, user_id
     )
@@ -327,6 +334,8 @@ def _webhook(world: World, m: Match) -> Interaction:
     inter = world.interactions_by_token.get(m["token"])
     if inter is None or m["app_id"] != str(world.application_id):
         raise ApiError(404, 10015, "Unknown Webhook")
+    if inter.token_expired():
+        raise ApiError(401, 50027, "Invalid Webhook Token")
     return inter
 
 

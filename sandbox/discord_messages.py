@@ -205,6 +205,15 @@ def public_view(msg: Json) -> Json:
     return out
 
 
+def served_view(world: World, msg: Json) -> Json:
+    """The message as served again later (a fetch): attachment URLs freshly signed, and
+    no ``nonce`` (only the create answer and MESSAGE_CREATE echo it)."""
+    out = public_view(msg)
+    out.pop("nonce", None)
+    out["attachments"] = [world.cdn.fresh(a) for a in out["attachments"]]
+    return out
+
+
 async def announce(world: World, event: str, msg: Json) -> None:
     """MESSAGE_CREATE / MESSAGE_UPDATE on the gateway; ephemeral messages stay private."""
     if msg["flags"] & EPHEMERAL:

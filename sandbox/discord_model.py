@@ -20,6 +20,8 @@ from sandbox.discord_cdn import AttachmentStore
 Json = dict[str, Any]
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
+# An interaction token works for follow-ups this long after the interaction's id time.
+INTERACTION_TOKEN_LIFETIME = 15 * 60
 
 # Permission bits (Discord "Permissions" reference).
 ADMINISTRATOR = 1 << 3
@@ -148,6 +150,10 @@ class Interaction:
     followups: list[Json] = field(default_factory=list)
     followup_ids: list[int] = field(default_factory=list)
 
+    def token_expired(self) -> bool:
+        """Discord refuses the webhook token 15 minutes after the id's time (not dispatch)."""
+        return time.time() >= snowflake_seconds(self.id) + INTERACTION_TOKEN_LIFETIME
+
 
 class EventSink(Protocol):
     """Where world changes are announced as gateway dispatches."""
@@ -169,11 +175,25 @@ class Snowflakes:
 
     def __init__(self) -> None:
         self._last = 0
+        self._dated = 0
 
     def next(self) -> int:
         now = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
         self._last = max(now, self._last + 1)
         return self._last
+
+    def dated(self, age: float) -> int:
+        """An id made ``age`` seconds ago; its low bits keep it apart from :meth:`next`'s."""
+        if age <= 0:
+            return self.next()
+        ms = int((time.time() - age) * 1000) - DISCORD_EPOCH_MS
+        self._dated += 1
+        return (ms << 22) | (1 << 21) | (self._dated % (1 << 21))
+
+
+def snowflake_seconds(snowflake: int) -> float:
+    """The Unix time a snowflake was made at."""
+    return ((snowflake >> 22) + DISCORD_EPOCH_MS) / 1000
 
 
 def iso_time(snowflake: int) -> str:
@@ -289,6 +309,7 @@ class World:
         privileged_intents: int,
         attachment_size_limit: int,
         ack_deadline: float,
+        attachment_url_lifetime: float,
     ) -> None:
         self.application_id = application_id
         self.bot_user_id = bot_user_id
@@ -311,7 +332,9 @@ class World:
         self.interactions_by_token: dict[str, Interaction] = {}
         self.unfurled: list[str] = []
         self.on_unfurl: Callable[[str], None] | None = None
-        self.cdn = AttachmentStore()
+        # (channel id, author id, nonce) -> the message created with that nonce
+        self.nonces: dict[tuple[int, int, str], int] = {}
+        self.cdn = AttachmentStore(attachment_url_lifetime)
         self.events: EventSink = _NoEvents()
 
     def note_unfurl(self, url: str) -> None:

@@ -2,11 +2,17 @@
 
 Each handler takes the :class:`World`, the parsed request and the path match, and returns
 a :class:`Reply` or raises :class:`ApiError` with Discord's status, code and message.
+
+``POST /channels/{id}/messages`` honours ``nonce`` + ``enforce_nonce`` (discord.py sends
+both when ``send(nonce=...)``): a second message with the same nonce by the same author in
+the channel within :data:`NONCE_WINDOW` seconds answers the first one and creates nothing.
+How long Discord remembers a nonce is documented only as "the past few minutes".
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 from sandbox.discord_messages import (
     announce,
@@ -14,6 +20,7 @@ from sandbox.discord_messages import (
     delete_message,
     edit_message,
     public_view,
+    served_view,
 )
 from sandbox.discord_model import (
     ADD_REACTIONS,
@@ -35,10 +42,14 @@ from sandbox.discord_model import (
     World,
     invalid_form,
     route,
+    snowflake_seconds,
 )
 
 Match = re.Match[str]
 SEND_FLAGS = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_COMPONENTS_V2
+NONCE_MAX_LENGTH = 25
+NONCE_WINDOW = 120.0  # seconds; Discord says "the past few minutes"
+MAX_REFRESH_URLS = 50
 _CHAT_NAME = re.compile(r"^[-_\w]{1,32}$")
 
 
@@ -208,10 +219,13 @@ def _check_can_send(world: World, channel: Channel, req: ApiRequest) -> None:
 
 
 def _reply_fields(world: World, channel: Channel, ref: Json) -> Json:
-    """message_reference -> the REPLY (type 19) fields Discord adds to the new message."""
-    target = world.messages.get(int(ref.get("message_id") or 0))
-    if target is None or target.get("deleted"):
-        if ref.get("fail_if_not_exists", True):
+    """message_reference -> the REPLY (type 19) fields Discord adds to the new message.
+    A target that is gone (or not in this channel) fails the send unless
+    ``fail_if_not_exists`` is false, which sends a plain message instead."""
+    target_id = snowflake(str(ref.get("message_id") or ""), "message_reference.message_id")
+    target = world.messages.get(target_id)
+    if target is None or target.get("deleted") or target["channel_id"] != str(channel.id):
+        if ref.get("fail_if_not_exists") is not False:
             raise invalid_form("message_reference", "REPLIES_UNKNOWN_MESSAGE", "Unknown message")
         return {}
     reference: Json = {"type": 0, "message_id": target["id"], "channel_id": target["channel_id"]}
@@ -220,12 +234,42 @@ def _reply_fields(world: World, channel: Channel, ref: Json) -> Json:
     return {"type": 19, "message_reference": reference, "referenced_message": public_view(target)}
 
 
+def _nonce(body: Json) -> str | None:
+    """The ``nonce`` as a key (an integer or a string of at most 25 characters)."""
+    nonce = body.get("nonce")
+    if nonce is None:
+        return None
+    if isinstance(nonce, bool) or not isinstance(nonce, str | int):
+        raise invalid_form("nonce", "BASE_TYPE_STRING_OR_INTEGER", "Must be a string or integer.")
+    if isinstance(nonce, str) and len(nonce) > NONCE_MAX_LENGTH:
+        raise invalid_form(
+            "nonce", "BASE_TYPE_MAX_LENGTH", f"Must be {NONCE_MAX_LENGTH} or fewer in length."
+        )
+    return str(nonce)
+
+
+def _same_nonce(world: World, channel: Channel, nonce: str) -> Json | None:
+    """The live message this author sent here with ``nonce`` in the last few minutes."""
+    message_id = world.nonces.get((channel.id, world.bot_user_id, nonce))
+    if message_id is None or time.time() - snowflake_seconds(message_id) > NONCE_WINDOW:
+        return None
+    msg = world.messages.get(message_id)
+    return None if msg is None or msg.get("deleted") else msg
+
+
 async def post_message(world: World, req: ApiRequest, m: Match) -> Reply:
     channel = _channel(world, m)
     _check_can_send(world, channel, req)
     body: Json = req.json or {}
+    nonce = _nonce(body)
+    if nonce is not None and body.get("enforce_nonce") is True:
+        earlier = _same_nonce(world, channel, nonce)
+        if earlier is not None:
+            return Reply(200, public_view(earlier))
     ref = body.get("message_reference")
     extra = _reply_fields(world, channel, ref) if ref else {}
+    if nonce is not None:
+        extra["nonce"] = body["nonce"]
     msg = create_message(
         world,
         channel,
@@ -235,6 +279,8 @@ async def post_message(world: World, req: ApiRequest, m: Match) -> Reply:
         allowed_flags=SEND_FLAGS,
         extra=extra,
     )
+    if nonce is not None:
+        world.nonces[(channel.id, world.bot_user_id, nonce)] = int(msg["id"])
     await announce(world, "MESSAGE_CREATE", msg)
     return Reply(200, public_view(msg))
 
@@ -248,7 +294,7 @@ def _message(world: World, m: Match) -> tuple[Channel, Json]:
 async def get_message(world: World, req: ApiRequest, m: Match) -> Reply:
     channel, msg = _message(world, m)
     world.require(channel, READ_MESSAGE_HISTORY)
-    return Reply(200, public_view(msg))
+    return Reply(200, served_view(world, msg))
 
 
 async def patch_message(world: World, req: ApiRequest, m: Match) -> Reply:
@@ -314,6 +360,24 @@ async def create_dm(world: World, req: ApiRequest, m: Match) -> Reply:
     return Reply(200, world.dm_channel(user_id).payload(world))
 
 
+async def refresh_attachment_urls(world: World, req: ApiRequest, m: Match) -> Reply:
+    """Re-sign attachment URLs, expired or not; others come back unchanged."""
+    body = req.json if isinstance(req.json, dict) else {}
+    urls = body.get("attachment_urls")
+    if urls is None:
+        raise invalid_form("attachment_urls", "BASE_TYPE_REQUIRED", "This field is required")
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise invalid_form("attachment_urls", "LIST_TYPE_CONVERT", "Must be an array of strings.")
+    if len(urls) > MAX_REFRESH_URLS:
+        raise invalid_form(
+            "attachment_urls",
+            "BASE_TYPE_MAX_LENGTH",
+            f"Must be {MAX_REFRESH_URLS} or fewer in length.",
+        )
+    refreshed = [{"original": url, "refreshed": world.cdn.refresh(url)} for url in urls]
+    return Reply(200, {"refreshed_urls": refreshed})
+
+
 async def get_member(world: World, req: ApiRequest, m: Match) -> Reply:
     guild = world.guild(snowflake(m["guild_id"], "guild_id"))
     user_id = snowflake(m["user_id"], "user_id")
@@ -352,4 +416,5 @@ ROUTES: list[Route] = [
     route("POST", "/channels/{channel_id}/typing", typing),
     route("POST", "/users/@me/channels", create_dm),
     route("GET", "/guilds/{guild_id}/members/{user_id}", get_member),
+    route("POST", "/attachments/refresh-urls", refresh_attachment_urls),
 ]

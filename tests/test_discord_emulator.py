@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import discord
@@ -150,6 +152,7 @@ async def test_message_context_menu_gets_target_with_attachments(
     attachment = dc.add_attachment(PNG, "dog.png", "image/png", channel_id=CHANNEL)
     posted = await dc.send_message(CHANNEL, ANN, "look", [attachment], guild_id=GUILD)
     await asyncio.wait_for(bot.messages.get(), 5)
+    dc.expire_attachment_urls()  # the target is served again, with fresh URLs
     interaction = await dc.message_command("Rehost images", BOB, CHANNEL, posted, GUILD)
 
     message = await asyncio.wait_for(seen, 5)
@@ -390,3 +393,191 @@ async def test_wire_details(dc: DiscordEmulator) -> None:
     assert unanswered == []
     with pytest.raises(AssertionError, match="no matching REST call"):
         await dc.wait_for(_path_has("DELETE", "/nothing"), timeout=0.05)
+
+
+# -- stricter than kind: expiring tokens and URLs, nonces, replies to deleted messages
+
+
+async def _sync_command(bot: EmuBot, name: str, callback: Any) -> None:
+    bot.tree.command(name=name, description=name, guild=discord.Object(GUILD))(callback)
+    await bot.tree.sync(guild=discord.Object(GUILD))
+
+
+def _http_error(exc: BaseException) -> tuple[int, int]:
+    assert isinstance(exc, discord.HTTPException), exc
+    return exc.status, exc.code
+
+
+async def test_interaction_token_expires_15_minutes_after_its_snowflake(
+    dc: DiscordEmulator, bot: EmuBot
+) -> None:
+    outcomes: asyncio.Queue[list[BaseException | None]] = asyncio.Queue()
+
+    async def try_all(*calls: Any) -> list[BaseException | None]:
+        results: list[BaseException | None] = []
+        for call in calls:
+            try:
+                await call()
+                results.append(None)
+            except discord.HTTPException as exc:
+                results.append(exc)
+        return results
+
+    async def stale(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)  # the callback counts from dispatch
+        await outcomes.put(
+            await try_all(
+                lambda: interaction.followup.send("late"),
+                interaction.original_response,
+                lambda: interaction.edit_original_response(content="late"),
+                interaction.delete_original_response,
+            )
+        )
+
+    async def fresh(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        first = await try_all(lambda: interaction.followup.send("in time"))
+        # discord.py reads the same expiry from the snowflake; wait for it, then try again.
+        await discord.utils.sleep_until(interaction.expires_at + datetime.timedelta(seconds=0.05))
+        await outcomes.put(
+            first + await try_all(lambda: interaction.edit_original_response(content="x"))
+        )
+
+    await _sync_command(bot, "stale", stale)
+    await _sync_command(bot, "fresh", fresh)
+
+    old = await dc.slash_command("stale", ANN, CHANNEL, GUILD, age=15 * 60 + 5)
+    results = await asyncio.wait_for(outcomes.get(), 5)
+    assert [_http_error(r) for r in results if r is not None] == [(401, 50027)] * 4
+    assert [r["type"] for r in dc.interaction_responses(old["id"])] == [5]
+    assert dc.followups(old["token"]) == []
+
+    young = await dc.slash_command("fresh", ANN, CHANNEL, GUILD, age=15 * 60 - 2)
+    sent, late = await asyncio.wait_for(outcomes.get(), 10)
+    assert sent is None and _http_error(late or Exception()) == (401, 50027)
+    assert [f["action"] for f in dc.followups(young["token"])] == ["send"]
+
+
+async def test_old_button_press_can_be_acknowledged_but_not_edited(
+    dc: DiscordEmulator, bot: EmuBot
+) -> None:
+    failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    class Old(discord.ui.View):
+        @discord.ui.button(label="Go", custom_id="go")
+        async def go(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
+            await interaction.response.defer()
+            try:
+                await interaction.edit_original_response(content="edited")
+            except discord.HTTPException as exc:
+                failed.set_result(exc)
+
+    channel = bot.get_channel(CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    sent = await channel.send("press", view=Old(timeout=None))
+    press = await dc.press_button("go", ANN, CHANNEL, sent.id, GUILD, age=20 * 60)
+    assert _http_error(await asyncio.wait_for(failed, 5)) == (401, 50027)
+    assert [r["type"] for r in dc.interaction_responses(press["id"])] == [6]
+    assert dc.message(sent.id)["content"] == "press"
+
+
+async def test_attachment_urls_expire_and_are_signed_again(
+    dc: DiscordEmulator, bot: EmuBot
+) -> None:
+    attachment = dc.add_attachment(PNG, "a.png", "image/png", channel_id=CHANNEL)
+    posted = await dc.send_message(CHANNEL, ANN, "look", [attachment], guild_id=GUILD)
+    await asyncio.wait_for(bot.messages.get(), 5)
+    short = dc.add_attachment(b"gone", "b.txt", "text/plain", expires_in=0)
+    dc.expire_attachment_urls()  # the bot was down for a day
+
+    channel = bot.get_channel(CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    fetched = await channel.fetch_message(int(posted["id"]))
+    assert fetched.attachments[0].url != attachment["url"]
+    assert await fetched.attachments[0].read() == PNG
+
+    elsewhere = "https://img.example/a.png"
+    urls = [attachment["url"], short["url"], elsewhere]
+    route = discord.http.Route("POST", "/attachments/refresh-urls")
+    answer = await bot.http.request(route, json={"attachment_urls": urls})
+    pairs = [(r["original"], r["refreshed"]) for r in answer["refreshed_urls"]]
+    assert [original for original, _ in pairs] == urls
+    assert pairs[2] == (elsewhere, elsewhere)  # not an attachment URL: returned unchanged
+    async with aiohttp.ClientSession() as http:
+        for url in (attachment["url"], short["url"]):
+            async with http.get(url) as response:
+                assert response.status == 404
+        for url, data in ((pairs[0][1], PNG), (pairs[1][1], b"gone")):
+            async with http.get(url) as response:
+                assert await response.read() == data
+        async with http.post(f"{dc.api_base}/attachments/refresh-urls", json=answer) as response:
+            assert response.status == 401  # needs the bot token
+
+
+async def test_attachment_url_lifetime_is_configurable() -> None:
+    async with DiscordEmulator(application_id=APP_ID, attachment_url_lifetime=3600) as hourly:
+        url = hourly.add_attachment(PNG, "a.png", "image/png")["url"]
+        query = {key: int(value, 16) for key, [value] in parse_qs(urlsplit(url).query).items()}
+        assert query["ex"] - query["is"] == 3600
+
+
+async def test_enforced_nonce_answers_the_earlier_message(dc: DiscordEmulator, bot: EmuBot) -> None:
+    channel = bot.get_channel(CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    first = await channel.send("links", nonce="rehost-42")
+    again = await channel.send("links", nonce="rehost-42")
+    assert again.id == first.id and again.nonce == "rehost-42"
+    assert len(dc.channel_messages(CHANNEL)) == 1
+
+    ann = await bot.fetch_user(ANN)
+    in_dm = await ann.send("links", nonce="rehost-42")  # another channel: a new message
+    assert (await ann.send("links", nonce="rehost-42")).id == in_dm.id != first.id
+    assert len(dc.channel_messages(dc.dm_channel_of(ANN) or 0)) == 1
+
+    with pytest.raises(discord.HTTPException) as caught:
+        await channel.send("links", nonce="n" * 26)
+    assert (caught.value.status, caught.value.code) == (400, 50035)
+
+    route = discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=CHANNEL)
+    plain = [await bot.http.request(route, json={"content": "x", "nonce": "p"}) for _ in "ab"]
+    assert plain[0]["id"] != plain[1]["id"] and plain[0]["nonce"] == "p"
+    assert len(dc.channel_messages(CHANNEL)) == 3
+
+
+async def test_reply_to_deleted_message_fails_unless_told_not_to(
+    dc: DiscordEmulator, bot: EmuBot
+) -> None:
+    posted = await dc.send_message(CHANNEL, ANN, "image", guild_id=GUILD)
+    incoming = await asyncio.wait_for(bot.messages.get(), 5)
+    deleted = asyncio.ensure_future(bot.wait_for("raw_message_delete", timeout=5))
+    await asyncio.sleep(0)  # let the waiter register
+    await dc.delete_user_message(CHANNEL, posted["id"])
+    assert (await deleted).message_id == incoming.id
+
+    with pytest.raises(discord.HTTPException) as caught:
+        await incoming.reply("links")
+    assert (caught.value.status, caught.value.code) == (400, 50035)
+    reference = incoming.to_reference(fail_if_not_exists=False)
+    plain = await incoming.channel.send("links", reference=reference)
+    assert plain.reference is None
+    stored = dc.message(plain.id)
+    assert stored["type"] == 0 and "message_reference" not in stored
+
+    body = {"content": "x", "message_reference": {"message_id": str(posted["id"])}}
+    headers = {"Authorization": f"Bot {dc.token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{dc.api_base}/channels/{CHANNEL}/messages", json=body, headers=headers) as r,
+    ):
+        assert r.status == 400
+        assert await r.json() == {
+            "code": 50035,
+            "message": "Invalid Form Body",
+            "errors": {
+                "message_reference": {
+                    "_errors": [{"code": "REPLIES_UNKNOWN_MESSAGE", "message": "Unknown message"}]
+                }
+            },
+        }
+    with pytest.raises(AssertionError, match="no live message"):
+        await dc.delete_user_message(CHANNEL, posted["id"])
