@@ -13,6 +13,10 @@ The world (users, groups, files, messages) lives in ``sandbox.telegram_world``, 
 methods in ``sandbox.telegram_methods``, text formatting in ``sandbox.telegram_text``.
 ``getUpdates`` calls are not recorded in ``calls`` (pass ``record_polling=True`` to
 record them): they are the library's plumbing, not what the bot did.
+
+As on the real platform, the bot is in privacy mode (in groups where it is not an admin
+it sees only commands, replies to it and mentions of it) and sends are flood-limited
+(``sandbox.telegram_flood``: 429 with ``retry_after``, then a flood wait on the chat).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import aiohttp
 from aiohttp import web
 
 from sandbox.lifecycle import LocalServer
+from sandbox.telegram_flood import SENDING_METHODS, TELEGRAM_LIMITS, FloodControl, FloodLimits
 from sandbox.telegram_methods import BY_LOWER_NAME, METHODS
 from sandbox.telegram_text import fix_text
 from sandbox.telegram_wire import (
@@ -92,15 +97,20 @@ class TelegramEmulator(LocalServer):
         max_download_bytes: int = 20 * 1024 * 1024,
         *,
         bot_name: str = "Rehost Test Bot",
-        privacy_mode: bool = False,
+        privacy_mode: bool = True,
         fetch_link_previews: bool = False,
         record_polling: bool = False,
+        flood_limits: FloodLimits | None = TELEGRAM_LIMITS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``privacy_mode``: in groups, deliver only commands and replies to the bot
-        (BotFather's default for real bots). ``fetch_link_previews``: GET the URL Telegram
-        would preview for each bot message; the URLs land in ``preview_fetches``."""
+        """``privacy_mode``: in groups where the bot is not an admin, deliver only
+        commands, replies to the bot and mentions of it (BotFather's default for real
+        bots). ``fetch_link_previews``: GET the URL Telegram would preview for each bot
+        message; the URLs land in ``preview_fetches``. ``flood_limits``: Telegram's by
+        default, None for none; ``clock`` (seconds) times them."""
         self.token = token
         self.world = World(bot_id, bot_username, bot_name, max_download_bytes, privacy_mode)
+        self.flood_control = FloodControl(flood_limits, clock)
         self.calls: list[SentCall] = []
         self.preview_fetches: list[str] = []
         # Exceptions raised inside the emulator while handling a call; tests may assert
@@ -179,7 +189,7 @@ class TelegramEmulator(LocalServer):
             if method not in METHODS:
                 raise _NOT_FOUND
             self._scripted_failure(method)
-            result = await METHODS[method](self.world, params)
+            result = await self._run(method, params)
         except ApiError as exc:
             self._record(method, params, exc.status)
             return error(exc)
@@ -189,6 +199,32 @@ class TelegramEmulator(LocalServer):
             return error(ApiError(500, f"Internal Server Error: {exc!r}"))
         self._record(method, params, 200)
         return ok(result)
+
+    async def _run(self, method: str, params: dict[str, Any]) -> Any:
+        chat_id = self._sent_to(method, params)
+        if chat_id is None:
+            return await METHODS[method](self.world, params)
+        media = params.get("media")
+        sends = len(media) if method == "sendMediaGroup" and isinstance(media, list) else 1
+        at = self.flood_control.admit(chat_id, sends)  # 429 while flooded
+        try:
+            return await METHODS[method](self.world, params)
+        except ApiError:  # refused: no message was created
+            self.flood_control.refund(chat_id, at, sends)
+            raise
+
+    def _sent_to(self, method: str, params: dict[str, Any]) -> int | None:
+        """The chat a message-creating call writes to; None if it creates no message or
+        names no known chat (the method itself then answers the error)."""
+        if method not in SENDING_METHODS:
+            return None
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int | str):
+            return None
+        try:
+            return self.world.find_chat(chat_id).id
+        except ApiError:
+            return None
 
     def _download(self, rest: str) -> web.StreamResponse:
         token, _, file_path = rest.partition("/")
@@ -244,6 +280,11 @@ class TelegramEmulator(LocalServer):
         failure = _Failure(status, retry_after, description, times)
         self._failures.setdefault(name, []).append(failure)
 
+    def flood(self, chat_id: int, retry_after: int) -> None:
+        """Put the chat in a flood wait now: for ``retry_after`` s every message sent to
+        it is refused with 429 and the seconds left (like a real group the bot flooded)."""
+        self.flood_control.flood(chat_id, retry_after)
+
     # --- building the world -------------------------------------------------------------
 
     def add_user(
@@ -283,6 +324,13 @@ class TelegramEmulator(LocalServer):
         chat = ChatRecord(chat_id, type, title, username, set(admins), creator, bot_is_admin)
         self.world.groups[chat_id] = chat
         return chat.to_api()
+
+    def set_bot_admin(self, chat_id: int, is_admin: bool = True) -> None:
+        """Promote (or demote) the bot in a group: an admin bot sees every message there,
+        even in privacy mode."""
+        if chat_id not in self.world.groups:
+            raise ValueError(f"unknown group {chat_id}: call add_group() first")
+        self.world.groups[chat_id].bot_is_admin = is_admin
 
     def add_file(
         self,
@@ -399,7 +447,8 @@ class TelegramEmulator(LocalServer):
         return message
 
     def _delivered(self, chat: ChatRecord, message: JSON) -> bool:
-        """Privacy mode: in groups a bot sees only commands and replies to itself."""
+        """Privacy mode: in groups where it is not an admin, a bot sees only commands,
+        replies to itself and mentions of itself."""
         if not self.world.privacy_mode or chat.user is not None or chat.bot_is_admin:
             return True
         text = message.get("text") or message.get("caption") or ""
@@ -408,7 +457,20 @@ class TelegramEmulator(LocalServer):
             addressee = command.partition("@")[2]
             return not addressee or addressee.lower() == self.world.bot_username.lower()
         replied = message.get("reply_to_message", {})
-        return bool(replied.get("from", {}).get("id") == self.world.bot_id)
+        if replied.get("from", {}).get("id") == self.world.bot_id:
+            return True
+        return self._mentioned(text, message.get("entities") or message.get("caption_entities"))
+
+    def _mentioned(self, text: str, entities: list[JSON] | None) -> bool:
+        """Whether an ``@username`` mention in ``text`` names the bot."""
+        encoded = text.encode("utf-16-le")
+        for entity in entities or []:
+            if entity["type"] == "mention":
+                start, end = entity["offset"] * 2, (entity["offset"] + entity["length"]) * 2
+                name = encoded[start:end].decode("utf-16-le")
+                if name[1:].lower() == self.world.bot_username.lower():
+                    return True
+        return False
 
     # --- what the bot did ---------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from telegram.ext import (
 
 from sandbox.telegram_api import TelegramEmulator
 from sandbox.telegram_entities import EntityParseError, normalize_url
+from sandbox.telegram_flood import FloodLimits
 from sandbox.telegram_markdown import parse_markdown_v2
 from sandbox.telegram_ptb import application_builder, running, running_application
 
@@ -40,6 +41,9 @@ NOBODY = 8  # never started the bot
 GROUP = -1001234567890
 BIG_PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (1280).to_bytes(4, "big") * 2 + b"x"
 SMALL_PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (90).to_bytes(4, "big") * 2 + b"y"
+
+BOB, CY = 10, 11
+OTHER_GROUP = -1001234567891
 
 Context = ContextTypes.DEFAULT_TYPE
 App = Application[Any, Any, Any, Any, Any, Any]
@@ -63,6 +67,43 @@ async def app(tg: TelegramEmulator) -> AsyncIterator[App]:
 
 def method_is(name: str) -> Any:
     return lambda call: call.method == name
+
+
+class Clock:
+    """A clock the test moves by hand, for the flood limits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def timed() -> AsyncIterator[tuple[TelegramEmulator, Clock]]:
+    """An emulator with Telegram's default flood limits on a hand-moved clock."""
+    clock = Clock()
+    async with TelegramEmulator(clock=clock) as emulator:
+        for user_id in (ANN, BOB, CY):
+            emulator.add_user(user_id, username=None)
+        emulator.add_group(GROUP)
+        emulator.add_group(OTHER_GROUP)
+        yield emulator, clock
+        assert emulator.server_errors == []
+
+
+async def send(client: httpx.AsyncClient, tg: TelegramEmulator, chat_id: int) -> httpx.Response:
+    url = f"{tg.base_url}{tg.token}/sendMessage"
+    return await client.post(url, json={"chat_id": chat_id, "text": "hi"})
+
+
+def flood_answer(retry_after: int) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "error_code": 429,
+        "description": f"Too Many Requests: retry after {retry_after}",
+        "parameters": {"retry_after": retry_after},
+    }
 
 
 async def test_command_handler_replies(tg: TelegramEmulator, app: App) -> None:
@@ -186,6 +227,111 @@ async def test_scripted_429_raises_retry_after(
         await app.bot.delete_message(ANN, 1)
 
 
+async def test_a_chat_takes_five_messages_in_five_seconds_then_a_flood_wait(
+    timed: tuple[TelegramEmulator, Clock],
+) -> None:
+    tg, clock = timed
+    async with httpx.AsyncClient() as client:
+        for _ in range(5):
+            assert (await send(client, tg, ANN)).status_code == 200
+            clock.now += 0.5
+        refused = await send(client, tg, ANN)  # 2.5 s after the first of five
+        assert (refused.status_code, refused.json()) == (429, flood_answer(3))
+        assert (await send(client, tg, BOB)).status_code == 200  # other chats still fine
+        clock.now += 2.75  # the first message has left the window, but the wait holds
+        assert (await send(client, tg, ANN)).json() == flood_answer(1)
+        clock.now += 0.25
+        assert (await send(client, tg, ANN)).status_code == 200
+    assert [c.status for c in tg.calls_to("sendMessage")] == [200] * 5 + [429, 200, 429, 200]
+    assert len(tg.messages(ANN)) == 6  # refused sends created nothing
+
+
+async def test_a_bot_that_ignores_retry_after_stays_refused(
+    timed: tuple[TelegramEmulator, Clock],
+) -> None:
+    tg, clock = timed
+    async with httpx.AsyncClient() as client:
+        for _ in range(5):
+            await send(client, tg, ANN)
+        assert (await send(client, tg, ANN)).json() == flood_answer(5)
+        for seconds_left in (4, 3, 2, 1):
+            clock.now += 1
+            assert (await send(client, tg, ANN)).json() == flood_answer(seconds_left)
+        clock.now += 1
+        assert (await send(client, tg, ANN)).status_code == 200
+
+
+async def test_a_group_takes_twenty_messages_a_minute(
+    timed: tuple[TelegramEmulator, Clock],
+) -> None:
+    tg, clock = timed
+    async with httpx.AsyncClient() as client:
+        for _ in range(20):
+            assert (await send(client, tg, GROUP)).status_code == 200
+            clock.now += 1  # one a second: within the per-chat limit
+        assert (await send(client, tg, GROUP)).json() == flood_answer(40)
+        assert (await send(client, tg, OTHER_GROUP)).status_code == 200
+        clock.now += 40
+        assert (await send(client, tg, GROUP)).status_code == 200
+    assert len(tg.messages(GROUP)) == 21
+
+
+async def test_the_bot_takes_thirty_messages_a_second_overall() -> None:
+    clock = Clock()
+    async with TelegramEmulator(clock=clock) as tg, httpx.AsyncClient() as client:
+        chats = range(1, 8)
+        for chat_id in chats:
+            tg.add_user(chat_id, username=None)
+        for chat_id in chats[:6]:
+            for _ in range(5):
+                assert (await send(client, tg, chat_id)).status_code == 200
+        assert (await send(client, tg, 7)).json() == flood_answer(1)
+        clock.now += 1
+        assert (await send(client, tg, 7)).status_code == 200
+
+
+async def test_only_messages_count_and_only_sent_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    clock = Clock()
+    limits = FloodLimits(per_chat=(1, 5.0))
+    async with TelegramEmulator(clock=clock, flood_limits=limits) as tg:
+        tg.add_user(ANN)
+        async with application_builder(tg).build().bot as bot:
+            with pytest.raises(BadRequest, match="Message text is empty"):
+                await bot.send_message(ANN, " ")
+            sent = await bot.send_message(ANN, "the one message")
+            for _ in range(3):  # no flood limit on actions, edits, reads, deletions
+                assert await bot.send_chat_action(ANN, "typing")
+                await bot.get_chat(ANN)
+            await bot.edit_message_text("edited", ANN, sent.message_id)
+            assert await bot.delete_message(ANN, sent.message_id)
+            with pytest.raises(RetryAfter):
+                await bot.send_message(ANN, "a second one within 5 s")
+            assert await bot.send_chat_action(ANN, "typing")  # allowed during the wait
+
+
+async def test_flood_puts_a_chat_in_a_flood_wait_now(
+    tg: TelegramEmulator, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    tg.flood(GROUP, retry_after=30)
+    with pytest.raises(RetryAfter) as caught:
+        await app.bot.send_message(GROUP, "results")
+    assert caught.value.retry_after == dtm.timedelta(seconds=30)
+    await app.bot.send_message(ANN, "other chats are fine")
+    assert [c.status for c in tg.calls_to("sendMessage")] == [429, 200]
+    assert tg.messages(GROUP) == []
+
+
+async def test_flood_limits_none_sends_without_limit_but_flood_still_works() -> None:
+    async with TelegramEmulator(flood_limits=None) as tg, httpx.AsyncClient() as client:
+        tg.add_group(GROUP)
+        for _ in range(40):
+            assert (await send(client, tg, GROUP)).status_code == 200
+        tg.flood(GROUP, retry_after=7)
+        assert (await send(client, tg, GROUP)).json() == flood_answer(7)
+
+
 async def test_album_arrives_as_one_update_per_photo(tg: TelegramEmulator, app: App) -> None:
     seen: list[tuple[str | None, str | None]] = []
     three = asyncio.Event()
@@ -197,6 +343,7 @@ async def test_album_arrives_as_one_update_per_photo(tg: TelegramEmulator, app: 
             three.set()
 
     app.add_handler(MessageHandler(filters.PHOTO, photo))
+    tg.set_bot_admin(GROUP)  # in privacy mode a bot sees uncaptioned photos only as admin
     tg.send_photo(GROUP, ANN, BIG_PHOTO, caption="/rehost", media_group_id="album-1")
     tg.send_photo(GROUP, ANN, BIG_PHOTO, media_group_id="album-1")
     tg.send_photo(GROUP, ANN, BIG_PHOTO, media_group_id="album-1")
@@ -205,7 +352,7 @@ async def test_album_arrives_as_one_update_per_photo(tg: TelegramEmulator, app: 
 
 
 async def test_privacy_mode_hides_plain_group_messages() -> None:
-    async with TelegramEmulator(privacy_mode=True) as tg:
+    async with TelegramEmulator() as tg:  # privacy mode is the default, as for real bots
         tg.add_user(ANN)
         tg.add_group(GROUP)
         tg.send_photo(GROUP, ANN, BIG_PHOTO, caption="/rehost", media_group_id="a")
@@ -213,6 +360,48 @@ async def test_privacy_mode_hides_plain_group_messages() -> None:
         tg.send_text(ANN, ANN, "private chats are always delivered")
         kinds = [u["message"].get("caption", u["message"].get("text")) for u in tg.pending_updates]
         assert kinds == ["/rehost", "private chats are always delivered"]
+        async with application_builder(tg).build().bot as bot:
+            assert (await bot.get_me()).can_read_all_group_messages is False
+
+
+async def test_privacy_mode_delivers_mentions_and_replies_and_all_to_an_admin(
+    tg: TelegramEmulator,
+) -> None:
+    tg.send_text(GROUP, ANN, "hey @Rehost_Test_Bot, this one")
+    tg.send_text(GROUP, ANN, "@someone_else not this one")
+    tg.send_photo(GROUP, ANN, BIG_PHOTO, caption="nor this photo")
+    async with application_builder(tg).build().bot as bot:  # not polling: updates stay
+        posted = await bot.send_message(GROUP, "links")
+    tg.send_text(GROUP, ANN, "a reply to the bot", reply_to_message_id=posted.message_id)
+    tg.set_bot_admin(GROUP)
+    tg.send_text(GROUP, ANN, "an admin bot sees everything")
+    seen = [u["message"]["text"] for u in tg.pending_updates]
+    assert seen == [
+        "hey @Rehost_Test_Bot, this one",
+        "a reply to the bot",
+        "an admin bot sees everything",
+    ]
+
+
+async def test_an_update_is_gone_once_a_later_offset_is_confirmed(tg: TelegramEmulator) -> None:
+    url = f"{tg.base_url}{tg.token}/getUpdates"
+    for text in ("one", "two", "three"):
+        tg.send_text(ANN, ANN, text)
+    async with httpx.AsyncClient() as client:
+
+        async def texts(**params: int) -> list[str]:
+            answer = (await client.post(url, json={"timeout": 0, **params})).json()
+            return [u["message"]["text"] for u in answer["result"]]
+
+        ids = [u["update_id"] for u in tg.pending_updates]
+        assert await texts(limit=1) == ["one"]
+        assert await texts() == ["one", "two", "three"]  # unconfirmed: served again
+        assert await texts(offset=ids[1]) == ["two", "three"]  # confirms "one"
+        assert await texts(offset=ids[0]) == ["two", "three"]  # "one" does not come back
+        assert await texts() == ["two", "three"]
+        assert await texts(offset=ids[2] + 1) == []
+        assert await texts() == []
+    assert tg.pending_updates == []
 
 
 async def test_commands_are_recorded(tg: TelegramEmulator, app: App) -> None:
