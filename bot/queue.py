@@ -232,6 +232,15 @@ class JobQueue:
             (JobState.FAILED, JobOutcome.FAILED, error, batch_id, item_key),
         )
 
+    def closed_items(self, batch_id: str) -> set[str] | None:
+        """The item keys of a batch that is no longer open (answered or dropped); None if
+        there is no such batch or it is still open."""
+        row = self.conn.execute("select state from batches where id = ?", (batch_id,)).fetchone()
+        if row is None or row["state"] == BatchState.OPEN:
+            return None
+        rows = self.conn.execute("select item_key from jobs where batch = ?", (batch_id,))
+        return {row["item_key"] for row in rows}
+
     def held_items(self, batch_id: str) -> list[str]:
         rows = self.conn.execute(
             "select item_key from jobs where batch = ? and state = ? order by position",
@@ -268,9 +277,9 @@ class JobQueue:
         else:  # a caller running its own batch works it itself
             scope += " and b.answer = 'outbox'"
         mine = tuple(running)
-        if mine:  # never this worker's own jobs again, even if a renewal came late
-            scope += f" and j.id not in ({','.join('?' for _ in mine)})"
-            params.extend(mine)
+        # Never this worker's own jobs again, even if a renewal came late (filtered after
+        # ranking: running jobs still count for their owner's turn).
+        not_mine = f" and id not in ({','.join('?' for _ in mine)})" if mine else ""
         # Rank each pending job within its owner's queue (leased ones included, so an owner
         # with 4 uploads running is behind someone with none), then take the lowest ranks.
         sql = (
@@ -278,12 +287,13 @@ class JobQueue:
             " (partition by j.platform, j.owner_id order by j.id) as turn"
             " from jobs j join batches b on b.id = j.batch"
             f" where j.state = ? and b.ready_at <= ? and b.wanted = 1 and {scope})"
-            " select id from ranked where lease_until is null or lease_until < ?"
-            " order by turn, id limit ?"
+            " select id from ranked where (lease_until is null or lease_until < ?)"
+            f"{not_mine} order by turn, id limit ?"
         )
         with self.store.transaction() as conn:
             ids = [
-                row["id"] for row in conn.execute(sql, (JobState.PENDING, now, *params, now, limit))
+                row["id"]
+                for row in conn.execute(sql, (JobState.PENDING, now, *params, now, *mine, limit))
             ]
             if not ids:
                 return []

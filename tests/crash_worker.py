@@ -1,4 +1,4 @@
-"""Rehost a batch and wait: the crash test kills this process in the middle of it.
+"""Submit a batch and work it: the crash test kills this process in the middle of it.
 
 Usage: python -m tests.crash_worker DB ENDPOINT_BASE URL...
 """
@@ -23,12 +23,15 @@ class _Endpoints:
 
 async def main(db: str, base: str, urls: list[str]) -> None:
     refs = [SourceRef(filename=f"{i}.png", url=url) for i, url in enumerate(urls)]
-    async with service_for(_Endpoints(base), Path(db)) as h:  # type: ignore[arg-type]
+    async with service_for(_Endpoints(base), Path(db), lease=1.0) as h:  # type: ignore[arg-type]
         print("started", flush=True)
-        await h.service.rehost(
-            RehostRequest(platform="test", chat_id="chat-9", owner_id="ann", sources=refs)
+        h.service.submit(
+            RehostRequest(
+                platform="test", chat_id="chat-9", owner_id="ann", sources=refs, key="batch-1"
+            )
         )
-    print("finished", flush=True)
+        h.service.worker.serve("test")
+        await h.service.worker.run()
 
 
 if __name__ == "__main__":

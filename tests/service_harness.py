@@ -50,6 +50,7 @@ async def service_for(
     rate_limit: int = 100,
     spool_threshold: int = 1 << 20,
     spool_dir: Path | None = None,
+    lease: float = 15.0,
 ) -> AsyncIterator[Harness]:
     store = Store(db_path)
     async with httpx.AsyncClient() as http:
@@ -58,7 +59,7 @@ async def service_for(
             http, max_bytes=max_bytes, spool_threshold=spool_threshold, spool_dir=spool_dir
         )
         service = RehostService(
-            store, uploader, fetcher, limiter=SlidingWindowLimiter(rate_limit, 600.0)
+            store, uploader, fetcher, limiter=SlidingWindowLimiter(rate_limit, 600.0), lease=lease
         )
         try:
             yield Harness(service, DeleteService(store, http), store, http)

@@ -28,8 +28,10 @@ def telegram_world(tg: TelegramEmulator) -> None:
     tg.add_group(QUIET_GROUP, title="Quiet", admins=[ANN], creator=ANN)
 
 
-def telegram_config(tmp_path: Path, host: HostEmulator, tg: TelegramEmulator) -> Path:
-    config = write_config(tmp_path, [host_table("chev", host, "chevereto")], ["chev"])
+def telegram_config(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator, upload_extra: str = ""
+) -> Path:
+    config = write_config(tmp_path, [host_table("chev", host, "chevereto")], ["chev"], upload_extra)
     config.write_text(
         config.read_text() + f'\n[telegram]\ntoken = "{tg.token}"\nbase_url = "{tg.base_url}"\n'
         f'base_file_url = "{tg.base_file_url}"\nauto_rehost_chats = [{GROUP}]\n'
@@ -37,9 +39,7 @@ def telegram_config(tmp_path: Path, host: HostEmulator, tg: TelegramEmulator) ->
     return config
 
 
-async def settled(
-    adapter: TelegramAdapter, tg: TelegramEmulator, timeout: float = 20.0
-) -> None:
+async def settled(adapter: TelegramAdapter, tg: TelegramEmulator, timeout: float = 20.0) -> None:
     """Wait until the bot has nothing left to do: every update fetched and handled, every
     job finished, every answer sent (or given up)."""
     store = adapter.core.store

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import shutil
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
+from bot.replyplan import PlannedMessage
+from bot.requests import RehostRequest, SourceRef
 from bot.store import SCHEMA_VERSION, Store
+from bot.worker import GENERIC_FAILURE
 from sandbox import samples
 from sandbox.hostemu import Fault, HostEmulator
 from tests.conftest import ROOT
-from tests.service_harness import service_for
+from tests.service_harness import Harness, service_for
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema_v1.db"
 
@@ -23,7 +29,23 @@ async def wait_until(condition, timeout: float = 20.0) -> None:  # type: ignore[
             await asyncio.sleep(0.02)
 
 
-async def test_a_batch_killed_mid_upload_is_finished_after_restart(
+async def worked_until_answered(h: Harness, batch: str) -> list[PlannedMessage]:
+    """Run the worker until ``batch`` has its answer in the outbox; that answer."""
+    h.service.worker.serve("test")
+    worker = asyncio.create_task(h.service.worker.run())
+    try:
+        await wait_until(lambda: h.service.queue.batch(batch).state == "answered")  # type: ignore[union-attr]
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    rows = h.store.db.execute(
+        "select payload from outbox where batch = ? order by seq", (batch,)
+    ).fetchall()
+    return [PlannedMessage.from_json(json.loads(row[0])) for row in rows]
+
+
+async def test_a_batch_killed_mid_upload_is_taken_over_and_answered_once(
     host_emu: HostEmulator, tmp_path: Path
 ) -> None:
     images = [samples.png(i + 2, 2) for i in range(3)]
@@ -42,34 +64,65 @@ async def test_a_batch_killed_mid_upload_is_finished_after_restart(
     assert host_emu.images == {}, "nothing was stored before the crash"
     host_emu.clear_faults()
 
-    async with service_for(host_emu, db) as h:
-        assert len(h.store.pending_jobs("test")) == 3
-        [batch] = await h.service.recover("test")
-        again = await h.service.recover("test")
-    assert (batch.chat_id, batch.owner_id) == ("chat-9", "ann")
-    assert [r.ok for r in batch.results] == [True, True, True]
-    stored = {image.data for image in host_emu.images.values()}
-    assert stored == set(images)
+    async with service_for(host_emu, db, lease=1.0) as h:
+        # The dead worker's leases lapse; this one takes the jobs over.
+        [answer] = await worked_until_answered(h, "batch-1")
+        again = h.service.queue.claim("another", ["test"], 1.0, 10)
+    assert answer.visibility == "private" and answer.chat_id == "chat-9"
+    assert [item.upload_id is not None for item in answer.items] == [True, True, True]
+    assert {image.data for image in host_emu.images.values()} == set(images)
     assert again == []
 
 
-async def test_recovery_gives_up_on_a_job_that_keeps_crashing(
+async def test_a_job_that_keeps_crashing_is_given_up_and_still_answered(
     host_emu: HostEmulator, tmp_path: Path
 ) -> None:
     db = tmp_path / "rehost.db"
-    store = Store(db)
-    [job] = store.add_jobs(
-        "b1",
-        {"platform": "test", "chat_id": "c", "owner_id": "ann", "expiration": None},
-        [{"filename": "x.png", "url": host_emu.add_blob("x.png", samples.png())}],
-    )
-    for _ in range(3):
-        store.job_attempted(job)
-    store.close()
-    async with service_for(host_emu, db) as h:
-        [batch] = await h.service.recover("test")
-    assert not batch.results[0].ok
+    async with service_for(host_emu, db, lease=1.0) as h:
+        url = host_emu.add_blob("x.png", samples.png())
+        batch = h.service.submit(
+            RehostRequest("test", "c", "ann", [SourceRef("x.png", url=url)], chat_title="G")
+        )
+        for _ in range(3):  # three workers claimed it and died
+            h.service.queue.claim("dead", ["test"], -1.0, 1)
+        [public] = await worked_until_answered(h, batch)
+    assert public.visibility == "public" and public.items[0].upload_id is None
+    assert public.items[0].error == GENERIC_FAILURE
     assert host_emu.uploads == []
+
+
+async def test_jobs_left_pending_by_the_previous_version_are_answered(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "v3.db"
+    shutil.copy(FIXTURE, path)
+    url = host_emu.add_blob("old.png", samples.png(3, 3))
+    with sqlite3.connect(path) as conn:  # what a v3 bot left: a pending job, no batch
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute("alter table uploads add column updated_at text")
+        conn.execute("alter table uploads add column reused_from integer")
+        conn.execute("alter table uploads add column source_key text")
+        conn.execute("alter table chat_settings add column hosts text")
+        conn.execute(
+            "create table bot_messages (id integer primary key, upload_id integer,"
+            " platform text, chat_id text, message_id text, visibility text)"
+        )
+        conn.execute(
+            "create table jobs (id integer primary key, batch text, position integer,"
+            " platform text, chat_id text, message_id text, owner_id text, source text,"
+            " expiration text, state text, outcome text, upload_id integer, error text,"
+            " attempts integer, created_at text, updated_at text)"
+        )
+        conn.execute(
+            "insert into jobs (batch, position, platform, chat_id, message_id, owner_id,"
+            " source, state, attempts, created_at) values ('old', 0, 'test', 'ann', '5',"
+            " 'ann', ?, 'pending', 1, '2026-11-20T10:00:00Z')",
+            (json.dumps({"filename": "old.png", "url": url}),),
+        )
+    async with service_for(host_emu, path, lease=1.0) as h:
+        [answer] = await worked_until_answered(h, "old")
+    assert answer.visibility == "private" and answer.reply_to == "5"
+    assert answer.items[0].upload_id is not None
 
 
 def test_the_first_schema_upgrades_in_place(tmp_path: Path) -> None:
@@ -93,8 +146,6 @@ def test_the_first_schema_upgrades_in_place(tmp_path: Path) -> None:
 
 
 def test_a_newer_database_is_refused(tmp_path: Path) -> None:
-    import sqlite3
-
     import pytest
 
     path = tmp_path / "future.db"

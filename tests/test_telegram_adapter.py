@@ -112,6 +112,7 @@ async def test_an_uploader_who_never_started_the_bot_sees_no_leak(
         tg.send_text(NOBODY, NOBODY, "/mine")
         mine = await tg.wait_for(sent_to(NOBODY))
     [image] = host.images.values()
+    assert image.delete_url is not None
     assert len(refused_dm) == 1
     assert "start a private chat with @rehost_test_bot" in public.params["text"]
     for call in tg.calls:
@@ -172,7 +173,7 @@ async def test_the_owner_deletes_with_the_button_and_the_group_post_goes(
 ) -> None:
     async with running_adapter(telegram_config(tmp_path, host, tg)):
         tg.send_photo(GROUP, ANN, samples.png(13, 13))
-        public = await tg.wait_for(sent_to(GROUP), timeout=10)
+        await tg.wait_for(sent_to(GROUP), timeout=10)
         private = await tg.wait_for(sent_to(ANN))
         dm = tg.messages(ANN)[-1]
         delete_button = next(b for b in buttons(private) if b["text"] == "Delete")
