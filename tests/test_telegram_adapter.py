@@ -278,3 +278,29 @@ async def test_mine_fits_one_message_however_many_uploads(
     assert len(text) <= 4096
     assert "more)" in text
     assert len(buttons(mine)) <= 20 and preview_disabled(mine)
+
+
+async def test_auto_rehost_warns_when_privacy_mode_hides_the_photos(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    async with running_adapter(telegram_config(tmp_path, host, tg)):
+        tg.send_text(QUIET_GROUP, ANN, "/autorehost on")
+        hidden = await tg.wait_for(
+            lambda c: sent_to(QUIET_GROUP)(c) and "is on" in c.params["text"]
+        )
+        tg.set_bot_admin(QUIET_GROUP)
+        tg.send_text(QUIET_GROUP, ANN, "/autorehost on 1d")
+        seen = await tg.wait_for(
+            lambda c: sent_to(QUIET_GROUP)(c) and "kept for 1 day" in c.params["text"]
+        )
+    assert "make me an admin" in hidden.params["text"]
+    assert "make me an admin" not in seen.params["text"]
+
+
+async def test_an_id_beyond_any_integer_is_just_an_unknown_upload(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    async with running_adapter(telegram_config(tmp_path, host, tg)):
+        tg.send_text(ANN, ANN, "/delete 99999999999999999999")
+        reply = await tg.wait_for(sent_to(ANN))
+    assert "You have no live upload #99999999999999999999" in reply.params["text"]

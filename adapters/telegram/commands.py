@@ -94,11 +94,22 @@ class Commands:
         )
         if enabled:
             expiry = chat_expiry_phrase(updated.default_expiration)
-            await message.reply_text(
-                f"Auto-rehost is on: every photo and image file here is rehosted ({expiry})."
-            )
+            text = f"Auto-rehost is on: every photo and image file here is rehosted ({expiry})."
+            if not await self._sees_every_message(context, message.chat_id):
+                text += (
+                    "\nBut in privacy mode I only see commands here: make me an admin of this "
+                    "group (or turn privacy mode off with @BotFather) so that I see the photos."
+                )
+            await message.reply_text(text)
         else:
             await message.reply_text("Auto-rehost is off.")
+
+    @staticmethod
+    async def _sees_every_message(context: Context, chat_id: int) -> bool:
+        if context.bot.can_read_all_group_messages:
+            return True  # privacy mode is off
+        me = await context.bot.get_chat_member(chat_id, context.bot.id)
+        return me.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 
     async def on_button(self, update: Update, context: Context) -> None:
         query = update.callback_query
