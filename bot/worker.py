@@ -182,8 +182,11 @@ class JobWorker:
                 if jobs:
                     await asyncio.sleep(0)  # let the new tasks start before claiming more
                     continue
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # cancellation that stops this loop when the wake-up comes at the same time.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_timeout())
+                    async with asyncio.timeout(self._idle_timeout()):
+                        await self._wake.wait()
         finally:
             renewer.cancel()
             tasks = list(self._running.values())
