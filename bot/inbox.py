@@ -53,6 +53,14 @@ class Inbox:
                 (DONE, platform, update_id),
             )
 
+    def prune(self, before: str) -> int:
+        """Forget handled updates received before ``before`` (ISO text, as stored)."""
+        with self.store.transaction() as conn:
+            cursor = conn.execute(
+                "delete from inbox where state = ? and received_at < ?", (DONE, before)
+            )
+        return int(cursor.rowcount)
+
     def last_id(self, platform: str) -> int | None:
         row = self.conn.execute(
             "select max(update_id) from inbox where platform = ?", (platform,)

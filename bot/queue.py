@@ -90,7 +90,6 @@ class JobQueue:
         self.store = store
         self._clock = clock
         self.conn = store.db.conn
-        self.conn.row_factory = sqlite3.Row
 
     def now(self) -> float:
         return float(self._clock())

@@ -12,15 +12,19 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 from typing import Protocol
 
 from bot.app import Core, open_core
 from bot.cli import EXIT_OK, EXIT_USAGE
 from bot.config import Config, load_config
+from bot.inbox import Inbox
 from bot.logsafety import configure_logging, level_from_environment
+from bot.store import now_utc, to_text
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL = 300.0
+INBOX_KEPT = timedelta(days=1)  # handled updates are kept this long, then forgotten
 
 
 class Adapter(Protocol):
@@ -86,11 +90,13 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
 
 
 async def _sweep(core: Core) -> None:
+    inbox = Inbox(core.store)
     while True:
         try:
             expired = core.rehost.library.sweep_expired()
             if expired:
                 log.info("marked %d uploads expired", expired)
+            inbox.prune(to_text(now_utc() - INBOX_KEPT) or "")
         except Exception:
             log.exception("sweeping expired uploads failed")
         await asyncio.sleep(SWEEP_INTERVAL)

@@ -301,6 +301,8 @@ class Store:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
         self.db.execute("PRAGMA foreign_keys=ON")
+        # Rows by column name for the hand-written queries (sqlite-utils reads them too).
+        self.db.conn.row_factory = sqlite3.Row
         self.migrate()
 
     def close(self) -> None:

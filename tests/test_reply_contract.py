@@ -179,3 +179,16 @@ def test_batch_round_trips_through_its_row(tmp_path: Path) -> None:
     assert batch is not None
     assert dataclasses.astuple(batch)[:7] == ("k", "p", "chat-ann", "ann", "Ann", None, "G")
     store.close()
+
+
+def test_the_inbox_records_an_update_once_and_forgets_it_once_handled(tmp_path: Path) -> None:
+    from bot.inbox import Inbox
+
+    store = Store(tmp_path / "q.db")
+    inbox = Inbox(store)
+    assert inbox.record("p", [(1, {"n": 1}), (2, {"n": 2})]) == [1, 2]
+    assert inbox.record("p", [(1, {"n": 1})]) == [], "delivered again: not new"
+    inbox.handled("p", 1)
+    assert inbox.unhandled("p") == [(2, {"n": 2})]
+    assert inbox.prune("9999-12-31T00:00:00Z") == 1, "only handled updates are pruned"
+    store.close()
