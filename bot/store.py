@@ -210,11 +210,20 @@ def _v4_batches_leases_outbox(db: sqlite_utils.Database) -> None:
     db.table("inbox").create_index(["platform", "state"])
 
 
+def _v5_host_cooldowns(db: sqlite_utils.Database) -> None:
+    # A host that answered "flooding" or "rate limit" is left alone until ``until`` (epoch
+    # seconds), by every process sharing this database.
+    db.table("host_cooldowns").create(
+        {"host": str, "until": float, "reason": str, "since": str}, pk="host"
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
     _v3_source_keys,
     _v4_batches_leases_outbox,
+    _v5_host_cooldowns,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
