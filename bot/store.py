@@ -8,6 +8,7 @@ runs once, in a transaction, so a database from any earlier version upgrades in 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.errors import RehostError
 from bot.states import UploadState
 
 ACTIVE, DELETED, EXPIRED, FAILED = (
@@ -218,12 +220,20 @@ def _v5_host_cooldowns(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v6_delete_link_handed_over(db: sqlite_utils.Database) -> None:
+    # ImgBB-style hosts have no delete API: the owner is handed the link to open and
+    # confirm. When that happened (first time); the upload stays active until the image is
+    # known to be gone.
+    db.table("uploads").add_column("delete_handed_at", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
     _v3_source_keys,
     _v4_batches_leases_outbox,
     _v5_host_cooldowns,
+    _v6_delete_link_handed_over,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -252,12 +262,15 @@ class UploadRecord:
     state: str
     reused_from: int | None = None
     source_key: str | None = None
+    # When the owner was first handed the delete link of an ImgBB-style upload (which
+    # the bot cannot use itself); the upload stays active until the image is gone.
+    delete_handed_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> UploadRecord:
         values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
-        values["expires_at"] = from_text(row.get("expires_at"))
-        values["created_at"] = from_text(row.get("created_at"))
+        for name in ("expires_at", "created_at", "delete_handed_at"):
+            values[name] = from_text(row.get(name))
         return cls(**values)
 
     @property
@@ -299,16 +312,81 @@ class ChatSettings:
     hosts: tuple[str, ...] | None = None
 
 
+class StorageError(RehostError):
+    """The database cannot be used: the path, the file, or its version is wrong.
+
+    The message names the file and what is wrong with it, in one line; the command line
+    prints it as it is and exits 2.
+    """
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
+
+
+def storage_problem(path: Path, error: BaseException) -> str:
+    """What is wrong with the database at ``path``, in words, from the error opening it."""
+    name = getattr(error, "sqlite_errorname", "")
+    if path.is_dir():
+        return "is a directory, not a database file (set [storage] path to a file)"
+    if isinstance(error, OSError):
+        return f"cannot be used ({error.strerror or type(error).__name__})"
+    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+        return f"is not a rehost database or is corrupt (sqlite: {error})"
+    if name == "SQLITE_READONLY" or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
+        return "cannot be written (no permission)"
+    if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"cannot be created (no permission to write in {path.parent})"
+    if name == "SQLITE_FULL":
+        return "cannot be written (the disk is full)"
+    return f"cannot be opened (sqlite: {error})"
+
+
+def _unmakeable(directory: Path, error: OSError) -> str:
+    """Why ``directory`` cannot be created: a file in the way, or the system's reason."""
+    for ancestor in (directory, *directory.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"its directory {directory} cannot be created: {ancestor} is a file"
+            break
+    why = error.strerror or type(error).__name__
+    return f"its directory {directory} cannot be created ({why})"
+
+
 class Store:
     def __init__(self, path: Path | str | None = None) -> None:
-        """Open (creating and migrating) the database; ``None`` keeps it in memory."""
-        if path is None:
+        """Open (creating and migrating) the database; ``None`` keeps it in memory.
+
+        Raises :class:`StorageError` when the file cannot be used: a directory, no
+        permission, a parent directory that cannot be created, a corrupt file, or a
+        database written by a newer rehost.
+        """
+        self.path = None if path is None else Path(path)
+        if self.path is None:
             self.db = sqlite_utils.Database(memory=True)
-        else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite_utils.Database(path)
+            self._open()
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError(self.path, _unmakeable(self.path.parent, error)) from None
+        try:
+            self.db = sqlite_utils.Database(self.path)
+        except (sqlite3.Error, OSError) as error:
+            raise StorageError(self.path, storage_problem(self.path, error)) from None
+        try:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
+            self._open()
+        except (sqlite3.Error, OSError) as error:
+            self.db.close()
+            raise StorageError(self.path, storage_problem(self.path, error)) from None
+        except StorageError:
+            self.db.close()
+            raise
+
+    def _open(self) -> None:
         self.db.execute("PRAGMA foreign_keys=ON")
         # Rows by column name for the hand-written queries (sqlite-utils reads them too).
         self.db.conn.row_factory = sqlite3.Row
@@ -325,8 +403,10 @@ class Store:
     def migrate(self) -> None:
         current = self.version
         if current > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the database is from a newer rehost (schema {current} > {SCHEMA_VERSION})"
+            raise StorageError(
+                self.path or ":memory:",
+                f"was written by a newer rehost (schema {current}; this version reads up to"
+                f" {SCHEMA_VERSION}): upgrade rehost",
             )
         for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
             with self.db.atomic():
@@ -383,6 +463,18 @@ class Store:
                 (state, to_text(now_utc()), upload_id),
             )
 
+    def hand_over_delete_link(self, upload_id: int) -> UploadRecord | None:
+        """Record that the owner was handed the delete link (the first time is kept); the
+        upload stays active. Returns the record as it now is."""
+        stamp = to_text(now_utc())
+        with self.db.atomic():
+            self.db.execute(
+                "update uploads set delete_handed_at = coalesce(delete_handed_at, ?),"
+                " updated_at = ? where id = ?",
+                (stamp, stamp, upload_id),
+            )
+        return self.upload(upload_id)
+
     def reusable(
         self,
         hosts: tuple[str, ...],
@@ -393,7 +485,10 @@ class Store:
         source_key: str | None = None,
     ) -> list[UploadRecord]:
         """Live uploads of the same bytes (by ``sha256`` or by ``source_key``) on these
-        hosts (only never-expiring ones when ``forever``), originals first, newest first."""
+        hosts (only never-expiring ones when ``forever``), originals first, newest first.
+
+        An upload whose delete link was handed over is not reused: its owner may delete it
+        any moment, and a reuse would lose its image with it."""
         column, value = ("sha256", sha256) if sha256 is not None else ("source_key", source_key)
         if value is None:
             return []
@@ -401,6 +496,9 @@ class Store:
         sql = (
             f"select * from uploads where {column} = ? and state = 'active'"
             f" and host in ({marks}) and (expires_at is null or expires_at > ?)"
+            " and delete_handed_at is null"
+            " and not exists (select 1 from uploads as original"
+            "  where original.id = uploads.reused_from and original.delete_handed_at is not null)"
         )
         if forever:
             sql += " and expires_at is null"
@@ -544,12 +642,20 @@ class Store:
             row["state"]: row["n"]
             for row in self._rows("select state, count(*) as n from uploads group by state")
         }
+        handed = next(
+            self._rows(
+                "select count(*) as n from uploads"
+                " where state = 'active' and delete_handed_at is not null"
+            )
+        )
         return {
             "uploads": totals["uploads"],
             "bytes": totals["bytes"],
             "dedup_hits": outcomes.get("dedup", 0),
             "failures": outcomes.get("failed", 0),
             "states": states,
+            # Live uploads whose owner has the delete link to open (ImgBB-style hosts).
+            "delete_links_handed_over": handed["n"],
             "hosts": per_host,
         }
 

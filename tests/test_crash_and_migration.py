@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.replyplan import PlannedMessage
 from bot.requests import RehostRequest, SourceRef
-from bot.store import SCHEMA_VERSION, Store
+from bot.store import SCHEMA_VERSION, StorageError, Store
 from bot.worker import GENERIC_FAILURE
 from sandbox import samples
 from sandbox.hostemu import Fault, HostEmulator
@@ -152,5 +152,6 @@ def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     Store(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(RuntimeError, match="newer rehost"):
+    with pytest.raises(StorageError, match="newer rehost") as caught:
         Store(path)
+    assert str(path) in str(caught.value)
