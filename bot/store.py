@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -657,7 +658,16 @@ class Store:
             # Live uploads whose owner has the delete link to open (ImgBB-style hosts).
             "delete_links_handed_over": handed["n"],
             "hosts": per_host,
+            "cooldowns": self._cooldowns(),
         }
+
+    def _cooldowns(self) -> dict[str, dict[str, Any]]:
+        """Hosts resting after rate limiting: until when (epoch seconds), and why."""
+        rows = self._rows(
+            "select host, until, reason from host_cooldowns where until > ? order by host",
+            (time.time(),),
+        )
+        return {row["host"]: {"until": row["until"], "reason": row["reason"]} for row in rows}
 
 
 def _last_pk(table: sqlite_utils.db.Table) -> int:
