@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from bot.config import Config
+from bot.cooldowns import Cooldowns
 from bot.deletion import DeleteService
 from bot.fetch import Fetcher
 from bot.hosts.factory import build_client
@@ -46,8 +47,12 @@ async def open_core(config: Config) -> AsyncIterator[Core]:
         async with new_http_client() as http:
             upload = config.upload
             uploader = Uploader(
-                [build_client(host, http) for host in config.ordered_hosts()],
+                [
+                    build_client(host, http, upload.host_time_budget)
+                    for host in config.ordered_hosts()
+                ],
                 RetryPolicy(upload.retry_attempts, upload.retry_backoff),
+                cooldowns=Cooldowns(store),
             )
             fetcher = Fetcher(http, max_bytes=uploader.largest_accepted())
             service = RehostService(

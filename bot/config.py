@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from bot.errors import ConfigError, ExpirationError
 from bot.expiration import Duration, parse_duration
-from bot.hosts.presets import DEFAULT_MAX_BYTES, DIALECTS, PRESETS
+from bot.hosts.presets import DEFAULT_FORMATS, DEFAULT_MAX_BYTES, DIALECTS, PRESETS
+from bot.media import BY_NAME
 
 T = TypeVar("T")
 
@@ -35,6 +36,8 @@ class HostSettings:
     max_bytes: int
     timeout: float
     preset: str | None = None
+    formats: frozenset[str] = frozenset()  # image formats it takes (bot.media names)
+    time_budget: float | None = None  # seconds for all tries on it (None: [upload]'s)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class UploadSettings:
     max_concurrency: int = 4
     user_rate_limit: int = 20
     user_rate_window: float = 600.0
+    # Seconds one host gets for all its tries of one file before the next host is tried.
+    host_time_budget: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -175,7 +180,16 @@ def _describe(value: Any) -> str:
 ROOT_KEYS = ("upload", "hosts", "storage", "telegram", "discord")
 TELEGRAM_KEYS = ("token", "base_url", "base_file_url", "auto_rehost_chats", "max_download_bytes")
 DISCORD_KEYS = ("token", "auto_rehost_channels", "guild_ids", "api_base_url", "gateway_url")
-HOST_KEYS = ("preset", "dialect", "endpoint", "api_key", "max_bytes", "timeout")
+HOST_KEYS = (
+    "preset",
+    "dialect",
+    "endpoint",
+    "api_key",
+    "max_bytes",
+    "timeout",
+    "formats",
+    "time_budget",
+)
 UPLOAD_KEYS = (
     "hosts",
     "default_expiration",
@@ -184,6 +198,7 @@ UPLOAD_KEYS = (
     "max_concurrency",
     "user_rate_limit",
     "user_rate_window",
+    "host_time_budget",
 )
 STORAGE_KEYS = ("path", "lease_seconds")
 
@@ -262,8 +277,29 @@ def _host(table: _Table, name: str, environ: Mapping[str, str]) -> HostSettings:
     default_max = preset.max_bytes if preset else DEFAULT_MAX_BYTES[dialect]
     max_bytes = table.positive("max_bytes", int, default_max)
     timeout = table.positive("timeout", float, 60.0)
+    formats = _formats(table, dialect)
+    budget = table.get("time_budget", float)
+    if budget is not None and budget <= 0:
+        raise ConfigError(table.key("time_budget"), "must be greater than zero")
     table.finish()
-    return HostSettings(name, dialect, endpoint, api_key, max_bytes, timeout, preset_name)
+    return HostSettings(
+        name, dialect, endpoint, api_key, max_bytes, timeout, preset_name, formats, budget
+    )
+
+
+def _formats(table: _Table, dialect: str) -> frozenset[str]:
+    names = table.get("formats", list)
+    if names is None:
+        return DEFAULT_FORMATS[dialect]
+    known = ", ".join(BY_NAME)
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or name.lower() not in BY_NAME:
+            raise ConfigError(
+                f"{table.key('formats')}[{index}]", f"unknown format {name!r} (expected: {known})"
+            )
+    if not names:
+        raise ConfigError(table.key("formats"), f"empty: list the formats it takes ({known})")
+    return frozenset(name.lower() for name in names)
 
 
 def _upload(table: _Table, hosts: Mapping[str, HostSettings]) -> UploadSettings:
@@ -291,6 +327,7 @@ def _upload(table: _Table, hosts: Mapping[str, HostSettings]) -> UploadSettings:
         max_concurrency=table.positive("max_concurrency", int, 4),
         user_rate_limit=table.positive("user_rate_limit", int, 20),
         user_rate_window=table.positive("user_rate_window", float, 600.0),
+        host_time_budget=table.positive("host_time_budget", float, 30.0),
     )
     table.finish()
     return settings

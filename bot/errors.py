@@ -5,12 +5,18 @@
     ├── ExpirationError ........ a duration cannot be parsed or a host cannot honour it
     └── HostError .............. an image host did not store the image
         ├── CredentialsError ... the host refused the API key (fail over, never retry)
-        ├── FileRejected ....... the file's own fault: format, size, not an image (never retry
-        │                        or fail over: every host would say the same)
+        ├── FileRejected ....... the file's own fault: not an image (never retry or fail
+        │                        over: every host would say the same)
+        ├── HostLimit .......... this host's own limits: its formats, its size limit (fail
+        │                        over: another host may take the file)
+        ├── RateLimited ........ flooding or rate limiting: fail over at once, and leave the
+        │                        host alone for ``cooldown`` seconds
+        ├── CoolingDown ........ not tried: the host is cooling down after rate limiting
         ├── TransientHostError . worth retrying with backoff, then failing over
-        │   ├── RateLimited .... flooding or rate limiting
-        │   └── HostUnavailable  5xx, timeout, connection error, an answer that is not the
-        │                        expected JSON
+        │   └── HostUnavailable  5xx, connection error, an answer that is not the expected
+        │       │                JSON
+        │       └── HostTimedOut no answer in time (retried once at most: the upload may
+        │                        still complete on the host)
         ├── HostRefused ........ any other refusal (duplicate, unknown code): fail over
         └── ExpiryUnsupported .. this host cannot honour the asked expiry: try the next one
 
@@ -75,6 +81,35 @@ class FileRejected(HostError):
     kind = "file"
 
 
+class HostLimit(HostError):
+    """This host will not take this file (its formats, its size limit); another may."""
+
+    kind = "host_limit"
+
+
+class RateLimited(HostError):
+    """The host is throttling us (Chevereto flooding, ImgBB rate limit). Retrying within
+    seconds fails again: fail over, and leave the host alone for ``cooldown`` seconds."""
+
+    kind = "rate_limited"
+
+    def __init__(
+        self, host: str, user_message: str, detail: str = "", cooldown: float = 60.0
+    ) -> None:
+        super().__init__(host, user_message, detail)
+        self.cooldown = cooldown
+
+
+class CoolingDown(HostError):
+    """Not tried: the host is cooling down after rate limiting, for ``remaining`` s."""
+
+    kind = "cooldown"
+
+    def __init__(self, host: str, remaining: float) -> None:
+        super().__init__(host, f"{host} is resting after rate limiting")
+        self.remaining = remaining
+
+
 class TransientHostError(HostError):
     """A failure that may go away: retry with backoff, then fail over."""
 
@@ -82,16 +117,17 @@ class TransientHostError(HostError):
     kind = "transient"
 
 
-class RateLimited(TransientHostError):
-    """The host is throttling us (Chevereto flooding, ImgBB rate limit)."""
-
-    kind = "rate_limited"
-
-
 class HostUnavailable(TransientHostError):
     """The host is down, slow, unreachable, or answered something unreadable."""
 
     kind = "unavailable"
+
+
+class HostTimedOut(HostUnavailable):
+    """No answer in time. The upload may still complete on the host, so it is retried on
+    the same host once at most."""
+
+    kind = "timeout"
 
 
 class HostRefused(HostError):

@@ -1,11 +1,13 @@
 """What an image really is, judged by its bytes, and how large it may be.
 
 File names and declared MIME types lie (a PDF renamed ``.png``); the first bytes do not.
-Only the formats every supported host accepts are recognised.
+The formats recognised are those some host accepts; which host takes which is each host's
+setting (``formats``), checked before anything is sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # How many leading bytes :func:`sniff` needs to decide.
@@ -16,16 +18,27 @@ SNIFF_BYTES = 16
 class ImageType:
     mime: str
     extension: str
+    name: str  # how hosts' format settings name it (``formats = ["jpeg", ...]``)
+
+    @property
+    def label(self) -> str:
+        return self.name.upper() if self.name != "webp" else "WebP"
 
 
-PNG = ImageType("image/png", "png")
-JPEG = ImageType("image/jpeg", "jpg")
-GIF = ImageType("image/gif", "gif")
-WEBP = ImageType("image/webp", "webp")
-BMP = ImageType("image/bmp", "bmp")
-TIFF = ImageType("image/tiff", "tiff")
+PNG = ImageType("image/png", "png", "png")
+JPEG = ImageType("image/jpeg", "jpg", "jpeg")
+GIF = ImageType("image/gif", "gif", "gif")
+WEBP = ImageType("image/webp", "webp", "webp")
+BMP = ImageType("image/bmp", "bmp", "bmp")
+TIFF = ImageType("image/tiff", "tiff", "tiff")
+AVIF = ImageType("image/avif", "avif", "avif")
+HEIC = ImageType("image/heic", "heic", "heic")
 
-SUPPORTED = (PNG, JPEG, GIF, WEBP, BMP, TIFF)
+SUPPORTED = (PNG, JPEG, GIF, WEBP, BMP, TIFF, AVIF, HEIC)
+BY_NAME = {image_type.name: image_type for image_type in SUPPORTED}
+# ISO base media files (``....ftyp<brand>``): the major brand says which image format.
+_AVIF_BRANDS = (b"avif", b"avis")
+_HEIC_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 
 
 def sniff(head: bytes) -> ImageType | None:
@@ -42,7 +55,18 @@ def sniff(head: bytes) -> ImageType | None:
         return BMP
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return TIFF
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        if head[8:12] in _AVIF_BRANDS:
+            return AVIF
+        if head[8:12] in _HEIC_BRANDS:
+            return HEIC
     return None
+
+
+def format_list(types: Iterable[ImageType]) -> str:
+    """``JPEG, PNG and GIF``."""
+    labels = [t.label for t in types]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
 def human_size(size: int) -> str:

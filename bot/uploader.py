@@ -1,11 +1,17 @@
 """Upload one image through an ordered list of hosts: retry what is transient, fail over.
 
-- Transient failures (5xx, timeouts, dropped connections, unreadable answers, flooding) are
-  retried on the same host with exponential backoff and jitter, a bounded number of times,
-  then the next host is tried.
-- A refused key, a host that cannot honour the expiry or refuses for another reason: no
-  retry, next host.
-- The file's own fault (format, size, not an image): stop. Every host would say the same.
+- Before anything is sent, a host that does not take the file's format or size, or that is
+  cooling down after rate limiting, is passed over.
+- Transient failures (5xx, dropped connections, unreadable answers) are retried on the same
+  host with exponential backoff and jitter, a bounded number of times; a timeout at most
+  once (the upload may still complete on the host, leaving an orphan copy). All tries on
+  one host share its time budget; then the next host is tried.
+- Rate limiting or flooding: no retry; the host cools down for the window it named, and the
+  next host is tried at once. When every host is cooling down, the answer says when to try
+  again.
+- A refused key, an expiry the host cannot honour, a host's own format or size limit, any
+  other refusal: next host.
+- The file's own fault (not an image): stop. Every host would say the same.
 """
 
 from __future__ import annotations
@@ -17,10 +23,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.errors import ExpirationError, ExpiryUnsupported, FileRejected, HostError
+from bot.cooldowns import Cooldowns
+from bot.errors import (
+    CoolingDown,
+    CredentialsError,
+    ExpirationError,
+    ExpiryUnsupported,
+    FileRejected,
+    HostError,
+    HostTimedOut,
+    RateLimited,
+)
 from bot.expiration import Duration
 from bot.hosts.base import HostClient, UploadedImage, UploadSource
-from bot.media import human_size
+from bot.media import BY_NAME, format_list
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +73,18 @@ class UploadOutcome:
         for failure in self.failures:
             if isinstance(failure, FileRejected) and not failure.fail_over:
                 return failure.user_message
+        resting = [f for f in self.failures if isinstance(f, CoolingDown)]
+        if resting and len(resting) == len({f.host for f in self.failures}):
+            wait = min(f.remaining for f in resting)
+            return f"every image host is resting after rate limiting; try again in {_minutes(wait)}"
         if len({f.host for f in self.failures}) == 1:
             return self.failures[-1].user_message
         return "; ".join(_last_per_host(self.failures))
+
+    @property
+    def refused_keys(self) -> list[str]:
+        """Hosts that refused the API key on the way (the operator must hear of these)."""
+        return [f.host for f in self.failures if isinstance(f, CredentialsError)]
 
 
 def _last_per_host(failures: Sequence[HostError]) -> list[str]:
@@ -76,10 +101,26 @@ class Uploader:
         policy: RetryPolicy | None = None,
         *,
         sleep: Sleep = asyncio.sleep,
+        cooldowns: Cooldowns | None = None,
     ) -> None:
         self.clients = list(clients)
         self.policy = policy or RetryPolicy()
+        self.cooldowns = cooldowns or Cooldowns()
         self._sleep = sleep
+
+    def refusal(self, source: UploadSource, hosts: Sequence[str] | None = None) -> str | None:
+        """Why no configured host would take ``source`` (format, size), if none would."""
+        clients = [c for c in self.clients if hosts is None or c.name in hosts]
+        reasons = [c.refusal(source) for c in clients]
+        if not clients or any(reason is None for reason in reasons):
+            return None
+        if not any(c.accepts(source.image_type) for c in clients):
+            taken = sorted({name for c in clients for name in c.formats})
+            return (
+                f"{source.image_type.label} files are not taken by any configured host "
+                f"(they take {format_list(BY_NAME[n] for n in taken if n in BY_NAME)})"
+            )
+        return "; ".join(reason.user_message for reason in reasons if reason is not None)
 
     def largest_accepted(self) -> int:
         return max((c.max_bytes for c in self.clients), default=0)
@@ -94,11 +135,20 @@ class Uploader:
     ) -> UploadOutcome:
         """Try each host (all, or only ``hosts``, in configured order) until one stores it."""
         outcome = UploadOutcome(image=None)
+        refused = self.refusal(source, hosts)
+        if refused is not None:  # no host would take it: nothing is sent
+            outcome.failures.append(FileRejected("all", refused))
+            return outcome
         for client in self.clients:
             if hosts is not None and client.name not in hosts:
                 continue
-            if source.size > client.max_bytes:
-                outcome.failures.append(_too_large(client, source))
+            refusal = client.refusal(source)
+            if refusal is not None:
+                outcome.failures.append(refusal)
+                continue
+            resting = self.cooldowns.remaining(client.name)
+            if resting > 0:
+                outcome.failures.append(CoolingDown(client.name, resting))
                 continue
             image = await self._try_host(client, source, duration, now, outcome)
             if image is not None:
@@ -116,6 +166,26 @@ class Uploader:
         now: datetime | None,
         outcome: UploadOutcome,
     ) -> UploadedImage | None:
+        """Every try on one host, within its time budget."""
+        try:
+            async with asyncio.timeout(client.time_budget):
+                return await self._tries(client, source, duration, now, outcome)
+        except TimeoutError:
+            log.warning("%s used up its %g s for one upload", client.name, client.time_budget)
+            outcome.failures.append(
+                HostTimedOut(client.name, f"{client.name} did not answer in time")
+            )
+            return None
+
+    async def _tries(
+        self,
+        client: HostClient,
+        source: UploadSource,
+        duration: Duration | None,
+        now: datetime | None,
+        outcome: UploadOutcome,
+    ) -> UploadedImage | None:
+        timeouts = 0
         for attempt in range(self.policy.attempts):
             try:
                 return await client.upload(source, duration, now)
@@ -124,9 +194,19 @@ class Uploader:
                     ExpiryUnsupported(client.name, f"{client.name}: {error.user_message}")
                 )
                 return None
-            except HostError as error:
+            except RateLimited as error:
                 outcome.failures.append(error)
                 log.warning(
+                    "%s is rate limiting (%s); leaving it alone for %.0f s",
+                    client.name,
+                    error.detail or error.user_message,
+                    error.cooldown,
+                )
+                self.cooldowns.cool(client.name, error.cooldown, error.detail or "rate limited")
+                return None
+            except HostError as error:
+                outcome.failures.append(error)
+                log.info(
                     "upload of %s to %s failed (%s, attempt %d/%d): %s %s",
                     source.sha256[:12],
                     client.name,
@@ -136,18 +216,13 @@ class Uploader:
                     error.user_message,
                     error.detail,
                 )
-                if not error.retryable or attempt + 1 == self.policy.attempts:
+                timeouts += isinstance(error, HostTimedOut)
+                if not error.retryable or attempt + 1 == self.policy.attempts or timeouts > 1:
                     return None
                 await self._sleep(self.policy.delay(attempt))
         return None
 
 
-def _too_large(client: HostClient, source: UploadSource) -> FileRejected:
-    error = FileRejected(
-        client.name,
-        f"the file is {human_size(source.size)}; {client.name} accepts at most "
-        f"{human_size(client.max_bytes)}",
-    )
-    # Another host may take larger files: this is not the file's fault everywhere.
-    error.fail_over = True
-    return error
+def _minutes(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"

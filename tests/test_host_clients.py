@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from bot.errors import CredentialsError, ExpirationError, FileRejected
+from bot.errors import CredentialsError, ExpirationError, HostLimit
 from bot.expiration import Duration
 from bot.hosts.base import UploadSource
 from bot.hosts.chevereto import CheveretoClient, DeleteOutcome, delete_by_link
@@ -77,7 +77,7 @@ async def test_expiry_the_host_cannot_honour_is_refused_before_sending(
 async def test_the_client_refuses_files_over_its_limit_locally(host_emu: HostEmulator) -> None:
     async with httpx.AsyncClient() as http:
         small = CheveretoClient("c", host_emu.chevereto_endpoint, CHEV_KEY, http, max_bytes=10)
-        with pytest.raises(FileRejected):
+        with pytest.raises(HostLimit, match="accepts at most 10 bytes"):
             await small.upload(source(), None)
     assert host_emu.uploads == []
 

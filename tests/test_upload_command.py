@@ -75,8 +75,9 @@ async def test_uploads_each_format_to_each_host(
     for received in host_emu.uploads:
         assert received.query == {}, "nothing may travel in the URL"
         if chevereto:
+            # Chevereto 4 reads the header, Chevereto Free only the field: both, never the URL.
             assert received.headers["x-api-key"] == CHEV_KEY
-            assert "key" not in received.form
+            assert received.form["key"] == CHEV_KEY
             assert received.form["format"] == "json"
             assert received.form["expiration"] == "PT1H"
             assert [f.field for f in received.files] == ["source"]
@@ -138,8 +139,9 @@ async def failing_run(tmp_path: Path, emu: HostEmulator, kind: str, *extra: str,
         ("imgbb", Fault("garbled"), "h answered something unreadable", 2),
         ("chevereto", Fault("drop"), "h could not be reached", 2),
         ("chevereto", Fault("slow", delay=3.0), "h did not answer in time", 2),
-        ("chevereto", Fault("flood"), "h is rate limiting uploads", 2),
-        ("imgbb", Fault("ratelimit"), "h is rate limiting uploads", 2),
+        # A retry within seconds fails again: rate limiting is never retried on the host.
+        ("chevereto", Fault("flood"), "h is rate limiting uploads", 1),
+        ("imgbb", Fault("ratelimit"), "h is rate limiting uploads", 1),
     ],
 )
 async def test_transient_failures_are_retried_then_explained(
@@ -180,7 +182,8 @@ async def test_imgbb_error_flavour_is_read_too(tmp_path: Path) -> None:
     assert "h refused the API key" in ran.stderr
 
 
-async def test_a_file_too_large_for_the_host_is_not_retried(tmp_path: Path) -> None:
+async def test_a_file_too_large_for_one_host_fails_over_to_the_next(tmp_path: Path) -> None:
+    """``400 File too big - max 2 MB`` is that host's setting, not the file's fault."""
     async with HostEmulator(api_keys=ALL_KEYS, chevereto_max_bytes=2048) as emu:
         (tmp_path / "big.png").write_bytes(samples.png(pad_to=4096))
         tables = [
@@ -189,9 +192,24 @@ async def test_a_file_too_large_for_the_host_is_not_retried(tmp_path: Path) -> N
         ]
         config = write_config(tmp_path, tables, ["chev", "zg"])
         ran = await run_rehost("upload", str(tmp_path / "big.png"), "-c", str(config))
+    assert ran.code == 0, ran.stderr
+    assert "uploaded to zg" in ran.stdout
+    assert [request.path for request in emu.uploads] == ["/api/1/upload", "/1/upload"]
+
+
+async def test_a_file_no_host_can_take_is_refused_before_sending(
+    tmp_path: Path, host_emu: HostEmulator
+) -> None:
+    (tmp_path / "big.png").write_bytes(samples.png(pad_to=4096))
+    tables = [
+        host_table("chev", host_emu, "chevereto", max_bytes=1024),
+        host_table("zg", host_emu, "imgbb", max_bytes=2048),
+    ]
+    config = write_config(tmp_path, tables, ["chev", "zg"])
+    ran = await run_rehost("upload", str(tmp_path / "big.png"), "-c", str(config))
     assert ran.code == 1
-    assert "the file is too large for chev" in ran.stderr
-    assert len(emu.uploads) == 1, "the file's own fault must not fail over"
+    assert "too large (4 KB); the configured hosts accept at most 2 KB" in ran.stderr
+    assert "nothing was sent" in ran.stderr and host_emu.requests == []
 
 
 async def test_a_non_image_is_refused_before_sending(

@@ -18,12 +18,26 @@ from typing import IO, Any, ClassVar
 
 import httpx
 
-from bot.errors import FileRejected, HostError, HostRefused, HostUnavailable, RateLimited
+from bot.errors import (
+    HostError,
+    HostLimit,
+    HostRefused,
+    HostTimedOut,
+    HostUnavailable,
+    RateLimited,
+)
 from bot.expiration import Duration
 from bot.hosts.multipart import multipart
-from bot.media import SNIFF_BYTES, ImageType, sniff
+from bot.hosts.presets import DEFAULT_FORMATS
+from bot.media import BY_NAME, SNIFF_BYTES, ImageType, format_list, human_size, sniff
 
 CHUNK = 64 * 1024
+CONNECT_TIMEOUT = 5.0
+# Writing the file may take as long as sending it at this slow a rate, plus a margin.
+SLOWEST_UPLOAD_RATE = 256 * 1024  # bytes per second
+WRITE_MARGIN = 10.0
+DEFAULT_COOLDOWN = 60.0
+_WINDOWS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
 @dataclass(frozen=True)
@@ -102,13 +116,44 @@ class HostClient(ABC):
         *,
         max_bytes: int,
         timeout: float = 60.0,
+        formats: frozenset[str] | None = None,
+        time_budget: float = 30.0,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
         self.max_bytes = max_bytes
+        self.formats = formats if formats is not None else default_formats(self.dialect)
+        self.time_budget = time_budget  # for all tries of one file on this host
         self._api_key = api_key
         self._http = http
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._read_timeout = timeout  # waiting for the answer once the file is sent
+
+    def accepts(self, image_type: ImageType) -> bool:
+        return image_type.name in self.formats
+
+    def refusal(self, source: UploadSource) -> HostLimit | None:
+        """Why this host will not take ``source`` before anything is sent, if it won't."""
+        if not self.accepts(source.image_type):
+            taken = sorted(self.formats)
+            return HostLimit(
+                self.name,
+                f"{self.name} does not take {source.image_type.label} files (it takes "
+                f"{format_list(t for t in _types(taken))})",
+            )
+        if source.size > self.max_bytes:
+            return HostLimit(
+                self.name,
+                f"the file is {human_size(source.size)}; {self.name} accepts at most "
+                f"{human_size(self.max_bytes)}",
+            )
+        return None
+
+    def upload_timeout(self, size: int) -> httpx.Timeout:
+        """A short connect timeout; a write timeout scaled to the file's size."""
+        write = WRITE_MARGIN + size / SLOWEST_UPLOAD_RATE
+        return httpx.Timeout(
+            connect=CONNECT_TIMEOUT, write=write, read=self._read_timeout, pool=CONNECT_TIMEOUT
+        )
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} {self.name} {self.endpoint}>"
@@ -145,7 +190,7 @@ class HostClient(ABC):
         if response.status_code >= 500:
             raise self.server_error(response)
         if response.status_code == 429:
-            raise RateLimited(self.name, f"{self.name} is rate limiting uploads; try later")
+            raise self.rate_limited(_retry_after(response))
         if body is None:
             raise self.unreadable(response)
         payload = body.get(self.payload_key)
@@ -157,8 +202,9 @@ class HostClient(ABC):
         self, source: UploadSource, duration: Duration | None, now: datetime | None = None
     ) -> UploadedImage:
         """Upload ``source`` to expire after ``duration`` (``None``: never)."""
-        if source.size > self.max_bytes:
-            raise FileRejected(self.name, f"the file is larger than {self.name} accepts")
+        refusal = self.refusal(source)
+        if refusal is not None:
+            raise refusal
         expiration, planned = self.expiration_field(duration, now or datetime.now(UTC))
         headers, fields = self.request_parts(source, expiration)
         with source.open() as stream:
@@ -170,13 +216,30 @@ class HostClient(ABC):
                 stream=stream,
                 size=source.size,
             )
-            response = await self._send(
-                "POST", self.endpoint, headers={**headers, **form}, content=body
+            response = await send(
+                self._http,
+                self.name,
+                "POST",
+                self.endpoint,
+                headers={**headers, **form},
+                content=body,
+                timeout=self.upload_timeout(source.size),
             )
         return self.parse_answer(response, json_object(response), planned)
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return await send(self._http, self.name, method, url, timeout=self._timeout, **kwargs)
+    def rate_limited(self, cooldown: float | None = None, detail: str = "") -> RateLimited:
+        return RateLimited(
+            self.name,
+            f"{self.name} is rate limiting uploads",
+            detail,
+            cooldown=cooldown or DEFAULT_COOLDOWN,
+        )
+
+    def empty_source(self, detail: str) -> HostLimit:
+        """The host says it got no file although one was sent: over its post size limit."""
+        return HostLimit(
+            self.name, f"{self.name} received no file: it probably refused its size", detail
+        )
 
     def redact(self, text: str) -> str:
         """Host-supplied text with our API key taken out, cut to a sane length."""
@@ -212,9 +275,33 @@ async def send(
     try:
         return await http.request(method, url, **kwargs)
     except httpx.TimeoutException:
-        raise HostUnavailable(host, f"{host} did not answer in time") from None
+        raise HostTimedOut(host, f"{host} did not answer in time") from None
     except httpx.TransportError as error:
         raise HostUnavailable(host, f"{host} could not be reached", type(error).__name__) from None
+
+
+def default_formats(dialect: str) -> frozenset[str]:
+    return DEFAULT_FORMATS[dialect]
+
+
+def _types(names: list[str]) -> list[ImageType]:
+    return [BY_NAME[name] for name in names if name in BY_NAME]
+
+
+def cooldown_from(message: str) -> float:
+    """How long a flood refusal asks to wait: its window ("... per minute"), else a minute."""
+    text = message.lower()
+    for word, seconds in _WINDOWS.items():
+        if f"per {word}" in text or f"a {word}" in text:
+            return seconds
+    return DEFAULT_COOLDOWN
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(1.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
 
 
 def server_error(host: str, response: httpx.Response) -> HostUnavailable:

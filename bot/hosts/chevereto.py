@@ -20,14 +20,15 @@ from bot.errors import (
     CredentialsError,
     FileRejected,
     HostError,
+    HostLimit,
     HostRefused,
-    RateLimited,
 )
 from bot.expiration import Duration, chevereto_interval
 from bot.hosts.base import (
     HostClient,
     UploadedImage,
     UploadSource,
+    cooldown_from,
     error_parts,
     send,
     server_error,
@@ -56,7 +57,9 @@ class CheveretoClient(HostClient):
     def request_parts(
         self, source: UploadSource, expiration: str | None
     ) -> tuple[dict[str, str], dict[str, str]]:
-        fields = {"format": "json"}
+        # Chevereto 4 reads the header; Chevereto Free 1.x only the field. Both, then (in
+        # the body, never the URL).
+        fields = {"key": self._api_key, "format": "json"}
         if expiration is not None:
             fields["expiration"] = expiration
         return {"X-API-Key": self._api_key}, fields
@@ -84,7 +87,9 @@ class CheveretoClient(HostClient):
         text = message.lower()
         detail = self.redact(message)
         if "flood" in text or "rate limit" in text:
-            return RateLimited(self.name, f"{self.name} is rate limiting uploads; try later")
+            return self.rate_limited(cooldown_from(message), detail)
+        if "empty upload source" in text:  # sent, but over the server's post size limit
+            return self.empty_source(detail)
         if code == 100 or "api key" in text or "no key" in text:
             return CredentialsError(self.name, f"{self.name} refused the API key", detail)
         if code == 401 or "denied" in text:
@@ -96,9 +101,9 @@ class CheveretoClient(HostClient):
         if code in (120, 130):
             return FileRejected(self.name, f"{self.name} received no usable image", detail)
         if "too big" in text or "too large" in text or code == 601:
-            return FileRejected(self.name, f"the file is too large for {self.name}", detail)
+            return HostLimit(self.name, f"the file is too large for {self.name}", detail)
         if code in (612, 613, 614) or "format" in text or "mime" in text:
-            return FileRejected(self.name, f"{self.name} does not accept this format", detail)
+            return HostLimit(self.name, f"{self.name} does not accept this format", detail)
         if "invalid image" in text or code == 610:
             return FileRejected(self.name, f"{self.name} says the file is not an image", detail)
         if code == 400:
@@ -111,6 +116,7 @@ async def delete_by_link(http: httpx.AsyncClient, delete_url: str, host: str) ->
     ``?deleted``; that redirect is the success and is not followed (the page is a 404 now).
     """
     response = await send(http, host, "GET", delete_url, follow_redirects=False, timeout=30.0)
+    # 301 with an absolute Location to "<viewer>?deleted" from Chevereto 4.2; any redirect.
     if response.status_code in (301, 302, 303, 307, 308):
         return DeleteOutcome.DELETED
     if response.status_code in (404, 410):

@@ -12,8 +12,11 @@ from bot.hosts.imgbb import ImgbbClient
 _CLIENTS: dict[str, type[HostClient]] = {"imgbb": ImgbbClient, "chevereto": CheveretoClient}
 
 
-def build_client(settings: HostSettings, http: httpx.AsyncClient) -> HostClient:
-    """The client for one ``[hosts.NAME]`` table."""
+def build_client(
+    settings: HostSettings, http: httpx.AsyncClient, default_budget: float = 30.0
+) -> HostClient:
+    """The client for one ``[hosts.NAME]`` table (``default_budget``: ``[upload]``'s
+    ``host_time_budget``, unless the host sets its own)."""
     return _CLIENTS[settings.dialect](
         settings.name,
         settings.endpoint,
@@ -21,4 +24,6 @@ def build_client(settings: HostSettings, http: httpx.AsyncClient) -> HostClient:
         http,
         max_bytes=settings.max_bytes,
         timeout=settings.timeout,
+        formats=settings.formats or None,
+        time_budget=settings.time_budget or default_budget,
     )

@@ -14,11 +14,18 @@ from typing import Any, ClassVar
 
 import httpx
 
-from bot.errors import CredentialsError, FileRejected, HostError, RateLimited
+from bot.errors import CredentialsError, FileRejected, HostError, HostLimit
 from bot.expiration import Duration, imgbb_seconds
-from bot.hosts.base import HostClient, UploadedImage, UploadSource, error_parts, text_field
+from bot.hosts.base import (
+    HostClient,
+    UploadedImage,
+    UploadSource,
+    cooldown_from,
+    error_parts,
+    text_field,
+)
 
-_FILE_WORDS = ("format", "size", "big", "large", "invalid image", "mime", "upload failed")
+_FILE_WORDS = ("format", "size", "big", "large", "mime", "upload failed")
 
 
 class ImgbbClient(HostClient):
@@ -63,17 +70,17 @@ class ImgbbClient(HostClient):
         code, message = error_parts(body)
         text = message.lower()
         status = response.status_code
+        detail = self.redact(message)
         if "rate limit" in text or "flood" in text:  # ImgBB reports these as 400
-            return RateLimited(self.name, f"{self.name} is rate limiting uploads; try later")
+            return self.rate_limited(cooldown_from(message), detail)
         if status in (401, 403) or code == 100 or "key" in text:
-            return CredentialsError(
-                self.name, f"{self.name} refused the API key", self.redact(message)
-            )
+            return CredentialsError(self.name, f"{self.name} refused the API key", detail)
         if code in (130, 200) or "required" in text or "empty" in text:
-            return FileRejected(self.name, f"{self.name} received no image", self.redact(message))
+            return self.empty_source(detail)  # a file was sent: its size, most likely
+        if "invalid image" in text or "not an image" in text:
+            return FileRejected(self.name, f"{self.name} says the file is not an image", detail)
         if code in (300, 310) or any(word in text for word in _FILE_WORDS):
-            detail = self.redact(message)
-            return FileRejected(self.name, f"{self.name} refused the file: {detail}", detail)
+            return HostLimit(self.name, f"{self.name} refused the file: {detail}", detail)
         return self.refused(response, message)
 
 

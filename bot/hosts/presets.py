@@ -25,3 +25,9 @@ PRESETS: dict[str, Preset] = {
 # Limits assumed for a custom endpoint when the operator does not state one.
 DEFAULT_MAX_BYTES = {"imgbb": 32 * MB, "chevereto": 10 * MB}
 DIALECTS = tuple(DEFAULT_MAX_BYTES)
+# What each dialect takes by default (a host's ``formats`` setting overrides it): ImgBB as
+# documented; Chevereto 4 as installed (TIFF is off unless the site enables it).
+DEFAULT_FORMATS: dict[str, frozenset[str]] = {
+    "imgbb": frozenset({"jpeg", "png", "gif", "webp", "bmp", "tiff"}),
+    "chevereto": frozenset({"jpeg", "png", "gif", "webp", "bmp", "avif"}),
+}
