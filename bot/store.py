@@ -228,6 +228,13 @@ def _v6_delete_link_handed_over(db: sqlite_utils.Database) -> None:
     db.table("uploads").add_column("delete_handed_at", str)
 
 
+def _v7_link_checks(db: sqlite_utils.Database) -> None:
+    # What the last probe of the image's direct link found (alive, gone), and when.
+    uploads = db.table("uploads")
+    uploads.add_column("link_state", str)
+    uploads.add_column("checked_at", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
@@ -235,6 +242,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v4_batches_leases_outbox,
     _v5_host_cooldowns,
     _v6_delete_link_handed_over,
+    _v7_link_checks,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
