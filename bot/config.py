@@ -81,12 +81,19 @@ class DiscordSettings:
 
 
 @dataclass(frozen=True)
+class LinkSettings:
+    # How often ``rehost run`` probes every live upload's image link (seconds; 0: never).
+    check_every: float = 86400.0
+
+
+@dataclass(frozen=True)
 class Config:
     upload: UploadSettings
     hosts: Mapping[str, HostSettings]
     storage: StorageSettings
     telegram: TelegramSettings | None = None
     discord: DiscordSettings | None = None
+    links: LinkSettings = LinkSettings()
 
     def ordered_hosts(self) -> list[HostSettings]:
         """The hosts of ``upload.hosts``, in the order they are tried."""
@@ -177,7 +184,8 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-ROOT_KEYS = ("upload", "hosts", "storage", "telegram", "discord")
+ROOT_KEYS = ("upload", "hosts", "storage", "telegram", "discord", "links")
+LINK_KEYS = ("check_every",)
 TELEGRAM_KEYS = ("token", "base_url", "base_file_url", "auto_rehost_chats", "max_download_bytes")
 DISCORD_KEYS = ("token", "auto_rehost_channels", "guild_ids", "api_base_url", "gateway_url")
 HOST_KEYS = (
@@ -233,8 +241,18 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str
     storage = _storage(root.table("storage", STORAGE_KEYS), base_dir)
     telegram = _telegram(root.table("telegram", TELEGRAM_KEYS), environ)
     discord = _discord(root.table("discord", DISCORD_KEYS), environ)
+    links = _links(root.table("links", LINK_KEYS))
     root.finish()
-    return Config(upload, hosts, storage, telegram, discord)
+    return Config(upload, hosts, storage, telegram, discord, links)
+
+
+def _links(table: _Table) -> LinkSettings:
+    every = table.get("check_every", float, 86400.0)
+    assert every is not None
+    if every < 0:
+        raise ConfigError(table.key("check_every"), "must be 0 (never) or more seconds")
+    table.finish()
+    return LinkSettings(check_every=every)
 
 
 def _host(table: _Table, name: str, environ: Mapping[str, str]) -> HostSettings:

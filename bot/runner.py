@@ -19,6 +19,7 @@ from bot.app import Core, open_core
 from bot.cli import EXIT_OK, EXIT_USAGE
 from bot.config import Config, load_config
 from bot.inbox import Inbox
+from bot.linkcheck import LinkChecker
 from bot.logsafety import configure_logging, level_from_environment
 from bot.store import now_utc, to_text
 
@@ -71,6 +72,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         adapters = build_adapters(core)
         started: list[Adapter] = []
         sweeper = asyncio.create_task(_sweep(core))
+        checker = asyncio.create_task(_check_links(core))
         try:
             for adapter in adapters:
                 await adapter.start()
@@ -78,9 +80,10 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                 log.info("%s adapter started", adapter.name)
             await stop.wait()
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, checker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for adapter in reversed(started):
                 try:
                     await adapter.stop()
@@ -100,3 +103,19 @@ async def _sweep(core: Core) -> None:
         except Exception:
             log.exception("sweeping expired uploads failed")
         await asyncio.sleep(SWEEP_INTERVAL)
+
+
+async def _check_links(core: Core) -> None:
+    """Probe every live upload's link every ``[links] check_every`` seconds."""
+    every = core.config.links.check_every
+    if not every:
+        return
+    checker = LinkChecker(core.store, core.http)
+    while True:
+        await asyncio.sleep(every)
+        try:
+            findings = await checker.run()
+            gone = sum(1 for finding in findings if finding.state == "gone")
+            log.info("checked %d image links; %d gone", len(findings), gone)
+        except Exception:
+            log.exception("checking image links failed")

@@ -667,7 +667,18 @@ class Store:
             "delete_links_handed_over": handed["n"],
             "hosts": per_host,
             "cooldowns": self._cooldowns(),
+            "gone_before_expiry": self._gone_before_expiry(),
         }
+
+    def _gone_before_expiry(self) -> dict[str, int]:
+        """Per host: live uploads (not expired) whose image the last probe found gone."""
+        rows = self._rows(
+            "select host, count(*) as n from uploads where state = 'active'"
+            " and link_state = 'gone' and reused_from is null"
+            " and (expires_at is null or expires_at > ?) group by host order by host",
+            (to_text(now_utc()),),
+        )
+        return {row["host"]: int(row["n"]) for row in rows}
 
     def _cooldowns(self) -> dict[str, dict[str, Any]]:
         """Hosts resting after rate limiting: until when (epoch seconds), and why."""
