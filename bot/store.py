@@ -235,6 +235,23 @@ def _v7_link_checks(db: sqlite_utils.Database) -> None:
     uploads.add_column("checked_at", str)
 
 
+def _v8_host_moves(db: sqlite_utils.Database) -> None:
+    # ``rehost migrate``: an upload moved off a host, and whether its old copy is deleted
+    # yet (the move and this row are one transaction; deleting the old copy comes after).
+    db.table("host_moves").create(
+        {
+            "upload_id": int,
+            "from_host": str,
+            "from_dialect": str,
+            "old_delete_url": str,
+            "to_host": str,
+            "old_deleted": int,
+            "moved_at": str,
+        },
+        pk="upload_id",
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
@@ -243,6 +260,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v5_host_cooldowns,
     _v6_delete_link_handed_over,
     _v7_link_checks,
+    _v8_host_moves,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
