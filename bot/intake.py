@@ -48,9 +48,17 @@ class Intake:
         and dropped unless a wanted request with the same key comes while it gathers.
         """
         key = request.key or uuid.uuid4().hex
+        sources = list(request.sources)
+        closed = self.queue.closed_items(key)
+        if closed is not None:
+            # The event was seen before and answered (a replay after a crash or a gateway
+            # resume): only items that batch does not hold (an album's late item) are new.
+            sources = [s for i, s in enumerate(sources) if (s.item_key or str(i)) not in closed]
+            if not sources:
+                return key
         duration = self.duration(request)
         label = duration.label() if duration else None
-        jobs = self._jobs(request, request.sources, counted=wanted)
+        jobs = self._jobs(request, sources, counted=wanted)
         batch = self._batch(key, request, answer)
         if not self.queue.record(
             batch, jobs, expiration=label, gather=request.gather, wanted=wanted
