@@ -52,6 +52,10 @@ class PlannedMessage:
     about_chat: str | None = None
     owner_name: str = ""
     in_place: bool = False  # private, shown in the chat to the owner only (ephemeral)
+    # Not a new message: re-render this bot post in ``chat_id`` from what the store now
+    # holds for it (edited, or removed when nothing in it is live), as after a deletion.
+    refresh_message_id: str | None = None
+    note: str | None = None  # a line from the core to put first (e.g. "moved to ...")
 
     @property
     def previews(self) -> bool:
@@ -131,6 +135,32 @@ def lines(
             error = "no longer recorded"
         shown.append(ResultLine(number, item.name, record, error, item.dedup))
     return shown
+
+
+def refresh_post(
+    platform_chat: str, message_id: str, visibility: Visibility, owner_id: str
+) -> PlannedMessage:
+    """Re-render one bot post after its uploads changed (moved to another host)."""
+    return PlannedMessage(
+        visibility,
+        platform_chat,
+        owner_id,
+        reply_to=None,
+        items=(),
+        refresh_message_id=message_id,
+    )
+
+
+def moved_notice(owner_id: str, upload_id: int, old_host: str, new_host: str) -> PlannedMessage:
+    """The owner's new links (delete link included, in private) after a move."""
+    return PlannedMessage(
+        Visibility.PRIVATE,
+        None,
+        owner_id,
+        reply_to=None,
+        items=(ReplyItem(f"#{upload_id}", upload_id),),
+        note=f"Your image #{upload_id} moved from {old_host} to {new_host}: new links.",
+    )
 
 
 def public_view(uploads: Sequence[UploadRecord]) -> list[UploadRecord]:

@@ -98,6 +98,8 @@ class Delivery:
         """Send one outbox row; how it went, for the sender to record."""
         message = row.message
         chat_id = int(message.chat_id) if message.chat_id is not None else int(message.owner_id)
+        if message.refresh_message_id is not None:
+            return await self._deliver_refresh(row, chat_id, message.refresh_message_id)
         text, keyboard = self._render(row, message)
         await self.pacer.wait(chat_id)
         try:
@@ -120,13 +122,28 @@ class Delivery:
             return Delivered("retry", reason=str(error))
         return Delivered.sent(str(sent.chat_id), str(sent.message_id))
 
+    async def _deliver_refresh(self, row: OutboxRow, chat_id: int, message_id: str) -> Delivered:
+        """Re-render a bot post whose uploads changed (moved to another host)."""
+        post = BotMessage(0, PLATFORM, str(chat_id), message_id, row.message.visibility)
+        try:
+            await self._refresh_one(post)
+        except RetryAfter as error:
+            return Delivered.wait(retry_after_seconds(error))
+        except BadRequest as error:  # gone meanwhile, or already showing this
+            log.info("could not update message %s: %s", message_id, error)
+        except (TimedOut, NetworkError) as error:
+            return Delivered("retry", reason=str(error))
+        return Delivered.sent(str(chat_id), message_id)
+
     def _render(
         self, row: OutboxRow, message: PlannedMessage
     ) -> tuple[str, InlineKeyboardMarkup | None]:
         shown = lines(message, self.core.library.upload)
         if message.visibility is Visibility.PRIVATE:
             where = message.about_chat or None if message.chat_id is None else None
-            return render.private_text(shown, where=where), render.private_keyboard(shown)
+            heading = html.escape(message.note) if message.note else None
+            text = render.private_text(shown, where=where, heading=heading)
+            return text, render.private_keyboard(shown)
         text = render.public_text(shown, owner=message.owner_name or None)
         if message.tells_where_private_went:
             text += self._private_note(row, message)
