@@ -9,7 +9,17 @@ from bot.media import human_size
 from bot.requests import Resolver, SourceRef
 
 IMAGE_MIME_TYPES = frozenset(
-    {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff"}
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/bmp",
+        "image/tiff",
+        "image/avif",
+        "image/heic",
+        "image/heif",
+    }
 )
 
 
