@@ -304,3 +304,16 @@ async def test_an_id_beyond_any_integer_is_just_an_unknown_upload(
         tg.send_text(ANN, ANN, "/delete 99999999999999999999")
         reply = await tg.wait_for(sent_to(ANN))
     assert "You have no live upload #99999999999999999999" in reply.params["text"]
+
+
+async def test_an_avif_file_is_rehosted_and_a_heic_no_host_takes_is_explained(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    async with running_adapter(telegram_config(tmp_path, host, tg)) as adapter:
+        tg.send_document(ANN, ANN, samples.avif(), "photo.avif", "image/avif")
+        tg.send_document(ANN, ANN, samples.heic(), "photo.heic", "image/heic")
+        await settled(adapter, tg)
+    texts = [c.params["text"] for c in tg.calls_to("sendMessage") if sent_to(ANN)(c)]
+    assert any(t.startswith("Rehosted") for t in texts)
+    assert any("HEIC files are not taken by any configured host" in t for t in texts)
+    assert [r.path for r in host.uploads] == ["/api/1/upload"], "only the AVIF was sent"
