@@ -6,7 +6,9 @@ One `HostEmulator` serves both dialects described in shared/HOSTS.md:
   image in ``image``, expiration in seconds, numbers sent as strings;
 - "chevereto" (API V1.1) at ``/api/1/upload``: key in ``X-API-Key`` or ``key``,
   image in a file part named ``source``, expiration from a fixed ISO-8601 list,
-  every error an HTTP 400.
+  every error an HTTP 400. It answers as a stock Chevereto 4.2.0 was measured
+  to (shared/HOSTS.md, "Measured on a real Chevereto 4.2.0"), or as 4.0/4.1
+  with ``chevereto_version="4.1"``.
 
 It also serves what an upload links to (viewer pages, direct image URLs,
 delete links with each dialect's semantics) and ``/cdn/<name>`` blobs, which
@@ -22,18 +24,41 @@ no key                100 No key provided         401/100              400/100 I
 bad key               100 Invalid API key.        401/100              400/100 Invalid API v1 key.
 key denied            401 Request denied          (imgbb: bad key)     (imgbb: bad key)
 no image              130 Empty upload source     400/200              400/130 Empty upload source.
+body over post limit  130 Empty upload source     413 (front proxy)    413 (front proxy)
 base64 by GET         130 (must use POST)         (accepted)           (accepted)
 bad base64            120 Invalid base64 string   400/300              400/120
 URL not fetchable     610 Can't get target ...    400/300              400/310
-not an image          400 Invalid image           400/300              400/310
-unsupported format    613 Unavailable image ...   400/300              400/310
+not an image          610 Can't get target ...    400/300              400/310
+                      (4.0/4.1: 400 Invalid image)
+format not accepted   613 Unavailable image ...   400/300              400/310
 too large             400 File too big - max N    400/300              400/400
 duplicate (opt-in)    101 Duplicated upload       -                    -
 bad expiration        (never an error)            400/300              400/400
 flood / rate limit    130 Flooding detected...    400/100 Rate limit reached.  (same)
 ====================  ==========================  ===================  =================
 
-The zg flavour words every 400/300 as "Upload failed (<reason>)."
+The zg flavour words every 400/300 as "Upload failed (<reason>)." With
+``format=txt`` a Chevereto error is HTTP 200 with the bare message as its body.
+
+Formats: imgbb takes JPEG, PNG, GIF, WebP, BMP and TIFF; chevereto takes
+``chevereto_formats`` (by default JPEG, PNG, GIF, WebP, BMP and AVIF, as a
+stock 4.2 does: TIFF and HEIC are refused with 613).
+
+Chevereto expiration (none is ever an error): a value from the fixed list is
+honoured exactly, calendar months and years included, on every version.
+Anything else, on 4.2: an ISO-8601 duration is honoured and clamped to 5
+minutes .. 365 days, an integer is seconds (clamped alike), ``0`` is no expiry,
+and a value that does not parse (``3d``, ``never``, ``p1d``) means 5 minutes.
+On 4.0 and 4.1 it is ignored: the image never expires.
+
+Flooding and rate limits (off by default): ``flood_per_minute`` (chevereto)
+and ``imgbb_rate_per_minute`` count the uploads each dialect accepted from one
+client address in the last 60 seconds of `clock`; refused uploads do not count.
+
+Delete links: chevereto's deletes on GET or HEAD and answers 301 to the
+absolute viewer URL plus ``?deleted`` (a 404 page by then); a used or wrong
+link is a 404 HTML page. ``url_short`` answers 302 to the viewer URL. imgbb's
+is a page with a confirm button; only the POST of that form deletes.
 
 Choices where the hosts leave room:
 - Chevereto month and year durations are calendar months (the day is clamped
@@ -44,6 +69,9 @@ Choices where the hosts leave room:
   emulator (for instance a /cdn/ blob); any other URL fails as unreachable.
 - The chevereto ``width`` parameter is recorded but the image is not resized.
 - Expired images answer 404 like deleted ones; pass ``clock`` to move time.
+- The post limit (PHP's post_max_size) is checked against Content-Length
+  when the client sends one, else against the bytes of form and file data read.
+- Flood windows slide (the last 60 s), counted per client address.
 
 Run it by hand with ``python -m sandbox.hostemu --help`` (the project's
 ``rehost emulate-host`` command calls `main`).
@@ -79,11 +107,13 @@ from sandbox.hostwire import (
     ReceivedRequest,
     add_iso_duration,
 )
-from sandbox.imagesniff import ImageInfo, Unsupported, sniff
+from sandbox.imagesniff import FORMATS, ImageInfo, Unsupported, sniff
 from sandbox.lifecycle import LocalServer
 
 __all__ = [
     "CHEVERETO_EXPIRATIONS",
+    "CHEVERETO_FORMATS",
+    "IMGBB_FORMATS",
     "Fault",
     "FaultKind",
     "HostEmulator",
@@ -96,12 +126,21 @@ __all__ = [
 ]
 
 Dialect: TypeAlias = Literal["imgbb", "chevereto"]
+CheveretoVersion: TypeAlias = Literal["4.0", "4.1", "4.2"]
 FaultKind: TypeAlias = Literal["status", "slow", "drop", "html", "garbled", "flood", "ratelimit"]
 Clock: TypeAlias = Callable[[], datetime]
 
 IMGBB_PATH = "/1/upload"
 CHEVERETO_PATH = "/api/1/upload"
 CDN_CHUNK = 64 * 1024
+# What a stock Chevereto 4.2 accepts, and what imgbb-style hosts do (shared/HOSTS.md).
+CHEVERETO_FORMATS = ("jpeg", "png", "gif", "webp", "bmp", "avif")
+IMGBB_FORMATS = ("jpeg", "png", "gif", "webp", "bmp", "tiff")
+_FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff", "heif": "heic"}
+# Chevereto 4.2 clamps an expiration off its list to this range.
+CHEVERETO_MIN_EXPIRY = timedelta(minutes=5)
+CHEVERETO_MAX_EXPIRY = timedelta(days=365)
+FLOOD_WINDOW = timedelta(minutes=1)
 
 
 # --- Public records -----------------------------------------------------------
@@ -131,6 +170,22 @@ def _utcnow() -> datetime:
 def _key_tuple(keys: Iterable[str]) -> tuple[str, ...]:
     # A lone string is one key, not a sequence of one-letter keys.
     return (keys,) if isinstance(keys, str) else tuple(keys)
+
+
+def _format_set(formats: Iterable[str]) -> frozenset[str]:
+    """Format names, normalised ("JPG" -> "jpeg"); ValueError for one `sniff` cannot tell."""
+    names = {_FORMAT_ALIASES.get(name.lower(), name.lower()) for name in _key_tuple(formats)}
+    unknown = names - FORMATS
+    if unknown:
+        known = ", ".join(sorted(FORMATS))
+        raise ValueError(f"unknown image format(s) {sorted(unknown)}; known: {known}")
+    return frozenset(names)
+
+
+def _positive_or_none(name: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise ValueError(f"{name} must be a positive number (or None for no limit)")
+    return value
 
 
 @dataclass
@@ -166,6 +221,7 @@ class HostedImage:
 # --- The emulator ------------------------------------------------------------------
 
 Handler: TypeAlias = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_IMGBB_FORMAT_SET = frozenset(IMGBB_FORMATS)
 
 
 class HostEmulator(LocalServer):
@@ -178,7 +234,12 @@ class HostEmulator(LocalServer):
         imgbb_errors: Literal["zg", "imgbb"] = "zg",
         imgbb_numbers_as_strings: bool = True,
         chevereto_delete_links: bool = True,
-        chevereto_expiration: Literal["ignore", "clamp"] = "ignore",
+        chevereto_version: CheveretoVersion = "4.2",
+        chevereto_formats: Iterable[str] = CHEVERETO_FORMATS,
+        chevereto_key_from_header: bool = True,
+        chevereto_post_max_bytes: int | None = None,
+        flood_per_minute: int | None = None,
+        imgbb_rate_per_minute: int | None = None,
         moderation: bool = False,
         imgbb_max_bytes: int = 32 * 1024 * 1024,
         chevereto_max_bytes: int = 10 * 1024 * 1024,
@@ -188,16 +249,35 @@ class HostEmulator(LocalServer):
         access_log: bool = False,
         keep_bytes: bool = True,
     ) -> None:
+        """Options beyond the obvious ones (all off or as a stock server by default):
+
+        chevereto_version: "4.2", or "4.1"/"4.0" for their expiration and
+            not-an-image answers.
+        chevereto_formats: the formats the chevereto dialect accepts (names as
+            `ImageInfo.format`: jpeg, png, gif, webp, bmp, tiff, avif, heic).
+        chevereto_key_from_header: False reads the key only from the ``key``
+            field, as Chevereto Free 1.x does.
+        chevereto_post_max_bytes: PHP's post_max_size; a bigger request body
+            reaches Chevereto empty. Default: the imgbb front proxy's limit.
+        flood_per_minute, imgbb_rate_per_minute: accepted uploads per client
+            address per minute before the dialect's flood / rate-limit answer.
+        """
         if imgbb_errors not in ("zg", "imgbb"):
             raise ValueError("imgbb_errors must be 'zg' or 'imgbb'")
-        if chevereto_expiration not in ("ignore", "clamp"):
-            raise ValueError("chevereto_expiration must be 'ignore' or 'clamp'")
+        if chevereto_version not in get_args(CheveretoVersion):
+            raise ValueError(f"chevereto_version must be one of {get_args(CheveretoVersion)}")
         self.api_keys = _key_tuple(api_keys)
         self.denied_keys = _key_tuple(denied_keys)
         self.imgbb_errors = imgbb_errors
         self.imgbb_numbers_as_strings = imgbb_numbers_as_strings
         self.chevereto_delete_links = chevereto_delete_links
-        self.chevereto_expiration = chevereto_expiration
+        self.chevereto_version: CheveretoVersion = chevereto_version
+        self.chevereto_formats = _format_set(chevereto_formats)
+        self.chevereto_key_from_header = chevereto_key_from_header
+        self.flood_per_minute = _positive_or_none("flood_per_minute", flood_per_minute)
+        self.imgbb_rate_per_minute = _positive_or_none(
+            "imgbb_rate_per_minute", imgbb_rate_per_minute
+        )
         self.moderation = moderation
         self.imgbb_max_bytes = imgbb_max_bytes
         self.chevereto_max_bytes = chevereto_max_bytes
@@ -221,10 +301,16 @@ class HostEmulator(LocalServer):
         self._downloads_idle.set()
         self._in_flight: dict[int, ReceivedRequest] = {}
         self._stored: dict[int, HostedImage] = {}  # by id(received), when not keep_bytes
+        # When each dialect accepted uploads, by client address (for flood limits).
+        self._accepted: dict[tuple[Dialect, str], list[datetime]] = {}
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
-        # Whole request bodies above this are refused with 413, as a front proxy would.
+        # Whole request bodies above this are refused with 413, as a front proxy would
+        # (except Chevereto's endpoint, where PHP's post_max_size empties them instead).
         self._body_limit = max(imgbb_max_bytes, chevereto_max_bytes) + (1 << 20)
+        self.chevereto_post_max_bytes = (
+            self._body_limit if chevereto_post_max_bytes is None else chevereto_post_max_bytes
+        )
 
     # -- lifecycle --
 
@@ -348,12 +434,15 @@ class HostEmulator(LocalServer):
         self.requests.append(received)
         if request.path in (IMGBB_PATH, CHEVERETO_PATH):
             self.uploads.append(received)
-        try:
-            await wire.read_body(request, self._body_limit, received)
-        except wire.BodyTooLarge:
-            return web.Response(status=413, text="Request Entity Too Large")
-        except ValueError:
-            pass  # PHP carries on with whatever it could parse, and so do we
+        if request.path == CHEVERETO_PATH:
+            await self._read_php_body(request, received)
+        else:
+            try:
+                await wire.read_body(request, self._body_limit, received)
+            except wire.BodyTooLarge:
+                return web.Response(status=413, text="Request Entity Too Large")
+            except ValueError:
+                pass  # PHP carries on with whatever it could parse, and so do we
         # Handlers find the parsed request here (keyed by identity: requests are unhashable).
         self._in_flight[id(request)] = received
         try:
@@ -362,6 +451,23 @@ class HostEmulator(LocalServer):
             del self._in_flight[id(request)]
             if not self.keep_bytes:
                 self._forget_bytes(received)
+
+    async def _read_php_body(self, request: web.Request, received: ReceivedRequest) -> None:
+        """Read the body as PHP does: past post_max_size the script sees no form and no files
+        (and the answer comes once the whole body is in)."""
+        limit = self.chevereto_post_max_bytes
+        length = request.content_length
+        try:
+            if length is not None and length > limit:
+                raise wire.BodyTooLarge
+            await wire.read_body(request, limit, received)
+        except wire.BodyTooLarge:
+            await wire.discard_body(request)
+            received.form.clear()
+            received.files.clear()
+            received.body_dropped = True
+        except ValueError:
+            pass  # PHP carries on with whatever it could parse, and so do we
 
     def _forget_bytes(self, received: ReceivedRequest) -> None:
         for part in received.files:
@@ -401,9 +507,9 @@ class HostEmulator(LocalServer):
         if fault.kind == "garbled":
             return web.Response(status=200, text=wire.GARBLED, content_type="text/html")
         # "flood" and "ratelimit": each dialect's rate-limit answer.
-        rejection = wire.Rejected("flood")
+        rejection = wire.Rejected("flood", str(self.flood_per_minute or 50))
         if dialect == "chevereto":
-            return wire.chevereto_error(rejection)
+            return self._chevereto_error(rejection, self._received(request))
         return wire.imgbb_error(rejection, self.imgbb_errors)
 
     async def _before_upload(
@@ -459,7 +565,7 @@ class HostEmulator(LocalServer):
         return data, None
 
     @staticmethod
-    def _examine(data: bytes, limit: int) -> ImageInfo:
+    def _examine(data: bytes, limit: int, formats: frozenset[str]) -> ImageInfo:
         if len(data) > limit:
             raise wire.Rejected("too_big", wire.human_size(limit))
         found = sniff(data)
@@ -467,7 +573,27 @@ class HostEmulator(LocalServer):
             raise wire.Rejected("unsupported", found.name)
         if found is None:
             raise wire.Rejected("not_image")
+        if found.format not in formats:
+            raise wire.Rejected("unsupported", found.format)
         return found
+
+    # -- uploads: flood limits --
+
+    def _check_flood(self, dialect: Dialect, received: ReceivedRequest, limit: int | None) -> None:
+        """Refuse when `limit` uploads were accepted from this address in the last minute."""
+        if limit is None:
+            return
+        since = self.clock() - FLOOD_WINDOW
+        moments = self._accepted.get((dialect, received.remote or ""), [])
+        moments[:] = [moment for moment in moments if moment > since]
+        if len(moments) >= limit:
+            raise wire.Rejected("flood", str(limit))
+
+    def _count_accepted(
+        self, dialect: Dialect, received: ReceivedRequest, limit: int | None
+    ) -> None:
+        if limit is not None:  # without a limit nothing needs remembering
+            self._accepted.setdefault((dialect, received.remote or ""), []).append(self.clock())
 
     def _new_id(self, length: int) -> str:
         while True:
@@ -517,10 +643,11 @@ class HostEmulator(LocalServer):
 
     async def _imgbb_store(self, received: ReceivedRequest) -> HostedImage:
         self._imgbb_check_key(received)
+        self._check_flood("imgbb", received, self.imgbb_rate_per_minute)
         limit = self.imgbb_max_bytes
         data, filename = await self._source(received, "image", limit, "imgbb")
         seconds = self._imgbb_expiration(received)
-        info = self._examine(data, limit)
+        info = self._examine(data, limit, _IMGBB_FORMAT_SET)
         now = self.clock().replace(microsecond=0)
         image_id = self._new_id(7)
         name = self._imgbb_name(received, filename)
@@ -545,6 +672,7 @@ class HostEmulator(LocalServer):
             uploaded_at=now,
         )
         self.images[image_id] = image
+        self._count_accepted("imgbb", received, self.imgbb_rate_per_minute)
         if not self.keep_bytes:
             self._stored[id(received)] = image
         return image
@@ -585,7 +713,9 @@ class HostEmulator(LocalServer):
     # -- uploads: chevereto dialect --
 
     def _chevereto_check_key(self, received: ReceivedRequest) -> None:
-        key = received.headers.get("x-api-key") or received.param("key")
+        # The header wins over the field; Chevereto Free 1.x reads only the field.
+        header = received.headers.get("x-api-key") if self.chevereto_key_from_header else None
+        key = header or received.param("key")
         if not key:
             raise wire.Rejected("no_key")
         if key in self.denied_keys:
@@ -599,13 +729,20 @@ class HostEmulator(LocalServer):
             return None
         if sent in CHEVERETO_EXPIRATIONS:
             return add_iso_duration(now, sent)
-        if self.chevereto_expiration == "ignore":
-            return None  # older servers: silently never expires
-        wanted = add_iso_duration(now, sent)
+        if self.chevereto_version != "4.2":
+            return None  # 4.0 and 4.1: a value off the list is silently ignored
+        shortest, longest = now + CHEVERETO_MIN_EXPIRY, now + CHEVERETO_MAX_EXPIRY
+        if sent.isascii() and sent.isdigit():  # whole seconds; 0 is no expiry
+            if int(sent) == 0:
+                return None
+            seconds = min(int(sent), int(CHEVERETO_MAX_EXPIRY.total_seconds()))
+            return max(now + timedelta(seconds=seconds), shortest)
+        try:
+            wanted = add_iso_duration(now, sent)
+        except (OverflowError, ValueError):  # past year 9999: far beyond the clamp
+            return longest
         if wanted is None:
-            return None
-        shortest = now + timedelta(minutes=5)
-        longest = wire.add_months(now, 12)
+            return shortest  # a value 4.2 cannot parse means 5 minutes
         return min(max(wanted, shortest), longest)
 
     def _chevereto_check_duplicate(self, data: bytes) -> None:
@@ -613,6 +750,14 @@ class HostEmulator(LocalServer):
         if self.reject_duplicates and checksum in self._checksums:
             raise wire.Rejected("duplicate")
         self._checksums.add(checksum)
+
+    @staticmethod
+    def _chevereto_output(received: ReceivedRequest) -> str:
+        return (received.param("format") or "json").lower()
+
+    def _chevereto_error(self, rejection: wire.Rejected, received: ReceivedRequest) -> web.Response:
+        older = self.chevereto_version != "4.2"
+        return wire.chevereto_error(rejection, self._chevereto_output(received), older)
 
     async def _chevereto_upload(self, request: web.Request) -> web.StreamResponse:
         early = await self._before_upload(request, "chevereto")
@@ -622,9 +767,9 @@ class HostEmulator(LocalServer):
         try:
             image = await self._chevereto_store(received)
         except wire.Rejected as rejection:
-            return wire.chevereto_error(rejection)
+            return self._chevereto_error(rejection, received)
         answer = self._chevereto_answer(image, received)
-        output = (received.param("format") or "json").lower()
+        output = self._chevereto_output(received)
         if output == "txt":
             text = image.url if not self.moderation else image.viewer_url
             return web.Response(text=text, content_type="text/plain")
@@ -641,9 +786,10 @@ class HostEmulator(LocalServer):
 
     async def _chevereto_store(self, received: ReceivedRequest) -> HostedImage:
         self._chevereto_check_key(received)
+        self._check_flood("chevereto", received, self.flood_per_minute)
         limit = self.chevereto_max_bytes
         data, filename = await self._source(received, "source", limit, "chevereto")
-        info = self._examine(data, limit)
+        info = self._examine(data, limit, self.chevereto_formats)
         self._chevereto_check_duplicate(data)
         now = self.clock().replace(microsecond=0)
         image_id = self._new_id(4)
@@ -672,6 +818,7 @@ class HostEmulator(LocalServer):
             uploaded_at=now,
         )
         self.images[image_id] = image
+        self._count_accepted("chevereto", received, self.flood_per_minute)
         if not self.keep_bytes:
             self._stored[id(received)] = image
         return image
@@ -804,9 +951,14 @@ class HostEmulator(LocalServer):
 
     async def _chevereto_viewer(self, request: web.Request) -> web.StreamResponse:
         # "<slug>.<id>" or the short form "<id>"
-        image_id = request.match_info["tail"].rsplit(".", 1)[-1]
-        image = self._live_image(image_id, "chevereto")
-        return self._viewer_page(image) if image else wire.not_found()
+        tail = request.match_info["tail"]
+        image = self._live_image(tail.rsplit(".", 1)[-1], "chevereto")
+        if image is None:
+            return wire.not_found()
+        if "." not in tail and image.viewer_url != f"{self.base_url}/image/{tail}":
+            # The short URL redirects to the full viewer URL (absolute).
+            raise web.HTTPFound(location=image.viewer_url)
+        return self._viewer_page(image)
 
     async def _chevereto_delete(self, request: web.Request) -> web.StreamResponse:
         image = self._live_image(request.match_info["id"], "chevereto")
@@ -815,9 +967,10 @@ class HostEmulator(LocalServer):
         token = request.match_info["token"].encode()
         if not secrets.compare_digest(token, image.delete_token.encode()):
             return wire.not_found()
-        # No confirmation: any GET (or HEAD) of the link deletes at once.
+        # No confirmation: any GET (or HEAD) of the link deletes at once, and the
+        # answer is a permanent redirect to the (absolute) viewer URL, now a 404.
         image.deleted = True
-        raise web.HTTPFound(location=f"{image.viewer_url}?deleted")
+        raise web.HTTPMovedPermanently(location=f"{image.viewer_url}?deleted")
 
     async def _chevereto_file(self, request: web.Request) -> web.StreamResponse:
         # "<id>.<ext>" or the thumbnail "<id>.th.<ext>" (same bytes: nothing is resized)
@@ -901,6 +1054,13 @@ async def _serve_until_signalled(host: str, port: int, options: dict[str, Any]) 
         await task
 
 
+def _format_list(text: str) -> frozenset[str]:
+    try:
+        return _format_set(name.strip() for name in text.split(",") if name.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rehost emulate-host",
@@ -913,7 +1073,23 @@ def _parser() -> argparse.ArgumentParser:
         help="an accepted API key (repeatable; default: test-key)",
     )  # fmt: skip
     parser.add_argument("--imgbb-errors", choices=("zg", "imgbb"), default="zg")
-    parser.add_argument("--chevereto-expiration", choices=("ignore", "clamp"), default="ignore")
+    parser.add_argument(
+        "--chevereto-version", choices=get_args(CheveretoVersion), default="4.2",
+        help="answer as this Chevereto version (expiration, not-an-image code)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--chevereto-formats", type=_format_list, metavar="LIST",
+        default=",".join(CHEVERETO_FORMATS),
+        help="comma-separated formats chevereto accepts (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--flood-per-minute", type=int, default=None, metavar="N",
+        help="chevereto: uploads per client per minute before 'Flooding detected'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--imgbb-rate-per-minute", type=int, default=None, metavar="N",
+        help="imgbb: uploads per client per minute before 'Rate limit reached.'",
+    )  # fmt: skip
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--moderation", action="store_true", help="hold chevereto uploads")
     parser.add_argument(
@@ -930,7 +1106,10 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, Any] = {
         "api_keys": tuple(args.api_keys or ["test-key"]),
         "imgbb_errors": args.imgbb_errors,
-        "chevereto_expiration": args.chevereto_expiration,
+        "chevereto_version": args.chevereto_version,
+        "chevereto_formats": args.chevereto_formats,
+        "flood_per_minute": args.flood_per_minute,
+        "imgbb_rate_per_minute": args.imgbb_rate_per_minute,
         "latency": args.latency,
         "moderation": args.moderation,
         "chevereto_delete_links": not args.no_delete_links,

@@ -52,6 +52,10 @@ class ReceivedRequest:
     headers: dict[str, str]  # names lowercased
     form: dict[str, str]  # non-file multipart or urlencoded fields
     files: list[ReceivedFile]
+    remote: str | None = None  # the peer's address, as the server saw it
+    # The body was over the server's post limit and thrown away, as PHP does
+    # past post_max_size: `form` and `files` are then empty.
+    body_dropped: bool = False
 
     def file(self, field_name: str) -> ReceivedFile | None:
         """The last file part named `field_name`, if any."""
@@ -81,6 +85,7 @@ def envelope(request: web.BaseRequest) -> ReceivedRequest:
         headers={name.lower(): value for name, value in request.headers.items()},
         form={},
         files=[],
+        remote=request.remote,
     )
 
 
@@ -117,6 +122,12 @@ async def _read_urlencoded(request: web.BaseRequest, limit: int, into: ReceivedR
             raise BodyTooLarge
     pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     into.form.update(pairs)
+
+
+async def discard_body(request: web.BaseRequest) -> None:
+    """Read what is left of the body and throw it away (so the client reads the answer)."""
+    while await request.content.read(64 * 1024):
+        pass
 
 
 async def read_body(request: web.BaseRequest, limit: int, into: ReceivedRequest) -> None:
@@ -262,13 +273,18 @@ _CHEVERETO_ERRORS: dict[Cause, tuple[int, str]] = {
     "denied": (401, "Request denied"),
     "no_source": (130, "Empty upload source"),
     "base64_by_get": (130, "Upload using base64 source must be done using POST method."),
-    "flood": (130, "Flooding detected. You can only upload 50 images per minute"),
+    "flood": (130, "Flooding detected. You can only upload {detail} images per minute"),
     "bad_base64": (120, "Invalid base64 string"),
     "unreachable": (610, "Can't get target upload source info"),
-    "not_image": (400, "Invalid image"),
+    "not_image": (610, "Can't get target upload source info"),
     "unsupported": (613, "Unavailable image format"),
     "too_big": (400, "File too big - max {detail}"),
     "duplicate": (101, "Duplicated upload"),
+}
+
+# Where Chevereto 4.0 and 4.1 answer otherwise than 4.2.
+_CHEVERETO_41_ERRORS: dict[Cause, tuple[int, str]] = {
+    "not_image": (400, "Invalid image"),
 }
 
 _IMGBB_ERRORS: dict[Cause, tuple[int, str]] = {
@@ -302,9 +318,17 @@ def _error_body(status: int, code: int, message: str, context: str | None = None
     return {"status_code": status, "error": error, "status_txt": status_txt}
 
 
-def chevereto_error(rejection: Rejected) -> web.Response:
+def chevereto_error(rejection: Rejected, output: str = "json", older: bool = False) -> web.Response:
+    """Chevereto's answer to `rejection`: always HTTP 400 with a JSON body, except that
+    with ``format=txt`` (`output` "txt") it is HTTP 200 with the bare message as text.
+    `older`: answer as 4.0 and 4.1 do rather than 4.2."""
     code, message = _CHEVERETO_ERRORS[rejection.cause]
-    return json_response(_error_body(400, code, message.format(detail=rejection.detail)), 400)
+    if older:
+        code, message = _CHEVERETO_41_ERRORS.get(rejection.cause, (code, message))
+    text = message.format(detail=rejection.detail)
+    if output == "txt":
+        return web.Response(text=text, content_type="text/plain")
+    return json_response(_error_body(400, code, text), 400)
 
 
 def imgbb_error(rejection: Rejected, flavour: str) -> web.Response:

@@ -1,10 +1,17 @@
 """Recognise an image from its bytes and read its size from the header.
 
-`sniff` answers one of three things, the distinction an image host makes:
-an `ImageInfo` for a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF), an
-`Unsupported` for a recognised image or media format the hosts refuse (SVG,
-AVIF, HEIC, ICO, PSD...), or None for bytes that are no image at all
-(including a supported signature whose header is broken or truncated).
+`sniff` answers one of three things:
+an `ImageInfo` for a raster format some host takes (JPEG, PNG, GIF, WebP, BMP,
+TIFF, AVIF, HEIC; which ones a host accepts is the host's choice, see
+`ImageInfo.format`), an `Unsupported` for a recognised image or media format
+no host takes (SVG, ICO, PSD, JPEG XL, MP4...), or None for bytes that are no
+image at all (including a supported signature whose header is broken or
+truncated).
+
+AVIF and HEIC are ISO-BMFF files: an ``ftyp`` box names the brands, and the
+size sits in an ``ispe`` property inside ``meta``. A file whose ``ftyp`` names
+an AVIF or HEIF brand is taken as that format even when no ``ispe`` can be
+read (its size is then 0 x 0), as a lenient server does.
 """
 
 from __future__ import annotations
@@ -15,6 +22,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
+# Format names as operators write them, by the extension `sniff` reports.
+FORMAT_OF_EXTENSION = {
+    "jpg": "jpeg",
+    "png": "png",
+    "gif": "gif",
+    "webp": "webp",
+    "bmp": "bmp",
+    "tiff": "tiff",
+    "avif": "avif",
+    "heic": "heic",
+}
+FORMATS = frozenset(FORMAT_OF_EXTENSION.values())
+
 
 @dataclass(frozen=True)
 class ImageInfo:
@@ -22,6 +42,11 @@ class ImageInfo:
     extension: str
     width: int
     height: int
+
+    @property
+    def format(self) -> str:
+        """The format's name: jpeg, png, gif, webp, bmp, tiff, avif or heic."""
+        return FORMAT_OF_EXTENSION[self.extension]
 
 
 @dataclass(frozen=True)
@@ -128,6 +153,88 @@ def _tiff(data: bytes) -> ImageInfo | None:
     return ImageInfo("image/tiff", "tiff", size[256], size[257])
 
 
+# --- ISO-BMFF (AVIF, HEIC) ---
+
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """The boxes between `start` and `end`: (type, payload start, payload end)."""
+    found: list[tuple[bytes, int, int]] = []
+    pos = start
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            if pos + 16 > end:
+                break
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+            header = 16
+        elif size == 0:  # the box runs to the end
+            size = end - pos
+        if size < header or pos + size > end:
+            break
+        found.append((kind, pos + header, pos + size))
+        pos += size
+    return found
+
+
+def _brands(data: bytes) -> set[bytes]:
+    """The major and compatible brands of a leading ``ftyp`` box."""
+    # A truncated box keeps the brands that arrived; a bogus size, the major brand.
+    size = int.from_bytes(data[:4], "big")
+    end = min(size, len(data)) if size >= 16 else 16
+    brands = {data[8:12]}
+    brands.update(data[pos : pos + 4] for pos in range(16, end - 3, 4))
+    return brands
+
+
+# Full boxes: a version byte and three flag bytes come before their payload.
+_FULL_BOXES = frozenset({b"meta", b"ispe"})
+
+
+def _find_boxes(data: bytes, path: tuple[bytes, ...]) -> list[tuple[int, int]]:
+    """The payload spans of the boxes at `path` (for instance meta, iprp, ipco)."""
+    spans = [(0, len(data))]
+    for wanted in path:
+        skip = 4 if wanted in _FULL_BOXES else 0
+        spans = [
+            (start + skip, end)
+            for outer in spans
+            for kind, start, end in _boxes(data, *outer)
+            if kind == wanted and start + skip <= end
+        ]
+    return spans
+
+
+def _ispe_size(data: bytes) -> tuple[int, int]:
+    """The largest ``ispe`` (image spatial extents) under meta/iprp/ipco, or (0, 0).
+
+    The largest, not the first: a tiled HEIC lists its tiles' size before the
+    whole picture's.
+    """
+    sizes = [(0, 0)]
+    for start, end in _find_boxes(data, (b"meta", b"iprp", b"ipco", b"ispe")):
+        if end - start >= 8:
+            width, height = struct.unpack(">II", data[start : start + 8])
+            sizes.append((width, height))
+    return max(sizes, key=lambda size: size[0] * size[1])
+
+
+def _is_heif(data: bytes) -> bool:
+    return data[4:8] == b"ftyp" and bool(_brands(data) & (_AVIF_BRANDS | _HEIF_BRANDS))
+
+
+def _heif(data: bytes) -> ImageInfo | None:
+    brands = _brands(data)
+    width, height = _ispe_size(data)
+    if brands & _AVIF_BRANDS:
+        return ImageInfo("image/avif", "avif", width, height)
+    return ImageInfo("image/heic", "heic", width, height)
+
+
 _SUPPORTED: tuple[tuple[Callable[[bytes], bool], Callable[[bytes], ImageInfo | None]], ...] = (
     (lambda d: d.startswith(b"\x89PNG\r\n\x1a\n"), _png),
     (lambda d: d[:6] in (b"GIF87a", b"GIF89a"), _gif),
@@ -135,21 +242,16 @@ _SUPPORTED: tuple[tuple[Callable[[bytes], bool], Callable[[bytes], ImageInfo | N
     (lambda d: d[:4] == b"RIFF" and d[8:12] == b"WEBP", _webp),
     (lambda d: d[:2] == b"BM", _bmp),
     (lambda d: d[:4] in (b"II*\x00", b"MM\x00*"), _tiff),
+    (_is_heif, _heif),
 )
 
-_HEIF_BRANDS = {b"heic": "heic", b"heix": "heic", b"mif1": "heif", b"msf1": "heif"}
 _SVG = re.compile(
     rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!DOCTYPE svg[^>]*>\s*)?<svg[\s>]", re.S
 )
 
 
 def _unsupported(data: bytes) -> Unsupported | None:
-    if data[4:8] == b"ftyp":
-        brand = data[8:12]
-        if brand in (b"avif", b"avis"):
-            return Unsupported("avif", "image/avif")
-        if brand in _HEIF_BRANDS:
-            return Unsupported(_HEIF_BRANDS[brand], "image/heic")
+    if data[4:8] == b"ftyp":  # ISO-BMFF that is neither AVIF nor HEIF: a video
         return Unsupported("mp4", "video/mp4")
     if data[:4] == b"\x00\x00\x01\x00" and len(data) >= 6 and data[4:6] != b"\x00\x00":
         return Unsupported("ico", "image/vnd.microsoft.icon")

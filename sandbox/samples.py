@@ -4,6 +4,11 @@ Every builder returns the bytes of a complete file in its format, of the
 requested size, filled with one colour. They are written by hand (no imaging
 library) but follow the specifications closely enough for ordinary decoders
 (libpng, libjpeg, giflib, libwebp, libtiff) to open them.
+
+The exceptions are `avif` and `heic`: their container is right (an ``ftyp``
+box naming the brands, and a ``meta`` box whose ``ispe`` property gives the
+size), which is all a host or a sniffer reads before accepting the file, but
+they carry no coded picture, so a decoder cannot show them.
 """
 
 from __future__ import annotations
@@ -313,3 +318,38 @@ def tiff(width: int = 1, height: int = 1, shade: int = 128) -> bytes:
         ifd += struct.pack("<HHII", tag, kind, 1, value)
     ifd += struct.pack("<I", 0)  # no next IFD
     return b"II*\x00" + struct.pack("<I", 8) + ifd + bytes([shade]) * pixel_count
+
+
+# --- AVIF and HEIC (ISO-BMFF containers, no coded picture) ------------------
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _full_box(kind: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
+    return _box(kind, struct.pack(">I", (version << 24) | flags) + payload)
+
+
+def _heif_container(brands: tuple[bytes, ...], width: int, height: int) -> bytes:
+    _check_size(width, height, 2**31 - 1)
+    major, *compatible = brands
+    ftyp = _box(b"ftyp", major + struct.pack(">I", 0) + b"".join(compatible))
+    ispe = _full_box(b"ispe", struct.pack(">II", width, height))
+    meta = _full_box(
+        b"meta",
+        _full_box(b"hdlr", b"\x00" * 4 + b"pict" + b"\x00" * 12 + b"\x00")
+        + _full_box(b"pitm", struct.pack(">H", 1))
+        + _box(b"iprp", _box(b"ipco", ispe)),
+    )
+    return ftyp + meta
+
+
+def avif(width: int = 1, height: int = 1) -> bytes:
+    """An AVIF container (brands avif, mif1, miaf) declaring `width` x `height`."""
+    return _heif_container((b"avif", b"avif", b"mif1", b"miaf"), width, height)
+
+
+def heic(width: int = 1, height: int = 1) -> bytes:
+    """A HEIC container (brands heic, mif1), as a phone camera writes, of `width` x `height`."""
+    return _heif_container((b"heic", b"mif1", b"heic"), width, height)

@@ -18,9 +18,11 @@ import pytest
 from sandbox import samples
 from sandbox.hostemu import (
     CHEVERETO_EXPIRATIONS,
+    CHEVERETO_FORMATS,
     Fault,
     HostEmulator,
     add_iso_duration,
+    main,
     serve_forever,
 )
 from sandbox.imagesniff import ImageInfo, Unsupported, sniff
@@ -90,20 +92,60 @@ BUILDERS: dict[str, tuple[Callable[[int, int], bytes], str, str]] = {
     "webp": (samples.webp, "image/webp", "webp"),
     "bmp": (samples.bmp, "image/bmp", "bmp"),
     "tiff": (samples.tiff, "image/tiff", "tiff"),
+    "avif": (samples.avif, "image/avif", "avif"),
+    "heic": (samples.heic, "image/heic", "heic"),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
 def test_samples_sniff_with_their_real_size(kind: str) -> None:
     build, mime, extension = BUILDERS[kind]
-    assert sniff(build(37, 5)) == ImageInfo(mime, extension, 37, 5)
+    info = sniff(build(37, 5))
+    assert info == ImageInfo(mime, extension, 37, 5)
+    assert info.format == kind
 
 
 def test_sniff_tells_unsupported_from_not_an_image() -> None:
     assert sniff(SVG) == Unsupported("svg", "image/svg+xml")
-    assert sniff(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00") == Unsupported("avif", "image/avif")
+    assert sniff(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomavc1") == Unsupported(
+        "mp4", "video/mp4"
+    )
     assert sniff(b"hello, world") is None
     assert sniff(b"\x89PNG\r\n\x1a\n") is None  # signature alone: a broken file
+
+
+@pytest.mark.parametrize(
+    ("ftyp", "mime"),
+    [
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf", "image/avif"),
+        (b"\x00\x00\x00\x14ftypavis\x00\x00\x00\x00avis", "image/avif"),
+        (b"\x00\x00\x00\x14ftypmif1\x00\x00\x00\x00avif", "image/avif"),  # brand listed later
+        (b"\x00\x00\x00\x14ftypheic\x00\x00\x00\x00mif1", "image/heic"),
+        (b"\x00\x00\x00\x14ftypheix\x00\x00\x00\x00", "image/heic"),
+        (b"\x00\x00\x00\x14ftypmif1\x00\x00\x00\x00heic", "image/heic"),
+        (b"\x00\x00\x00\x14ftypmsf1\x00\x00\x00\x00", "image/heic"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00", "image/avif"),  # truncated box
+        (b"\x00\x00\x00\x20ftypmif1\x00\x00\x00\x00av", "image/heic"),  # no whole "avif"
+        (b"\x00\x00\x00\x20ftypmif1\x00\x00\x00\x00avif", "image/avif"),
+    ],
+)
+def test_sniff_reads_avif_and_heic_from_the_ftyp_box_alone(ftyp: bytes, mime: str) -> None:
+    found = sniff(ftyp)
+    assert isinstance(found, ImageInfo)
+    assert (found.mime, found.width, found.height) == (mime, 0, 0)  # no ispe: size unknown
+
+
+def test_sniff_takes_the_largest_ispe_of_a_tiled_heic() -> None:
+    whole = samples.heic(4032, 3024)
+    tile = b"\x00\x00\x00\x14ispe\x00\x00\x00\x00" + (512).to_bytes(4, "big") * 2
+    # Put a tile-sized ispe ahead of the whole picture's, as cameras do.
+    at = whole.index(b"ispe") - 4
+    tiled = bytearray(whole[:at] + tile + whole[at:])
+    for box in (b"meta", b"iprp", b"ipco"):  # grow the enclosing boxes by the tile's 20 bytes
+        start = bytes(tiled).index(box) - 4
+        size = int.from_bytes(tiled[start : start + 4], "big") + len(tile)
+        tiled[start : start + 4] = size.to_bytes(4, "big")
+    assert sniff(bytes(tiled)) == ImageInfo("image/heic", "heic", 4032, 3024)
 
 
 def test_png_padding_reaches_the_requested_size() -> None:
@@ -282,8 +324,8 @@ async def test_imgbb_delete_page_get_does_not_delete(
 # --- chevereto dialect: success ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", sorted(BUILDERS))
-async def test_chevereto_reads_each_format(
+@pytest.mark.parametrize("kind", CHEVERETO_FORMATS)
+async def test_chevereto_accepts_the_stock_formats(
     emu: HostEmulator, client: httpx.AsyncClient, kind: str
 ) -> None:
     build, mime, extension = BUILDERS[kind]
@@ -291,6 +333,38 @@ async def test_chevereto_reads_each_format(
     answer = image.json()["image"]
     assert (answer["width"], answer["height"], answer["mime"]) == (21, 13, mime)
     assert answer["url"].endswith(f".{extension}")
+    direct = await client.get(answer["url"])
+    assert direct.headers["content-type"] == mime
+
+
+@pytest.mark.parametrize("kind", ["tiff", "heic"])
+async def test_chevereto_refuses_tiff_and_heic_by_default(
+    emu: HostEmulator, client: httpx.AsyncClient, kind: str
+) -> None:
+    build, _, _ = BUILDERS[kind]
+    response = await chevereto_upload(client, emu, build(2, 2), filename=f"a.{kind}")
+    assert error_of(response) == (400, 613, "Unavailable image format")
+    assert emu.images == {}
+
+
+async def test_chevereto_formats_are_set_per_emulator(client: httpx.AsyncClient) -> None:
+    async with HostEmulator(chevereto_formats=("PNG", "tif", "heic")) as emu:
+        for build in (samples.png, samples.tiff, samples.heic):
+            assert (await chevereto_upload(client, emu, build(3, 4))).status_code == 200
+        for build in (samples.jpeg, samples.avif):
+            refused = await chevereto_upload(client, emu, build(3, 4))
+            assert error_of(refused) == (400, 613, "Unavailable image format")
+    assert sorted(image.extension for image in emu.images.values()) == ["heic", "png", "tiff"]
+    with pytest.raises(ValueError, match="svg"):
+        HostEmulator(chevereto_formats=("png", "svg"))
+
+
+async def test_imgbb_formats_stay_as_they_were(
+    emu: HostEmulator, client: httpx.AsyncClient
+) -> None:
+    assert (await imgbb_upload(client, emu, samples.tiff(2, 2), filename="a.tiff")).is_success
+    avif = await imgbb_upload(client, emu, samples.avif(2, 2), filename="a.avif")
+    assert error_of(avif) == (400, 300, "Upload failed (unsupported format: avif).")
 
 
 async def test_chevereto_success_shape_and_real_values(
@@ -325,8 +399,9 @@ async def test_chevereto_success_shape_and_real_values(
     direct = await client.get(answer["url"])
     assert direct.content == image and direct.headers["content-type"] == "image/jpeg"
     assert (await client.get(answer["thumb"]["url"])).status_code == 200
-    for viewer in (answer["url_viewer"], answer["url_short"]):
-        assert (await client.get(viewer)).status_code == 200
+    assert (await client.get(answer["url_viewer"])).status_code == 200
+    short = await client.get(answer["url_short"])
+    assert short.status_code == 302 and short.headers["location"] == answer["url_viewer"]
 
 
 async def test_chevereto_key_field_and_base64_source(
@@ -386,7 +461,7 @@ CHEVERETO_ERRORS: list[tuple[str, dict[str, Any], int, str]] = [
     ("denied key", {"key": "denied-key"}, 401, "Request denied"),
     ("missing source", {"image": None}, 130, "Empty upload source"),
     ("bad base64", {"image": None, "source": "not base64!"}, 120, "Invalid base64 string"),
-    ("not an image", {"image": b"plain text"}, 400, "Invalid image"),
+    ("not an image", {"image": b"plain text"}, 610, "Can't get target upload source info"),
     ("unsupported format", {"image": SVG}, 613, "Unavailable image format"),
     ("unreachable url", {"image": None, "source": "https://example.invalid/a.png"}, 610,
      "Can't get target upload source info"),
@@ -430,6 +505,222 @@ async def test_chevereto_duplicates_only_when_asked(client: httpx.AsyncClient) -
     assert error_of(again) == (400, 101, "Duplicated upload")
 
 
+async def test_chevereto_41_calls_a_non_image_invalid(client: httpx.AsyncClient) -> None:
+    async with HostEmulator(chevereto_version="4.1") as emu:
+        response = await chevereto_upload(client, emu, b"plain text")
+    assert error_of(response) == (400, 400, "Invalid image")
+
+
+async def test_chevereto_txt_format_errors_are_200_text(
+    emu: HostEmulator, client: httpx.AsyncClient
+) -> None:
+    answers = [
+        await chevereto_upload(client, emu, samples.png(), key="wrong", format="txt"),
+        await chevereto_upload(client, emu, b"plain text", format="TXT"),
+        await chevereto_upload(client, emu, samples.tiff(), format="txt"),
+        await chevereto_upload(client, emu, format="txt"),
+    ]
+    assert [(r.status_code, r.text) for r in answers] == [
+        (200, "Invalid API key."),
+        (200, "Can't get target upload source info"),
+        (200, "Unavailable image format"),
+        (200, "Empty upload source"),
+    ]
+    assert all(r.headers["content-type"].startswith("text/plain") for r in answers)
+    assert emu.images == {}
+    emu.script(Fault("flood"))
+    flooded = await chevereto_upload(client, emu, samples.png(), format="txt")
+    assert (flooded.status_code, flooded.text) == (
+        200,
+        "Flooding detected. You can only upload 50 images per minute",
+    )
+    # json (the default) is unchanged: HTTP 400 with a JSON body.
+    assert error_of(await chevereto_upload(client, emu, samples.png(), key="wrong"))[0] == 400
+
+
+# --- chevereto key ---------------------------------------------------------------------------
+
+
+async def chevereto_keyed(
+    client: httpx.AsyncClient, emu: HostEmulator, header: str | None, field: str | None
+) -> httpx.Response:
+    headers = {"X-API-Key": header} if header is not None else {}
+    data = {"key": field} if field is not None else {}
+    files = {"source": ("a.png", samples.png(), "image/png")}
+    return await client.post(emu.chevereto_endpoint, headers=headers, data=data, files=files)
+
+
+@pytest.mark.parametrize(
+    ("header", "field", "outcome"),
+    [
+        (KEY, None, 200),
+        (None, KEY, 200),
+        (KEY, "wrong", 200),  # the header wins
+        ("wrong", KEY, "Invalid API key."),
+        (None, None, "No key provided"),
+    ],
+)
+async def test_chevereto_key_from_header_or_field(
+    emu: HostEmulator,
+    client: httpx.AsyncClient,
+    header: str | None,
+    field: str | None,
+    outcome: int | str,
+) -> None:
+    response = await chevereto_keyed(client, emu, header, field)
+    if outcome == 200:
+        assert response.status_code == 200
+    else:
+        assert error_of(response) == (400, 100, outcome)
+
+
+@pytest.mark.parametrize(
+    ("header", "field", "outcome"),
+    [
+        (KEY, None, "No key provided"),  # Free 1.x never reads the header
+        (None, KEY, 200),
+        ("wrong", KEY, 200),
+        (KEY, "wrong", "Invalid API key."),
+    ],
+)
+async def test_chevereto_free_reads_only_the_key_field(
+    client: httpx.AsyncClient, header: str | None, field: str | None, outcome: int | str
+) -> None:
+    async with HostEmulator(chevereto_key_from_header=False) as emu:
+        response = await chevereto_keyed(client, emu, header, field)
+    if outcome == 200:
+        assert response.status_code == 200
+    else:
+        assert error_of(response) == (400, 100, outcome)
+
+
+# --- chevereto sizes and the post limit ----------------------------------------------------
+
+
+async def test_chevereto_file_over_the_site_limit(client: httpx.AsyncClient) -> None:
+    async with HostEmulator(chevereto_max_bytes=2 * 1024 * 1024) as emu:
+        response = await chevereto_upload(client, emu, samples.png(pad_to=2 * 1024 * 1024 + 1))
+    assert error_of(response) == (400, 400, "File too big - max 2 MB")
+    assert emu.uploads[0].file("source") is not None  # it did arrive
+
+
+async def test_chevereto_body_over_the_post_limit_arrives_empty(client: httpx.AsyncClient) -> None:
+    options = {"chevereto_max_bytes": 16 * 1024, "chevereto_post_max_bytes": 64 * 1024}
+    async with HostEmulator(**options) as emu:
+        too_big = await chevereto_upload(client, emu, samples.png(pad_to=20 * 1024))
+        over_post = await chevereto_upload(client, emu, samples.png(pad_to=100 * 1024))
+        # With the key only in the body, PHP saw no key either.
+        key_in_body = await client.post(
+            emu.chevereto_endpoint,
+            data={"key": KEY},
+            files={"source": ("a.png", samples.png(pad_to=100 * 1024), "image/png")},
+        )
+        query = await client.post(
+            emu.chevereto_endpoint,
+            params={"key": KEY, "format": "txt"},  # the query string survives
+            files={"source": ("a.png", samples.png(pad_to=100 * 1024), "image/png")},
+        )
+        fits = await chevereto_upload(client, emu, samples.png(pad_to=8 * 1024))
+    assert error_of(too_big) == (400, 400, "File too big - max 16 KB")
+    assert error_of(over_post) == (400, 130, "Empty upload source")
+    assert error_of(key_in_body) == (400, 100, "No key provided")
+    assert (query.status_code, query.text) == (200, "Empty upload source")
+    assert fits.status_code == 200
+    dropped = [(r.body_dropped, r.files == [] and r.form == {}) for r in emu.uploads]
+    assert dropped == [(False, False), (True, True), (True, True), (True, True), (False, False)]
+
+
+async def test_chevereto_post_limit_applies_to_a_chunked_body(client: httpx.AsyncClient) -> None:
+    boundary = "rehost-test-boundary"
+    body = (
+        (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="source"; filename="a.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + samples.png(pad_to=100 * 1024)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    async with HostEmulator(chevereto_post_max_bytes=64 * 1024) as emu:
+        response = await client.post(
+            emu.chevereto_endpoint,
+            headers={"X-API-Key": KEY, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+            content=chunks(),
+        )
+    assert error_of(response) == (400, 130, "Empty upload source")
+    assert "content-length" not in emu.uploads[0].headers
+    assert emu.uploads[0].body_dropped
+
+
+# --- flooding and rate limits ------------------------------------------------------------
+
+
+async def test_chevereto_flooding_per_minute(client: httpx.AsyncClient) -> None:
+    clock = FakeClock(NOW)
+    async with HostEmulator(flood_per_minute=2, clock=clock) as emu:
+        assert (await chevereto_upload(client, emu, samples.png())).status_code == 200
+        # Refused uploads do not count.
+        assert error_of(await chevereto_upload(client, emu, b"text"))[1] == 610
+        assert error_of(await chevereto_upload(client, emu, samples.png(), key="wrong"))[1] == 100
+        clock.now = NOW + timedelta(seconds=30)
+        assert (await chevereto_upload(client, emu, samples.png())).status_code == 200
+        flooded = [await chevereto_upload(client, emu, samples.png()) for _ in range(3)]
+        clock.now = NOW + timedelta(seconds=60)  # the first upload leaves the window
+        after_first = await chevereto_upload(client, emu, samples.png())
+        again = await chevereto_upload(client, emu, samples.png())
+        clock.now = NOW + timedelta(seconds=150)
+        later = await chevereto_upload(client, emu, samples.png())
+    message = "Flooding detected. You can only upload 2 images per minute"
+    assert [error_of(r) for r in flooded] == [(400, 130, message)] * 3
+    assert after_first.status_code == 200
+    assert error_of(again) == (400, 130, message)
+    assert later.status_code == 200
+    assert len(emu.images) == 4
+
+
+async def test_chevereto_flooding_is_counted_per_address(client: httpx.AsyncClient) -> None:
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with (
+        HostEmulator(flood_per_minute=1) as emu,
+        httpx.AsyncClient(transport=transport, timeout=5.0) as neighbour,
+    ):
+        assert (await chevereto_upload(client, emu, samples.png())).status_code == 200
+        assert error_of(await chevereto_upload(client, emu, samples.png()))[1] == 130
+        assert (await chevereto_upload(neighbour, emu, samples.png())).status_code == 200
+    assert [r.remote for r in emu.uploads] == ["127.0.0.1", "127.0.0.1", "127.0.0.2"]
+
+
+async def test_flood_limits_are_off_by_default(
+    emu: HostEmulator, client: httpx.AsyncClient
+) -> None:
+    for _ in range(60):
+        assert (await chevereto_upload(client, emu, samples.png())).status_code == 200
+    with pytest.raises(ValueError, match="flood_per_minute"):
+        HostEmulator(flood_per_minute=0)
+
+
+@pytest.mark.parametrize("flavour", ["zg", "imgbb"])
+async def test_imgbb_rate_limit_per_minute(client: httpx.AsyncClient, flavour: Any) -> None:
+    clock = FakeClock(NOW)
+    async with HostEmulator(imgbb_rate_per_minute=1, imgbb_errors=flavour, clock=clock) as emu:
+        refused = await imgbb_upload(client, emu, b"not an image")  # does not count
+        first = await imgbb_upload(client, emu, samples.png())
+        limited = await imgbb_upload(client, emu, samples.png())
+        chevereto = await chevereto_upload(client, emu, samples.png())  # counted apart
+        clock.now = NOW + timedelta(minutes=1)
+        later = await imgbb_upload(client, emu, samples.png())
+    assert error_of(refused)[0] == 400
+    assert first.status_code == 200 and later.status_code == 200
+    assert error_of(limited) == (400, 100, "Rate limit reached.")
+    assert limited.json()["status_txt"] == "Bad Request"
+    assert chevereto.status_code == 200
+
+
 # --- chevereto expiration ----------------------------------------------------------------
 
 NOW = datetime(2024, 1, 31, 12, 0, 0, tzinfo=UTC)
@@ -462,35 +753,70 @@ def test_every_listed_expiration_parses() -> None:
         assert later is not None and later > NOW
 
 
-async def test_chevereto_off_list_expiration_is_silently_ignored(
-    client: httpx.AsyncClient,
-) -> None:
-    async with HostEmulator(clock=FakeClock(NOW)) as emu:
-        response = await chevereto_upload(client, emu, samples.png(), expiration="PT10M")
-    assert response.status_code == 200
-    assert response.json()["image"]["expiration_date_gmt"] is None
-    (hosted,) = emu.images.values()
-    assert hosted.expiration_sent == "PT10M" and hosted.expires_at is None
+DAY = timedelta(days=1)
 
 
 @pytest.mark.parametrize(
     ("sent", "expected"),
     [
-        ("PT1M", NOW + timedelta(minutes=5)),
-        ("PT10M", NOW + timedelta(minutes=10)),
-        ("P2Y", datetime(2025, 1, 31, 12, 0, 0, tzinfo=UTC)),
-        ("PT5M", NOW + timedelta(minutes=5)),
-        ("whenever", None),
+        ("PT10M", NOW + timedelta(minutes=10)),  # any duration, honoured exactly
+        ("P10D", NOW + 10 * DAY),
+        ("P1DT2H30M", NOW + DAY + timedelta(hours=2, minutes=30)),
+        ("P13M", NOW + 365 * DAY),  # clamped to 365 days
+        ("P2Y", NOW + 365 * DAY),
+        ("P99999999Y", NOW + 365 * DAY),  # beyond any calendar: still the clamp
+        ("PT1M", NOW + timedelta(minutes=5)),  # clamped to 5 minutes
+        ("PT0S", NOW + timedelta(minutes=5)),
+        ("600", NOW + timedelta(minutes=10)),  # an integer is seconds
+        ("60", NOW + timedelta(minutes=5)),
+        ("99999999999999999999", NOW + 365 * DAY),
+        ("0", None),  # no expiry
+        ("", None),
+        ("3d", NOW + timedelta(minutes=5)),  # unparseable: 5 minutes
+        ("never", NOW + timedelta(minutes=5)),
+        ("p1d", NOW + timedelta(minutes=5)),
+        ("-60", NOW + timedelta(minutes=5)),
+        ("P1Y", datetime(2025, 1, 31, 12, 0, 0, tzinfo=UTC)),  # list values stay calendar ones
     ],
 )
-async def test_chevereto_clamped_expiration(
+async def test_chevereto_42_expiration(
     client: httpx.AsyncClient, sent: str, expected: datetime | None
 ) -> None:
-    async with HostEmulator(chevereto_expiration="clamp", clock=FakeClock(NOW)) as emu:
+    async with HostEmulator(clock=FakeClock(NOW)) as emu:
+        response = await chevereto_upload(client, emu, samples.png(), expiration=sent)
+    assert response.status_code == 200  # never an error
+    (hosted,) = emu.images.values()
+    assert (hosted.expiration_sent, hosted.expires_at) == (sent, expected)
+    shown = expected.strftime("%Y-%m-%d %H:%M:%S") if expected else None
+    assert response.json()["image"]["expiration_date_gmt"] == shown
+
+
+@pytest.mark.parametrize("version", ["4.0", "4.1"])
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        ("PT10M", None),  # off the list: silently ignored, never expires
+        ("P2Y", None),
+        ("600", None),
+        ("3d", None),
+        ("0", None),
+        ("PT5M", NOW + timedelta(minutes=5)),  # list values as on 4.2
+        ("P1M", datetime(2024, 2, 29, 12, 0, 0, tzinfo=UTC)),
+    ],
+)
+async def test_chevereto_41_expiration(
+    client: httpx.AsyncClient, version: Any, sent: str, expected: datetime | None
+) -> None:
+    async with HostEmulator(chevereto_version=version, clock=FakeClock(NOW)) as emu:
         response = await chevereto_upload(client, emu, samples.png(), expiration=sent)
     assert response.status_code == 200
     (hosted,) = emu.images.values()
     assert hosted.expires_at == expected
+
+
+def test_chevereto_version_is_checked() -> None:
+    with pytest.raises(ValueError, match="chevereto_version"):
+        HostEmulator(chevereto_version="5.0")  # type: ignore[arg-type]
 
 
 async def test_expired_images_are_gone(client: httpx.AsyncClient) -> None:
@@ -507,22 +833,66 @@ async def test_expired_images_are_gone(client: httpx.AsyncClient) -> None:
 # --- chevereto delete links ----------------------------------------------------------------
 
 
-async def test_chevereto_delete_on_get(emu: HostEmulator, client: httpx.AsyncClient) -> None:
+def is_404_page(response: httpx.Response) -> bool:
+    return response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_chevereto_delete_link_answers_301_to_the_viewer_and_deletes(
+    emu: HostEmulator, client: httpx.AsyncClient, method: str
+) -> None:
     answer = (await chevereto_upload(client, emu, samples.png(), title="Bye")).json()["image"]
     hosted = emu.images[answer["id_encoded"]]
-    wrong = answer["delete_url"][:-48] + "0" * 48
-    assert (await client.get(wrong)).status_code == 404
-    assert not hosted.deleted
+    assert answer["delete_url"].startswith(f"{answer['url_short']}/delete/")
 
-    deleted = await client.get(answer["delete_url"])
-    assert deleted.status_code == 302
-    assert deleted.headers["location"] == f"{answer['url_viewer']}?deleted"
+    deleted = await client.request(method, answer["delete_url"])
+    assert deleted.status_code == 301
+    location = deleted.headers["location"]
+    assert location == f"{answer['url_viewer']}?deleted"
+    assert location.startswith(f"{emu.base_url}/image/bye.")  # absolute
     assert hosted.deleted
-    assert (await client.get(deleted.headers["location"])).status_code == 404
-    assert (await client.get(answer["url_viewer"])).status_code == 404
-    assert (await client.get(answer["url_short"])).status_code == 404
-    assert (await client.get(answer["url"])).status_code == 404
-    assert (await client.get(answer["delete_url"])).status_code == 404  # used link
+    assert emu.requests[-1].method == method
+    for gone in (location, answer["url_viewer"], answer["url_short"], answer["url"]):
+        assert is_404_page(await client.get(gone)), gone
+    assert emu.image_by_url(answer["url"]) is hosted  # still recorded, as deleted
+
+
+async def test_a_used_or_wrong_chevereto_delete_link_is_a_404_page(
+    emu: HostEmulator, client: httpx.AsyncClient
+) -> None:
+    answer = (await chevereto_upload(client, emu, samples.png())).json()["image"]
+    link = answer["delete_url"]
+    wrong_token = link[:-48] + "0" * 48
+    wrong_image = link.replace(f"/image/{answer['id_encoded']}/", "/image/nope/")
+    for wrong in (wrong_token, wrong_image):
+        assert is_404_page(await client.get(wrong))
+        assert is_404_page(await client.head(wrong))
+    assert not emu.images[answer["id_encoded"]].deleted
+    assert (await client.get(answer["url"])).status_code == 200
+
+    assert (await client.get(link)).status_code == 301
+    assert is_404_page(await client.get(link))  # used
+    assert (await client.head(link)).status_code == 404
+
+
+async def test_chevereto_short_url_redirects_to_the_viewer(
+    emu: HostEmulator, client: httpx.AsyncClient
+) -> None:
+    titled = (await chevereto_upload(client, emu, samples.png(), title="Sea")).json()["image"]
+    short = await client.get(titled["url_short"])
+    assert short.status_code == 302
+    assert (
+        short.headers["location"]
+        == titled["url_viewer"]
+        == (f"{emu.base_url}/image/sea.{titled['id_encoded']}")
+    )
+    # Without a title or a file name the viewer URL is the short one: a page, no loop.
+    encoded = base64.b64encode(samples.png()).decode()
+    untitled = (
+        await client.post(emu.chevereto_endpoint, data={"key": KEY, "source": encoded})
+    ).json()["image"]
+    assert untitled["url_viewer"] == untitled["url_short"]
+    assert (await client.get(untitled["url_short"])).status_code == 200
 
 
 # --- faults -----------------------------------------------------------------------------------
@@ -668,13 +1038,11 @@ async def test_serve_forever_prints_endpoints(capsys: pytest.CaptureFixture[str]
     assert "cli-key" in output
 
 
-async def test_a_head_of_a_chevereto_delete_link_deletes_too(
-    emu: HostEmulator, client: httpx.AsyncClient
-) -> None:
-    answer = (await chevereto_upload(client, emu, samples.png())).json()["image"]
-    assert (await client.head(answer["delete_url"])).status_code == 302
-    assert emu.images[answer["id_encoded"]].deleted
-    assert emu.image_by_url(answer["url"]) is emu.images[answer["id_encoded"]]
+def test_command_line_refuses_an_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--chevereto-formats", "png,svg"])
+    assert exit_info.value.code == 2
+    assert "unknown image format" in capsys.readouterr().err
 
 
 async def test_malformed_and_oversized_bodies(client: httpx.AsyncClient) -> None:
