@@ -99,7 +99,8 @@ def add_months(start: datetime, months: int) -> datetime:
 
 
 def parse_duration(text: str) -> Duration | None:
-    """Parse what a user typed. ``None`` means never expire.
+    """Parse what a user typed. ``None`` means never expire (``never``, or a bare ``0``).
+    A zero duration with a unit (``0m``) is refused: say ``never`` to mean never.
 
     Raises :class:`ExpirationError` with a plain explanation for anything else.
     """
@@ -115,7 +116,11 @@ def parse_duration(text: str) -> Duration | None:
         )
     count = int(match.group(1))
     if count == 0:
-        return None
+        # "0m" reads as "at once" as much as "never": refuse to guess.
+        raise ExpirationError(
+            f"'{text.strip()[:40]}' is zero: give a positive duration such as 10m, "
+            "or say 'never' to mean never"
+        )
     if unit == "mo":
         duration = Duration(months=count)
     elif unit == "y":

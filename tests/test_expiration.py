@@ -50,7 +50,7 @@ def test_parse_duration_accepts_what_users_type(text: str, expected: Duration | 
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "soon", "5", "-5m", "3x", "1.5h", "11y", "m5"])
+@pytest.mark.parametrize("text", ["", "soon", "5", "-5m", "3x", "1.5h", "11y", "m5", "0m", "0 d"])
 def test_parse_duration_explains_bad_input(text: str) -> None:
     with pytest.raises(ExpirationError) as caught:
         parse_duration(text)
