@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +11,44 @@ from bot.expiration import Duration, parse_duration
 from bot.requests import RehostResult
 from bot.store import UploadRecord, now_utc
 
+# The dialect-neutral wording older renderers use; prefer delete_warning_for(uploads).
 DELETE_WARNING = "Keep it private: opening it deletes the image."
+
+# What opening a delete link does, per host dialect. Chevereto deletes on the first request
+# (a preview crawler's included); an ImgBB-style link is a page with a confirm button.
+DELETE_LINK_EFFECTS = {
+    "chevereto": "opening it deletes the image at once",
+    "imgbb": "it opens a page where you confirm the deletion",
+}
+_UNKNOWN_EFFECT = "opening it may delete the image at once"
+
+
+def delete_link_effect(dialect: str | None) -> str:
+    """What opening a delete link of this dialect does, e.g. for ``(private: ...)``."""
+    return DELETE_LINK_EFFECTS.get(dialect or "", _UNKNOWN_EFFECT)
+
+
+def delete_warning(dialect: str | None) -> str:
+    """The sentence under one delete link, e.g. ``Keep it private: it opens a page where
+    you confirm the deletion.``"""
+    return f"Keep it private: {delete_link_effect(dialect)}."
+
+
+def delete_warning_for(uploads: Iterable[UploadRecord | None]) -> str | None:
+    """The sentence under a message's delete links: the wording of their dialect, or both
+    wordings naming the hosts when the links come from both; ``None`` without links."""
+    hosts: dict[str, list[str]] = {}
+    for upload in uploads:
+        if upload is not None and upload.delete_url:
+            names = hosts.setdefault(upload.dialect or "", [])
+            if upload.host not in names:
+                names.append(upload.host)
+    if not hosts:
+        return None
+    if len(hosts) == 1:
+        return delete_warning(next(iter(hosts)))
+    parts = [f"on {', '.join(names)} {delete_link_effect(d)}" for d, names in hosts.items()]
+    return f"Keep them private: {'; '.join(parts)}."
 
 
 def expiry_phrase(expires_at: datetime | None, now: datetime | None = None) -> str:
