@@ -1,9 +1,15 @@
 """DeleteService: delete an upload on its owner's request.
 
 Chevereto uploads are deleted by requesting their delete link (the bot does it; a redirect
-answers success, 404 means already gone). ImgBB-style hosts have no delete API: the owner
-gets the link to open and confirm, and the bot never fetches it. Either way the record is
-marked and the result names the bot messages the adapter should remove or edit.
+answers success, 404 means already gone); the record is marked deleted, with every other
+owner's reuse of the image, and the result names the bot messages the adapter should remove
+or edit.
+
+ImgBB-style hosts have no delete API: the delete link opens a page where the owner confirms.
+The bot never fetches that link. It looks at the image itself (its direct URL): if it is
+gone, the upload and its reuses are marked deleted; if not, the owner is handed the link
+(again, on every request) and the upload stays active, recorded as "delete link handed
+over", until the image is known to be gone.
 """
 
 from __future__ import annotations
@@ -79,15 +85,7 @@ class DeleteService:
                 "first, so it stays on the host until they delete it or it expires.",
             )
         if upload.dialect == "imgbb" and upload.delete_url:
-            self.store.set_state(upload.id, DELETED)
-            return DeleteResult(
-                DeleteStatus.OPEN_LINK,
-                f"{upload.host} has no delete API: open this link and confirm to delete "
-                f"#{upload_id}. It is marked deleted here.",
-                upload,
-                delete_url=upload.delete_url,
-                bot_messages=self.store.bot_messages(upload.id),
-            )
+            return await self._hand_over(upload, upload.delete_url)
         if not upload.delete_url:
             return DeleteResult(
                 DeleteStatus.NOT_POSSIBLE,
@@ -112,6 +110,27 @@ class DeleteService:
             f"#{upload_id} was already gone from {upload.host}; marked deleted.",
         )
 
+    async def _hand_over(self, upload: UploadRecord, delete_url: str) -> DeleteResult:
+        """ImgBB-style: the image gone already, or the link to open (the upload stays)."""
+        if await image_gone(self._http, upload):
+            return self._finish(
+                upload,
+                DeleteStatus.ALREADY_GONE,
+                f"#{upload.id} is already gone from {upload.host}; marked deleted.",
+            )
+        earlier = upload.delete_handed_at
+        record = self.store.hand_over_delete_link(upload.id) or upload
+        if earlier is None:
+            first = f"{upload.host} deletes only on its own page: open this link and confirm there"
+            message = f"{first} to delete #{upload.id}."
+        else:
+            message = (
+                f"#{upload.id} is still on {upload.host} (you were given its delete link on"
+                f" {earlier:%Y-%m-%d %H:%M} UTC): open the link again and confirm on the page."
+            )
+        message += " It stays in your list until the image is gone."
+        return DeleteResult(DeleteStatus.OPEN_LINK, message, record, delete_url=delete_url)
+
     def _finish(self, upload: UploadRecord, status: DeleteStatus, message: str) -> DeleteResult:
         """Mark the upload (and, when the image itself is gone, every reuse of it) deleted."""
         affected = [upload]
@@ -122,6 +141,26 @@ class DeleteService:
             self.store.set_state(record.id, DELETED)
             messages += self.store.bot_messages(record.id)
         return DeleteResult(status, message, upload, bot_messages=messages)
+
+
+# How long a look at an image may take before it is taken to be still there.
+PROBE_TIMEOUT = 10.0
+
+
+async def image_gone(http: httpx.AsyncClient, upload: UploadRecord) -> bool:
+    """Whether the host says the image is gone (404 or 410 for its direct URL, else its
+    viewer page). Never requests the delete link; anything unclear counts as not gone."""
+    url = upload.url or upload.viewer_url
+    if not url or url == upload.delete_url:
+        return False
+    try:
+        async with http.stream(
+            "GET", url, follow_redirects=True, timeout=PROBE_TIMEOUT
+        ) as response:
+            return response.status_code in (404, 410)
+    except httpx.HTTPError as error:
+        log.info("could not look at upload %d on %s: %s", upload.id, upload.host, error)
+        return False
 
 
 async def delete_as_operator(store: Store, http: httpx.AsyncClient, upload_id: int) -> DeleteResult:

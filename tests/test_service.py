@@ -135,7 +135,8 @@ async def test_imgbb_delete_hands_over_the_link_and_never_fetches_it(
     assert outcome.delete_url == result.delete_url
     token_path = result.delete_url.split("://", 1)[1].split("/", 1)[1]
     assert not any(r.path.lstrip("/") == token_path for r in host_emu.requests)
-    assert record is not None and record.state == DELETED
+    # Handed over, not deleted: it stays live until the image is known to be gone.
+    assert record is not None and record.state == ACTIVE and record.delete_handed_at is not None
 
 
 async def test_deleting_shared_links_only_unlists_for_the_second_owner(
