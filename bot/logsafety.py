@@ -20,10 +20,14 @@ _DELETE_LINKS = (
 )
 # Telegram Bot API paths: /bot<token>/method and /file/bot<token>/path.
 _TELEGRAM_TOKEN = re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+")
+# Discord interaction tokens (kept for 15 minutes to answer a command) in the paths
+# discord.py logs: /webhooks/<application id>/<token>, /interactions/<id>/<token>/callback.
+_INTERACTION_TOKEN = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.-]+")
 
 
 class Redactor:
-    """Masks known secrets and anything shaped like a delete link or a bot token in URLs."""
+    """Masks known secrets and anything shaped like a delete link, a bot token or a
+    Discord interaction token in URLs."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
@@ -38,6 +42,7 @@ class Redactor:
             text = text.replace(secret, MASK)
         for pattern in _DELETE_LINKS:
             text = pattern.sub(rf"\g<1>{MASK}", text)
+        text = _INTERACTION_TOKEN.sub(rf"\g<1>{MASK}", text)
         return _TELEGRAM_TOKEN.sub(rf"\g<1>{MASK}", text)
 
 
