@@ -25,11 +25,17 @@ from adapters.discord import render
 from adapters.discord.bot import DiscordAdapter
 from bot.app import Core, open_core
 from bot.config import Config, parse_config
+from bot.logsafety import Redactor
+from bot.outbox import OutboxRow
+from bot.presenting import ResultLine
+from bot.requests import RehostRequest, SourceRef
 from bot.runner import serve
-from bot.service import RehostRequest, SourceRef
+from bot.sending import Delivered
+from bot.states import Visibility
 from sandbox import samples
 from sandbox.discord_api import DiscordEmulator, RestCall
-from sandbox.hostemu import HostEmulator
+from sandbox.discord_messages import announce
+from sandbox.hostemu import Fault, HostEmulator
 from tests.conftest import CHEV_KEY
 
 APP_ID = 1_300_000_000_000_000_001
@@ -73,7 +79,9 @@ def _populate(emulator: DiscordEmulator) -> None:
     )
 
 
-def make_config(tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator) -> Config:
+def make_config(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator, lease: float = 1.0
+) -> Config:
     raw = {
         "upload": {"hosts": ["chev"], "retry_backoff": 0.01},
         "hosts": {
@@ -83,7 +91,8 @@ def make_config(tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator) -> 
                 "api_key": CHEV_KEY,
             }
         },
-        "storage": {"path": str(tmp_path / "rehost.db")},
+        # Short leases: work a stopped run left is taken over within a second.
+        "storage": {"path": str(tmp_path / "rehost.db"), "lease_seconds": lease},
         "discord": {
             "token": dc.token,
             "auto_rehost_channels": [AUTO],
@@ -165,6 +174,11 @@ def webhook(method: str, token: str, tail: str = "") -> Callable[[RestCall], boo
 
 def posted_in(channel: int | None) -> Callable[[RestCall], bool]:
     return lambda call: call.method == "POST" and call.path == f"/channels/{channel}/messages"
+
+
+def dm_posted(dc: DiscordEmulator, user: int) -> Callable[[RestCall], bool]:
+    """A message sent to ``user``'s DMs (the channel may not exist yet)."""
+    return lambda call: posted_in(dc.dm_channel_of(user) or -1)(call)
 
 
 def attachment_option(attachment: Json) -> Json:
@@ -281,7 +295,7 @@ async def test_context_menu_rehosts_the_images_and_skips_the_pdf(
         assert f"<{hosted.delete_url}>" in private["content"]
     assert len(public["embeds"]) == 2 and len(upload_ids(public)) == 2
     assert private["flags"] & EPHEMERAL
-    mine = bot.client.service.live_uploads("discord", str(ANN))
+    mine = bot.client.core.library.live_uploads("discord", str(ANN))
     assert {u.owner_id for u in mine} == {str(ANN)}  # the one who asked owns them
 
 
@@ -414,7 +428,7 @@ async def test_dm_delete_by_the_owner_removes_the_image_and_the_channel_post(
     confirm = await dc.press_button(f"rehost:delok:{second}", ANN, AUTO, question["id"], GUILD)
     await dc.wait_for(webhook("PATCH", confirm["token"], "/messages/@original"))
     assert image_b.deleted and dc.message(post["id"]).get("deleted")
-    assert bot.client.service.live_uploads("discord", str(ANN)) == []
+    assert bot.client.core.library.live_uploads("discord", str(ANN)) == []
 
 
 async def test_dm_images_are_answered_with_delete_links_and_buttons(
@@ -491,26 +505,149 @@ async def test_a_wrong_token_fails_the_start_and_restores_the_endpoints(
     assert (Route.BASE, dc.identifies) == (before, [])
 
 
-async def test_an_unexpected_failure_gets_a_safe_answer(
+async def test_unexpected_failures_get_a_safe_answer_and_go_to_the_log(
     bot: DiscordAdapter,
     dc: DiscordEmulator,
     host_emu: HostEmulator,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    dc.fail_next("PATCH", r"/messages/@original$", status=400, body={"code": 0, "message": "x"})
-    attachment = dc.add_attachment(image(60), "cat.png", "image/png")
+    def broken(*args: object, **kwargs: object) -> Any:
+        raise RuntimeError("internal detail 4711")
+
+    # A command: a private sentence, the exception in the log only.
+    monkeypatch.setattr(bot.client.core.library, "live_uploads", broken)
+    mine = await dc.slash_command("mine", ANN, OTHER, GUILD)
+    await dc.wait_for(lambda call: call.path.endswith("/callback"))
+    [answer] = dc.interaction_responses(mine["id"])
+    assert answer["flags"] == EPHEMERAL and answer["data"]["content"] == render.SORRY
+    assert "command 'mine' failed" in caplog.text and "internal detail 4711" in caplog.text
+
+    # A message: a short reply, the same handler.
+    monkeypatch.setattr(bot.client.deletions, "confirm_prompt", broken)
+    await dc.send_message(None, CAT, "delete 5")
+    await dc.wait_for(posted_in(dc.dm_channel_of(CAT)))
+    [reply] = bot_messages(dc, dc.dm_channel_of(CAT))
+    assert reply["content"] == render.SORRY
+    assert "handling message" in caplog.text
+    everything = json.dumps([dc.channel_messages(c) for c in (OTHER, dc.dm_channel_of(CAT) or 0)])
+    assert "4711" not in everything
+    await _upload(dc, "cat.png", image(60))  # something for the leak check
+
+
+# --- what Discord refuses: expired tokens and links, deleted messages, crashes ---------------
+
+
+def channel_posts(dc: DiscordEmulator, channel: int) -> list[RestCall]:
+    return [call for call in dc.calls if posted_in(channel)(call) and call.status == 200]
+
+
+async def test_a_token_that_expires_during_a_slow_upload_answers_in_the_channel_and_by_dm(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    # The interaction is 14 min 59 s old: its token dies while the host takes 2 s.
+    host_emu.script(Fault("slow", delay=2.0))
+    attachment = dc.add_attachment(image(100), "slow.png", "image/png")
     interaction = await dc.slash_command(
-        "upload", ANN, OTHER, GUILD, options=[attachment_option(attachment)]
+        "upload", ANN, OTHER, GUILD, options=[attachment_option(attachment)], age=15 * 60 - 1
     )
-    token = interaction["token"]
-    await until(
-        lambda: len([c for c in dc.calls if webhook("PATCH", token, "/messages/@original")(c)]) == 2
+    await dc.wait_for(posted_in(OTHER), timeout=10)
+    await dc.wait_for(dm_posted(dc, ANN))
+
+    [hosted] = host_emu.images.values()
+    [deferred] = dc.interaction_responses(interaction["id"])
+    assert deferred["type"] == 5  # it was deferred in time...
+    assert not [c for c in dc.calls if c.path.startswith("/webhooks/")]  # ...then not used
+    [thinking, public] = bot_messages(dc, OTHER)
+    assert thinking["flags"] & (1 << 7)  # still "thinking": nothing can change it now
+    assert public["flags"] == 0 and public["content"].startswith(f"<@{ANN}>: rehosted:")
+    assert hosted.viewer_url in public["content"] and upload_ids(public)
+    [dm] = bot_messages(dc, dc.dm_channel_of(ANN))
+    assert f"<{hosted.delete_url}>" in dm["content"] and dm["flags"] & SUPPRESS_EMBEDS
+    assert f"(in <#{OTHER}>)" in dm["content"]
+
+
+async def test_a_refused_token_answers_in_the_channel_and_never_in_a_follow_up(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    # Discord refuses the token when the answer is ready, though the clock says it is fine.
+    invalid = {"code": 50027, "message": "Invalid Webhook Token"}
+    dc.fail_next("PATCH", r"/messages/@original$", status=401, body=invalid)
+    files = [
+        dc.add_attachment(image(101), "one.png", "image/png", channel_id=OTHER),
+        dc.add_attachment(PDF, "doc.pdf", "application/pdf", channel_id=OTHER),
+    ]
+    posted = await dc.send_message(OTHER, CAT, "", files, guild_id=GUILD)
+    interaction = await dc.message_command("Rehost images", ANN, OTHER, posted, GUILD)
+    await dc.wait_for(dm_posted(dc, ANN))
+
+    [hosted] = host_emu.images.values()
+    [public] = bot_messages(dc, OTHER)  # the "thinking" response was removed
+    assert public["message_reference"]["message_id"] == posted["id"]
+    assert public["content"].startswith(f"<@{ANN}>: rehosted:")
+    assert "Skipped doc.pdf: not an image." in public["content"]
+    assert hosted.viewer_url in public["content"] and not public["flags"]
+    followups = dc.followups(interaction["token"])
+    assert [(f["action"], f["target"]) for f in followups] == [("delete", "@original")]
+    [dm] = bot_messages(dc, dc.dm_channel_of(ANN))
+    assert f"<{hosted.delete_url}>" in dm["content"] and dm["flags"] & SUPPRESS_EMBEDS
+
+
+async def test_closed_dms_after_an_expired_token_are_said_in_the_channel(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    attachment = dc.add_attachment(image(102), "late.png", "image/png")
+    await dc.slash_command(
+        "upload", BOB, OTHER, GUILD, options=[attachment_option(attachment)], age=15 * 60
     )
-    await until(lambda: len(dc.followups(token)) == 1)
-    [message] = bot_messages(dc, OTHER)
-    assert message["content"] == render.SORRY_AFTER_UPLOAD and message["flags"] == 0
-    assert "command 'upload' failed" in caplog.text
-    assert "HTTPException" in caplog.text  # in the log, never in the chat
+    await until(lambda: len(channel_posts(dc, OTHER)) == 2)
+    [hosted] = host_emu.images.values()
+    _, public, note = bot_messages(dc, OTHER)
+    assert hosted.viewer_url in public["content"] and public["content"].startswith(f"<@{BOB}>")
+    assert note["content"] == (
+        f"<@{BOB}>: I could not DM you your delete links (your DMs are closed); they wait in /mine."
+    )
+    assert bot_messages(dc, dc.dm_channel_of(BOB)) == []
+
+
+async def test_a_deleted_source_message_gets_a_plain_answer_and_the_delete_link_by_dm(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    host_emu.script(Fault("slow", delay=0.5))
+    photo = dc.add_attachment(image(103), "gone.png", "image/png", channel_id=AUTO)
+    posted = await dc.send_message(AUTO, ANN, "", [photo], guild_id=GUILD)
+    await until(lambda: len(host_emu.uploads) == 1)  # uploading: the author deletes it now
+    await dc.delete_user_message(AUTO, posted)
+    await until(lambda: len(channel_posts(dc, AUTO)) == 1)
+
+    [hosted] = host_emu.images.values()
+    statuses = [call.status for call in dc.calls if posted_in(AUTO)(call)]
+    assert statuses == [400, 200]  # the reply (50035), then a plain message
+    [post] = bot_messages(dc, AUTO)
+    assert "message_reference" not in post
+    assert post["content"].startswith(f"<@{ANN}>: rehosted:")
+    assert hosted.viewer_url in post["content"]
+    assert post["content"].endswith("Delete links were sent by DM.")
+    [dm] = bot_messages(dc, dc.dm_channel_of(ANN))
+    assert f"<{hosted.delete_url}>" in dm["content"] and dm["flags"] & SUPPRESS_EMBEDS
+
+
+async def test_a_replayed_message_is_answered_once(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    photo = dc.add_attachment(image(104), "once.png", "image/png", channel_id=AUTO)
+    posted = await dc.send_message(AUTO, ANN, "", [photo], guild_id=GUILD)
+    await until(lambda: len(channel_posts(dc, AUTO)) == 1)
+    # The gateway delivers the same MESSAGE_CREATE again (as after a resume), then another.
+    await announce(dc.world, "MESSAGE_CREATE", dc.world.messages[int(posted["id"])])
+    later = dc.add_attachment(image(105), "later.png", "image/png", channel_id=AUTO)
+    await dc.send_message(AUTO, ANN, "", [later], guild_id=GUILD)
+    await until(lambda: len(channel_posts(dc, AUTO)) == 2)
+
+    first, second = bot_messages(dc, AUTO)
+    assert first["message_reference"]["message_id"] == posted["id"]
+    assert "later.png" in second["content"] and len(host_emu.images) == 2
+    assert len(bot_messages(dc, dc.dm_channel_of(ANN))) == 2
 
 
 async def test_refused_message_content_intent_is_reported_and_the_rest_works(
@@ -530,14 +667,13 @@ async def test_refused_message_content_intent_is_reported_and_the_rest_works(
         assert_nothing_leaked(dc, host_emu)
 
 
-async def test_rehost_run_starts_the_adapter_and_finishes_interrupted_rehosts(
+async def test_rehost_run_finishes_what_a_stopped_run_recorded(
     tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
 ) -> None:
     config = make_config(tmp_path, host_emu, dc)
     photo = dc.add_attachment(image(80), "late.png", "image/png", channel_id=AUTO)
-    source = SourceRef("late.png", url=photo["url"], declared_size=photo["size"])
     async with open_core(config) as core:  # a run that stopped before rehosting
-        core.rehost.enqueue(RehostRequest("discord", str(AUTO), str(ANN), [source]))
+        core.rehost.submit(auto_rehost_request(photo))
     stop = asyncio.Event()
     run = asyncio.create_task(serve(config, stop))
     await dc.wait_for(posted_in(AUTO), timeout=10)
@@ -551,3 +687,90 @@ async def test_rehost_run_starts_the_adapter_and_finishes_interrupted_rehosts(
     assert f"<{hosted.delete_url}>" in dm["content"]
     assert_nothing_leaked(dc, host_emu)
     assert re.search(r"\(#\d+\)", post["content"])
+
+
+def auto_rehost_request(attachment: Json, message_id: int = 1) -> RehostRequest:
+    """What intake records for an image posted in the auto-rehost channel."""
+    source = SourceRef(
+        attachment["filename"],
+        url=attachment["url"],
+        declared_size=attachment["size"],
+        item_key=attachment["id"],
+    )
+    return RehostRequest(
+        "discord",
+        str(AUTO),
+        str(ANN),
+        [source],
+        key=f"discord:m:{message_id}",
+        owner_name="ann",
+        chat_title=f"<#{AUTO}>",
+    )
+
+
+async def test_after_a_long_downtime_expired_attachment_links_are_renewed_first(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
+) -> None:
+    config = make_config(tmp_path, host_emu, dc)
+    # Posted while the bot was down; its link expired an hour ago (and the CDN says so).
+    photo = dc.add_attachment(image(81), "old.png", "image/png", channel_id=AUTO, expires_in=-3600)
+    async with open_core(config) as core:
+        core.rehost.submit(auto_rehost_request(photo))
+    async with open_core(config) as core, running(core):
+        await dc.wait_for(posted_in(AUTO), timeout=10)
+
+    [refresh] = [call for call in dc.calls if call.path == "/attachments/refresh-urls"]
+    assert refresh.json == {"attachment_urls": [photo["url"]]} and refresh.status == 200
+    assert dc.bytes_served(photo["id"]) == len(image(81))
+    [hosted] = host_emu.images.values()
+    [post] = bot_messages(dc, AUTO)
+    assert hosted.viewer_url in post["content"]
+    assert_nothing_leaked(dc, host_emu)
+
+
+async def test_a_crash_between_sending_and_recording_makes_one_channel_message(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
+) -> None:
+    config = make_config(tmp_path, host_emu, dc, lease=0.5)
+    async with open_core(config) as core, running(core) as adapter:
+        deliver = adapter.sender.deliver
+
+        async def then_die(row: OutboxRow) -> Delivered:
+            delivered = await deliver(row)
+            if row.message.visibility is Visibility.PUBLIC:
+                await asyncio.Event().wait()  # killed here: sent, never recorded
+            return delivered
+
+        adapter.sender.deliver = then_die
+        photo = dc.add_attachment(image(82), "crash.png", "image/png", channel_id=AUTO)
+        await dc.send_message(AUTO, ANN, "", [photo], guild_id=GUILD)
+        await dc.wait_for(posted_in(AUTO))
+    # The next run takes the row over once its lease lapsed, and sends it again.
+    async with open_core(config) as core, running(core):
+        await until(lambda: core.rehost.outbox.pending_count() == 0)
+
+    first, again = [call.json or {} for call in dc.calls if posted_in(AUTO)(call)]
+    assert first["nonce"] == again["nonce"] and again["enforce_nonce"] is True
+    [post] = bot_messages(dc, AUTO)
+    assert post["content"].endswith("Delete links were sent by DM.")
+    assert len(bot_messages(dc, dc.dm_channel_of(ANN))) == 1
+    assert_nothing_leaked(dc, host_emu)
+
+
+# --- units ----------------------------------------------------------------------------------
+
+
+def test_a_hosts_message_is_shown_inert_in_a_public_answer() -> None:
+    error = f"refused **everything** @everyone <@{ANN}> [click](http://x.invalid)"
+    text = render.public_text([ResultLine(1, "a_b.png", None, error)])
+    assert "**everything**" not in text and "\\*\\*everything\\*\\*" in text
+    assert "@everyone" not in text and f"<@{ANN}>" not in text and "\\[click]" in text
+    assert "a\\_b.png" in text
+
+
+def test_interaction_tokens_are_masked_in_logs() -> None:
+    token = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5OmFiY2RlZg-_.x"
+    line = f"PATCH https://discord.com/api/v10/webhooks/{APP_ID}/{token}/messages/@original"
+    callback = f"POST /api/v10/interactions/123/{token}/callback"
+    assert token not in Redactor()(line) and token not in Redactor()(callback)
+    assert Redactor()(line).endswith(f"/webhooks/{APP_ID}/[redacted]/messages/@original")

@@ -6,6 +6,17 @@ is ready and its commands are synced; ``stop`` closes it. ``api_base_url`` and
 local emulator): they set ``discord.http.Route.BASE`` and
 ``DiscordWebSocket.DEFAULT_GATEWAY``, which discord.py reads at call time.
 
+Once ready, the adapter takes its part of the core's work: the job worker runs Discord
+jobs (with :class:`~adapters.discord.sources.AttachmentLinks` re-signing stale attachment
+links), and an :class:`~bot.sending.OutboxSender` delivers Discord answers through
+:class:`~adapters.discord.delivery.Delivery`. Work a previous run left behind (jobs,
+answers not yet sent) is found the same way, once its lease lapses: there is no separate
+recovery.
+
+Its rooms are the same as the Telegram adapter's: ``intake`` (events become recorded
+requests), ``render``, ``delivery`` (outbox rows become messages), ``deleting``,
+``commands``, and one error handler (``errors``).
+
 The only privileged intent asked for is message content (auto-rehost needs it to see the
 attachments of guild messages). When Discord refuses it (gateway close 4014), the bot says
 so plainly in the log and runs without it: commands, the context menu and DMs still work.
@@ -14,7 +25,6 @@ so plainly in the log and runs without it: commands, the context menu and DMs st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import discord
@@ -24,11 +34,11 @@ from discord.http import Route
 
 from adapters.discord import commands
 from adapters.discord.client import RehostClient
-from adapters.discord.listeners import Listeners
 from adapters.discord.sources import PLATFORM
 from bot.app import Core
 from bot.config import DiscordSettings
 from bot.expiration import offered_durations
+from bot.sending import OutboxSender
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +69,8 @@ class DiscordAdapter:
         self._stop_timeout = stop_timeout
         self._client: RehostClient | None = None
         self._gateway: asyncio.Task[None] | None = None
-        self._recovery: asyncio.Task[None] | None = None
+        self._sender: OutboxSender | None = None
+        self._sending: asyncio.Task[None] | None = None
         self._saved_endpoints: tuple[str, yarl.URL] | None = None
 
     @property
@@ -78,19 +89,39 @@ class DiscordAdapter:
                 log.warning(INTENT_REFUSED)
                 await self._connect(message_content=False)
             await self._sync_commands()
+            self._serve()
         except BaseException:
             await self.stop()
             raise
-        self._recovery = asyncio.create_task(self._recover(), name="discord-recovery")
 
     async def stop(self) -> None:
-        if self._recovery is not None:
-            self._recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recovery
-            self._recovery = None
+        rehost = self.core.rehost
+        rehost.worker.platforms.discard(PLATFORM)  # jobs wait for the next run
+        rehost.resolvers.pop(PLATFORM, None)
+        if self._sending is not None:
+            self._sending.cancel()
+            done, _ = await asyncio.wait({self._sending}, timeout=self._stop_timeout)
+            if not done:
+                log.warning("the Discord outbox sender did not stop in time")
+            self._sending = self._sender = None
         await self._disconnect()
         self._restore_endpoints()
+
+    @property
+    def sender(self) -> OutboxSender:
+        assert self._sender is not None, "the adapter is not started"
+        return self._sender
+
+    def _serve(self) -> None:
+        """Take on Discord's jobs and answers, this run's and any a previous run left."""
+        client, rehost = self.client, self.core.rehost
+        rehost.resolvers[PLATFORM] = client.links.resolve
+        sender = self._sender = OutboxSender(
+            rehost.outbox, PLATFORM, client.delivery.deliver, lease=rehost.lease
+        )
+        rehost.on_answer(PLATFORM, sender.wake)
+        self._sending = asyncio.create_task(sender.run(), name="discord-sender")
+        rehost.worker.serve(PLATFORM)
 
     def _use_endpoints(self) -> None:
         if self._saved_endpoints is None:
@@ -108,15 +139,13 @@ class DiscordAdapter:
     def _build(self, *, message_content: bool) -> RehostClient:
         dialects = {host.dialect for host in self.core.config.ordered_hosts()}
         client = RehostClient(
-            self.core.rehost,
-            self.core.deleter,
+            self.core,
             self.settings,
             offered_durations(dialects),
             message_content=message_content,
             guild_ready_timeout=self._guild_ready_timeout,
         )
         commands.register(client)
-        client.message_handler = Listeners(client).on_message
         return client
 
     async def _connect(self, *, message_content: bool) -> None:
@@ -170,16 +199,3 @@ class DiscordAdapter:
                 error.status,
                 error.code,
             )
-
-    async def _recover(self) -> None:
-        """Answer the rehosts a previous run did not finish."""
-        try:
-            batches = await self.core.rehost.recover(PLATFORM)
-        except Exception:
-            log.exception("resuming unfinished Discord rehosts failed")
-            return
-        for batch in batches:
-            try:
-                await self.client.delivery.post_recovered(batch)
-            except Exception:
-                log.exception("could not post a recovered rehost in channel %s", batch.chat_id)

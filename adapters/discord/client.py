@@ -1,24 +1,35 @@
-"""The discord.py client: intents, the command tree, and what the handlers share."""
+"""The discord.py client: intents, the command tree, and the adapter's rooms it holds.
+
+The client owns what its handlers share: :class:`~adapters.discord.intake.Intake` (events
+become recorded requests), :class:`~adapters.discord.delivery.Delivery` (outbox rows
+become messages), :class:`~adapters.discord.deleting.Deletions`, the attachment resolver,
+and routes failures of gateway events to the one error handler
+(:mod:`adapters.discord.errors`).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import discord
 from discord import app_commands
 
+from adapters.discord import errors
 from adapters.discord.deleting import Deletions
 from adapters.discord.delivery import Delivery
+from adapters.discord.intake import Intake
+from adapters.discord.sources import AttachmentLinks
 from adapters.discord.views import DYNAMIC_ITEMS
+from bot.app import Core
 from bot.config import DiscordSettings
-from bot.deletion import DeleteService
 from bot.expiration import Duration
-from bot.service import RehostService
 
 log = logging.getLogger(__name__)
-MessageHandler = Callable[[discord.Message], Awaitable[None]]
+# A rate limit longer than this is not slept through inside a request: discord.py raises
+# RateLimited, and the outbox postpones that answer while other chats go on.
+MAX_RATE_LIMIT_SLEEP = 30.0
 
 
 def wanted_intents(message_content: bool) -> discord.Intents:
@@ -36,8 +47,7 @@ def wanted_intents(message_content: bool) -> discord.Intents:
 class RehostClient(discord.Client):
     def __init__(
         self,
-        service: RehostService,
-        deleter: DeleteService,
+        core: Core,
         settings: DiscordSettings,
         expiry_choices: Sequence[Duration],
         *,
@@ -48,22 +58,26 @@ class RehostClient(discord.Client):
             intents=wanted_intents(message_content),
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
+            max_ratelimit_timeout=MAX_RATE_LIMIT_SLEEP,
         )
-        self.service = service
+        self.core = core
         self.settings = settings
         self.expiry_choices = list(expiry_choices)
         self.message_content = message_content
         self.tree: app_commands.CommandTree[RehostClient] = app_commands.CommandTree(self)
-        self.delivery = Delivery(self, service)
-        self.deletions = Deletions(self, service, deleter)
-        self.message_handler: MessageHandler | None = None
+        self.deletions = Deletions(self, core.library, core.deleter)
+        self.intake = Intake(self, core, settings, self.deletions)
+        self.delivery = Delivery(self, core)
+        self.links = AttachmentLinks(self)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)
 
     async def on_message(self, message: discord.Message) -> None:
-        if self.message_handler is not None:
-            await self.message_handler(message)
+        await self.intake.on_message(message)
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        await errors.on_event_error(self, event_method, *args)
 
     # Delete buttons (see views.DeleteHandler)
 

@@ -1,9 +1,10 @@
 """Application commands: /upload, "Rehost images", /mine, /delete, /rehost auto.
 
-Every command that rehosts defers at once, publicly ("thinking"), then edits that response
-with the public links and only then sends the delete links in an ephemeral follow-up (see
-:meth:`Delivery.answer_interaction`). One error handler answers every failure with a
-user-safe sentence.
+The commands that rehost only record the request (see
+:meth:`~adapters.discord.intake.Intake.rehost_for_interaction`): they defer at once,
+publicly ("thinking"), and the answer comes through the outbox, which edits that response
+with the public links and only then sends the delete links in an ephemeral follow-up.
+Failures go to the adapter's one error handler (:mod:`adapters.discord.errors`).
 """
 
 from __future__ import annotations
@@ -15,23 +16,17 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from adapters.discord import render
+from adapters.discord import errors, render
 from adapters.discord.client import RehostClient
-from adapters.discord.replies import answer_failure
-from adapters.discord.sources import PLATFORM, rehost_request, split_attachments
+from adapters.discord.intake import Expiry
+from adapters.discord.sources import PLATFORM
 from adapters.discord.views import delete_buttons
 from bot.expiration import Duration
-from bot.presenting import (
-    NOT_AN_IMAGE,
-    chat_expiry_phrase,
-    parse_expiry_argument,
-    upload_lines,
-)
+from bot.presenting import chat_expiry_phrase, parse_expiry_argument, upload_lines
 
 log = logging.getLogger(__name__)
 Interaction = discord.Interaction[RehostClient]
 MAX_CHOICES = 25  # Discord's limit per option
-REHOSTING_COMMANDS = frozenset({"upload", "Rehost images"})
 
 
 def expiry_choices(
@@ -44,38 +39,11 @@ def expiry_choices(
     return [*choices[: MAX_CHOICES - 1], app_commands.Choice(name="never", value="never")]
 
 
-def _expiry(choice: app_commands.Choice[str] | None) -> tuple[bool, Duration | None]:
+def _expiry(choice: app_commands.Choice[str] | None) -> Expiry:
     given, duration, error = parse_expiry_argument(choice.value if choice else None)
     if error:  # not one of our choices: use the default
         return False, None
     return given, duration
-
-
-async def _rehost(
-    interaction: Interaction,
-    attachments: Sequence[discord.Attachment],
-    expiry: tuple[bool, Duration | None],
-    message_id: int | None = None,
-) -> None:
-    images, others = split_attachments(attachments)
-    if not images:
-        text = "There is no image to rehost there."
-        if others:
-            text = f"{render.name(others[0])} is {NOT_AN_IMAGE}."
-        await interaction.response.send_message(text, ephemeral=True)
-        return
-    # Within Discord's 3 seconds; public, so that the links can replace it.
-    await interaction.response.defer(thinking=True)
-    client = interaction.client
-    request = rehost_request(
-        chat_id=interaction.channel_id or interaction.user.id,
-        owner_id=interaction.user.id,
-        sources=images,
-        message_id=message_id,
-        expiry=expiry,
-    )
-    results = await client.service.rehost(request)
-    await client.delivery.answer_interaction(interaction, results, skipped=others)
 
 
 def build_commands(
@@ -97,17 +65,19 @@ def build_commands(
         file: discord.Attachment,
         expire: app_commands.Choice[str] | None = None,
     ) -> None:
-        await _rehost(interaction, [file], _expiry(expire))
+        await client.intake.rehost_for_interaction(interaction, [file], _expiry(expire))
 
     @app_commands.context_menu(name="Rehost images")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def rehost_images(interaction: Interaction, message: discord.Message) -> None:
-        await _rehost(interaction, message.attachments, (False, None), message.id)
+        await client.intake.rehost_for_interaction(
+            interaction, message.attachments, (False, None), message.id
+        )
 
     @app_commands.command(name="mine", description="Your live uploads, with delete buttons")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def mine(interaction: Interaction) -> None:
-        uploads = client.service.live_uploads(PLATFORM, str(interaction.user.id))
+        uploads = client.core.library.live_uploads(PLATFORM, str(interaction.user.id))
         lines = upload_lines(uploads)
         await interaction.response.send_message(
             render.mine_text(uploads, lines),
@@ -157,7 +127,7 @@ def build_commands(
             )
             return
         given, duration = _expiry(expire)
-        updated = client.service.set_auto_rehost(
+        updated = client.core.library.set_auto_rehost(
             PLATFORM, str(channel_id), enabled, duration if given else "keep"
         )
         if not enabled:
@@ -182,28 +152,4 @@ def register(client: RehostClient) -> None:
     tree = client.tree
     for command in build_commands(client):
         tree.add_command(command)
-    tree.error(on_command_error)
-
-
-async def on_command_error(interaction: Interaction, error: app_commands.AppCommandError) -> None:
-    """The one error handler of the command tree: log with context, answer safely."""
-    name = interaction.command.name if interaction.command else "?"
-    if isinstance(error, app_commands.NoPrivateMessage):
-        text = "Use this command in a server."
-    elif isinstance(error, app_commands.MissingPermissions):
-        text = "You need the Manage Server permission for that."
-    elif isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
-        text = "This command has changed; please try again in a minute."
-    elif isinstance(error, app_commands.CheckFailure):
-        text = "You cannot use this command here."
-    else:
-        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-        log.error(
-            "command %r failed for user %s in channel %s",
-            name,
-            interaction.user.id,
-            interaction.channel_id,
-            exc_info=cause,
-        )
-        text = render.SORRY_AFTER_UPLOAD if name in REHOSTING_COMMANDS else render.SORRY
-    await answer_failure(interaction, text)
+    tree.error(errors.on_command_error)

@@ -2,7 +2,8 @@
 
 A deletion removes the image (Chevereto: the bot requests the delete link; ImgBB-style
 hosts: the owner gets the link, in private), then every bot post that showed it is
-re-rendered from what it still shows: a public post with nothing live left is deleted.
+re-rendered from what it still shows: a public post with nothing live left is deleted,
+and a public post is re-rendered from :func:`bot.replyplan.public_view` (no delete links).
 """
 
 from __future__ import annotations
@@ -14,27 +15,29 @@ from typing import Any
 import discord
 
 from adapters.discord import render
-from adapters.discord.replies import mark_answered
+from adapters.discord.errors import mark_answered
 from adapters.discord.sources import PLATFORM
 from adapters.discord.views import confirm_buttons, delete_buttons
 from bot.deletion import DeleteService, DeleteStatus
+from bot.library import Library
 from bot.presenting import upload_lines
-from bot.service import RehostService
+from bot.replyplan import public_view
+from bot.states import Visibility
 from bot.store import BotMessage
 
 log = logging.getLogger(__name__)
 
 
 class Deletions:
-    def __init__(self, client: discord.Client, service: RehostService, deleter: DeleteService):
+    def __init__(self, client: discord.Client, library: Library, deleter: DeleteService):
         self.client = client
-        self.service = service
+        self.library = library
         self.deleter = deleter
 
     def confirm_prompt(self, user_id: int, upload_id: int) -> tuple[str, discord.ui.View | None]:
         """The question to ask the owner, with Yes / Cancel; a refusal for anyone else."""
-        upload = self.service.owned_upload(upload_id, PLATFORM, str(user_id))
-        if upload is None or upload.state != "active":
+        upload = self.library.owned_upload(upload_id, PLATFORM, str(user_id))
+        if upload is None or not upload.active:
             return render.not_yours(upload_id), None
         return render.confirm_text(upload), confirm_buttons(upload_id)
 
@@ -80,14 +83,14 @@ class Deletions:
                 log.warning("could not update message %s (HTTP %s)", post.message_id, error.status)
 
     async def _refresh_one(self, post: BotMessage) -> None:
-        uploads = self.service.uploads_in_message(PLATFORM, post.chat_id, post.message_id)
-        lines = upload_lines(uploads)
+        uploads = self.library.uploads_in_message(PLATFORM, post.chat_id, post.message_id)
         channel = self.client.get_partial_messageable(int(post.chat_id))
         message = channel.get_partial_message(int(post.message_id))
-        if post.visibility == "public":
-            if all(upload.state != "active" for upload in uploads):
+        if post.visibility == Visibility.PUBLIC:
+            if not any(upload.active for upload in uploads):
                 await message.delete()
                 return
+            lines = upload_lines(public_view(uploads))
             await message.edit(
                 content=render.public_text(lines),
                 embeds=render.public_embeds(lines),
@@ -95,4 +98,5 @@ class Deletions:
             )
             return
         # A private post was sent with SUPPRESS_EMBEDS; an edit keeps the flag.
+        lines = upload_lines(uploads)
         await message.edit(content=render.private_text(lines), view=delete_buttons(lines))

@@ -1,172 +1,319 @@
-"""Posting rehost results to Discord so that no delete link is ever public.
+"""Delivery: outbox rows become Discord messages.
 
-Public posts carry viewer and direct links. Delete links go, with SUPPRESS_EMBEDS, in an
-ephemeral follow-up (commands) or a DM (auto-rehost); a user whose DMs are closed (403,
-code 50007) is told in one public line that the links wait in /mine, and nothing else.
+The core's reply plan says what is said and to whom; this module says it on Discord:
+
+- PUBLIC, answering a command: the command's deferred "thinking" response is edited into
+  the answer, through the interaction's webhook. Its token works for 15 minutes after
+  the interaction; when it has expired or has less than :data:`TOKEN_MARGIN` left, or
+  Discord refuses the edit (401 code 50027, or any other refusal), the answer goes to the
+  channel as an ordinary message naming the user (a reply to the source message when
+  there is one), and a "thinking" response still there is removed if Discord allows it.
+- PRIVATE, in place (a command's delete links): an ephemeral follow-up, but only when the
+  original response holds the public answer, since the first follow-up after a deferral
+  takes the "thinking" message's place, public, whatever its flags. Otherwise, by DM.
+- PRIVATE, by DM (auto-rehost): to the owner's DMs. Closed DMs (403, code 50007) make the
+  row "unreachable"; the public answer then says the links wait in /mine (a command's
+  answer, already sent, gets that line as a message of its own).
+- PRIVATE, in a DM with the bot (images sent to it): a reply there.
+- PUBLIC, in a channel (auto-rehost): a reply to the source message, with a line saying
+  where the delete links went.
+
+A reply whose source message was deleted meanwhile (50035) is sent again as a plain
+message naming the user. Every message carrying a delete link is sent with
+SUPPRESS_EMBEDS. Channel and DM messages carry the row's nonce, and discord.py sends
+``enforce_nonce`` with every nonce, so sending a row again after a crash returns the
+message made the first time instead of a second one. Webhook messages have no nonce:
+editing the original response again changes nothing; an ephemeral follow-up sent again
+after a crash between sending it and recording it shows twice, to its owner only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Final, cast
 
 import discord
 
-from adapters.discord import render
-from adapters.discord.replies import mark_answered
-from adapters.discord.sources import PLATFORM
+from adapters.discord import errors, render
+from adapters.discord.intake import InteractionRef
 from adapters.discord.views import delete_buttons
-from bot.presenting import ResultLine, rehosted_heading, result_lines
-from bot.service import RecoveredBatch, RehostResult, RehostService
+from bot.app import Core
+from bot.outbox import OutboxRow
+from bot.presenting import ResultLine
+from bot.replyplan import lines
+from bot.sending import Delivered
+from bot.states import Visibility
 
 log = logging.getLogger(__name__)
-ONLY_YOU = "Only you can see this."
+
+# An interaction token with less than this left is not used for the public answer: the
+# delete links must follow it through the same token.
+TOKEN_MARGIN = 60.0
+CANNOT_DM = 50007  # Discord: "Cannot send messages to this user"
+# discord.py puts a webhook message id into the request path as it is: this is Discord's
+# name for an interaction's original response.
+ORIGINAL: Final = cast(int, "@original")
 
 
-def _has_delete_links(results: Sequence[RehostResult]) -> bool:
-    return any(result.delete_url for result in results)
+def source_gone(error: discord.HTTPException) -> bool:
+    """Whether a reply failed because the message it answers no longer exists."""
+    return error.code == 50035 and "message_reference" in error.text
 
 
 class Delivery:
-    def __init__(self, client: discord.Client, service: RehostService) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        core: Core,
+        *,
+        clock: Callable[[], float] = time.time,
+        token_margin: float = TOKEN_MARGIN,
+    ) -> None:
         self.client = client
-        self.service = service
+        self.core = core
+        self._clock = clock
+        self.token_margin = token_margin
 
-    def remember(
-        self, results: Sequence[RehostResult], message: discord.Message, *, public: bool
-    ) -> None:
-        """Record which uploads a post shows, so deleting one can edit or remove it."""
-        for result in results:
-            if result.upload is not None:
-                self.service.remember_reply(
-                    result.upload.id,
-                    PLATFORM,
-                    str(message.channel.id),
-                    str(message.id),
-                    public=public,
-                )
-
-    # --- commands (the interaction was deferred with a public "thinking" message) ---------
-
-    async def answer_interaction(
-        self,
-        interaction: discord.Interaction[Any],
-        results: Sequence[RehostResult],
-        skipped: Sequence[str] = (),
-    ) -> None:
-        """Public links first, by editing the deferred response; then, and only then, the
-        delete links in a separate ephemeral follow-up. (The first follow-up after a defer
-        would replace the "thinking" message, keeping its public visibility.)"""
-        lines = result_lines(results)
-        original = await interaction.edit_original_response(
-            content=render.public_text(lines, skipped),
-            embeds=render.public_embeds(lines),
-            view=delete_buttons(lines),
-        )
-        mark_answered(interaction)
-        self.remember(results, original, public=True)
-        if _has_delete_links(results):
-            await interaction.followup.send(
-                render.private_text(lines, heading=f"{ONLY_YOU} {rehosted_heading(lines)}"),
-                ephemeral=True,
-                suppress_embeds=True,
-                view=delete_buttons(lines) or discord.utils.MISSING,
-            )
-
-    # --- messages --------------------------------------------------------------------------
-
-    async def reply_in_channel(
-        self, message: discord.Message, results: Sequence[RehostResult]
-    ) -> None:
-        """Auto-rehost: one public reply; the author gets the delete links by DM."""
-        lines = result_lines(results)
-        note = ""
-        if _has_delete_links(results):
-            sent = await self.send_delete_links(
-                message.author, results, lines, render.where(message.channel.id)
-            )
-            note = render.DM_SENT_NOTE if sent else render.dm_closed_note(message.author.mention)
-        reply = await message.reply(
-            render.public_text(lines, note=note),
-            embeds=render.public_embeds(lines),
-            view=delete_buttons(lines) or discord.utils.MISSING,
-            mention_author=False,
-        )
-        self.remember(results, reply, public=True)
-
-    async def reply_in_dm(
-        self, message: discord.Message, results: Sequence[RehostResult], skipped: Sequence[str]
-    ) -> None:
-        """A DM: everything, delete links included, with previews suppressed."""
-        lines = result_lines(results)
-        reply = await message.reply(
-            render.private_text(lines, skipped=skipped),
-            suppress_embeds=True,
-            view=delete_buttons(lines) or discord.utils.MISSING,
-            mention_author=False,
-        )
-        self.remember(results, reply, public=False)
-
-    async def send_delete_links(
-        self,
-        user: discord.User | discord.Member,
-        results: Sequence[RehostResult],
-        lines: Sequence[ResultLine],
-        where: str,
-    ) -> bool:
-        """DM the delete links; False when the user's DMs are closed (nothing is sent)."""
-        heading = f"{rehosted_heading(lines)} ({where})"
+    async def deliver(self, row: OutboxRow) -> Delivered:
+        """Send one outbox row; how it went, for the outbox sender to record."""
         try:
-            sent = await user.send(
-                render.private_text(lines, heading=heading),
+            return await self._deliver(row)
+        except Exception as error:
+            return errors.delivery_outcome(row, error)
+
+    async def _deliver(self, row: OutboxRow) -> Delivered:
+        message = row.message
+        batch = self.core.rehost.queue.batch(row.batch)
+        command = InteractionRef.from_context(batch.context) if batch is not None else None
+        about = batch.chat_title if batch is not None else None
+        shown = lines(message, self.core.library.upload)
+        if message.visibility is Visibility.PUBLIC:
+            if command is not None:
+                return await self._public_for_command(row, shown, command)
+            return await self._public_in_channel(row, shown)
+        if message.in_place:
+            if command is None:  # nothing to show it in place with: the owner's DMs
+                return await self._private_by_dm(row, shown, about)
+            return await self._private_in_place(row, shown, command, about)
+        if message.chat_id is None:
+            return await self._private_by_dm(row, shown, message.about_chat)
+        return await self._private_in_chat(row, shown)
+
+    # --- public ----------------------------------------------------------------------------
+
+    async def _public_in_channel(self, row: OutboxRow, shown: list[ResultLine]) -> Delivered:
+        message = row.message
+        note = self._where_private_went(row) if message.tells_where_private_went else ""
+        assert message.chat_id is not None, "a public message goes to a chat"
+        channel_id = int(message.chat_id)
+        sent = await self._send(
+            row,
+            channel_id,
+            lambda named: render.public_text(
+                shown,
+                message.skipped,
+                note,
+                for_user=render.mention(message.owner_id) if named else None,
+            ),
+            embeds=render.public_embeds(shown),
+            view=delete_buttons(shown),
+            private=False,
+        )
+        return Delivered.sent(str(channel_id), str(sent.id))
+
+    async def _public_for_command(
+        self, row: OutboxRow, shown: list[ResultLine], command: InteractionRef
+    ) -> Delivered:
+        message = row.message
+        if command.usable(self._clock(), self.token_margin):
+            try:
+                original = await self._webhook(command).edit_message(
+                    ORIGINAL,
+                    content=render.public_text(shown, message.skipped),
+                    embeds=render.public_embeds(shown),
+                    view=delete_buttons(shown),
+                )
+            except discord.HTTPException as error:
+                if error.status >= 500 or error.status == 429:
+                    raise
+                log.info(
+                    "could not edit the response to interaction %s (HTTP %s, code %s); "
+                    "answering in the channel",
+                    command.interaction_id,
+                    error.status,
+                    error.code,
+                )
+            else:
+                return Delivered.sent(str(command.channel_id), str(original.id))
+        # The token is (nearly) spent: an ordinary message, which needs no token.
+        sent = await self._send(
+            row,
+            command.channel_id,
+            lambda named: render.public_text(
+                shown, message.skipped, for_user=render.mention(message.owner_id)
+            ),
+            embeds=render.public_embeds(shown),
+            view=delete_buttons(shown),
+            private=False,
+        )
+        await self._clear_thinking(command)
+        return Delivered.sent(str(command.channel_id), str(sent.id))
+
+    async def _clear_thinking(self, command: InteractionRef) -> None:
+        """Remove a "thinking" response the answer did not go into, while Discord still
+        takes the token."""
+        if not command.usable(self._clock()):
+            return
+        try:
+            await self._webhook(command).delete_message(ORIGINAL)
+        except discord.HTTPException as error:
+            log.debug("the original response stays (HTTP %s, code %s)", error.status, error.code)
+
+    def _where_private_went(self, row: OutboxRow) -> str:
+        outcome = self.core.rehost.outbox.private_outcome(row.batch)
+        owner = render.mention(row.message.owner_id)
+        if outcome == "sent":
+            return render.DM_SENT_NOTE
+        if outcome == "unreachable":
+            return render.dm_closed_note(owner)
+        return render.dm_failed_note(owner)
+
+    # --- private ---------------------------------------------------------------------------
+
+    async def _private_in_place(
+        self,
+        row: OutboxRow,
+        shown: list[ResultLine],
+        command: InteractionRef,
+        about: str | None,
+    ) -> Delivered:
+        if command.usable(self._clock()):
+            webhook = self._webhook(command)
+            try:
+                original = await webhook.fetch_message(ORIGINAL)
+                if not original.flags.loading:  # it holds the public answer
+                    await webhook.send(
+                        render.private_text(
+                            shown, heading=render.private_heading(shown, in_place=True, about=None)
+                        ),
+                        ephemeral=True,
+                        suppress_embeds=True,
+                        view=delete_buttons(shown) or discord.utils.MISSING,
+                        wait=True,
+                    )
+                    # Ephemeral: nothing the bot could edit later, so nothing to remember.
+                    return Delivered("sent")
+            except discord.HTTPException as error:
+                if error.status >= 500 or error.status == 429:
+                    raise
+                log.info(
+                    "no follow-up to interaction %s (HTTP %s, code %s); delete links by DM",
+                    command.interaction_id,
+                    error.status,
+                    error.code,
+                )
+        return await self._private_by_dm(row, shown, about, tell_in=command.channel_id)
+
+    async def _private_by_dm(
+        self,
+        row: OutboxRow,
+        shown: list[ResultLine],
+        about: str | None,
+        *,
+        tell_in: int | None = None,
+    ) -> Delivered:
+        """To the owner's DMs. ``tell_in``: a channel to say so in if their DMs are closed
+        (when the public answer, already sent, could not say it)."""
+        owner_id = row.message.owner_id
+        text = render.private_text(
+            shown, heading=render.private_heading(shown, in_place=False, about=about)
+        )
+        try:
+            channel = await self.client.create_dm(discord.Object(int(owner_id)))
+            sent = await channel.send(
+                text,
                 suppress_embeds=True,
-                view=delete_buttons(lines) or discord.utils.MISSING,
+                view=delete_buttons(shown) or discord.utils.MISSING,
+                nonce=row.nonce,
             )
         except discord.Forbidden as error:
-            log.info("cannot DM user %s their delete links (code %s)", user.id, error.code)
-            return False
-        self.remember(results, sent, public=False)
-        return True
+            if error.code != CANNOT_DM:
+                raise
+            log.info("cannot DM user %s their delete links (DMs closed)", owner_id)
+            if tell_in is not None:
+                await self.client.get_partial_messageable(tell_in).send(
+                    render.dm_closed_note(render.mention(owner_id)).strip(), nonce=row.nonce
+                )
+            return Delivered("unreachable")
+        return Delivered.sent(str(channel.id), str(sent.id))
 
-    # --- after a restart -------------------------------------------------------------------
+    async def _private_in_chat(self, row: OutboxRow, shown: list[ResultLine]) -> Delivered:
+        """The owner's DM with the bot, where they sent the images."""
+        message = row.message
+        assert message.chat_id is not None
+        text = render.private_text(shown, skipped=message.skipped)
+        try:
+            sent = await self._send(
+                row,
+                int(message.chat_id),
+                lambda named: text,
+                embeds=[],
+                view=delete_buttons(shown),
+                private=True,
+            )
+        except discord.Forbidden as error:
+            if error.code != CANNOT_DM:
+                raise
+            log.info("cannot answer user %s in their DMs (DMs closed)", message.owner_id)
+            return Delivered("unreachable")
+        return Delivered.sent(message.chat_id, str(sent.id))
 
-    async def post_recovered(self, batch: RecoveredBatch) -> None:
-        """Answer a rehost that a previous run started but did not answer."""
-        if batch.chat_id is None or not batch.results:
-            return
-        channel = self.client.get_channel(int(batch.chat_id))
-        if channel is None:
-            channel = await self.client.fetch_channel(int(batch.chat_id))
-        if not isinstance(channel, discord.abc.Messageable):
-            return
-        lines = result_lines(batch.results)
-        reply_to: dict[str, Any] = {}  # discord.py's send wants no reference rather than None
-        if batch.message_id is not None:
-            reply_to["reference"] = discord.MessageReference(
-                message_id=int(batch.message_id),
-                channel_id=int(batch.chat_id),
-                fail_if_not_exists=False,
-            )
-        if isinstance(channel, discord.DMChannel):
-            sent = await channel.send(
-                render.private_text(lines),
-                suppress_embeds=True,
-                view=delete_buttons(lines) or discord.utils.MISSING,
-                **reply_to,
-            )
-            self.remember(batch.results, sent, public=False)
-            return
-        note = ""
-        if _has_delete_links(batch.results):
-            owner = await self.client.fetch_user(int(batch.owner_id))
-            where = render.where(int(batch.chat_id))
-            sent_dm = await self.send_delete_links(owner, batch.results, lines, where)
-            note = render.DM_SENT_NOTE if sent_dm else render.dm_closed_note(owner.mention)
-        post = await channel.send(
-            render.public_text(lines, note=note),
-            embeds=render.public_embeds(lines),
-            view=delete_buttons(lines) or discord.utils.MISSING,
-            **reply_to,
+    # --- sending ---------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        row: OutboxRow,
+        channel_id: int,
+        text: Callable[[bool], str],
+        *,
+        embeds: Sequence[discord.Embed],
+        view: discord.ui.View | None,
+        private: bool,
+    ) -> discord.Message:
+        """Send to a channel (or DM channel) with the row's nonce: as a reply to the row's
+        source message if it has one; if that message is gone, a plain message
+        (``text(True)``, which names the user)."""
+        channel = self.client.get_partial_messageable(channel_id)
+        reply_to = row.message.reply_to
+        if reply_to is not None:
+            source = discord.MessageReference(message_id=int(reply_to), channel_id=channel_id)
+            try:
+                return await channel.send(
+                    text(False),
+                    embeds=list(embeds),
+                    view=view or discord.utils.MISSING,
+                    suppress_embeds=private,
+                    nonce=row.nonce,
+                    reference=source,
+                    mention_author=False,
+                )
+            except discord.HTTPException as error:
+                if not source_gone(error):
+                    raise
+                log.info("message %s was deleted; answering it without a reply", reply_to)
+        return await channel.send(
+            text(True),
+            embeds=list(embeds),
+            view=view or discord.utils.MISSING,
+            suppress_embeds=private,
+            nonce=row.nonce,
         )
-        self.remember(batch.results, post, public=True)
+
+    def _webhook(self, command: InteractionRef) -> discord.Webhook:
+        webhook = discord.Webhook.partial(command.application_id, command.token, client=self.client)
+        # An interaction's webhook is an application webhook, the only kind that may send
+        # ephemeral messages (discord.py's Interaction.followup builds it the same way).
+        webhook.type = discord.WebhookType.application
+        return webhook

@@ -1,10 +1,12 @@
-"""Discord texts and embeds for results, lists and deletions.
+"""Discord texts, embeds and buttons for answers, lists and deletions.
 
-Public texts carry viewer and direct links only. Private texts add delete links; every
-message carrying one is sent with SUPPRESS_EMBEDS, and the links are written ``<url>`` as
-well, because Discord's preview crawler would request a Chevereto delete link, which
-deletes the image. Links are written ``[label](<url>)`` so that the only previews are the
-embeds the bot chooses. Every text fits Discord's 2000 characters.
+Public texts carry viewer and direct links only (the reply plan hands them uploads without
+delete links). Private texts add delete links; every message carrying one is sent with
+SUPPRESS_EMBEDS, and the links are written ``<url>`` as well, because Discord's preview
+crawler would request a Chevereto delete link, which deletes the image. Links are written
+``[label](<url>)`` so that the only previews are the embeds the bot chooses. Anything from
+elsewhere (file names, a host's error message) is escaped: no markdown, no mentions. Every
+text fits Discord's 2000 characters.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ MAX_EMBEDS = 10
 MAX_NAME = 80
 
 SORRY = "Sorry, something went wrong with that. Please try again later."
-SORRY_AFTER_UPLOAD = (
-    "Sorry, something went wrong while answering. Whatever was rehosted is listed in /mine."
-)
+ONLY_YOU = "Only you can see this."
 HELP = (
     "I rehost images on a stable image host and give you links that keep working.\n"
     "- Send me an image here: you get the links and a private delete link "
@@ -39,7 +39,7 @@ HELP = (
 def name(text: str) -> str:
     """A file name made safe to show: no markdown, no mentions, not too long."""
     short = text if len(text) <= MAX_NAME else text[: MAX_NAME - 1] + "…"
-    return escape_mentions(escape_markdown(short))
+    return escape(short)
 
 
 def link(label: str, url: str) -> str:
@@ -67,8 +67,13 @@ def fit(
     return (text + tail)[:MAX_CONTENT]
 
 
+def escape(text: str) -> str:
+    """Text from elsewhere (a host's error message) made inert: no markdown, no mentions."""
+    return escape_mentions(escape_markdown(text))
+
+
 def _failure(line: ResultLine) -> str:
-    return f"{line.number}. {name(line.name)}: {line.error or 'failed'}"
+    return f"{line.number}. {name(line.name)}: {escape(line.error or 'failed')}"
 
 
 def _gone(line: ResultLine, upload: UploadRecord) -> str:
@@ -86,18 +91,32 @@ def public_line(line: ResultLine) -> str:
     upload = line.upload
     if upload is None:
         return _failure(line)
-    if upload.state != "active":
+    if not upload.active:
         return _gone(line, upload)
     links = link("viewer", upload.viewer_url)
     links += f" · {link('direct', upload.url)}" if upload.url else " · direct: held for moderation"
     return f"{line.number}. {_title(line, upload)} {links} · {expiry(upload)}"
 
 
-def public_text(lines: Sequence[ResultLine], skipped: Sequence[str] = (), note: str = "") -> str:
-    """The links everyone may see; ``skipped`` names attachments that are not images."""
+def mention(user_id: str | int) -> str:
+    """Names a user (the bot sends with no allowed mentions: nobody is pinged)."""
+    return f"<@{user_id}>"
+
+
+def public_text(
+    lines: Sequence[ResultLine],
+    skipped: Sequence[str] = (),
+    note: str = "",
+    for_user: str | None = None,
+) -> str:
+    """The links everyone may see; ``skipped`` names attachments that are not images;
+    ``for_user`` (a mention) says whose they are, when nothing else shows it."""
     blocks = [public_line(line) for line in lines]
     blocks += [f"Skipped {name(other)}: not an image." for other in skipped]
-    return fit(rehosted_heading(lines), blocks, note)
+    heading = rehosted_heading(lines)
+    if for_user:
+        heading = f"{for_user}: {heading[0].lower()}{heading[1:]}"
+    return fit(heading, blocks, note)
 
 
 def public_embeds(lines: Sequence[ResultLine]) -> list[discord.Embed]:
@@ -105,7 +124,7 @@ def public_embeds(lines: Sequence[ResultLine]) -> list[discord.Embed]:
     embeds = []
     for line in lines:
         upload = line.upload
-        if upload is None or upload.state != "active" or not upload.url:
+        if upload is None or not upload.active or not upload.url:
             continue
         title = f"{line.number}. {line.name}"[:256]
         embed = discord.Embed(title=title, url=upload.viewer_url)
@@ -117,7 +136,7 @@ def private_line(line: ResultLine) -> str:
     upload = line.upload
     if upload is None:
         return _failure(line)
-    if upload.state != "active":
+    if not upload.active:
         return _gone(line, upload)
     about = f"#{upload.id} on {upload.host}, {expiry(upload)}"
     if line.name != f"#{upload.id}":
@@ -148,8 +167,13 @@ def private_text(
     return fit(head, blocks, tail, more)
 
 
-def where(channel_id: int) -> str:
-    return f"in <#{channel_id}>"
+def private_heading(lines: Sequence[ResultLine], *, in_place: bool, about: str | None) -> str:
+    """``Only you can see this. Rehosted:`` in place; ``Rehosted: (in #chan)`` in a DM
+    about a channel (``about``: how that channel is named; empty or None: no name)."""
+    heading = rehosted_heading(lines)
+    if in_place:
+        return f"{ONLY_YOU} {heading}"
+    return f"{heading} (in {about})" if about else heading
 
 
 def mine_text(uploads: Sequence[UploadRecord], lines: Sequence[ResultLine]) -> str:
@@ -163,6 +187,10 @@ def dm_closed_note(user_mention: str) -> str:
         f"\n{user_mention}: I could not DM you your delete links (your DMs are closed); "
         "they wait in /mine."
     )
+
+
+def dm_failed_note(user_mention: str) -> str:
+    return f"\n{user_mention}: I could not send you your delete links; they wait in /mine."
 
 
 DM_SENT_NOTE = "\nDelete links were sent by DM."

@@ -1,24 +1,39 @@
-"""Which Discord attachments are images to rehost, and the service request for them."""
+"""Which Discord attachments are images to rehost, and live links to download them.
+
+Attachment URLs are signed and expire: ``ex`` in their query is the Unix time (hex) after
+which the CDN refuses them, about a day after the message was served. A job that waited
+(a restart after a long downtime, a long queue) may hold a dead link, so the resolver the
+worker calls before downloading re-signs a link that has expired or is about to, through
+``POST /attachments/refresh-urls``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
+from urllib.parse import parse_qs, urlsplit
 
 import discord
+from discord.http import Route
 
-from bot.expiration import Duration
-from bot.service import RehostRequest, SourceRef
+from bot.requests import SourceRef
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 IMAGE_MIME_TYPES = frozenset(
     {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff"}
 )
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+# Re-sign a link with less than this left: a download must start before it expires.
+REFRESH_MARGIN = 60.0
+LINK_EXPIRED = "Discord's link to this file has expired and could not be renewed; post it again"
 
 
 def is_image(attachment: discord.Attachment) -> bool:
-    """Judged by Discord's content type (or the name when there is none); the service
+    """Judged by Discord's content type (or the name when there is none); the core
     checks the bytes anyway."""
     content_type = (attachment.content_type or "").split(";")[0].strip().lower()
     if content_type:
@@ -32,6 +47,7 @@ def source_of(attachment: discord.Attachment) -> SourceRef:
         url=attachment.url,
         declared_size=attachment.size,
         declared_mime=attachment.content_type,
+        item_key=str(attachment.id),
     )
 
 
@@ -44,22 +60,53 @@ def split_attachments(
     return images, others
 
 
-def rehost_request(
-    *,
-    chat_id: int,
-    owner_id: int,
-    sources: Sequence[SourceRef],
-    message_id: int | None = None,
-    expiry: tuple[bool, Duration | None] = (False, None),
-) -> RehostRequest:
-    """``expiry`` is ``(given, duration)``: not given means the channel's or bot's default."""
-    given, duration = expiry
-    return RehostRequest(
-        platform=PLATFORM,
-        chat_id=str(chat_id),
-        owner_id=str(owner_id),
-        sources=sources,
-        message_id=str(message_id) if message_id is not None else None,
-        expiration=duration,
-        use_default_expiration=not given,
-    )
+def link_expiry(url: str) -> float | None:
+    """When a signed attachment URL stops working (its ``ex``), if it says."""
+    values = parse_qs(urlsplit(url).query).get("ex")
+    if not values:
+        return None
+    try:
+        return float(int(values[0], 16))
+    except ValueError:
+        return None
+
+
+class AttachmentLinks:
+    """The Discord resolver: an attachment's URL, re-signed when it is stale."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        clock: Callable[[], float] = time.time,
+        margin: float = REFRESH_MARGIN,
+    ) -> None:
+        self.client = client
+        self._clock = clock
+        self.margin = margin
+
+    async def resolve(self, ref: SourceRef) -> str:
+        if ref.url is None:
+            raise ValueError("the file cannot be downloaded")
+        expires = link_expiry(ref.url)
+        if expires is None or expires - self._clock() > self.margin:
+            return ref.url
+        return await self.refresh(ref.url)
+
+    async def refresh(self, url: str) -> str:
+        """``url`` signed anew by Discord; ValueError (with a user-fit message) if not."""
+        route = Route("POST", "/attachments/refresh-urls")
+        try:
+            answer = await self.client.http.request(route, json={"attachment_urls": [url]})
+        except discord.HTTPException as error:
+            log.warning(
+                "Discord did not renew an attachment link (HTTP %s, code %s)",
+                error.status,
+                error.code,
+            )
+            raise ValueError(LINK_EXPIRED) from error
+        for item in answer.get("refreshed_urls", []) if isinstance(answer, dict) else []:
+            if item.get("original") == url and item.get("refreshed"):
+                return str(item["refreshed"])
+        log.warning("Discord's answer to refresh-urls did not renew the link")
+        raise ValueError(LINK_EXPIRED)

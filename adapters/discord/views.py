@@ -1,8 +1,10 @@
 """Delete buttons, with a confirm step, that keep working after a restart.
 
 The buttons are :class:`discord.ui.DynamicItem` s: the upload id lives in the custom id
-(``rehost:del:12``), so no view has to stay in memory and a press after a restart still
-reaches the bot. Only the owner can delete: the handler checks who pressed.
+(``rehost:del:12``), so a press after a restart still reaches the bot and no view has to
+stay in memory: the views sent are stopped first, so discord.py does not keep them. Only
+the owner can delete: the handler checks who pressed; failures go to the adapter's one
+error handler (:mod:`adapters.discord.errors`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 from discord.ui import Button, DynamicItem
 
-from adapters.discord.replies import answer_failure
+from adapters.discord import errors
 from bot.presenting import ResultLine
 
 log = logging.getLogger(__name__)
@@ -57,9 +59,8 @@ class DeleteButton(DynamicItem[Button[Any]], template=r"rehost:del:(?P<id>\d{1,1
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
             await _handler(interaction).ask_to_confirm(interaction, self.upload_id)
-        except Exception:
-            log.exception("the delete button for upload %d failed", self.upload_id)
-            await answer_failure(interaction)
+        except Exception as error:
+            await errors.on_interaction_error(interaction, error, f"delete button {self.upload_id}")
 
 
 class ConfirmDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delok:(?P<id>\d{1,18})"):
@@ -81,9 +82,10 @@ class ConfirmDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delok:(?P<
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
             await _handler(interaction).confirm_delete(interaction, self.upload_id)
-        except Exception:
-            log.exception("deleting upload %d from a button failed", self.upload_id)
-            await answer_failure(interaction)
+        except Exception as error:
+            await errors.on_interaction_error(
+                interaction, error, f"confirm delete {self.upload_id}"
+            )
 
 
 class CancelDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delno:(?P<id>\d{1,18})"):
@@ -115,17 +117,24 @@ DYNAMIC_ITEMS: tuple[type[DynamicItem[Any]], ...] = (
 
 def delete_buttons(lines: Sequence[ResultLine]) -> discord.ui.View | None:
     """A Delete button per live upload (``None`` when there is none)."""
-    live = [line.upload for line in lines if line.upload and line.upload.state == "active"]
+    live = [line.upload for line in lines if line.upload and line.upload.active]
     if not live:
         return None
     view = discord.ui.View(timeout=None)
     for upload in live[:MAX_BUTTONS]:
         view.add_item(DeleteButton(upload.id, f"Delete #{upload.id}"))
-    return view
+    return _unstored(view)
 
 
 def confirm_buttons(upload_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(ConfirmDeleteButton(upload_id))
     view.add_item(CancelDeleteButton(upload_id))
+    return _unstored(view)
+
+
+def _unstored(view: discord.ui.View) -> discord.ui.View:
+    """A view discord.py will not keep after sending (it stores only unfinished ones):
+    its buttons are dynamic items, dispatched by their custom ids."""
+    view.stop()
     return view
