@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from bot.cli import EXIT_FAILED, EXIT_OK
+from bot.cli import EXIT_FAILED, EXIT_OK, printable
 from bot.config import load_config
 from bot.deletion import DeleteStatus, delete_as_operator
 from bot.httpclient import new_http_client
@@ -31,6 +31,8 @@ def _record(upload: UploadRecord) -> dict[str, Any]:
         "created_at": to_text(upload.created_at),
         "expires_at": to_text(upload.expires_at),
         "reused_from": upload.reused_from,
+        # ImgBB-style: when the owner was given the delete link to open (still active).
+        "delete_link_handed_over_at": to_text(upload.delete_handed_at),
     }
 
 
@@ -44,10 +46,13 @@ async def run_history(args: argparse.Namespace) -> int:
             print(json.dumps(_record(upload)))
         else:
             expires = to_text(upload.expires_at) or "never"
-            print(
+            line = (
                 f"#{upload.id:<6} {upload.state:<8} {upload.platform}:{upload.owner_id:<20} "
                 f"{upload.host:<12} {upload.viewer_url}  expires {expires}"
             )
+            if upload.state == "active" and upload.delete_handed_at is not None:
+                line += f"  delete link handed over {to_text(upload.delete_handed_at)}"
+            print(printable(line))
     if not uploads and not args.json:
         print("no uploads recorded")
     return EXIT_OK
@@ -79,6 +84,8 @@ async def run_stats(args: argparse.Namespace) -> int:
     print(f"failures:   {stats['failures']}")
     for state, count in sorted(stats["states"].items()):
         print(f"  {state}: {count}")
+    if stats["delete_links_handed_over"]:
+        print(f"  active with the delete link handed over: {stats['delete_links_handed_over']}")
     for host, numbers in stats["hosts"].items():
         print(f"{host:<20} {numbers['uploads']} uploads, {human_size(numbers['bytes'])}")
     return EXIT_OK

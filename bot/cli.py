@@ -1,14 +1,18 @@
 """The ``rehost`` command line: argument parsing and exit codes.
 
-Exit codes: 0 success, 1 some work failed (each failure explained on stderr), 2 usage or
-configuration error. Expected failures never print a traceback.
+Exit codes: 0 success, 1 some work failed (each failure explained on stderr), 2 usage,
+configuration or storage error. Expected failures never print a traceback: each is one
+line on stderr, and this module is the one place that turns them into it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import sqlite3
 import sys
+import unicodedata
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from bot.config import Config, load_config
 from bot.errors import ConfigError, ExpirationError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_CONFIG = Path("rehost.toml")
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -37,6 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--host", help="use only this configured host")
     upload.add_argument("--expire", metavar="DURATION", help="e.g. 10m, 1h, 3d, 1mo, never")
     upload.add_argument("--json", action="store_true", help="one JSON object per file")
+    upload.add_argument(
+        "--owner", default="cli", help="record the uploads under this owner (default: cli)"
+    )
+    upload.add_argument(
+        "--no-record", action="store_true", help="do not record the uploads in the database"
+    )
+    upload.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log retries and failover (-vv: every request)",
+    )
     upload.set_defaults(handler=_lazy("bot.upload_cli", "run_upload"))
 
     run = commands.add_parser("run", help="run the bot (every adapter whose token is set)")
@@ -72,8 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-c", "--config", type=Path, default=Path("rehost.toml"), help="configuration file"
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help=f"configuration file (default: {DEFAULT_CONFIG} in the working directory)",
     )
+
+
+def _default_config(args: argparse.Namespace) -> None:
+    """Fill in ``args.config`` when ``-c`` was not given, or say how to give one."""
+    if getattr(args, "config", DEFAULT_CONFIG) is not None:
+        return
+    if not DEFAULT_CONFIG.exists():
+        raise UsageError(
+            f"no configuration: there is no {DEFAULT_CONFIG} in this directory; pass -c FILE,"
+            " or start from config.example.toml (copy it to rehost.toml and fill in your keys)"
+        )
+    args.config = DEFAULT_CONFIG
 
 
 def _lazy(module: str, name: str) -> Handler:
@@ -93,23 +127,83 @@ def load(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bot.store import StorageError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "emulate-host":
-        from sandbox.hostemu import main as emulate
-
-        options = ["--host", args.host, "--port", str(args.port)]
-        for key in args.api_keys or []:
-            options += ["--api-key", key]
-        code: int = emulate(options)
-        return code
+        return _emulate(args)
     try:
+        _default_config(args)
         result: int = asyncio.run(args.handler(args))
         return result
     except ConfigError as error:
-        print(f"rehost: configuration error: {error.user_message}", file=sys.stderr)
+        _say(f"configuration error: {error.user_message}")
     except (UsageError, ExpirationError) as error:
-        print(f"rehost: {error}", file=sys.stderr)
+        _say(str(error))
+    except StorageError as error:
+        _say(f"storage error: {error.user_message}")
+    except sqlite3.DatabaseError as error:
+        # Damage found after the database opened (a page read later): still one line.
+        _say(f"storage error: {_database_name(args)}: unusable (sqlite: {error})")
     except KeyboardInterrupt:
         return 130
     return EXIT_USAGE
+
+
+def _say(line: str) -> None:
+    """One line on stderr, whatever the message holds."""
+    print(f"rehost: {printable(line)}", file=sys.stderr)
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Bidirectional controls reorder what a terminal shows ("gnp.exe" that reads "exe.png").
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` shown safely on one line: control characters, line separators and bidi
+    controls escaped (``\\n``, ``\\x1b``, ``\\u202e``), and bytes of a file name that are
+    not UTF-8 (Python's surrogate escapes) shown as ``\\xNN``."""
+    if text.isprintable():
+        return text
+    shown = []
+    for char in text:
+        code = ord(char)
+        if char in _NAMED_ESCAPES:
+            shown.append(_NAMED_ESCAPES[char])
+        elif 0xDC80 <= code <= 0xDCFF:
+            shown.append(f"\\x{code - 0xDC00:02x}")
+        elif char in _BIDI or unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+            shown.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            shown.append(char)
+    return "".join(shown)
+
+
+def _database_name(args: argparse.Namespace) -> str:
+    """The database file the configuration names (it loaded before the database failed)."""
+    try:
+        return str(load_config(args.config).storage.path)
+    except Exception:
+        return "the database"
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from sandbox.hostemu import main as emulate
+
+    options = ["--host", args.host, "--port", str(args.port)]
+    for key in args.api_keys or []:
+        options += ["--api-key", key]
+    try:
+        code: int = emulate(options)
+    except OSError as error:
+        where = f"{args.host}:{args.port}"
+        if error.errno == errno.EADDRINUSE:
+            _say(f"emulate-host: port {args.port} is already in use ({where}); try --port N")
+        elif error.errno == errno.EACCES:
+            _say(f"emulate-host: no permission to listen on {where}; try a port above 1023")
+        else:
+            _say(f"emulate-host: cannot listen on {where} ({error.strerror or error})")
+        return EXIT_USAGE
+    return code

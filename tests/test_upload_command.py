@@ -21,7 +21,9 @@ from tests.conftest import (
     write_config,
 )
 
-JSON_KEYS = {"file", "host", "id", "viewer_url", "url", "delete_url", "expires_at", "sha256"}
+JSON_KEYS = {
+    "file", "host", "id", "viewer_url", "url", "delete_url", "expires_at", "sha256", "record"
+}  # fmt: skip
 HOST_KINDS = [
     "zg.is",
     "imgz.io",
