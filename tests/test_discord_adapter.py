@@ -728,6 +728,35 @@ async def test_after_a_long_downtime_expired_attachment_links_are_renewed_first(
     assert_nothing_leaked(dc, host_emu)
 
 
+async def test_a_command_stopped_mid_upload_is_answered_in_place_by_the_next_run(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
+) -> None:
+    config = make_config(tmp_path, host_emu, dc)
+    host_emu.script(Fault("slow", delay=30.0))
+    attachment = dc.add_attachment(image(83), "again.png", "image/png")
+    async with open_core(config) as core, running(core):
+        interaction = await dc.slash_command(
+            "upload", ANN, OTHER, GUILD, options=[attachment_option(attachment)]
+        )
+        await until(lambda: len(host_emu.uploads) == 1)  # stopped while uploading
+    # Another process, with no Interaction object: the stored token answers in place.
+    async with open_core(config) as core, running(core):
+        await dc.wait_for(webhook("POST", interaction["token"]), timeout=10)
+
+    [hosted] = host_emu.images.values()
+    edit, secret = dc.followups(interaction["token"])
+    assert (edit["action"], edit["target"], secret["replaced_original"]) == (
+        "edit",
+        "@original",
+        False,
+    )
+    public, private = bot_messages(dc, OTHER)
+    assert hosted.viewer_url in public["content"] and not public["flags"]
+    assert private["flags"] == EPHEMERAL | SUPPRESS_EMBEDS
+    assert f"<{hosted.delete_url}>" in private["content"]
+    assert_nothing_leaked(dc, host_emu)
+
+
 async def test_a_crash_between_sending_and_recording_makes_one_channel_message(
     tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
 ) -> None:
