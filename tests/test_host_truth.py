@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,12 +35,13 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def chev(emu: HostEmulator, http: httpx.AsyncClient, **options: object) -> HostClient:
-    return CheveretoClient("chev", emu.chevereto_endpoint, CHEV_KEY, http, max_bytes=10 << 20, **options)  # type: ignore[arg-type]  # fmt: skip
+def chev(emu: HostEmulator, http: httpx.AsyncClient, **options: Any) -> HostClient:
+    endpoint = emu.chevereto_endpoint
+    return CheveretoClient("chev", endpoint, CHEV_KEY, http, max_bytes=10 << 20, **options)
 
 
-def zg(emu: HostEmulator, http: httpx.AsyncClient, **options: object) -> HostClient:
-    return ImgbbClient("zg", emu.imgbb_endpoint, IMGBB_KEY, http, max_bytes=32 << 20, **options)  # type: ignore[arg-type]  # fmt: skip
+def zg(emu: HostEmulator, http: httpx.AsyncClient, **options: Any) -> HostClient:
+    return ImgbbClient("zg", emu.imgbb_endpoint, IMGBB_KEY, http, max_bytes=32 << 20, **options)
 
 
 def png(seed: int = 1, pad_to: int = 0) -> UploadSource:
