@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from bot.cli import EXIT_FAILED, EXIT_OK, printable
@@ -88,4 +89,9 @@ async def run_stats(args: argparse.Namespace) -> int:
         print(f"  active with the delete link handed over: {stats['delete_links_handed_over']}")
     for host, numbers in stats["hosts"].items():
         print(f"{host:<20} {numbers['uploads']} uploads, {human_size(numbers['bytes'])}")
+    for host, gone in stats["gone_before_expiry"].items():
+        print(f"{host:<20} {gone} images gone before their expiry (rehost check)")
+    for host, cooling in stats["cooldowns"].items():
+        left = max(0, round(cooling["until"] - time.time()))
+        print(f"{host:<20} resting {left} s after rate limiting: {cooling['reason']}")
     return EXIT_OK

@@ -78,6 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(handler=_lazy("bot.admin_cli", "run_stats"))
 
+    check = commands.add_parser(
+        "check", help="probe the image link of every live upload; record alive or gone"
+    )
+    _config_option(check)
+    check.add_argument("--host", help="only this configured host's uploads")
+    check.add_argument("--json", action="store_true", help="one JSON object per link")
+    check.set_defaults(handler=_lazy("bot.check_cli", "run_check"))
+
+    migrate = commands.add_parser(
+        "migrate", help="move every live upload off a host onto the other configured hosts"
+    )
+    _config_option(migrate)
+    migrate.add_argument("--from", dest="from_host", required=True, metavar="NAME")
+    migrate.add_argument("--to", dest="to_host", metavar="NAME", help="only onto this host")
+    migrate.add_argument("--dry-run", action="store_true", help="list what would be moved")
+    migrate.add_argument("--json", action="store_true", help="one JSON object per upload")
+    migrate.set_defaults(handler=_lazy("bot.migrate_cli", "run_migrate"))
+
     emulate = commands.add_parser(
         "emulate-host", help="serve a local emulator of both host dialects (for trying configs)"
     )

@@ -1,17 +1,26 @@
-"""Keeping leases alive: a worker renews the rows it holds every few seconds, so that a
-process that dies loses its claims quickly and one that lives keeps them."""
+"""Leased work: a loop that claims rows with leases, works them concurrently, and keeps
+its leases alive while it does.
+
+A worker renews the rows it holds every third of the lease, so that a process that dies
+loses its claims quickly and one that lives keeps them. The job worker and the outbox
+senders are both such loops; they differ only in what they claim and how they work it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 DEFAULT_LEASE = 15.0  # seconds; renewed every third of it
+T = TypeVar("T")
 
 
 def worker_name(role: str) -> str:
@@ -19,13 +28,86 @@ def worker_name(role: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{role}:{uuid.uuid4().hex[:6]}"
 
 
-async def keep_renewing(
-    renew: Callable[[Iterable[int]], None], held: Callable[[], Iterable[int]], lease: float
-) -> None:
-    """Renew ``held()`` every third of ``lease`` until cancelled."""
-    while True:
-        await asyncio.sleep(lease / 3)
+class ClaimLoop(ABC, Generic[T]):
+    """Claims up to ``slots`` items at a time and works each in its own task."""
+
+    def __init__(self, role: str, *, slots: int, lease: float, poll: float) -> None:
+        self.name = worker_name(role)
+        self.slots = slots
+        self.lease = lease
+        self.poll = poll  # look again at least this often (others' leases lapse)
+        self._wake = asyncio.Event()
+        self.running: dict[int, tuple[T, asyncio.Task[None]]] = {}
+
+    @abstractmethod
+    def claim(self, free: int) -> list[T]:
+        """Lease up to ``free`` items to this loop."""
+
+    @abstractmethod
+    def key(self, item: T) -> int:
+        """The row id of ``item``."""
+
+    @abstractmethod
+    async def work(self, item: T) -> None:
+        """Work one claimed item (and record its end)."""
+
+    @abstractmethod
+    def renew(self, ids: Iterable[int]) -> None:
+        """Extend the leases of the rows this loop is working."""
+
+    def idle_timeout(self) -> float:
+        """How long to wait for a wake-up when there was nothing to claim."""
+        return self.poll
+
+    def housekeeping(self) -> None:
+        """Run before each claim (cheap, or rate-limited by the subclass)."""
+
+    def released(self) -> None:
+        """The loop stopped: give up what it still holds."""
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        renewer = asyncio.create_task(self._keep_renewing())
         try:
-            renew(list(held()))
-        except Exception:
-            log.exception("renewing leases failed")
+            while True:
+                self._wake.clear()
+                self.housekeeping()
+                free = self.slots - len(self.running)
+                items = self.claim(free) if free > 0 else []
+                for item in items:
+                    self.running[self.key(item)] = (item, asyncio.create_task(self._run(item)))
+                if items:
+                    await asyncio.sleep(0)  # let the new tasks start before claiming more
+                    continue
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # cancellation that stops this loop when the wake-up comes at the same time.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.idle_timeout()):
+                        await self._wake.wait()
+        finally:
+            renewer.cancel()
+            tasks = [task for _, task in self.running.values()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(renewer, *tasks, return_exceptions=True)
+            try:
+                self.released()
+            except Exception:
+                log.exception("%s could not release its leases", self.name)
+
+    async def _run(self, item: T) -> None:
+        try:
+            await self.work(item)
+        finally:
+            self.running.pop(self.key(item), None)
+            self.wake()
+
+    async def _keep_renewing(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                self.renew(list(self.running))
+            except Exception:
+                log.exception("renewing leases failed")

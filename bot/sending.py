@@ -9,14 +9,12 @@ transient failures with backoff, and giving up (logged) on what the platform ref
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from bot.leases import DEFAULT_LEASE, keep_renewing, worker_name
+from bot.leases import DEFAULT_LEASE, ClaimLoop
 from bot.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -49,7 +47,7 @@ class Delivered:
 Deliver = Callable[[OutboxRow], Awaitable[Delivered]]
 
 
-class OutboxSender:
+class OutboxSender(ClaimLoop[OutboxRow]):
     def __init__(
         self,
         outbox: Outbox,
@@ -60,76 +58,40 @@ class OutboxSender:
         lease: float = DEFAULT_LEASE,
         poll: float = 1.0,
     ) -> None:
+        super().__init__(f"{platform}-sender", slots=concurrency, lease=lease, poll=poll)
         self.outbox = outbox
         self.platform = platform
         self.deliver = deliver
-        self.concurrency = concurrency
-        self.lease = lease
-        self.poll = poll
-        self.name = worker_name(f"{platform}-sender")
-        self._wake = asyncio.Event()
-        self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}
-        self._served: dict[str, float] = {}
+        self._served: dict[str, float] = {}  # target -> when it was last sent to
 
-    def wake(self) -> None:
-        self._wake.set()
+    def claim(self, free: int) -> list[OutboxRow]:
+        busy = {row.target for row, _ in self.running.values()}  # one at a time per chat
+        return self.outbox.claim(self.name, self.platform, self.lease, free, busy, self._served)
 
-    async def run(self) -> None:
-        renewer = asyncio.create_task(
-            keep_renewing(
-                lambda ids: self.outbox.renew(self.name, ids, self.lease),
-                lambda: self._running.keys(),
-                self.lease,
-            )
-        )
-        try:
-            while True:
-                self._wake.clear()
-                free = self.concurrency - len(self._running)
-                rows = []
-                if free > 0:
-                    busy = {target for target, _ in self._running.values()}
-                    rows = self.outbox.claim(
-                        self.name, self.platform, self.lease, free, busy, self._served
-                    )
-                for row in rows:
-                    task = asyncio.create_task(self._send(row))
-                    self._running[row.id] = (row.target, task)
-                if rows:
-                    await asyncio.sleep(0)
-                    continue
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
-                # cancellation that stops this loop when the wake-up comes at the same time.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._idle_timeout()):
-                        await self._wake.wait()
-        finally:
-            renewer.cancel()
-            tasks = [task for _, task in self._running.values()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(renewer, *tasks, return_exceptions=True)
+    def key(self, item: OutboxRow) -> int:
+        return item.id
 
-    def _idle_timeout(self) -> float:
+    def renew(self, ids: Iterable[int]) -> None:
+        self.outbox.renew(self.name, ids, self.lease)
+
+    def idle_timeout(self) -> float:
         due = self.outbox.next_due(self.platform)
         if due is None:
             return self.poll
         return max(0.01, min(self.poll, due - time.time() + 0.01))
 
-    async def _send(self, row: OutboxRow) -> None:
+    async def work(self, item: OutboxRow) -> None:
         try:
-            result = await self.deliver(row)
+            result = await self.deliver(item)
         except Exception:
-            log.exception("delivering outbox row %d (%s) failed", row.id, row.message.visibility)
+            log.exception("delivering outbox row %d (%s) failed", item.id, item.message.visibility)
             result = Delivered("retry", reason="unexpected error")
         try:
-            self._record(row, result)
+            self._record(item, result)
         except Exception:
-            log.exception("recording the delivery of outbox row %d failed", row.id)
+            log.exception("recording the delivery of outbox row %d failed", item.id)
         finally:
-            self._served[row.target] = time.monotonic()
-            self._running.pop(row.id, None)
-            self.wake()
+            self._served[item.target] = time.monotonic()
 
     def _record(self, row: OutboxRow, result: Delivered) -> None:
         if result.kind in ("sent", "unreachable"):

@@ -10,13 +10,12 @@ Either way every accepted image gets exactly one answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 
-from bot.leases import DEFAULT_LEASE, keep_renewing, worker_name
+from bot.leases import DEFAULT_LEASE, ClaimLoop
 from bot.outbox import Outbox
 from bot.queue import JobQueue
 from bot.rehosting import JobOutcome, Rehoster
@@ -121,7 +120,7 @@ class Answering:
                 self.on_answered(answered)
 
 
-class JobWorker:
+class JobWorker(ClaimLoop[JobRecord]):
     """Runs jobs of the platforms it serves, at most ``slots`` at a time."""
 
     def __init__(
@@ -135,75 +134,44 @@ class JobWorker:
         lease: float = DEFAULT_LEASE,
         poll: float = 1.0,
     ) -> None:
+        super().__init__("jobs", slots=slots, lease=lease, poll=poll)
         self.queue = queue
         self.rehoster = rehoster
         self.answering = answering
         self.gate = gate
-        self.slots = slots
-        self.lease = lease
-        self.poll = poll
-        self.name = worker_name("jobs")
         self.platforms: set[str] = set()
-        self._wake = asyncio.Event()
-        self._running: dict[int, asyncio.Task[None]] = {}
+        self._housekept = 0.0
 
     def serve(self, platform: str) -> None:
         """Start running this platform's jobs (its adapter can now resolve its files)."""
         self.platforms.add(platform)
         self.wake()
 
-    def wake(self) -> None:
-        self._wake.set()
+    def claim(self, free: int) -> list[JobRecord]:
+        return self.queue.claim(self.name, self.platforms, self.lease, free, running=self.running)
 
-    async def run(self) -> None:
-        renewer = asyncio.create_task(
-            keep_renewing(
-                lambda ids: self.queue.renew(self.name, ids, self.lease),
-                lambda: self._running.keys(),
-                self.lease,
-            )
-        )
-        housekept = 0.0
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                self._wake.clear()
-                if loop.time() - housekept >= HOUSEKEEPING_INTERVAL:
-                    self._housekeeping()
-                    housekept = loop.time()
-                free = self.slots - len(self._running)
-                jobs = []
-                if free:
-                    jobs = self.queue.claim(
-                        self.name, self.platforms, self.lease, free, running=self._running
-                    )
-                for job in jobs:
-                    self._running[job.id] = asyncio.create_task(self._work(job))
-                if jobs:
-                    await asyncio.sleep(0)  # let the new tasks start before claiming more
-                    continue
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
-                # cancellation that stops this loop when the wake-up comes at the same time.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._idle_timeout()):
-                        await self._wake.wait()
-        finally:
-            renewer.cancel()
-            tasks = list(self._running.values())
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(renewer, *tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                self.queue.release(self.name)
+    def key(self, item: JobRecord) -> int:
+        return item.id
 
-    def _housekeeping(self) -> None:
+    def renew(self, ids: Iterable[int]) -> None:
+        self.queue.renew(self.name, ids, self.lease)
+
+    def released(self) -> None:
+        self.queue.release(self.name)
+
+    def housekeeping(self) -> None:
+        """Forget albums nobody asked for; answer batches with nothing left to do."""
+        now = self.queue.now()
+        if now - self._housekept < HOUSEKEEPING_INTERVAL:
+            return
+        self._housekept = now
         try:
             self.queue.drop_unwanted()
             self.answering.answer_complete(self.platforms)
         except Exception:
             log.exception("job housekeeping failed")
 
-    def _idle_timeout(self) -> float:
+    def idle_timeout(self) -> float:
         """Until the next gathering batch is ready or a lease lapses, at most ``poll``."""
         now = self.queue.now()
         soonest = [self.poll]
@@ -215,14 +183,11 @@ class JobWorker:
                 soonest.append(max(0.01, moment - now + 0.01))
         return min(soonest)
 
-    async def _work(self, job: JobRecord) -> None:
+    async def work(self, item: JobRecord) -> None:
         try:
-            await run_job(job, self.rehoster, self.answering, self.gate)
+            await run_job(item, self.rehoster, self.answering, self.gate)
         except Exception:
-            log.exception("recording job %d failed; it will be retried", job.id)
-        finally:
-            self._running.pop(job.id, None)
-            self.wake()
+            log.exception("recording job %d failed; it will be retried", item.id)
 
 
 async def run_job(
