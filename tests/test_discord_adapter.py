@@ -23,9 +23,11 @@ from discord.http import Route
 
 from adapters.discord import render
 from adapters.discord.bot import DiscordAdapter
+from adapters.discord.sources import PLATFORM
 from bot.app import Core, open_core
 from bot.config import Config, parse_config
 from bot.logsafety import Redactor
+from bot.migrate import Migrator
 from bot.outbox import OutboxRow
 from bot.presenting import ResultLine
 from bot.requests import RehostRequest, SourceRef
@@ -36,7 +38,7 @@ from sandbox import samples
 from sandbox.discord_api import DiscordEmulator, RestCall
 from sandbox.discord_messages import announce
 from sandbox.hostemu import Fault, HostEmulator
-from tests.conftest import CHEV_KEY
+from tests.conftest import CHEV_KEY, IMGBB_KEY
 
 APP_ID = 1_300_000_000_000_000_001
 GUILD = 1_300_000_000_000_000_100
@@ -803,3 +805,38 @@ def test_interaction_tokens_are_masked_in_logs() -> None:
     callback = f"POST /api/v10/interactions/123/{token}/callback"
     assert token not in Redactor()(line) and token not in Redactor()(callback)
     assert Redactor()(line).endswith(f"/webhooks/{APP_ID}/[redacted]/messages/@original")
+
+
+async def test_migrate_edits_the_channel_post_and_dms_the_new_delete_link(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
+) -> None:
+    """``rehost migrate`` run beside the bot: the bot edits its post to the new links and
+    DMs the owner the new delete link, embeds suppressed."""
+    config = make_config(tmp_path, host_emu, dc)
+    hosts = dict(config.hosts)
+    hosts["new"] = replace(
+        hosts["chev"], name="new", dialect="imgbb", endpoint=host_emu.imgbb_endpoint
+    )
+    hosts["new"] = replace(hosts["new"], formats=frozenset({"png", "jpeg"}), api_key=IMGBB_KEY)
+    config = replace(config, hosts=hosts, upload=replace(config.upload, hosts=("chev", "new")))
+    async with open_core(config) as core, running(core) as adapter:
+        photo = dc.add_attachment(image(60), "photo.png", "image/png", channel_id=AUTO)
+        await dc.send_message(AUTO, ANN, "", [photo], guild_id=GUILD)
+        await dc.wait_for(posted_in(AUTO))
+        await dc.wait_for(dm_posted(dc, ANN))
+        [old] = adapter.core.library.live_uploads(PLATFORM, str(ANN))
+        migrator = Migrator(core.store, core.rehost.uploader, core.rehost.fetcher, core.http)
+        [moved] = await migrator.run("chev", ["new"])  # the sender finds its rows
+        await dc.wait_for(
+            lambda call: call.method == "PATCH" and f"/channels/{AUTO}/messages/" in call.path
+        )
+        await until(lambda: len(bot_messages(dc, dc.dm_channel_of(ANN))) == 2)
+        [now] = adapter.core.library.live_uploads(PLATFORM, str(ANN))
+    assert moved.ok and (now.id, now.host) == (old.id, "new")
+    [post] = bot_messages(dc, AUTO)
+    assert now.viewer_url in post["content"] and old.viewer_url not in post["content"]
+    notice = bot_messages(dc, dc.dm_channel_of(ANN))[-1]
+    assert "moved from chev to new" in notice["content"]
+    assert now.delete_url is not None and f"<{now.delete_url}>" in notice["content"]
+    assert notice["flags"] & SUPPRESS_EMBEDS
+    assert_nothing_leaked(dc, host_emu)

@@ -67,7 +67,7 @@ class RehostClient(discord.Client):
         self.tree: app_commands.CommandTree[RehostClient] = app_commands.CommandTree(self)
         self.deletions = Deletions(self, core.library, core.deleter)
         self.intake = Intake(self, core, settings, self.deletions)
-        self.delivery = Delivery(self, core)
+        self.delivery = Delivery(self, core, refresh=self.deletions.refresh)
         self.links = AttachmentLinks(self)
 
     async def setup_hook(self) -> None:

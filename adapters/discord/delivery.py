@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, cast
 
 import discord
 
 from adapters.discord import errors, render
 from adapters.discord.intake import InteractionRef
+from adapters.discord.sources import PLATFORM
 from adapters.discord.views import delete_buttons
 from bot.app import Core
 from bot.outbox import OutboxRow
@@ -45,12 +46,14 @@ from bot.presenting import ResultLine
 from bot.replyplan import lines
 from bot.sending import Delivered
 from bot.states import Visibility
+from bot.store import BotMessage
 
 log = logging.getLogger(__name__)
 
 # An interaction token with less than this left is not used for the public answer: the
 # delete links must follow it through the same token.
 TOKEN_MARGIN = 60.0
+Refresh = Callable[[Sequence[BotMessage]], Awaitable[None]]
 CANNOT_DM = 50007  # Discord: "Cannot send messages to this user"
 # discord.py puts a webhook message id into the request path as it is: this is Discord's
 # name for an interaction's original response.
@@ -70,11 +73,13 @@ class Delivery:
         *,
         clock: Callable[[], float] = time.time,
         token_margin: float = TOKEN_MARGIN,
+        refresh: Refresh | None = None,
     ) -> None:
         self.client = client
         self.core = core
         self._clock = clock
         self.token_margin = token_margin
+        self.refresh = refresh  # re-renders bot posts from the store (see deleting.py)
 
     async def deliver(self, row: OutboxRow) -> Delivered:
         """Send one outbox row; how it went, for the outbox sender to record."""
@@ -85,6 +90,14 @@ class Delivery:
 
     async def _deliver(self, row: OutboxRow) -> Delivered:
         message = row.message
+        if message.refresh_message_id is not None and message.chat_id is not None:
+            # Its uploads changed (moved to another host): re-render it from the store.
+            if self.refresh is not None:
+                post = BotMessage(
+                    0, PLATFORM, message.chat_id, message.refresh_message_id, message.visibility
+                )
+                await self.refresh([post])
+            return Delivered.sent(message.chat_id, message.refresh_message_id)
         batch = self.core.rehost.queue.batch(row.batch)
         command = InteractionRef.from_context(batch.context) if batch is not None else None
         about = batch.chat_title if batch is not None else None
@@ -227,9 +240,10 @@ class Delivery:
         """To the owner's DMs. ``tell_in``: a channel to say so in if their DMs are closed
         (when the public answer, already sent, could not say it)."""
         owner_id = row.message.owner_id
-        text = render.private_text(
-            shown, heading=render.private_heading(shown, in_place=False, about=about)
-        )
+        heading = render.private_heading(shown, in_place=False, about=about)
+        if row.message.note:
+            heading = discord.utils.escape_markdown(row.message.note)
+        text = render.private_text(shown, heading=heading)
         try:
             channel = await self.client.create_dm(discord.Object(int(owner_id)))
             sent = await channel.send(
