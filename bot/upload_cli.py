@@ -248,7 +248,7 @@ def _print_links(report: FileReport, *, as_json: bool) -> None:
 def _unprinted(error: OSError, reports: list[FileReport], args: argparse.Namespace) -> str:
     why = "stdout is closed" if isinstance(error, BrokenPipeError) else None
     why = why or error.strerror or type(error).__name__
-    ids = [f"#{r.record_id}" for r in reports if r.record_id is not None]
+    ids = [f"#{n}" for n in sorted(r.record_id for r in reports if r.record_id is not None)]
     if ids:
         where = f"they are recorded as {', '.join(ids)}: see rehost history"
     elif args.no_record:
