@@ -11,9 +11,6 @@ from bot.expiration import Duration, parse_duration
 from bot.requests import RehostResult
 from bot.store import UploadRecord, now_utc
 
-# The dialect-neutral wording older renderers use; prefer delete_warning_for(uploads).
-DELETE_WARNING = "Keep it private: opening it deletes the image."
-
 # What opening a delete link does, per host dialect. Chevereto deletes on the first request
 # (a preview crawler's included); an ImgBB-style link is a page with a confirm button.
 DELETE_LINK_EFFECTS = {

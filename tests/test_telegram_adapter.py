@@ -314,6 +314,7 @@ async def test_an_avif_file_is_rehosted_and_a_heic_no_host_takes_is_explained(
         tg.send_document(ANN, ANN, samples.heic(), "photo.heic", "image/heic")
         await settled(adapter, tg)
     texts = [c.params["text"] for c in tg.calls_to("sendMessage") if sent_to(ANN)(c)]
-    assert any(t.startswith("Rehosted") for t in texts)
+    [rehosted] = [t for t in texts if t.startswith("Rehosted")]
+    assert "Keep it private: opening it deletes the image at once." in rehosted  # Chevereto
     assert any("HEIC files are not taken by any configured host" in t for t in texts)
     assert [r.path for r in host.uploads] == ["/api/1/upload"], "only the AVIF was sent"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import discord
 from discord.utils import escape_markdown, escape_mentions, format_dt
 
-from bot.presenting import DELETE_WARNING, ResultLine, rehosted_heading
+from bot.presenting import ResultLine, delete_warning_for, rehosted_heading
 from bot.store import UploadRecord
 
 MAX_CONTENT = 2000
@@ -159,9 +159,8 @@ def private_text(
 ) -> str:
     """Everything, delete links included. Send only in private, with SUPPRESS_EMBEDS."""
     head = heading or rehosted_heading(lines)
-    tail = ""
-    if any(line.upload and line.upload.delete_url for line in lines):
-        tail = f"\n{DELETE_WARNING} Or use the Delete button."
+    warning = delete_warning_for(line.upload for line in lines)
+    tail = f"\n{warning} Or use the Delete button." if warning else ""
     blocks = [private_line(line) for line in lines]
     blocks += [f"Skipped {name(other)}: not an image." for other in skipped]
     return fit(head, blocks, tail, more)

@@ -13,8 +13,8 @@ from html import escape
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 
 from bot.presenting import (
-    DELETE_WARNING,
     ResultLine,
+    delete_warning_for,
     expiry_phrase,
     rehosted_heading,
     upload_lines,
@@ -74,8 +74,9 @@ def private_text(
             parts.append(f"Delete: {escape(upload.delete_url)}")
         elif upload.reused_from is not None:
             parts.append("(same image as an earlier upload by someone else: no delete link)")
-    if any_delete:
-        parts += ["", f"<i>{DELETE_WARNING} Or use the Delete button.</i>"]
+    warning = delete_warning_for(line.upload for line in lines) if any_delete else None
+    if warning:
+        parts += ["", f"<i>{escape(warning)} Or use the Delete button.</i>"]
     return "\n".join(parts)
 
 
