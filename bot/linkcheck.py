@@ -120,3 +120,17 @@ class LinkChecker:
                 f"update uploads set link_state = ?, checked_at = ? where id in ({marks})",
                 (finding.state, to_text(now_utc()), *finding.upload_ids),
             )
+            if finding.state == GONE:
+                # An ImgBB-style upload whose owner was handed the delete link stays live
+                # until the image is known gone: now it is (its reuses went with it).
+                conn.execute(
+                    f"update uploads set state = ?, updated_at = ? where id in ({marks})"
+                    " and exists (select 1 from uploads handed where handed.id in"
+                    f" ({marks}) and handed.delete_handed_at is not null)",
+                    (
+                        UploadState.DELETED,
+                        to_text(now_utc()),
+                        *finding.upload_ids,
+                        *finding.upload_ids,
+                    ),
+                )

@@ -24,6 +24,7 @@ from typing import Any
 
 from bot.cli import EXIT_FAILED, EXIT_OK, UsageError, printable
 from bot.config import Config, load_config
+from bot.cooldowns import Cooldowns
 from bot.errors import CredentialsError, ExpirationError
 from bot.expiration import Duration, parse_duration
 from bot.hosts.base import UploadSource
@@ -69,7 +70,10 @@ async def run_upload(args: argparse.Namespace) -> int:
         async with new_http_client() as http:
             budget = config.upload.host_time_budget
             uploader = Uploader(
-                [build_client(config.hosts[n], http, budget) for n in names], policy
+                [build_client(config.hosts[n], http, budget) for n in names],
+                policy,
+                # Hosts resting after rate limiting, as the bot and earlier runs saw them.
+                cooldowns=Cooldowns(store),
             )
             gate = asyncio.Semaphore(config.upload.max_concurrency)
 

@@ -94,3 +94,32 @@ async def test_check_only_one_host_and_an_unknown_host_is_one_line(
     unknown = await run_rehost("check", "-c", str(config), "--host", "nope")
     assert ran.code == 0 and "checked 3 links: 3 alive, 0 gone" in ran.stderr
     assert unknown.code == 2 and "no host named 'nope'" in unknown.stderr
+
+
+async def test_a_handed_over_imgbb_link_used_by_its_owner_ends_the_upload_and_its_reuses(
+    tmp_path: Path, host_emu: HostEmulator
+) -> None:
+    """ImgBB-style hosts have no delete API: the owner is handed the link and the upload
+    stays live until the image is known gone. The check finds it gone once it is."""
+    db = tmp_path / "rehost.db"
+    async with service_for(host_emu, db, hosts=("zg",)) as h:
+        url = host_emu.add_blob("a.png", samples.png(7, 7))
+        [first] = await h.service.rehost(
+            RehostRequest("test", "c", "ann", [SourceRef("a.png", url=url)])
+        )
+        [reuse] = await h.service.rehost(
+            RehostRequest("test", "c", "bob", [SourceRef("b.png", url=url)])
+        )
+        assert first.upload is not None and reuse.upload is not None and reuse.dedup
+        handed = await h.deleter.delete(first.upload.id, "test", "ann")
+        assert handed.delete_url is not None
+        findings = await LinkChecker(h.store, h.http).run()
+        still = h.store.upload(first.upload.id)
+        assert [f.state for f in findings] == ["alive"]
+        assert still is not None and still.state == "active", "the link was not used yet"
+        [image] = host_emu.images.values()
+        image.deleted = True  # the owner opened the link and confirmed
+        findings = await LinkChecker(h.store, h.http).run()
+        ended = [h.store.upload(i) for i in (first.upload.id, reuse.upload.id)]
+    assert [f.state for f in findings] == ["gone"]
+    assert [u.state for u in ended if u is not None] == ["deleted", "deleted"]
