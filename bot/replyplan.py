@@ -36,6 +36,8 @@ class ReplyItem:
     upload_id: int | None = None
     error: str | None = None
     dedup: bool = False
+    spoiler: bool = False  # hidden by its sender: no preview, links as spoilers in public
+    note: str | None = None  # e.g. "converted from HEIC to JPEG"
 
 
 @dataclass(frozen=True)

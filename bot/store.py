@@ -252,6 +252,11 @@ def _v8_host_moves(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v9_job_notes(db: sqlite_utils.Database) -> None:
+    # What the answer should say about how an image was handled (converted to JPEG...).
+    db.table("jobs").add_column("note", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
@@ -261,6 +266,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v6_delete_link_handed_over,
     _v7_link_checks,
     _v8_host_moves,
+    _v9_job_notes,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
