@@ -94,6 +94,8 @@ class ResultLine:
     upload: UploadRecord | None = None
     error: str | None = None
     dedup: bool = False
+    spoiler: bool = False  # hidden by its sender: no preview, links as spoilers in public
+    note: str | None = None  # how it was handled, e.g. "converted from HEIC to JPEG"
 
 
 def result_lines(results: Sequence[RehostResult]) -> list[ResultLine]:

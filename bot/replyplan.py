@@ -135,7 +135,9 @@ def lines(
         error = item.error if record is None else None
         if item.upload_id is not None and record is None:
             error = "no longer recorded"
-        shown.append(ResultLine(number, item.name, record, error, item.dedup))
+        shown.append(
+            ResultLine(number, item.name, record, error, item.dedup, item.spoiler, item.note)
+        )
     return shown
 
 
