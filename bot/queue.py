@@ -368,14 +368,15 @@ class JobQueue:
         error: str | None = None,
         *,
         state: JobState | None = None,
+        note: str | None = None,
     ) -> None:
         """Record a job's end (inside the caller's transaction)."""
         if state is None:
             state = JobState.FAILED if outcome is JobOutcome.FAILED else JobState.DONE
         conn.execute(
-            "update jobs set state = ?, outcome = ?, upload_id = ?, error = ?, updated_at = ?,"
-            " lease_owner = null, lease_until = null where id = ?",
-            (state, outcome, upload_id, error, to_text(now_utc()), job_id),
+            "update jobs set state = ?, outcome = ?, upload_id = ?, error = ?, note = ?,"
+            " updated_at = ?, lease_owner = null, lease_until = null where id = ?",
+            (state, outcome, upload_id, error, note, to_text(now_utc()), job_id),
         )
 
     def complete(self, conn: sqlite3.Connection, batch_id: str) -> Batch | None:

@@ -3,9 +3,11 @@ goes back to the worker, which records it and the job's end in one transaction."
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from bot.convert import ConversionError, convert, target_for
 from bot.dedup import Dedup, Reuse
 from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
@@ -26,6 +28,7 @@ class JobOutcome:
     existing: UploadRecord | None = None
     dedup: bool = False
     error: str | None = None
+    note: str | None = None  # how it was handled, for the answer ("converted ...")
 
 
 class Rehoster:
@@ -65,9 +68,37 @@ class Rehoster:
             )
             if reused is not None:
                 return _reused(ref, reused)
-            return await self._upload(ref, fetched, duration, hosts)
+            if ref.spoiler:
+                fetched = dataclasses.replace(fetched, nsfw=True)
+            return await self._upload_or_convert(ref, fetched, duration, hosts)
         finally:
             fetched.discard()
+
+    async def _upload_or_convert(
+        self,
+        ref: SourceRef,
+        fetched: UploadSource,
+        duration: Duration | None,
+        hosts: tuple[str, ...],
+    ) -> JobOutcome:
+        """Upload as it is, or converted when none of the hosts takes its format."""
+        accepted = self.uploader.formats(hosts)
+        target = None
+        if fetched.image_type.name not in accepted:
+            target = target_for(fetched.image_type, accepted)
+        if target is None:
+            return await self._upload(ref, fetched, duration, hosts)
+        try:
+            converted = await convert(fetched, target)
+        except ConversionError as error:
+            return JobOutcome(ref, error=str(error))
+        try:
+            outcome = await self._upload(ref, converted.source, duration, hosts)
+        finally:
+            converted.source.discard()
+        if outcome.new is not None:  # recognised by the bytes the user sent
+            outcome.new["sha256"] = fetched.sha256
+        return dataclasses.replace(outcome, note=converted.note)
 
     async def _upload(
         self,

@@ -71,6 +71,7 @@ class RehostResult:
     upload: UploadRecord | None = None
     dedup: bool = False
     error: str | None = None
+    note: str | None = None  # how it was handled, e.g. "converted from HEIC to JPEG"
 
     @property
     def ok(self) -> bool:

@@ -108,6 +108,11 @@ class Uploader:
         self.cooldowns = cooldowns or Cooldowns()
         self._sleep = sleep
 
+    def formats(self, hosts: Sequence[str] | None = None) -> frozenset[str]:
+        """The image formats some of these hosts (or any) take."""
+        clients = [c for c in self.clients if hosts is None or c.name in hosts]
+        return frozenset(name for c in clients for name in c.formats)
+
     def refusal(self, source: UploadSource, hosts: Sequence[str] | None = None) -> str | None:
         """Why no configured host would take ``source`` (format, size), if none would."""
         clients = [c for c in self.clients if hosts is None or c.name in hosts]

@@ -68,12 +68,12 @@ class Answering:
                 self.queue.finish(conn, job.id, Outcome.FAILED, error=outcome.error)
             else:
                 kind = Outcome.DEDUP if outcome.dedup else Outcome.UPLOADED
-                self.queue.finish(conn, job.id, kind, upload_id)
+                self.queue.finish(conn, job.id, kind, upload_id, note=outcome.note)
             answered = self.answer_if_complete(conn, job.batch)
         if answered is not None:
             self.on_answered(answered)
         record = self.store.upload(upload_id) if upload_id is not None else None
-        return RehostResult(outcome.source, record, outcome.dedup, outcome.error)
+        return RehostResult(outcome.source, record, outcome.dedup, outcome.error, outcome.note)
 
     def abandon(self, job: JobRecord) -> None:
         log.error("giving up job %d after %d attempts", job.id, job.attempts - 1)
@@ -94,17 +94,19 @@ class Answering:
         items = []
         owner_has_delete_links = False
         for row in self.queue.results(batch_id):
-            name = SourceRef.from_json(json.loads(row["source"])).filename
+            source = SourceRef.from_json(json.loads(row["source"]))
             upload_id = row["upload_id"]
             if upload_id is not None:
                 record = self.store.upload(int(upload_id))
                 owner_has_delete_links |= bool(record and record.delete_url)
             items.append(
                 ReplyItem(
-                    name,
+                    source.filename,
                     upload_id,
                     None if upload_id is not None else (row["error"] or GENERIC_FAILURE),
                     row["outcome"] == Outcome.DEDUP,
+                    spoiler=bool(source.spoiler),
+                    note=row["note"],
                 )
             )
         messages = plan_reply(batch, items, owner_has_delete_links)

@@ -51,6 +51,7 @@ class UploadSource:
     path: Path | None = None
     data: bytes | None = None
     temporary: bool = False  # the file at ``path`` is ours to delete when done
+    nsfw: bool = False  # hidden by its sender: hosts that can are told it is NSFW
 
     def discard(self) -> None:
         """Remove a temporary spool file (no-op otherwise)."""

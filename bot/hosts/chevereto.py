@@ -62,6 +62,8 @@ class CheveretoClient(HostClient):
         fields = {"key": self._api_key, "format": "json"}
         if expiration is not None:
             fields["expiration"] = expiration
+        if source.nsfw:
+            fields["nsfw"] = "1"
         return {"X-API-Key": self._api_key}, fields
 
     def read_image(
