@@ -232,12 +232,16 @@ class JobQueue:
         )
 
     def closed_items(self, batch_id: str) -> set[str] | None:
-        """The item keys of a batch that is no longer open (answered or dropped); None if
-        there is no such batch or it is still open."""
+        """The item keys a batch answered, once it is answered; None if there is no such
+        batch or it is still open or was dropped (an album nobody asked for answered
+        nothing: asking for it later is new work)."""
         row = self.conn.execute("select state from batches where id = ?", (batch_id,)).fetchone()
-        if row is None or row["state"] == BatchState.OPEN:
+        if row is None or row["state"] != BatchState.ANSWERED:
             return None
-        rows = self.conn.execute("select item_key from jobs where batch = ?", (batch_id,))
+        rows = self.conn.execute(
+            "select item_key from jobs where batch = ? and state != ?",
+            (batch_id, JobState.DROPPED),
+        )
         return {row["item_key"] for row in rows}
 
     def held_items(self, batch_id: str) -> list[str]:

@@ -318,3 +318,21 @@ async def test_an_avif_file_is_rehosted_and_a_heic_no_host_takes_is_explained(
     assert "Keep it private: opening it deletes the image at once." in rehosted  # Chevereto
     assert any("HEIC files are not taken by any configured host" in t for t in texts)
     assert [r.path for r in host.uploads] == ["/api/1/upload"], "only the AVIF was sent"
+
+
+async def test_upload_in_reply_to_an_album_nobody_asked_for_in_time_is_answered(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    tg.set_bot_admin(QUIET_GROUP)  # it sees the album, and must leave it alone
+    async with running_adapter(telegram_config(tmp_path, host, tg)) as adapter:
+        first = tg.send_photo(QUIET_GROUP, BOB, samples.png(70, 71), media_group_id="late")
+        tg.send_photo(QUIET_GROUP, BOB, samples.png(71, 71), media_group_id="late")
+        await settled(adapter, tg)  # gathered, then dropped: nobody asked
+        assert host.uploads == []
+        tg.send_text(QUIET_GROUP, ANN, "/upload", reply_to_message_id=first["message_id"])
+        public = await tg.wait_for(sent_to(QUIET_GROUP), timeout=10)
+        await settled(adapter, tg)
+        tg.send_text(QUIET_GROUP, BOB, "/upload", reply_to_message_id=first["message_id"])
+        again = await tg.wait_for(lambda c: sent_to(QUIET_GROUP)(c) and c is not public, timeout=10)
+    assert "Rehosted" in public.params["text"]
+    assert "Rehosted" in again.params["text"], "asking again gets an answer too"

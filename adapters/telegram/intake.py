@@ -26,6 +26,7 @@ from adapters.telegram.trigger import PLATFORM, Trigger
 from bot.app import Core
 from bot.config import TelegramSettings
 from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument
+from bot.states import BatchState
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
@@ -120,11 +121,16 @@ class Intake:
             if trigger.explicit and others:
                 await message.reply_text(f"{others[0]} is {NOT_AN_IMAGE}.")
             return
+        album_key = f"{PLATFORM}:{message.chat_id}:album:{message.media_group_id}"
         album = message.media_group_id is not None
-        if album and trigger.key != f"{PLATFORM}:{message.chat_id}:album:{message.media_group_id}":
-            trigger = dataclasses.replace(
-                trigger, key=f"{PLATFORM}:{message.chat_id}:album:{message.media_group_id}"
-            )
+        if album and trigger.key != album_key:
+            # /upload in reply to an album's message: while the album still gathers, the
+            # request claims the whole album; later, it is its own request for that message.
+            gathering = self.core.rehost.queue.batch(album_key)
+            if gathering is not None and gathering.state == BatchState.OPEN:
+                trigger = dataclasses.replace(trigger, key=album_key)
+            else:
+                album = False
         request = trigger.request([message], gather=self.album_wait if album else 0.0)
         self.core.rehost.submit(request)
         if not album or message.caption is not None:
