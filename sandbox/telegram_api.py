@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from aiohttp import web
 from sandbox.lifecycle import LocalServer
 from sandbox.telegram_flood import SENDING_METHODS, TELEGRAM_LIMITS, FloodControl, FloodLimits
 from sandbox.telegram_methods import BY_LOWER_NAME, METHODS
-from sandbox.telegram_text import fix_text
+from sandbox.telegram_users import UserActions
 from sandbox.telegram_wire import (
     ApiError,
     decode_params,
@@ -88,7 +87,7 @@ class _Failure:
         return ApiError(self.status, text)
 
 
-class TelegramEmulator(LocalServer):
+class TelegramEmulator(UserActions, LocalServer):
     def __init__(
         self,
         token: str = DEFAULT_TOKEN,
@@ -316,14 +315,25 @@ class TelegramEmulator(LocalServer):
         creator: int | None = None,
         username: str | None = None,
         bot_is_admin: bool = False,
+        is_forum: bool = False,
     ) -> JSON:
+        """A group; ``is_forum``: a supergroup with topics (open them with add_topic)."""
         if chat_id >= 0:
             raise ValueError("group and supergroup ids are negative on Telegram")
         if type not in ("group", "supergroup", "channel"):
             raise ValueError(f"not a group chat type: {type}")
+        if is_forum and type != "supergroup":
+            raise ValueError("only supergroups have topics")
         chat = ChatRecord(chat_id, type, title, username, set(admins), creator, bot_is_admin)
+        chat.is_forum = is_forum
         self.world.groups[chat_id] = chat
         return chat.to_api()
+
+    def add_topic(self, chat_id: int, from_user: int, name: str = "Topic") -> int:
+        """``from_user`` opens a topic in a forum; returns its ``message_thread_id`` (the
+        id of the ``forum_topic_created`` service message, which the bot is not sent)."""
+        user = self.world.user(from_user)
+        return self.world.add_topic(self.world.chat(chat_id), user.to_api(), name)
 
     def set_bot_admin(self, chat_id: int, is_admin: bool = True) -> None:
         """Promote (or demote) the bot in a group: an admin bot sees every message there,
@@ -343,134 +353,6 @@ class TelegramEmulator(LocalServer):
         """Store a file; return its file_id. ``file_size`` may claim more than ``data``
         holds, to exercise the download limit without allocating it."""
         return self.world.add_file(data, file_size, folder, extension).file_id
-
-    # --- what users do ------------------------------------------------------------------
-
-    def send_text(
-        self, chat_id: int, from_user: int, text: str, reply_to_message_id: int | None = None
-    ) -> JSON:
-        """A user writes ``text``; entities (``bot_command`` for ``/cmd``, URLs, ...) are
-        detected as Telegram does."""
-        clean, entities = fix_text(text, [])
-        content: JSON = {"text": clean}
-        if entities:
-            content["entities"] = entities
-        return self._push_message(chat_id, from_user, content, reply_to_message_id)
-
-    def send_photo(
-        self,
-        chat_id: int,
-        from_user: int,
-        data: bytes | Sequence[bytes],
-        caption: str | None = None,
-        media_group_id: str | None = None,
-        reply_to_message_id: int | None = None,
-    ) -> JSON:
-        """A photo; ``data`` may list several sizes, smallest first (Telegram's order)."""
-        blobs = [data] if isinstance(data, bytes) else list(data)
-        content: JSON = {"photo": self.world.photo_sizes(blobs)}
-        self._add_caption(content, caption, media_group_id)
-        return self._push_message(chat_id, from_user, content, reply_to_message_id)
-
-    def send_document(
-        self,
-        chat_id: int,
-        from_user: int,
-        data: bytes,
-        file_name: str,
-        mime_type: str,
-        caption: str | None = None,
-        media_group_id: str | None = None,
-        reply_to_message_id: int | None = None,
-        *,
-        file_size: int | None = None,
-    ) -> JSON:
-        extension = file_name.rpartition(".")[2] if "." in file_name else "bin"
-        record = self.world.add_file(data, file_size, "documents", extension)
-        document = {**record.to_api(with_path=False), "file_name": file_name}
-        document["mime_type"] = mime_type
-        content: JSON = {"document": document}
-        self._add_caption(content, caption, media_group_id)
-        return self._push_message(chat_id, from_user, content, reply_to_message_id)
-
-    def press_button(
-        self, chat_id: int, from_user: int, message_id: int, callback_data: str
-    ) -> JSON:
-        """The user presses the inline button carrying ``callback_data`` on a bot message."""
-        user = self.world.user(from_user)
-        record = self.world.record(chat_id, message_id)
-        if record is None or not record.from_bot:
-            raise ValueError(f"no bot message {message_id} in chat {chat_id}")
-        rows = record.message.get("reply_markup", {}).get("inline_keyboard", [])
-        if not any(b.get("callback_data") == callback_data for row in rows for b in row):
-            raise ValueError(f"message {message_id} has no button with data {callback_data!r}")
-        query: JSON = {
-            "id": self.world.new_callback_query_id(),
-            "from": user.to_api(),
-            "message": copy.deepcopy(record.message),
-            "chat_instance": str(abs(hash((chat_id, self.world.bot_id)))),
-            "data": callback_data,
-        }
-        self.world.updates.push("callback_query", query)
-        return copy.deepcopy(query)
-
-    @staticmethod
-    def _add_caption(content: JSON, caption: str | None, media_group_id: str | None) -> None:
-        if caption:
-            text, entities = fix_text(caption, [])
-            content["caption"] = text
-            if entities:
-                content["caption_entities"] = entities
-        if media_group_id is not None:
-            content["media_group_id"] = str(media_group_id)
-
-    def _push_message(
-        self, chat_id: int, from_user: int, content: JSON, reply_to_message_id: int | None
-    ) -> JSON:
-        chat = self.world.chat(chat_id)
-        user = self.world.user(from_user)
-        if chat.type == "private":
-            if chat_id != from_user:
-                raise ValueError("in a private chat, chat_id is the user's id")
-            user.started = True  # writing to the bot lets it answer
-        if reply_to_message_id is not None:
-            target = self.world.record(chat_id, reply_to_message_id)
-            if target is None:
-                raise ValueError(f"no message {reply_to_message_id} in chat {chat_id}")
-            content["reply_to_message"] = self.world.reply_target(
-                chat_id, reply_to_message_id, allow_missing=False
-            )
-        record = self.world.add_message(chat, user.to_api(), content)
-        message = copy.deepcopy(record.message)
-        if self._delivered(chat, message):
-            self.world.updates.push("message", copy.deepcopy(message))
-        return message
-
-    def _delivered(self, chat: ChatRecord, message: JSON) -> bool:
-        """Privacy mode: in groups where it is not an admin, a bot sees only commands,
-        replies to itself and mentions of itself."""
-        if not self.world.privacy_mode or chat.user is not None or chat.bot_is_admin:
-            return True
-        text = message.get("text") or message.get("caption") or ""
-        if text.startswith("/"):
-            command = text.split()[0]
-            addressee = command.partition("@")[2]
-            return not addressee or addressee.lower() == self.world.bot_username.lower()
-        replied = message.get("reply_to_message", {})
-        if replied.get("from", {}).get("id") == self.world.bot_id:
-            return True
-        return self._mentioned(text, message.get("entities") or message.get("caption_entities"))
-
-    def _mentioned(self, text: str, entities: list[JSON] | None) -> bool:
-        """Whether an ``@username`` mention in ``text`` names the bot."""
-        encoded = text.encode("utf-16-le")
-        for entity in entities or []:
-            if entity["type"] == "mention":
-                start, end = entity["offset"] * 2, (entity["offset"] + entity["length"]) * 2
-                name = encoded[start:end].decode("utf-16-le")
-                if name[1:].lower() == self.world.bot_username.lower():
-                    return True
-        return False
 
     # --- what the bot did ---------------------------------------------------------------
 

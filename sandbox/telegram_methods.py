@@ -218,6 +218,7 @@ async def send_message(world: World, params: Params) -> Any:
         content["entities"] = entities
     if (reply := _reply_to(world, chat, params)) is not None:
         content["reply_to_message"] = reply
+    content.update(world.placement(chat, get_opt_int(params, "message_thread_id"), reply))
     if (options := _link_preview_options(params)) is not None:
         content["link_preview_options"] = options
     if (markup := _inline_markup(params)) is not None:
@@ -284,7 +285,8 @@ async def delete_message(world: World, params: Params) -> Any:
 
 
 async def send_chat_action(world: World, params: Params) -> Any:
-    world.writable_chat(_chat_id(params))
+    chat = world.writable_chat(_chat_id(params))
+    world.placement(chat, get_opt_int(params, "message_thread_id"), None)
     if get_str(params, "action", "") not in CHAT_ACTIONS:
         raise bad_request("wrong parameter action in request")
     return True

@@ -51,6 +51,10 @@ class ChatRecord:
     creator: int | None = None
     bot_is_admin: bool = False
     user: UserRecord | None = None  # the other side of a private chat
+    # A supergroup with topics: each topic's id is the message_id of the service message
+    # that created it (``forum_topic_created``), mapped to its name.
+    is_forum: bool = False
+    topics: dict[int, str] = field(default_factory=dict)
 
     def to_api(self) -> JSON:
         if self.user is not None:
@@ -60,6 +64,8 @@ class ChatRecord:
         chat = {"id": self.id, "type": self.type, "title": self.title}
         if self.username:
             chat["username"] = self.username
+        if self.is_forum:
+            chat["is_forum"] = True
         return chat
 
 
@@ -220,6 +226,35 @@ class World:
         record = MessageRecord(message=message, from_bot=sender["id"] == self.bot_id)
         self.messages.setdefault(chat.id, {})[message["message_id"]] = record
         return record
+
+    def add_topic(self, chat: ChatRecord, creator: JSON, name: str) -> int:
+        """Open a topic in a forum: its id is the id of the service message creating it."""
+        if not chat.is_forum:
+            raise ValueError(f"chat {chat.id} has no topics: add_group(..., is_forum=True)")
+        content: JSON = {"forum_topic_created": {"name": name, "icon_color": 0x6FB9F0}}
+        record = self.add_message(chat, creator, content)
+        thread_id = int(record.message["message_id"])
+        record.message.update({"message_thread_id": thread_id, "is_topic_message": True})
+        chat.topics[thread_id] = name
+        return thread_id
+
+    def placement(self, chat: ChatRecord, thread_id: int | None, reply: JSON | None) -> JSON:
+        """Where a new message goes in a forum, as fields of the message: the topic named,
+        else the topic of the message it replies to, else General (no fields). A message
+        in a topic that replies to nothing replies to the topic's creation message, as
+        Telegram shows it. 400 "message thread not found" for a topic the chat lacks."""
+        if thread_id is None and reply is not None and reply.get("is_topic_message"):
+            thread_id = int(reply["message_thread_id"])
+        if thread_id is None:
+            return {}
+        if thread_id not in chat.topics:
+            raise bad_request("message thread not found")
+        fields: JSON = {"message_thread_id": thread_id, "is_topic_message": True}
+        if reply is None:
+            root = self.reply_target(chat.id, thread_id, allow_missing=True)
+            if root is not None:
+                fields["reply_to_message"] = root
+        return fields
 
     def bot_messages(self, chat_id: int) -> list[JSON]:
         records = self.messages.get(chat_id, {}).values()

@@ -18,6 +18,9 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
+    MessageOriginChannel,
+    MessageOriginUser,
+    ReplyParameters,
     Update,
 )
 from telegram.error import BadRequest, EndPointNotFound, Forbidden, InvalidToken, RetryAfter
@@ -475,6 +478,124 @@ async def test_reply_to_a_user_message(tg: TelegramEmulator, app: App) -> None:
     assert sent.reply_to_message.photo[-1].file_id == photo["photo"][-1]["file_id"]
     with pytest.raises(BadRequest, match="Message to be replied not found"):
         await app.bot.send_message(ANN, "x", reply_to_message_id=999)
+
+
+async def test_forum_topics_carry_their_thread_id_both_ways(tg: TelegramEmulator, app: App) -> None:
+    forum = -1001234567892
+    tg.add_group(forum, title="Forum", creator=ANN, bot_is_admin=True, is_forum=True)
+    topic = tg.add_topic(forum, ANN, "Cats")
+    got: asyncio.Future[Update] = asyncio.get_running_loop().create_future()
+
+    async def photo(update: Update, context: Context) -> None:
+        got.set_result(update)
+
+    app.add_handler(MessageHandler(filters.PHOTO, photo))
+    posted = tg.send_photo(forum, ANN, BIG_PHOTO, message_thread_id=topic)
+    update = await asyncio.wait_for(got, 5)
+    message = update.message
+    assert message is not None and message.chat.is_forum
+    assert (message.message_thread_id, message.is_topic_message) == (topic, True)
+    # In a topic, a message that replies to nothing replies to the topic's creation.
+    assert message.reply_to_message is not None
+    assert message.reply_to_message.forum_topic_created is not None
+    assert message.reply_to_message.forum_topic_created.name == "Cats"
+
+    in_topic = await app.bot.send_message(forum, "links", message_thread_id=topic)
+    assert (in_topic.message_thread_id, in_topic.is_topic_message) == (topic, True)
+    # A reply lands in the topic of the message it replies to.
+    reply = await message.reply_text("a reply", do_quote=True)
+    assert reply.message_thread_id == topic
+    # With its source gone, a reply allowed without it still goes where it is sent.
+    assert await app.bot.delete_message(forum, posted["message_id"])
+    fallback = await app.bot.send_message(
+        forum,
+        "still in the topic",
+        message_thread_id=topic,
+        reply_parameters=ReplyParameters(posted["message_id"], allow_sending_without_reply=True),
+    )
+    assert fallback.message_thread_id == topic and fallback.reply_to_message is not None
+    assert fallback.reply_to_message.forum_topic_created is not None
+    general = await app.bot.send_message(forum, "in General")
+    assert general.message_thread_id is None and not general.is_topic_message
+
+    with pytest.raises(BadRequest, match="Message thread not found"):
+        await app.bot.send_message(forum, "x", message_thread_id=topic + 100)
+    with pytest.raises(BadRequest, match="Message thread not found"):
+        await app.bot.send_message(GROUP, "no topics here", message_thread_id=topic)
+    with pytest.raises(BadRequest, match="Message thread not found"):
+        await app.bot.send_chat_action(forum, "typing", message_thread_id=topic + 100)
+    assert (await app.bot.get_chat(forum)).is_forum
+    with pytest.raises(ValueError, match="no topics"):
+        tg.add_topic(GROUP, ANN)
+
+
+async def test_a_forward_carries_the_media_and_where_it_came_from(
+    tg: TelegramEmulator, app: App
+) -> None:
+    tg.add_user(BOB, first_name="Bob", username="bob")
+    channel = -1009876543210
+    tg.add_group(channel, title="News", type="channel", creator=BOB)
+    original = tg.send_photo(BOB, BOB, BIG_PHOTO, caption="mine", has_media_spoiler=True)
+    post = tg.send_document(channel, BOB, b"GIF89a", "a.gif", "image/gif")
+    forwarded: list[Update] = []
+    both = asyncio.Event()
+
+    async def media(update: Update, context: Context) -> None:
+        forwarded.append(update)
+        if len(forwarded) == 2:
+            both.set()
+
+    app.add_handler(MessageHandler(filters.FORWARDED, media))
+    tg.forward_message(ANN, ANN, BOB, original["message_id"])
+    again = tg.forward_message(ANN, ANN, channel, post["message_id"])
+    await asyncio.wait_for(both.wait(), 5)
+    first, second = (update.message for update in forwarded)
+    assert first is not None and second is not None
+    assert first.from_user is not None and first.from_user.id == ANN  # the forwarder
+    assert isinstance(first.forward_origin, MessageOriginUser)
+    assert first.forward_origin.sender_user.id == BOB
+    assert first.photo[-1].file_id == original["photo"][-1]["file_id"]
+    assert (first.caption, first.has_media_spoiler) == ("mine", True)
+    assert isinstance(second.forward_origin, MessageOriginChannel)
+    assert second.forward_origin.chat.id == channel
+    assert second.forward_origin.message_id == post["message_id"]
+    assert second.document is not None and second.document.file_name == "a.gif"
+    # Forwarded on, a message keeps its first origin.
+    onward = tg.forward_message(ANN, ANN, ANN, again["message_id"])
+    assert onward["forward_origin"]["type"] == "channel"
+
+
+async def test_a_gif_arrives_as_an_mp4_animation_with_a_document(
+    tg: TelegramEmulator, app: App
+) -> None:
+    got: asyncio.Future[Update] = asyncio.get_running_loop().create_future()
+
+    async def animation(update: Update, context: Context) -> None:
+        got.set_result(update)
+
+    app.add_handler(MessageHandler(filters.ANIMATION, animation))
+    clip = b"\x00\x00\x00\x18ftypmp42 not really a video"
+    sent = tg.send_animation(ANN, ANN, clip, "funny.gif.mp4", has_media_spoiler=True, caption="lol")
+    message = (await asyncio.wait_for(got, 5)).message
+    assert message is not None and message.animation is not None
+    assert message.animation.mime_type == "video/mp4"
+    assert (message.animation.width, message.animation.height) == (320, 240)
+    assert sent["animation"]["duration"] == 3
+    # For clients older than animations, the same file is the message's document.
+    assert message.document is not None
+    assert message.document.file_unique_id == message.animation.file_unique_id
+    assert message.has_media_spoiler and message.caption == "lol"
+    file = await app.bot.get_file(message.animation.file_id)
+    assert bytes(await file.download_as_bytearray()) == clip
+
+
+async def test_a_spoiler_photo_says_so(tg: TelegramEmulator, app: App) -> None:
+    covered = tg.send_photo(ANN, ANN, BIG_PHOTO, has_media_spoiler=True)
+    plain = tg.send_photo(ANN, ANN, BIG_PHOTO)
+    assert covered["has_media_spoiler"] is True
+    assert "has_media_spoiler" not in plain
+    updates = [Update.de_json(u, app.bot) for u in tg.pending_updates]
+    assert [u.message.has_media_spoiler for u in updates if u.message] == [True, None]
 
 
 async def test_wrong_token_and_unknown_method(tg: TelegramEmulator, app: App) -> None:
