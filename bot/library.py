@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -42,8 +42,17 @@ class Library:
             upload_id, platform, chat_id, message_id, "public" if public else "private"
         )
 
+    def hidden_uploads(self, upload_ids: Iterable[int]) -> set[int]:
+        """Uploads whose source was hidden by its sender (a spoiler): a post re-rendered
+        after a deletion keeps hiding them."""
+        return self.store.hidden_uploads(upload_ids)
+
     def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
         return self.store.chat_settings(platform, chat_id)
+
+    def own_chat_settings(self, platform: str, chat_id: str) -> ChatSettings | None:
+        """The settings stored for this very chat, or None if it has none of its own."""
+        return self.store.own_chat_settings(platform, chat_id)
 
     def set_auto_rehost(
         self,

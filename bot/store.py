@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -610,9 +610,27 @@ class Store:
         )
         return [UploadRecord.from_row(row) for row in rows]
 
+    def hidden_uploads(self, upload_ids: Iterable[int]) -> set[int]:
+        """Which of these uploads were made from a source its sender hid (a spoiler)."""
+        ids = list(upload_ids)
+        if not ids:
+            return set()
+        marks = ",".join("?" for _ in ids)
+        rows = self._rows(
+            f"select distinct upload_id from jobs where upload_id in ({marks})"
+            " and json_extract(source, '$.spoiler') = 1",
+            tuple(ids),
+        )
+        return {int(row["upload_id"]) for row in rows}
+
     # --- per-chat settings -------------------------------------------------------------------
 
     def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
+        return self.own_chat_settings(platform, chat_id) or ChatSettings()
+
+    def own_chat_settings(self, platform: str, chat_id: str) -> ChatSettings | None:
+        """The chat's settings if any were ever stored for it (None: it has none of its
+        own, so a chat it belongs to, such as a thread's channel, may decide)."""
         rows = list(
             self._rows(
                 "select * from chat_settings where platform = ? and chat_id = ?",
@@ -620,7 +638,7 @@ class Store:
             )
         )
         if not rows:
-            return ChatSettings()
+            return None
         row = rows[0]
         hosts = json.loads(row["hosts"]) if row.get("hosts") else None
         return ChatSettings(
