@@ -18,6 +18,7 @@ from bot.fetch import Fetcher
 from bot.hosts.factory import build_client
 from bot.httpclient import new_http_client
 from bot.library import Library
+from bot.linkguard import AddressGuard, new_link_client
 from bot.ratelimit import SlidingWindowLimiter
 from bot.service import RehostService
 from bot.store import Store
@@ -44,7 +45,9 @@ class Core:
 async def open_core(config: Config) -> AsyncIterator[Core]:
     store = Store(config.storage.path)
     try:
-        async with new_http_client() as http:
+        guard = AddressGuard(config.links.allowed_networks)
+        # Users' image links get a client of their own, which reaches public addresses only.
+        async with new_http_client() as http, new_link_client(guard) as links:
             upload = config.upload
             uploader = Uploader(
                 [
@@ -54,7 +57,7 @@ async def open_core(config: Config) -> AsyncIterator[Core]:
                 RetryPolicy(upload.retry_attempts, upload.retry_backoff),
                 cooldowns=Cooldowns(store),
             )
-            fetcher = Fetcher(http, max_bytes=uploader.largest_accepted())
+            fetcher = Fetcher(http, max_bytes=uploader.largest_accepted(), links=links)
             service = RehostService(
                 store,
                 uploader,

@@ -10,6 +10,7 @@ Secrets may stay out of the file: ``REHOST_HOST_<NAME>_API_KEY`` supplies or ove
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -84,6 +85,9 @@ class DiscordSettings:
 class LinkSettings:
     # How often ``rehost run`` probes every live upload's image link (seconds; 0: never).
     check_every: float = 86400.0
+    # Networks users' image links may reach although they are not public (loopback,
+    # private...); everything else that is not public is refused.
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,7 @@ def _describe(value: Any) -> str:
 
 
 ROOT_KEYS = ("upload", "hosts", "storage", "telegram", "discord", "links")
-LINK_KEYS = ("check_every",)
+LINK_KEYS = ("check_every", "allowed_networks")
 TELEGRAM_KEYS = ("token", "base_url", "base_file_url", "auto_rehost_chats", "max_download_bytes")
 DISCORD_KEYS = ("token", "auto_rehost_channels", "guild_ids", "api_base_url", "gateway_url")
 HOST_KEYS = (
@@ -251,8 +255,19 @@ def _links(table: _Table) -> LinkSettings:
     assert every is not None
     if every < 0:
         raise ConfigError(table.key("check_every"), "must be 0 (never) or more seconds")
+    networks = []
+    for index, value in enumerate(table.get("allowed_networks", list, []) or []):
+        key = f"{table.key('allowed_networks')}[{index}]"
+        if not isinstance(value, str):
+            raise ConfigError(key, 'expected a network as a string, e.g. "127.0.0.0/8"')
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                key, f'{value!r} is not a network in CIDR notation, e.g. "127.0.0.0/8"'
+            ) from None
     table.finish()
-    return LinkSettings(check_every=every)
+    return LinkSettings(check_every=every, allowed_networks=tuple(networks))
 
 
 def _host(table: _Table, name: str, environ: Mapping[str, str]) -> HostSettings:

@@ -5,6 +5,10 @@ again while streaming (declared sizes and Content-Length can lie) and the downlo
 aborted the moment it is exceeded. The first bytes decide whether it is an image at all.
 Small files stay in memory; past ``spool_threshold`` the bytes go to a temporary file, so
 memory stays bounded however large or numerous the attachments are.
+
+A link a user gave (``user_link``) is fetched the same way, but only through the guarded
+client of :mod:`bot.linkguard` (public addresses only), following at most
+:data:`MAX_REDIRECTS` redirects one hop at a time, so that every hop is checked.
 """
 
 from __future__ import annotations
@@ -19,16 +23,25 @@ from typing import IO
 import httpx
 
 from bot.hosts.base import UploadSource
+from bot.linkguard import AddressRefused
 from bot.media import SNIFF_BYTES, SUPPORTED, ImageType, human_size, sniff
 
 FORMATS = ", ".join(t.extension.upper() for t in SUPPORTED)
+MAX_REDIRECTS = 5
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+WEB_PAGE = "that link is a web page, not an image"
+NOT_PUBLIC = (
+    "that link leads to a private or local network address; the bot fetches only public ones"
+)
+NOT_WEB = "only http:// and https:// links can be rehosted"
+_PAGE_TYPES = ("text/html", "application/xhtml+xml")
 
 
 @dataclass(frozen=True)
 class FetchProblem:
     """Why an attachment was not fetched, in words fit for the user."""
 
-    kind: str  # too_large, not_image, unavailable
+    kind: str  # too_large, not_image, unavailable; for links also web_page, not_public, bad_link
     message: str
 
 
@@ -41,8 +54,12 @@ class Fetcher:
         spool_threshold: int = 1024 * 1024,
         spool_dir: Path | None = None,
         timeout: httpx.Timeout | None = None,
+        links: httpx.AsyncClient | None = None,
     ) -> None:
         self._http = http
+        # Users' links go only through this client (bot.linkguard.new_link_client); with
+        # none, they are refused.
+        self._links = links
         self.max_bytes = max_bytes
         self._spool_threshold = spool_threshold
         self._spool_dir = spool_dir
@@ -58,11 +75,18 @@ class Fetcher:
         return FetchProblem("not_image", f"the file is not a supported image ({FORMATS})")
 
     async def fetch(
-        self, url: str, *, filename: str, declared_size: int | None = None
+        self,
+        url: str,
+        *,
+        filename: str,
+        declared_size: int | None = None,
+        user_link: bool = False,
     ) -> UploadSource | FetchProblem:
         """Download ``url`` into an :class:`UploadSource`, or say why not."""
         if declared_size is not None and declared_size > self.max_bytes:
             return self.too_large(declared_size)
+        if user_link:
+            return await self._fetch_link(url, filename)
         try:
             async with self._http.stream("GET", url, timeout=self._timeout) as response:
                 if response.status_code != 200:
@@ -79,7 +103,51 @@ class Fetcher:
         except httpx.TransportError:
             return FetchProblem("unavailable", "the file could not be downloaded")
 
-    async def _read(self, response: httpx.Response, filename: str) -> UploadSource | FetchProblem:
+    async def _fetch_link(self, url: str, filename: str) -> UploadSource | FetchProblem:
+        if self._links is None:
+            return FetchProblem("not_public", "the bot does not fetch links here")
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                if httpx.URL(url).scheme not in ("http", "https"):
+                    return FetchProblem("bad_link", NOT_WEB)
+                async with self._links.stream("GET", url, timeout=self._timeout) as response:
+                    location = response.headers.get("location")
+                    if response.status_code in REDIRECT_CODES and location:
+                        url = str(response.url.join(location))
+                        continue
+                    if response.status_code != 200:
+                        return FetchProblem(
+                            "unavailable",
+                            f"the link could not be downloaded (HTTP {response.status_code})",
+                        )
+                    length = response.headers.get("content-length", "")
+                    if length.isdigit() and int(length) > self.max_bytes:
+                        return self.too_large(int(length))
+                    return await self._read(response, filename, link=True)
+            return FetchProblem(
+                "unavailable", f"that link redirects more than {MAX_REDIRECTS} times"
+            )
+        except AddressRefused:
+            return FetchProblem("not_public", NOT_PUBLIC)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+            return FetchProblem("bad_link", NOT_WEB)
+        except httpx.TimeoutException:
+            return FetchProblem("unavailable", "downloading the link took too long")
+        except httpx.TransportError:
+            return FetchProblem("unavailable", "the link could not be downloaded")
+
+    def _not_image(self, response: httpx.Response, head: bytes, link: bool) -> FetchProblem:
+        if not link:
+            return self.not_image()
+        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        start = head.lstrip().lower()
+        if content_type in _PAGE_TYPES or start.startswith((b"<!doctype html", b"<html")):
+            return FetchProblem("web_page", WEB_PAGE)
+        return FetchProblem("not_image", f"that link is not a supported image ({FORMATS})")
+
+    async def _read(
+        self, response: httpx.Response, filename: str, *, link: bool = False
+    ) -> UploadSource | FetchProblem:
         spool = _Spool(self._spool_threshold, self._spool_dir)
         digest = hashlib.sha256()
         head = b""
@@ -93,12 +161,14 @@ class Fetcher:
                     if len(head) >= SNIFF_BYTES:
                         image_type = sniff(head)
                         if image_type is None:
-                            return self.not_image()
+                            return self._not_image(response, head, link)
                 digest.update(chunk)
                 spool.write(chunk)
             image_type = image_type or sniff(head)
             if image_type is None:
-                return self.not_image()
+                return self._not_image(response, head, link)
+            if link and "." not in filename:  # a link's name often has no extension
+                filename = f"{filename}.{image_type.extension}"
             source = spool.source(filename, image_type, digest.hexdigest())
             spool.keep()
             return source

@@ -191,7 +191,9 @@ class Migrator:
             except ValueError as error:
                 problems.append(f"the chat: {error}")
             else:
-                again = await self.fetcher.fetch(url, filename=origin.filename)
+                again = await self.fetcher.fetch(
+                    url, filename=origin.filename, user_link=bool(origin.user_link)
+                )
                 if not isinstance(again, FetchProblem):
                     return again
                 problems.append(f"the chat: {again.message}")

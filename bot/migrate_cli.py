@@ -16,6 +16,7 @@ from bot.cooldowns import Cooldowns
 from bot.fetch import Fetcher
 from bot.hosts.factory import build_client
 from bot.httpclient import new_http_client
+from bot.linkguard import AddressGuard, new_link_client
 from bot.logsafety import configure_logging
 from bot.migrate import Migrator, Moved
 from bot.requests import Resolver
@@ -29,14 +30,19 @@ async def run_migrate(args: argparse.Namespace) -> int:
     targets = _targets(config, args.from_host, args.to_host)
     store = Store(config.storage.path)
     try:
-        async with new_http_client() as http, _chat_resolvers(config) as resolvers:
+        guard = AddressGuard(config.links.allowed_networks)
+        async with (
+            new_http_client() as http,
+            new_link_client(guard) as links,
+            _chat_resolvers(config) as resolvers,
+        ):
             upload = config.upload
             uploader = Uploader(
                 [build_client(config.hosts[n], http, upload.host_time_budget) for n in targets],
                 RetryPolicy(upload.retry_attempts, upload.retry_backoff),
                 cooldowns=Cooldowns(store),
             )
-            fetcher = Fetcher(http, max_bytes=uploader.largest_accepted())
+            fetcher = Fetcher(http, max_bytes=uploader.largest_accepted(), links=links)
             migrator = Migrator(store, uploader, fetcher, http, resolvers)
             pending = len(migrator.to_move(args.from_host))
             bar = tqdm(

@@ -138,7 +138,12 @@ class Rehoster:
                 return FetchProblem("unavailable", str(error))
         if url is None:
             return FetchProblem("unavailable", "the file cannot be downloaded")
-        return await self.fetcher.fetch(url, filename=ref.filename, declared_size=ref.declared_size)
+        return await self.fetcher.fetch(
+            url,
+            filename=ref.filename,
+            declared_size=ref.declared_size,
+            user_link=bool(ref.user_link),  # a user's link: public addresses only
+        )
 
     def hosts(self, platform: str, chat_id: str | None) -> tuple[str, ...]:
         configured = tuple(client.name for client in self.uploader.clients)

@@ -25,6 +25,9 @@ class SourceRef:
     # Unique within its request (a message's attachment id, an album item's message id):
     # recording the same item again adds nothing.
     item_key: str | None = None
+    # A link a user gave (not a platform's attachment URL): fetched only from public
+    # addresses (``[links] allowed_networks`` aside), see :mod:`bot.linkguard`.
+    user_link: bool = False
     # Hidden by its sender (a Discord spoiler, a Telegram media spoiler): the public answer
     # shows no preview and the host is told it is NSFW.
     spoiler: bool = False
