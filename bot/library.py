@@ -54,6 +54,14 @@ class Library:
         """The settings stored for this very chat, or None if it has none of its own."""
         return self.store.own_chat_settings(platform, chat_id)
 
+    def claim_notice(self, platform: str, owner_id: str, notice: str, occasion: str) -> bool:
+        """For a hint given once per user: whether ``occasion`` (e.g. an outbox row) is the
+        one to give it; :meth:`release_notice` if it could not be given after all."""
+        return self.store.claim_notice(platform, owner_id, notice, occasion)
+
+    def release_notice(self, platform: str, owner_id: str, notice: str, occasion: str) -> None:
+        self.store.release_notice(platform, owner_id, notice, occasion)
+
     def set_auto_rehost(
         self,
         platform: str,

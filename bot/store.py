@@ -257,6 +257,15 @@ def _v9_job_notes(db: sqlite_utils.Database) -> None:
     db.table("jobs").add_column("note", str)
 
 
+def _v10_notices(db: sqlite_utils.Database) -> None:
+    # Hints a user is given once (how to keep a Telegram photo's original): who was told
+    # what, on which occasion (an outbox row: sending that row again tells it again).
+    db.table("notices").create(
+        {"platform": str, "owner_id": str, "notice": str, "occasion": str, "created_at": str},
+        pk=("platform", "owner_id", "notice"),
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
@@ -267,6 +276,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v7_link_checks,
     _v8_host_moves,
     _v9_job_notes,
+    _v10_notices,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -666,6 +676,32 @@ class Store:
             (platform,),
         )
         return {row["chat_id"] for row in rows}
+
+    # --- one-time notices ----------------------------------------------------------------
+
+    def claim_notice(self, platform: str, owner_id: str, notice: str, occasion: str) -> bool:
+        """Whether ``occasion`` is the one to tell the owner ``notice``: the first to ask,
+        or the same occasion asking again (a message sent again after a failure)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "insert or ignore into notices (platform, owner_id, notice, occasion, created_at)"
+                " values (?, ?, ?, ?, ?)",
+                (platform, owner_id, notice, occasion, to_text(now_utc())),
+            )
+            row = conn.execute(
+                "select occasion from notices where platform = ? and owner_id = ? and notice = ?",
+                (platform, owner_id, notice),
+            ).fetchone()
+        return bool(row["occasion"] == occasion)
+
+    def release_notice(self, platform: str, owner_id: str, notice: str, occasion: str) -> None:
+        """The occasion could not tell it after all: the next one may."""
+        with self.transaction() as conn:
+            conn.execute(
+                "delete from notices where platform = ? and owner_id = ? and notice = ?"
+                " and occasion = ?",
+                (platform, owner_id, notice, occasion),
+            )
 
     # --- statistics --------------------------------------------------------------------------
 
