@@ -337,10 +337,13 @@ class DiscordEmulator(LocalServer):
         content: str = "",
         attachments: Iterable[Json] = (),
         guild_id: int | None = None,
+        embeds: Iterable[Json] = (),
     ) -> Json:
         """A user posts a message: MESSAGE_CREATE. ``guild_id=None``: in the author's DM
         with the bot (``channel_id`` may then be None). Returns the full message; a session
-        without MESSAGE_CONTENT receives it with content and attachments blanked."""
+        without MESSAGE_CONTENT receives it with content and attachments blanked.
+        ``embeds``: those Discord made of its links (an ``image`` embed for a link to an
+        image, ``rich`` ones a bot or webhook sent)."""
         self._require_session()
         world = self.world
         channel = event_channel(world, channel_id, guild_id, author_id)
@@ -351,7 +354,7 @@ class DiscordEmulator(LocalServer):
             [],
             author_id=author_id,
             allowed_flags=0,
-            extra={"attachments": list(attachments)},
+            extra={"attachments": list(attachments), "embeds": list(embeds)},
             allow_empty=True,
         )
         await announce(world, "MESSAGE_CREATE", msg)

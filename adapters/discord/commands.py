@@ -19,14 +19,17 @@ from discord import app_commands
 from adapters.discord import errors, render
 from adapters.discord.client import RehostClient
 from adapters.discord.intake import Expiry
+from adapters.discord.links import message_links
 from adapters.discord.sources import PLATFORM
 from adapters.discord.views import delete_buttons
 from bot.expiration import Duration
+from bot.links import LINK_USAGE, find_links, link_sources
 from bot.presenting import chat_expiry_phrase, parse_expiry_argument, upload_lines
 
 log = logging.getLogger(__name__)
 Interaction = discord.Interaction[RehostClient]
 MAX_CHOICES = 25  # Discord's limit per option
+MAX_URL = 2000  # a longer "link" is not one
 
 
 def expiry_choices(
@@ -46,6 +49,18 @@ def _expiry(choice: app_commands.Choice[str] | None) -> Expiry:
     return given, duration
 
 
+def upload_problem(
+    file: discord.Attachment | None, url: str | None, links: Sequence[str]
+) -> str | None:
+    """What is wrong with how /upload was asked (neither a file nor a link, or a link that
+    is not one), in one plain sentence; ``None`` when nothing is."""
+    if file is None and not url:
+        return "Give /upload a file, or a url: a link to an image."
+    if url and not links:
+        return f"That url is not a web link. {LINK_USAGE}"
+    return None
+
+
 def build_commands(
     client: RehostClient,
 ) -> list[app_commands.Command[Any, ..., Any] | app_commands.ContextMenu | app_commands.Group]:
@@ -56,22 +71,35 @@ def build_commands(
     @app_commands.command(name="upload", description="Rehost an image and get stable links")
     @app_commands.describe(
         file="The image to rehost",
+        url="Or a link to an image (http:// or https://)",
         expire="When the image expires (default: this channel's setting or the bot's)",
     )
     @app_commands.choices(expire=choices)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def upload(
         interaction: Interaction,
-        file: discord.Attachment,
+        file: discord.Attachment | None = None,
+        url: app_commands.Range[str, 1, MAX_URL] | None = None,
         expire: app_commands.Choice[str] | None = None,
     ) -> None:
-        await client.intake.rehost_for_interaction(interaction, [file], _expiry(expire))
+        links = find_links(url)
+        problem = upload_problem(file, url, links)
+        if problem is not None:
+            await interaction.response.send_message(problem, ephemeral=True)
+            return
+        await client.intake.rehost_for_interaction(
+            interaction, [file] if file else [], _expiry(expire), links=link_sources(links)
+        )
 
     @app_commands.context_menu(name="Rehost images")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def rehost_images(interaction: Interaction, message: discord.Message) -> None:
         await client.intake.rehost_for_interaction(
-            interaction, message.attachments, (False, None), message.id
+            interaction,
+            message.attachments,
+            (False, None),
+            message.id,
+            links=link_sources(message_links(message)),
         )
 
     @app_commands.command(name="mine", description="Your live uploads, with delete buttons")

@@ -183,11 +183,15 @@ class Intake:
         attachments: Sequence[discord.Attachment],
         expiry: Expiry,
         source_message_id: int | None = None,
+        *,
+        links: Sequence[SourceRef] = (),
     ) -> None:
-        """``/upload`` and "Rehost images": defer publicly, then record the request."""
+        """``/upload`` and "Rehost images": defer publicly, then record the request.
+        ``links``: image links given or found in the message, after its attachments."""
         images, others = split_attachments(attachments)
+        images += links
         if not images:
-            text = "There is no image to rehost there."
+            text = "There is no image or image link to rehost there."
             if others:
                 text = f"{render.name(others[0])} is {NOT_AN_IMAGE}."
             await interaction.response.send_message(text, ephemeral=True)

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import discord
 from discord.http import Route
 
+from adapters.discord.links import is_attachment_link
 from bot.requests import SourceRef
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class AttachmentLinks:
     async def resolve(self, ref: SourceRef) -> str:
         if ref.url is None:
             raise ValueError("the file cannot be downloaded")
+        if ref.user_link and not is_attachment_link(ref.url):
+            return ref.url  # a link to elsewhere: nothing for Discord to renew
         expires = link_expiry(ref.url)
         if expires is None or expires - self._clock() > self.margin:
             return ref.url
