@@ -48,9 +48,17 @@ from sandbox.discord_messages import (
     served_view,
 )
 from sandbox.discord_model import (
+    ANNOUNCEMENT_THREAD,
+    ATTACHMENT_IS_SPOILER,
     DEFAULT_EVERYONE,
+    GUILD_ANNOUNCEMENT,
     GUILD_TEXT,
+    GUILDS,
     MESSAGE_CONTENT,
+    POST_CHANNEL_TYPES,
+    PRIVATE_THREAD,
+    PUBLIC_THREAD,
+    REFERENCE_FORWARD,
     Channel,
     Guild,
     Json,
@@ -64,6 +72,20 @@ from sandbox.lifecycle import LocalServer
 __all__ = ["DiscordEmulator", "RestCall", "discord_endpoints", "running_client"]
 
 DEFAULT_TOKEN = "emulator-token"
+SPOILER_PREFIX = "SPOILER_"
+# What a forward copies of the message it forwards (Discord's message snapshot object).
+SNAPSHOT_FIELDS = (
+    "type",
+    "content",
+    "embeds",
+    "attachments",
+    "timestamp",
+    "edited_timestamp",
+    "flags",
+    "mentions",
+    "mention_roles",
+    "components",
+)
 
 
 @dataclass
@@ -276,11 +298,17 @@ class DiscordEmulator(LocalServer):
                 self._spawn(self.gateway.send_guild_create(session, guild_id, joined=True))
         return guild
 
-    def add_channel(self, guild_id: int, channel_id: int, name: str | None = None) -> Channel:
+    def add_channel(
+        self, guild_id: int, channel_id: int, name: str | None = None, *, kind: int = GUILD_TEXT
+    ) -> Channel:
+        """A guild channel: text (``GUILD_TEXT``), announcement (``GUILD_ANNOUNCEMENT``),
+        or a forum or media channel (``GUILD_FORUM``, ``GUILD_MEDIA``), whose messages all
+        live in posts (see :meth:`create_post`). Added before a client connects, it is in
+        GUILD_CREATE."""
         guild = self.world.guild(guild_id)
         channel = Channel(
             channel_id,
-            GUILD_TEXT,
+            kind,
             name or f"channel-{channel_id}",
             guild_id,
             position=len(guild.channel_ids),
@@ -288,6 +316,82 @@ class DiscordEmulator(LocalServer):
         self.world.channels[channel_id] = channel
         guild.channel_ids.append(channel_id)
         return channel
+
+    async def start_thread(
+        self,
+        parent_id: int,
+        owner_id: int,
+        name: str = "thread",
+        *,
+        private: bool = False,
+        thread_id: int | None = None,
+        announce: bool = True,
+    ) -> Channel:
+        """A member starts a thread in a text or announcement channel (public, private, or
+        an announcement thread, as the parent decides). THREAD_CREATE goes out (GUILDS
+        intent) unless ``announce=False``: a thread the bot has not heard of, whose
+        messages discord.py can only place by asking ``GET /channels/{id}``."""
+        parent = self.world.channel(parent_id)
+        if parent.type == GUILD_ANNOUNCEMENT:
+            kind = ANNOUNCEMENT_THREAD
+        elif parent.type == GUILD_TEXT:
+            kind = PRIVATE_THREAD if private else PUBLIC_THREAD
+        else:
+            raise AssertionError(f"channel {parent_id} cannot hold threads (type {parent.type})")
+        return await self._add_thread(parent, kind, owner_id, name, thread_id, announce)
+
+    async def create_post(
+        self,
+        channel_id: int,
+        author_id: int,
+        title: str = "post",
+        content: str = "",
+        attachments: Iterable[Json] = (),
+        *,
+        announce: bool = True,
+    ) -> tuple[Channel, Json]:
+        """A member posts in a forum or media channel: a thread (THREAD_CREATE) whose first
+        message (MESSAGE_CREATE, with the thread's id as its own) holds the content."""
+        parent = self.world.channel(channel_id)
+        if parent.type not in POST_CHANNEL_TYPES:
+            raise AssertionError(f"channel {channel_id} is not a forum or media channel")
+        thread_id = self.world.ids.next()
+        thread = await self._add_thread(
+            parent, PUBLIC_THREAD, author_id, title, thread_id, announce
+        )
+        message = await self._post(thread, author_id, content, attachments, message_id=thread_id)
+        return thread, message
+
+    async def _add_thread(
+        self,
+        parent: Channel,
+        kind: int,
+        owner_id: int,
+        name: str,
+        thread_id: int | None,
+        announce: bool,
+    ) -> Channel:
+        self._require_session()
+        world = self.world
+        if parent.guild_id is None:
+            raise AssertionError("threads live in guild channels")
+        guild = world.guild(parent.guild_id)
+        world.ensure_user(owner_id)
+        guild.members.setdefault(owner_id, [])
+        thread = Channel(
+            thread_id if thread_id is not None else world.ids.next(),
+            kind,
+            name,
+            parent.guild_id,
+            parent_id=parent.id,
+            owner_id=owner_id,
+        )
+        world.channels[thread.id] = thread
+        guild.thread_ids.append(thread.id)
+        if announce:
+            payload = thread.payload(world) | {"newly_created": True}
+            await world.events.dispatch("THREAD_CREATE", payload, intent=GUILDS)
+        return thread
 
     def add_attachment(
         self,
@@ -299,13 +403,17 @@ class DiscordEmulator(LocalServer):
         declared_size: int | None = None,
         description: str | None = None,
         expires_in: float | None = None,
+        spoiler: bool = False,
     ) -> Json:
         """An attachment object whose signed ``url`` this emulator serves (the CDN).
         ``declared_size`` makes ``size`` lie, as a client must not trust it;
         ``expires_in`` overrides the lifetime of these URLs (re-signed ones get the
-        emulator's ``attachment_url_lifetime``)."""
+        emulator's ``attachment_url_lifetime``). ``spoiler``: marked as a spoiler, as
+        Discord does it (the name gets ``SPOILER_`` in front and the IS_SPOILER flag)."""
         world = self.world
-        return world.cdn.add(
+        if spoiler and not filename.startswith(SPOILER_PREFIX):
+            filename = SPOILER_PREFIX + filename
+        attachment = world.cdn.add(
             world.ids.next(),
             channel_id,
             data,
@@ -315,6 +423,9 @@ class DiscordEmulator(LocalServer):
             description=description,
             expires_in=expires_in,
         )
+        if spoiler:
+            attachment["flags"] |= ATTACHMENT_IS_SPOILER
+        return attachment
 
     def expire_attachment_urls(self) -> None:
         """Every attachment URL signed so far stops working (the bot was down for a day);
@@ -345,8 +456,51 @@ class DiscordEmulator(LocalServer):
         ``embeds``: those Discord made of its links (an ``image`` embed for a link to an
         image, ``rich`` ones a bot or webhook sent)."""
         self._require_session()
+        channel = event_channel(self.world, channel_id, guild_id, author_id)
+        extra = {"embeds": list(embeds)} if embeds else None
+        return await self._post(channel, author_id, content, attachments, extra=extra)
+
+    async def forward_message(
+        self,
+        channel_id: int | None,
+        author_id: int,
+        source: Json | int | str,
+        guild_id: int | None = None,
+    ) -> Json:
+        """A user forwards ``source`` (any stored message) here: a message with no content
+        of its own, a FORWARD ``message_reference`` and the source's content and
+        attachments (freshly signed) in ``message_snapshots``. Channels as for
+        :meth:`send_message`."""
+        self._require_session()
         world = self.world
+        original = self._stored_message(source)
         channel = event_channel(world, channel_id, guild_id, author_id)
+        reference: Json = {
+            "type": REFERENCE_FORWARD,
+            "message_id": original["id"],
+            "channel_id": original["channel_id"],
+        }
+        origin = world.channels[int(original["channel_id"])]
+        if origin.guild_id is not None:
+            reference["guild_id"] = str(origin.guild_id)
+        served = served_view(world, original)
+        snapshot = {key: served.get(key) for key in SNAPSHOT_FIELDS}
+        extra = {"message_reference": reference, "message_snapshots": [{"message": snapshot}]}
+        return await self._post(channel, author_id, "", (), extra=extra)
+
+    async def _post(
+        self,
+        channel: Channel,
+        author_id: int,
+        content: str,
+        attachments: Iterable[Json],
+        *,
+        extra: Json | None = None,
+        message_id: int | None = None,
+    ) -> Json:
+        world = self.world
+        if channel.type in POST_CHANNEL_TYPES:
+            raise AssertionError("messages in a forum or media channel live in its posts")
         msg = create_message(
             world,
             channel,
@@ -354,8 +508,9 @@ class DiscordEmulator(LocalServer):
             [],
             author_id=author_id,
             allowed_flags=0,
-            extra={"attachments": list(attachments), "embeds": list(embeds)},
+            extra={"attachments": list(attachments), **(extra or {})},
             allow_empty=True,
+            message_id=message_id,
         )
         await announce(world, "MESSAGE_CREATE", msg)
         return public_view(msg)
@@ -380,7 +535,7 @@ class DiscordEmulator(LocalServer):
         channel = event_channel(world, channel_id, guild_id, user_id)
         data = command_data(find_command(world, name, 1, channel, user_id))
         res = copy.deepcopy(resolved or {})
-        opts = resolve_options(world, list(options), res)
+        opts = resolve_options(world, list(options), res, user_id)
         if opts:
             data["options"] = opts
         if res:

@@ -274,6 +274,10 @@ class Gateway:
             payload = copy.deepcopy(data)
             if content_gated and not session.intents & MESSAGE_CONTENT:
                 payload.update(copy.deepcopy(CONTENT_FIELDS))
+                # A forward's copy of the message is blanked the same way (the emulator
+                # assumes so: Discord documents the intent for a message's own fields).
+                for snapshot in payload.get("message_snapshots") or []:
+                    snapshot["message"].update(copy.deepcopy(CONTENT_FIELDS))
             await self._send_dispatch(session, event, payload)
 
     async def drop_connections(self, code: int = 4000) -> None:

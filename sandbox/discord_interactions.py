@@ -33,6 +33,7 @@ from sandbox.discord_model import (
     EPHEMERAL,
     IS_COMPONENTS_V2,
     LOADING,
+    POST_CHANNEL_TYPES,
     SUPPRESS_EMBEDS,
     SUPPRESS_NOTIFICATIONS,
     ApiError,
@@ -81,6 +82,11 @@ def event_channel(
     channel = world.channel(channel_id or 0)
     if channel.guild_id != guild_id:
         raise AssertionError(f"channel {channel_id} is not in guild {guild_id}")
+    if channel.type in POST_CHANNEL_TYPES:
+        raise AssertionError(
+            f"channel {channel_id} is a forum or media channel: people post and run commands "
+            "in its posts (threads), not in the channel itself"
+        )
     return channel
 
 
@@ -183,8 +189,11 @@ def command_data(cmd: Json) -> Json:
     return data
 
 
-def resolve_options(world: World, options: list[Json], resolved: Json) -> list[Json]:
-    """Options as Discord sends them; attachment objects given as values are resolved."""
+def resolve_options(
+    world: World, options: list[Json], resolved: Json, user_id: int | None = None
+) -> list[Json]:
+    """Options as Discord sends them; attachment objects given as values, users and
+    channels (with ``user_id``'s permissions there) are resolved."""
     out = []
     for option in options:
         opt = dict(option)
@@ -196,8 +205,17 @@ def resolve_options(world: World, options: list[Json], resolved: Json) -> list[J
             user = world.ensure_user(int(value))
             resolved.setdefault("users", {})[str(user.id)] = user.payload()
             opt["value"] = str(user.id)
+        elif opt.get("type") == 7 and value is not None:
+            channel = world.channel(int(value))
+            shown = channel.payload(world)
+            if channel.guild_id is not None and user_id is not None:
+                shown["permissions"] = str(
+                    world.permissions(world.guilds[channel.guild_id], user_id)
+                )
+            resolved.setdefault("channels", {})[str(channel.id)] = shown
+            opt["value"] = str(channel.id)
         if "options" in opt:
-            opt["options"] = resolve_options(world, opt["options"], resolved)
+            opt["options"] = resolve_options(world, opt["options"], resolved, user_id)
         out.append(opt)
     return out
 

@@ -61,7 +61,15 @@ def _validate(content: str, embeds: list[Any]) -> None:
 
 
 def _require_not_empty(msg: Json) -> None:
-    parts = ("content", "embeds", "attachments", "components", "poll", "sticker_items")
+    parts = (
+        "content",
+        "embeds",
+        "attachments",
+        "components",
+        "poll",
+        "sticker_items",
+        "message_snapshots",
+    )
     if not any(msg.get(part) for part in parts):
         raise ApiError(400, 50006, "Cannot send an empty message")
 
@@ -121,12 +129,15 @@ def create_message(
     forced_flags: int = 0,
     extra: Json | None = None,
     allow_empty: bool = False,
+    message_id: int | None = None,
 ) -> Json:
-    """Validate ``body`` like Discord and store the new message; returns the stored dict."""
+    """Validate ``body`` like Discord and store the new message; returns the stored dict.
+    ``message_id``: an id chosen by Discord (a forum post's first message has its thread's)."""
     content = body.get("content") or ""
     embeds = list(body.get("embeds") or [])
     _validate(content, embeds)
-    message_id = world.ids.next()
+    if message_id is None:
+        message_id = world.ids.next()
     msg: Json = {
         "id": str(message_id),
         "channel_id": str(channel.id),

@@ -33,6 +33,8 @@ EMBED_LINKS = 1 << 14
 ATTACH_FILES = 1 << 15
 READ_MESSAGE_HISTORY = 1 << 16
 USE_APPLICATION_COMMANDS = 1 << 31
+CREATE_PUBLIC_THREADS = 1 << 35
+SEND_MESSAGES_IN_THREADS = 1 << 38
 ALL_PERMISSIONS = (1 << 51) - 1
 DEFAULT_EVERYONE = (
     ADD_REACTIONS
@@ -42,6 +44,8 @@ DEFAULT_EVERYONE = (
     | ATTACH_FILES
     | READ_MESSAGE_HISTORY
     | USE_APPLICATION_COMMANDS
+    | CREATE_PUBLIC_THREADS
+    | SEND_MESSAGES_IN_THREADS
 )
 
 # Gateway intents.
@@ -60,8 +64,25 @@ LOADING = 1 << 7
 SUPPRESS_NOTIFICATIONS = 1 << 12
 IS_COMPONENTS_V2 = 1 << 15
 
+# Channel types.
 GUILD_TEXT = 0
 DM = 1
+GUILD_ANNOUNCEMENT = 5
+ANNOUNCEMENT_THREAD = 10
+PUBLIC_THREAD = 11
+PRIVATE_THREAD = 12
+GUILD_FORUM = 15
+GUILD_MEDIA = 16
+THREAD_TYPES = frozenset({ANNOUNCEMENT_THREAD, PUBLIC_THREAD, PRIVATE_THREAD})
+# Channels that hold no messages of their own: every post is a thread.
+POST_CHANNEL_TYPES = frozenset({GUILD_FORUM, GUILD_MEDIA})
+THREAD_ARCHIVE_MINUTES = 4320
+
+# Attachment flags.
+ATTACHMENT_IS_SPOILER = 1 << 3
+
+# Message reference types.
+REFERENCE_DEFAULT, REFERENCE_FORWARD = 0, 1
 
 
 class ApiError(Exception):
@@ -258,12 +279,23 @@ class Role:
 
 @dataclass
 class Channel:
+    """A guild channel, a DM, or a thread (``parent_id``: the text, announcement, forum
+    or media channel it belongs to; ``owner_id``: who started it)."""
+
     id: int
     type: int
     name: str
     guild_id: int | None = None
     position: int = 0
     recipient_id: int | None = None
+    parent_id: int | None = None
+    owner_id: int | None = None
+    archived: bool = False
+    locked: bool = False
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
 
     def payload(self, world: World) -> Json:
         out: Json = {"id": str(self.id), "type": self.type, "last_message_id": None, "flags": 0}
@@ -271,6 +303,8 @@ class Channel:
             user = world.user(self.recipient_id or 0)
             out["recipients"] = [user.payload()]
             return out
+        if self.is_thread:
+            return out | self._thread_fields(world)
         out.update(
             guild_id=str(self.guild_id),
             name=self.name,
@@ -278,9 +312,45 @@ class Channel:
             permission_overwrites=[],
             nsfw=False,
             topic=None,
-            parent_id=None,
+            parent_id=None,  # a category; the emulator has none
             rate_limit_per_user=0,
         )
+        if self.type in POST_CHANNEL_TYPES:
+            out.update(
+                available_tags=[],
+                default_reaction_emoji=None,
+                default_sort_order=None,
+                default_forum_layout=0,
+                default_thread_rate_limit_per_user=0,
+                default_auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+            )
+        return out
+
+    def _thread_fields(self, world: World) -> Json:
+        messages = world.channel_log.get(self.id, [])
+        metadata: Json = {
+            "archived": self.archived,
+            "auto_archive_duration": THREAD_ARCHIVE_MINUTES,
+            "archive_timestamp": iso_time(self.id),
+            "locked": self.locked,
+            "create_timestamp": iso_time(self.id),
+        }
+        if self.type == PRIVATE_THREAD:
+            metadata["invitable"] = True
+        out: Json = {
+            "guild_id": str(self.guild_id),
+            "name": self.name,
+            "parent_id": str(self.parent_id),
+            "owner_id": str(self.owner_id),
+            "rate_limit_per_user": 0,
+            "message_count": len(messages),
+            "total_message_sent": len(messages),
+            "member_count": 1,
+            "thread_metadata": metadata,
+        }
+        parent = world.channels.get(self.parent_id or 0)
+        if parent is not None and parent.type in POST_CHANNEL_TYPES:
+            out["applied_tags"] = []
         return out
 
 
@@ -290,6 +360,7 @@ class Guild:
     name: str
     owner_id: int
     channel_ids: list[int] = field(default_factory=list)
+    thread_ids: list[int] = field(default_factory=list)
     roles: dict[int, Role] = field(default_factory=dict)
     # member user id -> role ids (besides @everyone)
     members: dict[int, list[int]] = field(default_factory=dict)
@@ -444,7 +515,11 @@ class World:
             "roles": [r.payload() for r in guild.roles.values()],
             "channels": [self.channels[c].payload(self) for c in guild.channel_ids],
             "members": [self.member_payload(guild, uid) for uid in shown],
-            "threads": [],
+            "threads": [
+                self.channels[t].payload(self)
+                for t in guild.thread_ids
+                if not self.channels[t].archived
+            ],
             "voice_states": [],
             "presences": [],
             "emojis": [],

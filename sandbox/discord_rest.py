@@ -28,8 +28,10 @@ from sandbox.discord_model import (
     DM,
     IS_COMPONENTS_V2,
     MANAGE_MESSAGES,
+    POST_CHANNEL_TYPES,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
+    SEND_MESSAGES_IN_THREADS,
     SUPPRESS_EMBEDS,
     SUPPRESS_NOTIFICATIONS,
     VIEW_CHANNEL,
@@ -212,8 +214,11 @@ def _check_can_send(world: World, channel: Channel, req: ApiRequest) -> None:
         if user.bot or not user.dms_open:
             raise ApiError(403, 50007, "Cannot send messages to this user")
         return
+    if channel.type in POST_CHANNEL_TYPES:
+        # A forum or media channel holds posts (threads), never messages of its own.
+        raise ApiError(400, 50008, "Cannot send messages in a non-text channel")
     world.require(channel, VIEW_CHANNEL)
-    world.require(channel, SEND_MESSAGES)
+    world.require(channel, SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES)
     if req.uploads:
         world.require(channel, ATTACH_FILES)
 

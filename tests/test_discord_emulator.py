@@ -581,3 +581,131 @@ async def test_reply_to_deleted_message_fails_unless_told_not_to(
         }
     with pytest.raises(AssertionError, match="no live message"):
         await dc.delete_user_message(CHANNEL, posted["id"])
+
+
+# --- threads, forum and media channels, forwards, spoilers -------------------------------------
+
+FORUM = 1_200_000_000_000_000_111
+MEDIA = 1_200_000_000_000_000_112
+NEWS = 1_200_000_000_000_000_113
+
+
+async def _thread_known(guild: discord.Guild, thread_id: int) -> discord.Thread:
+    """The thread once discord.py has handled its THREAD_CREATE."""
+    for _ in range(500):
+        thread = guild.get_thread(thread_id)
+        if thread is not None:
+            return thread
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"THREAD_CREATE of {thread_id} did not arrive")
+
+
+async def test_threads_and_forum_posts_reach_discord_py_with_their_parent(
+    dc: DiscordEmulator,
+) -> None:
+    dc.add_channel(GUILD, FORUM, "art", kind=15)
+    dc.add_channel(GUILD, MEDIA, "clips", kind=16)
+    dc.add_channel(GUILD, NEWS, "news", kind=5)
+    async with running_client(EmuBot(), dc) as client:
+        guild = client.get_guild(GUILD)
+        assert guild is not None
+        forum, media = guild.get_channel(FORUM), guild.get_channel(MEDIA)
+        assert isinstance(forum, discord.ForumChannel) and not forum.is_media()
+        assert isinstance(media, discord.ForumChannel) and media.is_media()
+
+        thread = await dc.start_thread(CHANNEL, ANN, "chat")
+        attachment = dc.add_attachment(PNG, "a.png", "image/png", channel_id=thread.id)
+        await dc.send_message(thread.id, ANN, "in a thread", [attachment], guild_id=GUILD)
+        in_thread = await asyncio.wait_for(client.messages.get(), 5)
+        assert isinstance(in_thread.channel, discord.Thread)
+        assert (in_thread.channel.id, in_thread.channel.parent_id) == (thread.id, CHANNEL)
+        assert in_thread.channel.type is discord.ChannelType.public_thread
+
+        post, first = await dc.create_post(MEDIA, ANN, "my clip", "look", [attachment])
+        in_post = await asyncio.wait_for(client.messages.get(), 5)
+        assert int(first["id"]) == post.id == in_post.id  # a post's first message: its id
+        assert isinstance(in_post.channel, discord.Thread) and in_post.channel.parent_id == MEDIA
+
+        private = await dc.start_thread(CHANNEL, ANN, "secret", private=True)
+        news_thread = await dc.start_thread(NEWS, ANN, "update")
+        await _thread_known(guild, news_thread.id)
+        kinds = {t.id: t.type for t in guild.threads}
+        assert kinds[private.id] is discord.ChannelType.private_thread
+        assert kinds[news_thread.id] is discord.ChannelType.news_thread
+
+        # A thread the client never heard of: its messages come with a partial channel,
+        # and the thread itself can be fetched.
+        unknown = await dc.start_thread(CHANNEL, ANN, "quiet", announce=False)
+        await dc.send_message(unknown.id, ANN, "who am I", guild_id=GUILD)
+        quiet = await asyncio.wait_for(client.messages.get(), 5)
+        assert isinstance(quiet.channel, discord.PartialMessageable)
+        fetched = await client.fetch_channel(unknown.id)
+        assert isinstance(fetched, discord.Thread) and fetched.parent_id == CHANNEL
+
+        # The bot answers in a thread; a forum channel itself holds no messages.
+        sent = await in_post.channel.send("answer")
+        assert dc.channel_messages(post.id)[-1]["id"] == str(sent.id)
+        with pytest.raises(discord.HTTPException) as refused:
+            await client.get_partial_messageable(FORUM).send("not here")
+        assert (refused.value.status, refused.value.code) == (400, 50008)
+        with pytest.raises(AssertionError, match="posts"):
+            await dc.send_message(FORUM, ANN, "not here", guild_id=GUILD)
+
+
+async def test_a_restarted_client_knows_active_threads_from_guild_create(
+    dc: DiscordEmulator,
+) -> None:
+    async with running_client(EmuBot(), dc) as first:
+        thread = await dc.start_thread(CHANNEL, ANN, "old")
+        guild = first.get_guild(GUILD)
+        assert guild is not None
+        await _thread_known(guild, thread.id)
+    async with running_client(EmuBot(), dc) as client:
+        known = client.get_channel(thread.id)
+        assert isinstance(known, discord.Thread) and known.parent_id == CHANNEL
+
+
+async def test_a_forward_carries_the_original_in_message_snapshots(
+    dc: DiscordEmulator, bot: EmuBot
+) -> None:
+    attachment = dc.add_attachment(PNG, "a.png", "image/png", channel_id=CHANNEL)
+    original = await dc.send_message(CHANNEL, BOB, "original", [attachment], guild_id=GUILD)
+    await asyncio.wait_for(bot.messages.get(), 5)
+    forwarded = await dc.forward_message(None, ANN, original)
+    message = await asyncio.wait_for(bot.messages.get(), 5)
+
+    assert message.content == "" and message.attachments == []
+    assert message.reference is not None
+    assert message.reference.type is discord.MessageReferenceType.forward
+    assert message.reference.message_id == int(original["id"])
+    [snapshot] = message.message_snapshots
+    assert snapshot.content == "original"
+    [copied] = snapshot.attachments
+    assert copied.id == int(attachment["id"]) and copied.filename == "a.png"
+    assert forwarded["message_reference"]["type"] == 1
+    async with aiohttp.ClientSession() as session, session.get(copied.url) as response:
+        assert response.status == 200 and await response.read() == PNG
+
+
+async def test_without_message_content_a_forwards_snapshot_is_blank(dc: DiscordEmulator) -> None:
+    async with running_client(EmuBot(message_content=False), dc) as client:
+        attachment = dc.add_attachment(PNG, "a.png", "image/png", channel_id=CHANNEL)
+        original = await dc.send_message(None, BOB, "dm", [attachment])
+        await asyncio.wait_for(client.messages.get(), 5)
+        await dc.forward_message(CHANNEL, ANN, original, guild_id=GUILD)
+        message = await asyncio.wait_for(client.messages.get(), 5)
+    [snapshot] = message.message_snapshots
+    assert (snapshot.content, snapshot.attachments) == ("", [])
+
+
+async def test_spoiler_attachments_are_marked_by_name_and_flag(
+    dc: DiscordEmulator, bot: EmuBot
+) -> None:
+    hidden = dc.add_attachment(PNG, "a.png", "image/png", channel_id=CHANNEL, spoiler=True)
+    plain = dc.add_attachment(PNG, "b.png", "image/png", channel_id=CHANNEL)
+    await dc.send_message(CHANNEL, ANN, "", [hidden, plain], guild_id=GUILD)
+    message = await asyncio.wait_for(bot.messages.get(), 5)
+    first, second = message.attachments
+    assert first.filename == "SPOILER_a.png" and first.flags.spoiler and first.is_spoiler()
+    assert not second.is_spoiler()
+    assert "/SPOILER_a.png?" in first.url
