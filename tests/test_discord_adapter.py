@@ -48,6 +48,8 @@ ANN = 1_300_000_000_000_000_201  # the guild's owner (Manage Server)
 BOB = 1_300_000_000_000_000_202  # DMs closed
 CAT = 1_300_000_000_000_000_203
 ROBOT = 1_300_000_000_000_000_204  # another bot
+FORUM = 1_300_000_000_000_000_103  # a forum channel (type 15)
+MEDIA = 1_300_000_000_000_000_104  # a media channel (type 16)
 SUPPRESS_EMBEDS, EPHEMERAL = 1 << 2, 1 << 6
 MESSAGE_CONTENT_INTENT = 1 << 15
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
@@ -79,6 +81,8 @@ def _populate(emulator: DiscordEmulator) -> None:
         channels=[AUTO, OTHER],
         members=[(BOB, 0), (CAT, 0), (ROBOT, 0)],
     )
+    emulator.add_channel(GUILD, FORUM, "art", kind=15)
+    emulator.add_channel(GUILD, MEDIA, "clips", kind=16)
 
 
 def make_config(
@@ -142,14 +146,13 @@ def assert_nothing_leaked(dc: DiscordEmulator, host_emu: HostEmulator) -> None:
     links = delete_links(host_emu)
     assert links, "the test uploaded nothing"
     assert not set(links) & set(dc.unfurled_urls), "a delete link would be previewed"
-    channels = [AUTO, OTHER] + [dc.dm_channel_of(u) or 0 for u in (ANN, BOB, CAT)]
-    for channel in channels:
-        for message in dc.channel_messages(channel):
+    for channel in dc.world.channels.values():  # guild channels, threads and DMs
+        for message in dc.channel_messages(channel.id):
             shown = json.dumps([message["content"], message["embeds"]])
             if not any(link in shown for link in links):
                 continue
             assert message["flags"] & SUPPRESS_EMBEDS, f"previews on: {message['content']}"
-            if channel in (AUTO, OTHER):
+            if channel.guild_id is not None:
                 assert message["flags"] & EPHEMERAL, f"public delete link: {message['content']}"
 
 
@@ -343,7 +346,8 @@ async def test_auto_rehost_answers_in_an_enabled_channel_and_stays_silent_elsewh
     await dc.wait_for(lambda call: call.path.endswith("/callback"))
     [answer] = dc.interaction_responses(switch["id"])
     assert answer["flags"] == 0 and answer["data"]["content"].startswith(
-        "Auto-rehost is on: images posted in this channel are rehosted (kept for 1 week)."
+        f"Auto-rehost is on in <#{OTHER}> and its threads: images posted there are rehosted "
+        "(kept for 1 week)."
     )
     later = dc.add_attachment(image(23), "later.png", "image/png", channel_id=OTHER)
     await dc.send_message(OTHER, CAT, "", [later], guild_id=GUILD)
@@ -467,6 +471,226 @@ async def test_dm_images_are_answered_with_delete_links_and_buttons(
     await dc.send_message(None, ANN, "", [pdf])
     await until(lambda: len(bot_messages(dc, dm_channel)) == 3)
     assert bot_messages(dc, dm_channel)[-1]["content"].startswith("doc.pdf is not an image")
+
+
+# --- threads, forum and media posts, forwards, GIFs, spoilers ---------------------------------
+
+
+def rehost_auto(state: str, *, expire: str | None = None, channel: int | None = None) -> list[Json]:
+    """The options of ``/rehost auto``."""
+    options: list[Json] = [{"name": "state", "type": 3, "value": state}]
+    if expire is not None:
+        options.append({"name": "expire", "type": 3, "value": expire})
+    if channel is not None:
+        options.append({"name": "channel", "type": 7, "value": str(channel)})
+    return [{"name": "auto", "type": 1, "options": options}]
+
+
+async def command_answer(dc: DiscordEmulator, interaction: Json) -> str:
+    """What the bot answered to a command it answers at once."""
+    prefix = f"/interactions/{interaction['id']}/"
+    await dc.wait_for(lambda call: call.path.startswith(prefix) and call.status < 300)
+    [answer] = dc.interaction_responses(interaction["id"])
+    return str(answer["data"]["content"])
+
+
+def hosted(host_emu: HostEmulator, data: bytes) -> Any:
+    [found] = [img for img in host_emu.images.values() if img.data == data]
+    return found
+
+
+async def test_images_in_threads_and_forum_posts_are_answered_in_their_thread(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    # A thread of the auto-rehost channel follows it; the answer goes in the thread.
+    thread = await dc.start_thread(AUTO, CAT, "chat")
+    photo = dc.add_attachment(image(110), "thread.png", "image/png", channel_id=thread.id)
+    posted = await dc.send_message(thread.id, ANN, "", [photo], guild_id=GUILD)
+    await dc.wait_for(posted_in(thread.id))
+    [reply] = bot_messages(dc, thread.id)
+    assert reply["message_reference"]["message_id"] == posted["id"]
+    assert hosted(host_emu, image(110)).viewer_url in reply["content"]
+    assert reply["content"].endswith("Delete links were sent by DM.")
+    await dc.wait_for(dm_posted(dc, ANN))
+    [dm] = bot_messages(dc, dc.dm_channel_of(ANN))
+    assert f"(in <#{thread.id}>)" in dm["content"]
+    assert bot_messages(dc, AUTO) == []
+
+    # A forum channel is switched on from another channel, for all its posts.
+    switch = await dc.slash_command(
+        "rehost", ANN, OTHER, GUILD, options=rehost_auto("on", expire="1w", channel=FORUM)
+    )
+    assert (await command_answer(dc, switch)).startswith(
+        f"Auto-rehost is on in every post of <#{FORUM}>: images posted there are rehosted "
+        "(kept for 1 week)."
+    )
+    # A post in the media channel (not switched on) stays unanswered; one in the forum is
+    # answered in the post, with the forum's expiry.
+    clip = dc.add_attachment(image(112), "clip.png", "image/png")
+    quiet, _ = await dc.create_post(MEDIA, CAT, "my clip", "", [clip])
+    art = dc.add_attachment(image(111), "art.png", "image/png")
+    post, first = await dc.create_post(FORUM, CAT, "my art", "look", [art])
+    await dc.wait_for(posted_in(post.id))
+    [reply] = bot_messages(dc, post.id)
+    assert reply["message_reference"]["message_id"] == first["id"] == str(post.id)
+    assert hosted(host_emu, image(111)).viewer_url in reply["content"]
+    assert hosted(host_emu, image(111)).expiration_sent == "P1W"
+    assert bot_messages(dc, quiet.id) == [] and dc.bytes_served(clip["id"]) == 0
+    assert not [call for call in dc.calls if posted_in(FORUM)(call)]
+
+
+async def test_a_thread_the_bot_never_heard_of_is_looked_up_once(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    thread = await dc.start_thread(AUTO, CAT, "reopened", announce=False)
+    first = dc.add_attachment(image(113), "a.png", "image/png", channel_id=thread.id)
+    await dc.send_message(thread.id, CAT, "", [first], guild_id=GUILD)
+    await until(lambda: len(channel_posts(dc, thread.id)) == 1)
+    second = dc.add_attachment(image(114), "b.png", "image/png", channel_id=thread.id)
+    await dc.send_message(thread.id, CAT, "", [second], guild_id=GUILD)
+    await until(lambda: len(channel_posts(dc, thread.id)) == 2)
+    lookups = [c for c in dc.calls if c.method == "GET" and c.path == f"/channels/{thread.id}"]
+    assert len(lookups) == 1
+    assert len(host_emu.images) == 2
+
+
+async def test_a_threads_own_setting_wins_over_its_channels(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    quiet = await dc.start_thread(AUTO, ANN, "no bots here")
+    switch = await dc.slash_command("rehost", ANN, quiet.id, GUILD, options=rehost_auto("off"))
+    assert await command_answer(dc, switch) == (
+        f"Auto-rehost is off in this thread only. <#{AUTO}> keeps its own setting.\n"
+        f"For all of <#{AUTO}>, add `channel:` <#{AUTO}>."
+    )
+    private = await dc.start_thread(OTHER, ANN, "ours", private=True)
+    switch = await dc.slash_command("rehost", ANN, private.id, GUILD, options=rehost_auto("on"))
+    assert (await command_answer(dc, switch)).startswith(
+        "Auto-rehost is on in this thread only: images posted there are rehosted"
+    )
+    post, _ = await dc.create_post(MEDIA, CAT, "clips", "")
+    switch = await dc.slash_command("rehost", ANN, post.id, GUILD, options=rehost_auto("on"))
+    assert (await command_answer(dc, switch)).startswith("Auto-rehost is on in this post only")
+
+    ignored = dc.add_attachment(image(115), "ignored.png", "image/png", channel_id=quiet.id)
+    await dc.send_message(quiet.id, CAT, "", [ignored], guild_id=GUILD)
+    wanted = dc.add_attachment(image(116), "wanted.png", "image/png", channel_id=private.id)
+    await dc.send_message(private.id, CAT, "", [wanted], guild_id=GUILD)
+    clip = dc.add_attachment(image(117), "clip.png", "image/png", channel_id=post.id)
+    await dc.send_message(post.id, CAT, "", [clip], guild_id=GUILD)
+    await dc.wait_for(posted_in(private.id))
+    await dc.wait_for(posted_in(post.id))
+    assert channel_posts(dc, quiet.id) == [] and dc.bytes_served(ignored["id"]) == 0
+    assert len(host_emu.images) == 2
+    assert bot_messages(dc, OTHER) == [] and bot_messages(dc, MEDIA) == []
+
+
+async def test_upload_and_the_context_menu_answer_in_a_thread(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    # The channel's default expiry (set while auto-rehost stays off) reaches its threads.
+    switch = await dc.slash_command(
+        "rehost", ANN, OTHER, GUILD, options=rehost_auto("off", expire="1d")
+    )
+    assert await command_answer(dc, switch) == (
+        f"Auto-rehost is off in <#{OTHER}> and its threads. "
+        "A thread set on its own keeps its setting."
+    )
+    thread = await dc.start_thread(OTHER, CAT, "chat")
+    attachment = dc.add_attachment(image(120), "cmd.png", "image/png")
+    interaction = await dc.slash_command(
+        "upload", ANN, thread.id, GUILD, options=[attachment_option(attachment)]
+    )
+    await dc.wait_for(webhook("POST", interaction["token"]))
+    public, private = bot_messages(dc, thread.id)
+    first = hosted(host_emu, image(120))
+    assert first.viewer_url in public["content"] and not public["flags"]
+    assert f"<{first.delete_url}>" in private["content"] and private["flags"] & EPHEMERAL
+    assert first.expiration_sent == "P1D"
+
+    photo = dc.add_attachment(image(121), "menu.png", "image/png", channel_id=thread.id)
+    posted = await dc.send_message(thread.id, CAT, "", [photo], guild_id=GUILD)
+    menu = await dc.message_command("Rehost images", ANN, thread.id, posted, GUILD)
+    await dc.wait_for(webhook("POST", menu["token"]))
+    assert hosted(host_emu, image(121)).viewer_url in bot_messages(dc, thread.id)[2]["content"]
+
+
+async def test_a_forward_is_rehosted_for_whoever_forwarded_it(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    files = [
+        dc.add_attachment(image(122), "fwd.png", "image/png", channel_id=OTHER),
+        dc.add_attachment(image(123), "dm.png", "image/png", channel_id=OTHER),
+    ]
+    original = await dc.send_message(OTHER, CAT, "", files[:1], guild_id=GUILD)
+    forward = await dc.forward_message(AUTO, ANN, original, guild_id=GUILD)
+    await dc.wait_for(posted_in(AUTO))
+    [reply] = bot_messages(dc, AUTO)
+    assert reply["message_reference"]["message_id"] == forward["id"]
+    assert hosted(host_emu, image(122)).viewer_url in reply["content"]
+    [mine] = bot.client.core.library.live_uploads(PLATFORM, str(ANN))
+    assert mine.viewer_url == hosted(host_emu, image(122)).viewer_url
+
+    # Forwarded to the bot's DMs: answered there, delete link included.
+    other = await dc.send_message(OTHER, ANN, "", files[1:], guild_id=GUILD)
+    await dc.forward_message(None, CAT, other)
+    await dc.wait_for(posted_in(dc.dm_channel_of(CAT)))
+    [answer] = bot_messages(dc, dc.dm_channel_of(CAT))
+    assert f"<{hosted(host_emu, image(123)).delete_url}>" in answer["content"]
+    assert bot_messages(dc, OTHER) == []
+
+
+async def test_a_gif_attachment_is_rehosted_as_a_gif(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    gif = samples.gif(4, 3, (200, 10, 10))
+    photo = dc.add_attachment(gif, "dance.gif", "image/gif", channel_id=AUTO)
+    await dc.send_message(AUTO, ANN, "", [photo], guild_id=GUILD)
+    await dc.wait_for(posted_in(AUTO))
+    [image_gif] = host_emu.images.values()
+    assert (image_gif.data, image_gif.mime, image_gif.extension) == (gif, "image/gif", "gif")
+    [reply] = bot_messages(dc, AUTO)
+    assert image_gif.viewer_url in reply["content"] and "dance.gif" in reply["content"]
+    assert reply["embeds"][0]["image"]["url"] == image_gif.url
+
+
+async def test_a_spoiler_stays_hidden_in_the_public_answer(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    files = [
+        dc.add_attachment(image(130), "ending.png", "image/png", channel_id=AUTO, spoiler=True),
+        dc.add_attachment(image(131), "plain.png", "image/png", channel_id=AUTO),
+    ]
+    posted = await dc.send_message(AUTO, ANN, "", files, guild_id=GUILD)
+    await dc.wait_for(posted_in(AUTO))
+    secret, plain = hosted(host_emu, image(130)), hosted(host_emu, image(131))
+    [reply] = bot_messages(dc, AUTO)
+
+    def spoilered(content: str) -> list[str]:
+        return re.findall(r"\|\|(.+?)\|\|", content)
+
+    [hidden] = spoilered(reply["content"])
+    assert "SPOILER\\_ending.png" in hidden and f"(<{secret.viewer_url}>)" in hidden
+    assert f"(<{secret.url}>)" in hidden and plain.viewer_url not in hidden
+    assert [embed["image"]["url"] for embed in reply["embeds"]] == [plain.url]
+    assert secret.url not in dc.unfurled_urls and secret.viewer_url not in dc.unfurled_urls
+    sources = bot.client.core.rehost.queue.results(f"discord:m:{posted['id']}")
+    assert [json.loads(row["source"])["spoiler"] for row in sources] == [True, False]
+
+    # Deleting the other image re-renders the post: the spoiler stays hidden.
+    plain_id = next(
+        u.id
+        for u in bot.client.core.library.live_uploads(PLATFORM, str(ANN))
+        if u.viewer_url == plain.viewer_url
+    )
+    await dc.press_button(f"rehost:del:{plain_id}", ANN, AUTO, reply["id"], GUILD)
+    await until(lambda: bot_messages(dc, AUTO)[-1]["flags"] & EPHEMERAL != 0)
+    question = bot_messages(dc, AUTO)[-1]
+    confirm = await dc.press_button(f"rehost:delok:{plain_id}", ANN, AUTO, question["id"], GUILD)
+    await dc.wait_for(webhook("PATCH", confirm["token"], "/messages/@original"))
+    edited = dc.message(reply["id"])
+    assert edited["embeds"] == [] and len(spoilered(edited["content"])) == 1
+    assert f"(<{secret.viewer_url}>)" in spoilered(edited["content"])[0]
 
 
 # --- failures and lifecycle ------------------------------------------------------------------

@@ -18,9 +18,9 @@ from discord import app_commands
 
 from adapters.discord import errors, render
 from adapters.discord.client import RehostClient
-from adapters.discord.intake import Expiry
 from adapters.discord.links import message_links
-from adapters.discord.sources import PLATFORM
+from adapters.discord.places import AutoTarget, AutoTargetTransformer, Expiry, Place, place_of
+from adapters.discord.sources import PLATFORM, attachments_of
 from adapters.discord.views import delete_buttons
 from bot.expiration import Duration
 from bot.links import LINK_USAGE, find_links, link_sources
@@ -96,7 +96,7 @@ def build_commands(
     async def rehost_images(interaction: Interaction, message: discord.Message) -> None:
         await client.intake.rehost_for_interaction(
             interaction,
-            message.attachments,
+            attachments_of(message),
             (False, None),
             message.id,
             links=link_sources(message_links(message)),
@@ -132,7 +132,11 @@ def build_commands(
     )
 
     @settings.command(name="auto", description="Rehost every image posted in this channel")
-    @app_commands.describe(state="on or off", expire="When images rehosted here expire")
+    @app_commands.describe(
+        state="on or off",
+        expire="When images rehosted here expire",
+        channel="Where (default: here); a forum or media channel means all its posts",
+    )
     @app_commands.choices(
         state=[
             app_commands.Choice(name="on", value="on"),
@@ -144,29 +148,30 @@ def build_commands(
         interaction: Interaction,
         state: app_commands.Choice[str],
         expire: app_commands.Choice[str] | None = None,
+        channel: app_commands.Transform[AutoTarget, AutoTargetTransformer] | None = None,
     ) -> None:
-        channel_id = interaction.channel_id or 0
+        places = client.intake.places
+        if channel is not None:
+            place = places.of_option(channel)
+        else:
+            place = place_of(interaction.channel) or Place(interaction.channel_id or 0)
         enabled = state.value == "on"
-        if not enabled and channel_id in client.settings.auto_rehost_channels:
+        if not enabled and place.channel_id in client.settings.auto_rehost_channels:
+            named = f"<#{place.channel_id}>" if channel is not None else "This channel"
             await interaction.response.send_message(
-                "This channel auto-rehosts because of the bot's configuration; "
+                f"{named} auto-rehosts because of the bot's configuration; "
                 "ask the bot's operator to change it.",
                 ephemeral=True,
             )
             return
         given, duration = _expiry(expire)
         updated = client.core.library.set_auto_rehost(
-            PLATFORM, str(channel_id), enabled, duration if given else "keep"
+            PLATFORM, str(place.channel_id), enabled, duration if given else "keep"
         )
-        if not enabled:
-            await interaction.response.send_message("Auto-rehost is off in this channel.")
-            return
-        lasting = chat_expiry_phrase(updated.default_expiration)
-        text = (
-            f"Auto-rehost is on: images posted in this channel are rehosted ({lasting}). "
-            "Uploaders get their delete links by DM."
-        )
-        if not client.message_content:
+        text = render.auto_text(place, enabled, chat_expiry_phrase(updated.default_expiration))
+        if place.in_thread and channel is None:
+            text += f"\nFor all of <#{place.parent_id}>, add `channel:` <#{place.parent_id}>."
+        if enabled and not client.message_content:
             text += (
                 "\nBut Discord does not let the bot read messages here: its operator must "
                 "enable the Message Content intent."

@@ -3,13 +3,15 @@
 A deletion removes the image (Chevereto: the bot requests the delete link; ImgBB-style
 hosts: the owner gets the link, in private), then every bot post that showed it is
 re-rendered from what it still shows: a public post with nothing live left is deleted,
-and a public post is re-rendered from :func:`bot.replyplan.public_view` (no delete links).
+and a public post is re-rendered from :func:`bot.replyplan.public_view` (no delete links),
+spoiler images still hidden.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -90,7 +92,11 @@ class Deletions:
             if not any(upload.active for upload in uploads):
                 await message.delete()
                 return
-            lines = upload_lines(public_view(uploads))
+            hidden = self.library.hidden_uploads(upload.id for upload in uploads)
+            lines = [
+                replace(line, spoiler=line.upload is not None and line.upload.id in hidden)
+                for line in upload_lines(public_view(uploads))
+            ]
             await message.edit(
                 content=render.public_text(lines),
                 embeds=render.public_embeds(lines),

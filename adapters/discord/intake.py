@@ -3,7 +3,10 @@
 - A message in a guild channel where auto-rehost is on (the configuration, or
   ``/rehost auto on``) with image attachments, from a person (never a bot, a webhook or
   the bot itself): one batch, answered publicly in the channel with the delete links to
-  the author by DM.
+  the author by DM. In a thread or a forum post, the thread's own setting or else its
+  channel's decides (:mod:`adapters.discord.places`), and the answer goes in the thread.
+  A forward is rehosted like the message it forwards (its ``message_snapshots``), owned
+  by whoever forwarded it.
 - A message in the bot's DMs: images are rehosted and answered there, delete links
   included (a message such as ``1d`` sets the expiry); ``delete ID`` asks to confirm a
   deletion.
@@ -31,18 +34,16 @@ import discord
 
 from adapters.discord import render
 from adapters.discord.deleting import Deletions
-from adapters.discord.sources import PLATFORM, split_attachments
+from adapters.discord.places import Expiry, Places
+from adapters.discord.sources import PLATFORM, attachments_of, split_attachments
 from bot.app import Core
 from bot.config import DiscordSettings
-from bot.expiration import Duration
 from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument
 from bot.requests import RehostRequest, SourceRef
 
 log = logging.getLogger(__name__)
 DELETE_COMMAND = re.compile(r"^\s*/?delete\s+#?(\d{1,18})\s*$", re.IGNORECASE)
 USER_MESSAGES = frozenset({discord.MessageType.default, discord.MessageType.reply})
-# (given, duration): not given means the channel's or the bot's default expiry.
-Expiry = tuple[bool, Duration | None]
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Intake:
         self.core = core
         self.settings = settings
         self.deletions = deletions
+        self.places = Places(client, core.library, settings)
 
     # --- messages ------------------------------------------------------------------------
 
@@ -107,23 +109,26 @@ class Intake:
             return
         if message.guild is None:
             await self._direct(message)
-        elif self.auto_rehost(message.channel.id):
+        else:
             await self._auto_rehost(message)
 
-    def auto_rehost(self, channel_id: int) -> bool:
-        if channel_id in self.settings.auto_rehost_channels:
-            return True
-        return self.core.library.chat_settings(PLATFORM, str(channel_id)).auto_rehost
-
     async def _auto_rehost(self, message: discord.Message) -> None:
-        images, _ = split_attachments(message.attachments)
+        images, _ = split_attachments(attachments_of(message))
         if not images:
             return  # images and nothing else
-        self._submit_message(message, images, chat_title=channel_title(message.channel.id))
+        place = await self.places.locate(message.channel)
+        if not self.places.setting(place).auto_rehost:
+            return
+        self._submit_message(
+            message,
+            images,
+            chat_title=channel_title(place.channel_id),
+            expiry=self.places.expiry(place, (False, None)),
+        )
         await self._typing(message)
 
     async def _direct(self, message: discord.Message) -> None:
-        images, others = split_attachments(message.attachments)
+        images, others = split_attachments(attachments_of(message))
         if images:
             given, duration, error = parse_expiry_argument(message.content or None)
             expiry = (given, duration) if not error else (False, None)
@@ -210,6 +215,10 @@ class Intake:
             )
             deferred = False
         channel_id = interaction.channel_id or interaction.user.id
+        if interaction.guild_id is not None and interaction.channel is not None:
+            # In a thread, the default expiry may come from its channel.
+            place = await self.places.locate(interaction.channel)
+            expiry = self.places.expiry(place, expiry)
         ref = InteractionRef(
             interaction_id=interaction.id,
             application_id=interaction.application_id,

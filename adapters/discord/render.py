@@ -1,12 +1,13 @@
 """Discord texts, embeds and buttons for answers, lists and deletions.
 
 Public texts carry viewer and direct links only (the reply plan hands them uploads without
-delete links). Private texts add delete links; every message carrying one is sent with
-SUPPRESS_EMBEDS, and the links are written ``<url>`` as well, because Discord's preview
-crawler would request a Chevereto delete link, which deletes the image. Links are written
-``[label](<url>)`` so that the only previews are the embeds the bot chooses. Anything from
-elsewhere (file names, a host's error message) is escaped: no markdown, no mentions. Every
-text fits Discord's 2000 characters.
+delete links); a spoiler image gets no embed, and its name and links are hidden as a
+spoiler (``||...||``). Private texts add delete links; every message carrying one is sent
+with SUPPRESS_EMBEDS, and the links are written ``<url>`` as well, because Discord's
+preview crawler would request a Chevereto delete link, which deletes the image. Links are
+written ``[label](<url>)`` so that the only previews are the embeds the bot chooses.
+Anything from elsewhere (file names, a host's error message) is escaped: no markdown, no
+mentions. Every text fits Discord's 2000 characters.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 import discord
 from discord.utils import escape_markdown, escape_mentions, format_dt
 
+from adapters.discord.places import Place
 from bot.presenting import ResultLine, delete_warning_for, rehosted_heading
 from bot.store import UploadRecord
 
@@ -88,6 +90,7 @@ def _title(line: ResultLine, upload: UploadRecord) -> str:
 
 
 def public_line(line: ResultLine) -> str:
+    """A spoiler's name and links are hidden as a spoiler (``||...||``) too."""
     upload = line.upload
     if upload is None:
         return _failure(line)
@@ -95,7 +98,10 @@ def public_line(line: ResultLine) -> str:
         return _gone(line, upload)
     links = link("viewer", upload.viewer_url)
     links += f" · {link('direct', upload.url)}" if upload.url else " · direct: held for moderation"
-    return f"{line.number}. {_title(line, upload)} {links} · {expiry(upload)}"
+    shown = f"{_title(line, upload)} {links}"
+    if line.spoiler:
+        shown = f"||{shown}||"
+    return f"{line.number}. {shown} · {expiry(upload)}"
 
 
 def mention(user_id: str | int) -> str:
@@ -120,11 +126,11 @@ def public_text(
 
 
 def public_embeds(lines: Sequence[ResultLine]) -> list[discord.Embed]:
-    """One embed per live image, showing it."""
+    """One embed per live image, showing it; none for a spoiler, which stays hidden."""
     embeds = []
     for line in lines:
         upload = line.upload
-        if upload is None or not upload.active or not upload.url:
+        if upload is None or not upload.active or not upload.url or line.spoiler:
             continue
         title = f"{line.number}. {line.name}"[:256]
         embed = discord.Embed(title=title, url=upload.viewer_url)
@@ -204,3 +210,31 @@ def confirm_text(upload: UploadRecord) -> str:
 
 def not_yours(upload_id: int) -> str:
     return f"You have no live upload #{upload_id}; see /mine."
+
+
+def where(place: Place, *, here: bool) -> str:
+    """What a setting of ``place`` covers, in words."""
+    mention = f"<#{place.channel_id}>"
+    if place.kind == "posts":
+        return f"every post of {mention}"
+    if place.kind in ("thread", "post"):
+        noun = "post" if place.kind == "post" else "thread"
+        return f"this {noun} only" if here else f"the {noun} {mention} only"
+    return f"{mention} and its threads"
+
+
+def auto_text(place: Place, enabled: bool, lasting: str) -> str:
+    """The answer to /rehost auto: what it now applies to, and what it leaves alone."""
+    covered = where(place, here=True)
+    if not enabled:
+        text = f"Auto-rehost is off in {covered}."
+    else:
+        text = (
+            f"Auto-rehost is on in {covered}: images posted there are rehosted ({lasting}). "
+            "Uploaders get their delete links by DM."
+        )
+    if place.in_thread:
+        text += f" <#{place.parent_id}> keeps its own setting."
+    elif place.kind in ("channel", "posts"):
+        text += " A thread set on its own keeps its setting."
+    return text

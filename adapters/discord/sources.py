@@ -1,5 +1,10 @@
 """Which Discord attachments are images to rehost, and live links to download them.
 
+Images are image attachments of any kind Discord marks as one (GIFs too: a GIF posted on
+Discord is a plain file, rehosted as it is), a message's own or, for a forward, those of
+the message it forwards. A spoiler attachment is marked so on its source: the answer hides
+it and the host is told it is NSFW.
+
 Attachment URLs are signed and expire: ``ex`` in their query is the Unix time (hex) after
 which the CDN refuses them, about a day after the message was served. A job that waited
 (a restart after a long downtime, a long queue) may hold a dead link, so the resolver the
@@ -43,13 +48,24 @@ def is_image(attachment: discord.Attachment) -> bool:
 
 
 def source_of(attachment: discord.Attachment) -> SourceRef:
+    """A spoiler (``SPOILER_`` name, or the spoiler flag) stays hidden in the answer."""
     return SourceRef(
         filename=attachment.filename,
         url=attachment.url,
         declared_size=attachment.size,
         declared_mime=attachment.content_type,
         item_key=str(attachment.id),
+        spoiler=attachment.is_spoiler(),
     )
+
+
+def attachments_of(message: discord.Message) -> list[discord.Attachment]:
+    """A message's own attachments, then those of the message it forwards: a forward
+    has none of its own and carries the original's in ``message_snapshots``."""
+    found = list(message.attachments)
+    for snapshot in message.message_snapshots:
+        found.extend(snapshot.attachments)
+    return found
 
 
 def split_attachments(
