@@ -144,6 +144,13 @@ class UserActions:
         )
         return self._push_message(chat_id, from_user, content, None, message_thread_id)
 
+    def delete_message(self, chat_id: int, message_id: int) -> None:
+        """A user deletes a message. Telegram tells bots nothing of it: a reply to it now
+        fails, unless sent with ``allow_sending_without_reply``."""
+        if self.world.record(chat_id, message_id) is None:
+            raise ValueError(f"no message {message_id} in chat {chat_id}")
+        self.world.messages[chat_id][message_id].deleted = True
+
     def press_button(
         self, chat_id: int, from_user: int, message_id: int, callback_data: str
     ) -> JSON:

@@ -4,11 +4,14 @@ emulator, the real service against the local host emulator."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+from pillow_heif import register_heif_opener
 
 from sandbox import samples
 from sandbox.hostemu import Fault, HostEmulator
@@ -25,6 +28,8 @@ from tests.telegram_harness import (
     telegram_config,
     telegram_world,
 )
+
+register_heif_opener()
 
 
 @pytest.fixture
@@ -306,18 +311,20 @@ async def test_an_id_beyond_any_integer_is_just_an_unknown_upload(
     assert "You have no live upload #99999999999999999999" in reply.params["text"]
 
 
-async def test_an_avif_file_is_rehosted_and_a_heic_no_host_takes_is_explained(
+async def test_an_avif_file_is_rehosted_and_a_heic_arrives_as_jpeg_saying_so(
     tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
 ) -> None:
+    heic = io.BytesIO()
+    Image.new("RGB", (12, 8), (200, 30, 40)).save(heic, format="HEIF")
     async with running_adapter(telegram_config(tmp_path, host, tg)) as adapter:
         tg.send_document(ANN, ANN, samples.avif(), "photo.avif", "image/avif")
-        tg.send_document(ANN, ANN, samples.heic(), "photo.heic", "image/heic")
+        tg.send_document(ANN, ANN, heic.getvalue(), "photo.heic", "image/heic")
         await settled(adapter, tg)
     texts = [c.params["text"] for c in tg.calls_to("sendMessage") if sent_to(ANN)(c)]
-    [rehosted] = [t for t in texts if t.startswith("Rehosted")]
-    assert "Keep it private: opening it deletes the image at once." in rehosted  # Chevereto
-    assert any("HEIC files are not taken by any configured host" in t for t in texts)
-    assert [r.path for r in host.uploads] == ["/api/1/upload"], "only the AVIF was sent"
+    assert len(texts) == 2 and all(t.startswith("Rehosted") for t in texts)
+    assert "Keep it private: opening it deletes the image at once." in texts[0]  # Chevereto
+    assert [t for t in texts if "converted from HEIC to JPEG" in t]
+    assert sorted(r.files[0].content_type for r in host.uploads) == ["image/avif", "image/jpeg"]
 
 
 async def test_upload_in_reply_to_an_album_nobody_asked_for_in_time_is_answered(

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from typing import Any
 
-from telegram import Update
+from telegram import MessageEntity, Update
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     Application,
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 MEDIA = filters.PHOTO | filters.Document.ALL
+LINKS = filters.Entity(MessageEntity.URL) | filters.Entity(MessageEntity.TEXT_LINK)
 SORRY = "Sorry, something went wrong with that. Please try again later."
 
 
@@ -92,6 +93,7 @@ class TelegramAdapter:
         app.add_handler(CommandHandler("delete", commands.on_delete))
         app.add_handler(CommandHandler("autorehost", commands.on_autorehost))
         app.add_handler(MessageHandler(private & MEDIA, intake.on_private_media))
+        app.add_handler(MessageHandler(private & LINKS & ~filters.COMMAND, intake.on_private_link))
         app.add_handler(MessageHandler(groups & MEDIA, intake.on_group_media))
         app.add_handler(CallbackQueryHandler(commands.on_button))
         app.add_error_handler(self.on_error)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.ext import ContextTypes
 
 from adapters.telegram import render
 from adapters.telegram.deleting import Deletions
 from adapters.telegram.delivery import Delivery, with_retry
-from adapters.telegram.trigger import PLATFORM
+from adapters.telegram.trigger import PLATFORM, topic_key, topic_of
 from bot.app import Core
 from bot.config import TelegramSettings
 from bot.presenting import chat_expiry_phrase, parse_expiry_argument
@@ -19,9 +19,18 @@ COMMANDS = [
     BotCommand("upload", "rehost the photo this replies to (or captions)"),
     BotCommand("mine", "your live uploads, with delete buttons (private)"),
     BotCommand("delete", "delete one of your uploads: /delete ID (private)"),
-    BotCommand("autorehost", "admins: /autorehost on|off [duration]"),
+    BotCommand("autorehost", "admins: /autorehost on|off [duration] [here: this topic only]"),
     BotCommand("help", "how to use this bot"),
 ]
+AUTOREHOST_USAGE = (
+    "Usage: /autorehost on [duration] or /autorehost off; in a topic of a group with "
+    "topics, add “here” to switch only that topic."
+)
+
+
+async def answer(message: Message, text: str) -> None:
+    """Reply to a command, waiting out a flood wait (an admin's command must be answered)."""
+    await with_retry(lambda: message.reply_text(text))
 
 
 class Commands:
@@ -67,42 +76,67 @@ class Commands:
         if message is None or user is None:
             return
         if message.chat.type == ChatType.PRIVATE:
-            await message.reply_text("Use /autorehost in a group, as one of its admins.")
+            await answer(message, "Use /autorehost in a group, as one of its admins.")
             return
         member = await context.bot.get_chat_member(message.chat_id, user.id)
         if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER):
-            await message.reply_text("Only the group's admins can change auto-rehost.")
+            await answer(message, "Only the group's admins can change auto-rehost.")
             return
         args = context.args or []
         switch = args[0].lower() if args else ""
+        rest = [arg for arg in args[1:] if arg.lower() != "here"]
+        here = len(rest) < len(args[1:])
         if switch not in ("on", "off"):
-            await message.reply_text("Usage: /autorehost on [duration] or /autorehost off")
+            await answer(message, AUTOREHOST_USAGE)
             return
-        given, duration, error = parse_expiry_argument(" ".join(args[1:]) or None)
-        if error:
-            await message.reply_text(f"{error}.")
-            return
-        enabled = switch == "on"
-        if not enabled and message.chat_id in self.settings.auto_rehost_chats:
-            await message.reply_text(
-                "This group is set to auto-rehost in the bot's configuration; "
-                "ask the bot's operator to change it."
+        thread_id = topic_of(message)
+        if here and thread_id is None:
+            await answer(
+                message,
+                "“here” switches one topic of a group with topics: send it in that topic. "
+                "Without it, /autorehost applies to the whole group.",
             )
             return
+        given, duration, error = parse_expiry_argument(" ".join(rest) or None)
+        if error:
+            await answer(message, f"{error}.")
+            return
+        enabled = switch == "on"
+        if not here and not enabled and message.chat_id in self.settings.auto_rehost_chats:
+            await answer(
+                message,
+                "This group is set to auto-rehost in the bot's configuration; "
+                "ask the bot's operator to change it.",
+            )
+            return
+        key = topic_key(message.chat_id, thread_id) if here and thread_id else str(message.chat_id)
         updated = self.core.library.set_auto_rehost(
-            PLATFORM, str(message.chat_id), enabled, duration if given else "keep"
+            PLATFORM, key, enabled, duration if given else "keep"
         )
+        scope = "in this topic" if here else "for the whole group"
         if enabled:
-            expiry = chat_expiry_phrase(updated.default_expiration)
-            text = f"Auto-rehost is on: every photo and image file here is rehosted ({expiry})."
+            label = updated.default_expiration
+            if here and label is None:  # the topic keeps the group's expiry
+                label = self.core.library.chat_settings(
+                    PLATFORM, str(message.chat_id)
+                ).default_expiration
+            expiry = chat_expiry_phrase(label)
+            text = (
+                f"Auto-rehost is on {scope}: every photo and image file "
+                f"{'here' if here else 'in it'} is rehosted ({expiry})."
+            )
             if not await self._sees_every_message(context, message.chat_id):
                 text += (
                     "\nBut in privacy mode I only see commands here: make me an admin of this "
                     "group (or turn privacy mode off with @BotFather) so that I see the photos."
                 )
-            await message.reply_text(text)
         else:
-            await message.reply_text("Auto-rehost is off.")
+            text = f"Auto-rehost is off {scope}."
+        if here:
+            text += "\nThe rest of the group follows /autorehost without “here”."
+        elif message.chat.is_forum:
+            text += "\nTopics switched on their own (/autorehost on|off here) keep their setting."
+        await answer(message, text)
 
     @staticmethod
     async def _sees_every_message(context: Context, chat_id: int) -> bool:

@@ -14,6 +14,7 @@ that follows each send.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dtm
 import html
 import logging
@@ -27,7 +28,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from adapters.telegram import render
-from adapters.telegram.trigger import PLATFORM
+from adapters.telegram.trigger import PHOTO, PLATFORM, THREAD
 from bot.app import Core
 from bot.outbox import OutboxRow
 from bot.presenting import upload_lines
@@ -38,6 +39,7 @@ from bot.store import BotMessage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+PHOTO_NOTICE = "telegram-photo-recompressed"
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,19 @@ class Delivery:
         chat_id = int(message.chat_id) if message.chat_id is not None else int(message.owner_id)
         if message.refresh_message_id is not None:
             return await self._deliver_refresh(row, chat_id, message.refresh_message_id)
-        text, keyboard = self._render(row, message)
+        batch = self.core.rehost.queue.batch(row.batch)
+        context = batch.context if batch is not None else {}
+        public = message.visibility is Visibility.PUBLIC
+        # The public answer goes to the source's forum topic; private parts go to the
+        # owner's private chat, which has none.
+        thread = context.get(THREAD) if public else None
+        photo_note = (
+            not public
+            and bool(context.get(PHOTO))
+            and any(item.upload_id is not None for item in message.items)
+            and self._claim_photo_note(row)
+        )
+        text, keyboard, hidden = self._render(row, message, photo_note)
         await self.pacer.wait(chat_id)
         try:
             sent = await self.send(
@@ -108,19 +122,34 @@ class Delivery:
                 text,
                 reply_to=int(message.reply_to) if message.reply_to else None,
                 keyboard=keyboard,
-                private=message.visibility is Visibility.PRIVATE,
+                private=not public,
+                thread_id=int(thread) if thread is not None else None,
+                hidden=hidden,
             )
         except RetryAfter as error:
             return Delivered.wait(retry_after_seconds(error))
         except Forbidden as error:
+            self._release_photo_note(row, photo_note)
             if message.visibility is Visibility.PRIVATE and message.chat_id is None:
                 return Delivered("unreachable", reason=error.message)
             return Delivered("failed", reason=f"forbidden: {error.message}")
         except BadRequest as error:
+            self._release_photo_note(row, photo_note)
             return Delivered("failed", reason=f"bad request: {error.message}")
         except (TimedOut, NetworkError) as error:
             return Delivered("retry", reason=str(error))
         return Delivered.sent(str(sent.chat_id), str(sent.message_id))
+
+    def _claim_photo_note(self, row: OutboxRow) -> bool:
+        """Whether this private answer is the one to say, once per user, that Telegram
+        recompressed the photo (this row again, when it is sent again)."""
+        owner = row.message.owner_id
+        return self.core.library.claim_notice(PLATFORM, owner, PHOTO_NOTICE, f"outbox:{row.id}")
+
+    def _release_photo_note(self, row: OutboxRow, claimed: bool) -> None:
+        if claimed:
+            owner = row.message.owner_id
+            self.core.library.release_notice(PLATFORM, owner, PHOTO_NOTICE, f"outbox:{row.id}")
 
     async def _deliver_refresh(self, row: OutboxRow, chat_id: int, message_id: str) -> Delivered:
         """Re-render a bot post whose uploads changed (moved to another host)."""
@@ -136,18 +165,21 @@ class Delivery:
         return Delivered.sent(str(chat_id), message_id)
 
     def _render(
-        self, row: OutboxRow, message: PlannedMessage
-    ) -> tuple[str, InlineKeyboardMarkup | None]:
+        self, row: OutboxRow, message: PlannedMessage, photo_note: bool = False
+    ) -> tuple[str, InlineKeyboardMarkup | None, bool]:
+        """Text, keyboard, and whether it shows spoilers (so no link preview)."""
         shown = lines(message, self.core.library.upload)
         if message.visibility is Visibility.PRIVATE:
             where = message.about_chat or None if message.chat_id is None else None
             heading = html.escape(message.note) if message.note else None
             text = render.private_text(shown, where=where, heading=heading)
-            return text, render.private_keyboard(shown)
+            if photo_note:
+                text += render.PHOTO_NOTE
+            return text, render.private_keyboard(shown), False
         text = render.public_text(shown, owner=message.owner_name or None)
         if message.tells_where_private_went:
             text += self._private_note(row, message)
-        return text, render.public_keyboard(shown)
+        return text, render.public_keyboard(shown), any(line.spoiler for line in shown)
 
     def _private_note(self, row: OutboxRow, message: PlannedMessage) -> str:
         if self.core.rehost.outbox.private_outcome(row.batch) == "sent":
@@ -166,16 +198,29 @@ class Delivery:
         reply_to: int | None = None,
         keyboard: InlineKeyboardMarkup | None = None,
         private: bool = False,
+        thread_id: int | None = None,
+        hidden: bool = False,
     ) -> Message:
-        """Send HTML text; ``private`` texts may hold delete links: no link preview."""
+        """Send HTML text; ``private`` texts may hold delete links, and ``hidden`` ones
+        spoilers: no link preview. ``thread_id``: the forum topic to post in; if the topic
+        is gone meanwhile, the message goes to the group's General topic instead."""
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-        return await self.bot.send_message(
-            chat_id,
-            text,
-            parse_mode=ParseMode.HTML,
-            reply_parameters=reply,
-            reply_markup=keyboard,
-            link_preview_options=render.NO_PREVIEW if private else None,
+        try:
+            return await self.bot.send_message(
+                chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_parameters=reply,
+                reply_markup=keyboard,
+                link_preview_options=render.NO_PREVIEW if private or hidden else None,
+                message_thread_id=thread_id,
+            )
+        except BadRequest as error:
+            if thread_id is None or "thread not found" not in error.message.lower():
+                raise
+            log.info("topic %s of chat %s is gone; answering in General", thread_id, chat_id)
+        return await self.send(
+            chat_id, text, reply_to=reply_to, keyboard=keyboard, private=private, hidden=hidden
         )
 
     # --- after a deletion ----------------------------------------------------------------
@@ -197,7 +242,12 @@ class Delivery:
             if not any(upload.active for upload in uploads):
                 await with_retry(lambda: self.bot.delete_message(chat_id, message_id))
                 return
-            shown = upload_lines(public_view(uploads))
+            hidden = self.core.library.hidden_uploads(upload.id for upload in uploads)
+            shown = [
+                dataclasses.replace(line, spoiler=line.upload.id in hidden)
+                for line in upload_lines(public_view(uploads))
+                if line.upload is not None
+            ]
             text, keyboard = render.public_text(shown), render.public_keyboard(shown)
         else:
             shown = upload_lines(uploads)

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from telegram import Message, Update, User
@@ -21,6 +22,12 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from adapters.telegram.links import (
+    expiry_beside_links,
+    link_request,
+    message_links,
+    words_beside_links,
+)
 from adapters.telegram.sources import has_media, image_sources
 from adapters.telegram.trigger import PLATFORM, Trigger
 from bot.app import Core
@@ -32,8 +39,8 @@ log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 UPLOAD_CAPTION = re.compile(r"^/upload(@\w+)?(\s|$)", re.IGNORECASE)
 USAGE = (
-    "Send /upload [duration] as the caption of a photo or image file, or reply /upload "
-    "to a message that has one."
+    "Send /upload [duration] as the caption of a photo or image file, reply /upload "
+    "to a message that has one, or send /upload <image link> [duration]."
 )
 
 
@@ -51,14 +58,25 @@ class Intake:
         if message is None or user is None:
             return
         text = message.caption if has_media(message) else message.text
+        links = [] if has_media(message) else message_links(message)
+        if links:  # /upload <link> [duration]
+            text = words_beside_links(message)
         argument = (text or "").split(maxsplit=1)[1:]
         expiry = argument[0] if argument else None
         _, _, error = parse_expiry_argument(expiry)
         if error:
             await message.reply_text(f"{error}.")
             return
+        if links:
+            self.rehost_links(self.trigger(message, user, explicit=True, expiry=expiry), links)
+            return
         target = message if has_media(message) else message.reply_to_message
         if target is None or not has_media(target):
+            quoted = message_links(target)  # /upload in reply to a message with links
+            if target is not None and quoted:
+                trigger = self.trigger(message, user, explicit=True, expiry=expiry)
+                self.rehost_links(dataclasses.replace(trigger, reply_to=target.message_id), quoted)
+                return
             await message.reply_text(USAGE)
             return
         trigger = self.trigger(message, user, explicit=True, expiry=expiry)
@@ -75,6 +93,23 @@ class Intake:
         expiry = caption if caption and not error else None  # a caption like "1d" sets expiry
         trigger = self.trigger(message, user, explicit=True, expiry=expiry)
         await self.rehost(trigger, message, context)
+
+    async def on_private_link(self, update: Update, context: Context) -> None:
+        """A text with links, in a private chat: the images they lead to are rehosted
+        (words beside them such as ``1d`` set the expiry, unless it is a forward)."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        links = message_links(message)
+        if not links:
+            return
+        expiry = None if message.forward_origin is not None else expiry_beside_links(message)
+        self.rehost_links(self.trigger(message, user, explicit=True, expiry=expiry), links)
+
+    def rehost_links(self, trigger: Trigger, links: Sequence[str]) -> None:
+        """Image links, rehosted like images; the core fetches them from public addresses
+        only, and answers a link to a web page or a private address plainly."""
+        self.core.rehost.submit(link_request(trigger, links))
 
     async def on_group_media(self, update: Update, context: Context) -> None:
         message, user = update.effective_message, update.effective_user

@@ -2,7 +2,8 @@
 
 Public texts carry viewer and direct links only. Private texts add the delete link, and
 every message that carries one is sent with link previews disabled: Telegram's preview
-fetcher would request a Chevereto delete link, which deletes the image.
+fetcher would request a Chevereto delete link, which deletes the image. An image its sender
+covered with a spoiler stays covered: its public links are spoilers, sent without preview.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ def _state(upload: UploadRecord) -> str:
     return f"#{upload.id} on {escape(upload.host)}, {expiry_phrase(upload.expires_at)}"
 
 
+def _note(line: ResultLine) -> str:
+    return f"; {escape(line.note)}" if line.note else ""
+
+
 def public_text(lines: Sequence[ResultLine], owner: str | None = None) -> str:
+    """Viewer and direct links; a spoiler's as spoilers (send it with NO_PREVIEW)."""
     parts = [rehosted_heading(lines) + (f" (for {escape(owner)})" if owner else "")]
     for line in lines:
         prefix = f"{line.number}. " if len(lines) > 1 else ""
@@ -47,7 +53,9 @@ def public_text(lines: Sequence[ResultLine], owner: str | None = None) -> str:
             parts.append(f"{prefix}{_state(upload)}")
         else:
             links = f"{_link('viewer', upload.viewer_url)} · {_link('direct', upload.url)}"
-            parts.append(f"{prefix}{links} ({_state(upload)})")
+            if line.spoiler:
+                links = f"<tg-spoiler>{links}</tg-spoiler> (spoiler)"
+            parts.append(f"{prefix}{links} ({_state(upload)}{_note(line)})")
     return "\n".join(parts)
 
 
@@ -64,7 +72,7 @@ def private_text(
         if upload is None:
             parts.append(f"{line.number}. {escape(line.name)}: {escape(line.error or 'failed')}")
             continue
-        parts.append(f"{line.number}. {_state(upload)}")
+        parts.append(f"{line.number}. {_state(upload)}{_note(line)}")
         if upload.state != "active":
             continue
         parts.append(f"Viewer: {escape(upload.viewer_url)}")
@@ -143,6 +151,12 @@ def mine(uploads: Sequence[UploadRecord]) -> tuple[str, InlineKeyboardMarkup | N
         shown.pop()
 
 
+PHOTO_NOTE = (
+    "\n\n<i>Telegram sends photos recompressed, as a smaller JPEG, and that is what was "
+    "rehosted. To keep your original, send it as a file (📎 > File): Telegram leaves "
+    "files as they are.</i>"
+)
+
 HELP = (
     "I rehost images on a stable image host and give you links that keep working.\n\n"
     "• Send me a photo or an image file here: you get the links and a private delete link.\n"
@@ -150,6 +164,8 @@ HELP = (
     "a message with a photo. The group sees the links; the delete link comes here.\n"
     "• Durations: 10m, 1h, 3d, 2w, 1mo, 1y or never.\n"
     "• /mine lists your uploads; /delete ID deletes one.\n"
+    "• Telegram recompresses photos: to rehost your original, send it as a file. GIFs too: "
+    "sent the usual way they become MP4 videos, which image hosts do not take.\n"
     "• Group admins: /autorehost on [duration] rehosts every image in the group; "
-    "/autorehost off stops."
+    "/autorehost off stops. In a topic, add “here” to switch only that topic."
 )

@@ -63,6 +63,8 @@ def make_resolver(bot: Bot, max_download_bytes: int) -> Resolver:
     too_big = f"Telegram lets bots download files of at most {human_size(max_download_bytes)}"
 
     async def resolve(ref: SourceRef) -> str:
+        if ref.user_link and ref.url is not None:
+            return ref.url  # a user's link, fetched as it is (from public addresses only)
         if ref.declared_size is not None and ref.declared_size > max_download_bytes:
             raise ValueError(f"the file is {human_size(ref.declared_size)}; {too_big}")
         assert ref.file_id is not None

@@ -12,6 +12,20 @@ from bot.expiration import Duration
 from bot.requests import RehostRequest
 
 PLATFORM = "telegram"
+# What the batch keeps for the answer (RehostRequest.context): the forum topic the public
+# answer goes to, and whether a photo (Telegram's recompressed JPEG) is among the images.
+THREAD = "thread_id"
+PHOTO = "photo"
+
+
+def topic_of(message: Message) -> int | None:
+    """The forum topic a message is in (None: not a forum, or its General topic)."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
+def topic_key(chat_id: int, thread_id: int) -> str:
+    """The chat-settings key of one topic of a forum."""
+    return f"{chat_id}:{thread_id}"
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,7 @@ class Trigger:
     expiration_given: bool = False
     expiration: Duration | None = None
     explicit: bool = False  # /upload: answer non-images plainly instead of ignoring them
+    thread_id: int | None = None  # the forum topic to answer in
 
     @property
     def private(self) -> bool:
@@ -34,6 +49,11 @@ class Trigger:
         sources = []
         for message in messages:
             sources += image_sources(message)[0]
+        context: dict[str, object] = {}
+        if self.thread_id is not None:
+            context[THREAD] = self.thread_id
+        if any(message.photo for message in messages):
+            context[PHOTO] = True
         return RehostRequest(
             platform=PLATFORM,
             chat_id=str(self.chat_id),
@@ -46,4 +66,5 @@ class Trigger:
             owner_name=self.owner_name,
             chat_title=self.chat_title,
             gather=gather,
+            context=context,
         )
