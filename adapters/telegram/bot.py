@@ -36,7 +36,7 @@ from adapters.telegram.delivery import Delivery, Pace, Pacer, with_retry
 from adapters.telegram.intake import UPLOAD_CAPTION, Intake
 from adapters.telegram.polling import DurablePoller
 from adapters.telegram.sources import make_resolver
-from adapters.telegram.trigger import PLATFORM
+from adapters.telegram.trigger import PLATFORM, topic_of
 from bot.app import Core
 from bot.config import TelegramSettings
 from bot.inbox import Inbox
@@ -155,7 +155,9 @@ class TelegramAdapter:
         )
         if chat is None or isinstance(context.error, RetryAfter):
             return
+        message = update.effective_message if isinstance(update, Update) else None
+        thread_id = topic_of(message) if message is not None else None
         try:
-            await context.bot.send_message(chat.id, SORRY)
+            await context.bot.send_message(chat.id, SORRY, message_thread_id=thread_id)
         except TelegramError as error:
             log.warning("could not tell chat %s that something failed: %s", chat.id, error)

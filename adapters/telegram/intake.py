@@ -28,8 +28,8 @@ from adapters.telegram.links import (
     message_links,
     words_beside_links,
 )
-from adapters.telegram.sources import has_media, image_sources
-from adapters.telegram.trigger import PLATFORM, Trigger
+from adapters.telegram.sources import has_media, image_sources, is_video_animation
+from adapters.telegram.trigger import PLATFORM, Trigger, topic_key, topic_of
 from bot.app import Core
 from bot.config import TelegramSettings
 from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument
@@ -41,6 +41,11 @@ UPLOAD_CAPTION = re.compile(r"^/upload(@\w+)?(\s|$)", re.IGNORECASE)
 USAGE = (
     "Send /upload [duration] as the caption of a photo or image file, reply /upload "
     "to a message that has one, or send /upload <image link> [duration]."
+)
+ANIMATION = (
+    "That is an animation, which Telegram makes into an MP4 video, and the image hosts "
+    "take no video, so I left it alone. To rehost the GIF itself, send it as a file "
+    "(📎 > File, pick the .gif): Telegram then keeps it uncompressed, as a GIF."
 )
 
 
@@ -88,9 +93,11 @@ class Intake:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None:
             return
-        caption = message.caption or ""
+        # A caption like "1d" sets the expiry; a forward's caption is its author's, not a
+        # request of the forwarder's.
+        caption = "" if message.forward_origin is not None else (message.caption or "")
         _, _, error = parse_expiry_argument(caption)
-        expiry = caption if caption and not error else None  # a caption like "1d" sets expiry
+        expiry = caption if caption and not error else None
         trigger = self.trigger(message, user, explicit=True, expiry=expiry)
         await self.rehost(trigger, message, context)
 
@@ -115,7 +122,7 @@ class Intake:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or user.is_bot:
             return
-        if self.auto_rehost(message.chat_id):
+        if self.auto_rehost(message):
             await self.rehost(self.trigger(message, user, explicit=False), message, context)
         elif message.media_group_id is not None:
             # A later /upload caption in the same album may ask for it: hold its items.
@@ -123,7 +130,13 @@ class Intake:
             request = trigger.request([message], gather=self.album_wait)
             self.core.rehost.submit(request, wanted=False)
 
-    def auto_rehost(self, chat_id: int) -> bool:
+    def auto_rehost(self, message: Message) -> bool:
+        """The topic's own setting (``/autorehost on|off here``), else the group's."""
+        chat_id, thread_id = message.chat_id, topic_of(message)
+        if thread_id is not None:
+            topic = self.core.library.own_chat_settings(PLATFORM, topic_key(chat_id, thread_id))
+            if topic is not None:
+                return topic.auto_rehost
         if chat_id in self.settings.auto_rehost_chats:
             return True
         return self.core.library.chat_settings(PLATFORM, str(chat_id)).auto_rehost
@@ -134,7 +147,13 @@ class Intake:
         self, message: Message, user: User, *, explicit: bool, expiry: str | None = None
     ) -> Trigger:
         given, duration, _ = parse_expiry_argument(expiry)
-        chat = message.chat
+        chat, thread_id = message.chat, topic_of(message)
+        if not given and thread_id is not None:  # the topic's own default expiry, if any
+            topic = self.core.library.own_chat_settings(PLATFORM, topic_key(chat.id, thread_id))
+            if topic is not None and topic.default_expiration:
+                given, duration, error = parse_expiry_argument(topic.default_expiration)
+                if error:
+                    given, duration = False, None
         key = f"{PLATFORM}:{chat.id}:{message.message_id}"
         if message.media_group_id is not None:
             key = f"{PLATFORM}:{chat.id}:album:{message.media_group_id}"
@@ -148,9 +167,14 @@ class Intake:
             expiration_given=given,
             expiration=duration,
             explicit=explicit,
+            thread_id=thread_id,
         )
 
     async def rehost(self, trigger: Trigger, message: Message, context: Context) -> None:
+        if is_video_animation(message):
+            if trigger.explicit:  # auto-rehost leaves GIFs be, as any other non-image
+                await message.reply_text(ANIMATION)
+            return
         images, others = image_sources(message)
         if not images:
             if trigger.explicit and others:
@@ -169,15 +193,17 @@ class Intake:
         request = trigger.request([message], gather=self.album_wait if album else 0.0)
         self.core.rehost.submit(request)
         if not album or message.caption is not None:
-            self._show_working(context, trigger.chat_id)
+            self._show_working(context, trigger.chat_id, trigger.thread_id)
 
-    def _show_working(self, context: Context, chat_id: int) -> None:
+    def _show_working(self, context: Context, chat_id: int, thread_id: int | None) -> None:
         """One "sending photo..." per request (not per image): it costs no flood budget,
         and it is only a courtesy, so it is not awaited by the handler."""
 
         async def show() -> None:
             try:
-                await context.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
+                await context.bot.send_chat_action(
+                    chat_id, ChatAction.UPLOAD_PHOTO, message_thread_id=thread_id
+                )
             except TelegramError as error:
                 log.debug("no chat action in %s: %s", chat_id, error)
 

@@ -24,11 +24,22 @@ IMAGE_MIME_TYPES = frozenset(
 
 
 def has_media(message: Message | None) -> bool:
+    # An animation (a GIF Telegram made into an MP4) comes with its file as ``document``.
     return message is not None and bool(message.photo or message.document)
 
 
+def is_video_animation(message: Message) -> bool:
+    """A GIF that Telegram turned into an MP4 "animation": a video, which no image host
+    takes (the GIF itself arrives only when it is sent as a file)."""
+    animation = message.animation
+    return animation is not None and (animation.mime_type or "").lower() not in IMAGE_MIME_TYPES
+
+
 def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
-    """The message's images, and the names of attachments that are not images."""
+    """The message's images, and the names of attachments that are not images. A forward
+    carries the media itself: it is an image like the original. A photo its sender covered
+    (``has_media_spoiler``) stays a spoiler."""
+    spoiler = bool(message.has_media_spoiler)
     if message.photo:
         # Telegram lists the sizes it made of a photo, smallest first.
         largest = max(message.photo, key=lambda size: (size.width * size.height, size.file_size))
@@ -39,6 +50,7 @@ def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
             declared_mime="image/jpeg",
             source_key=f"telegram:{largest.file_unique_id}",
             item_key=str(message.message_id),
+            spoiler=spoiler,
         )
         return [ref], []
     document = message.document
@@ -54,6 +66,7 @@ def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
         declared_mime=document.mime_type,
         source_key=f"telegram:{document.file_unique_id}",
         item_key=str(message.message_id),
+        spoiler=spoiler,
     )
     return [ref], []
 
