@@ -34,6 +34,7 @@ NOT_PUBLIC = (
     "that link leads to a private or local network address; the bot fetches only public ones"
 )
 NOT_WEB = "only http:// and https:// links can be rehosted"
+DELETE_LINK = "that is an image's delete link, and opening it would delete the image"
 _PAGE_TYPES = ("text/html", "application/xhtml+xml")
 
 
@@ -41,7 +42,9 @@ _PAGE_TYPES = ("text/html", "application/xhtml+xml")
 class FetchProblem:
     """Why an attachment was not fetched, in words fit for the user."""
 
-    kind: str  # too_large, not_image, unavailable; for links also web_page, not_public, bad_link
+    # too_large, not_image, unavailable; for links also web_page, not_public, bad_link,
+    # delete_link
+    kind: str
     message: str
 
 
@@ -108,8 +111,13 @@ class Fetcher:
             return FetchProblem("not_public", "the bot does not fetch links here")
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                if httpx.URL(url).scheme not in ("http", "https"):
+                parsed = httpx.URL(url)
+                if parsed.scheme not in ("http", "https"):
                     return FetchProblem("bad_link", NOT_WEB)
+                if "delete" in parsed.path.lower().split("/"):
+                    # Chevereto deletes an image on the first GET of its delete link
+                    # (``/image/<id>/delete/<token>``): never request one, whoever gave it.
+                    return FetchProblem("delete_link", DELETE_LINK)
                 async with self._links.stream("GET", url, timeout=self._timeout) as response:
                     location = response.headers.get("location")
                     if response.status_code in REDIRECT_CODES and location:

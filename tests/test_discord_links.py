@@ -120,6 +120,26 @@ async def test_upload_url_rehosts_an_image_link(
     assert_nothing_leaked(dc, host_emu)
 
 
+async def test_the_context_menu_leaves_the_bots_own_answers_alone(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
+) -> None:
+    """The bot's messages hold its uploads' links and, in DMs, delete links: a Chevereto
+    delete link deletes the image when requested, so they are never fetched."""
+    async with WebSite("127.0.0.1") as site:
+        site.add_image("/red.png", RED)
+        async with bot_allowing(tmp_path, host_emu, dc, ["127.0.0.1/32"]):
+            answer = await upload_url(dc, site.url("/red.png"))
+            served = len(host_emu.requests)
+            interaction = await dc.message_command("Rehost images", ANN, OTHER, answer, GUILD)
+            prefix = f"/interactions/{interaction['id']}/"
+            await dc.wait_for(lambda call: call.path.startswith(prefix))
+            [refusal] = dc.interaction_responses(interaction["id"])
+    assert refusal["data"]["content"] == "There is no image or image link to rehost there."
+    assert refusal["flags"] == EPHEMERAL
+    assert len(host_emu.images) == 1 and site.paths() == ["/red.png"]
+    assert len(host_emu.requests) == served  # none of its links was requested
+
+
 async def test_upload_without_a_file_or_a_link_is_answered_plainly(
     tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
 ) -> None:

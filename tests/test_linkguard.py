@@ -15,7 +15,7 @@ import pytest
 
 from bot.config import parse_config
 from bot.errors import ConfigError
-from bot.fetch import MAX_REDIRECTS, NOT_PUBLIC, WEB_PAGE, Fetcher, FetchProblem
+from bot.fetch import DELETE_LINK, MAX_REDIRECTS, NOT_PUBLIC, WEB_PAGE, Fetcher, FetchProblem
 from bot.hosts.base import UploadSource
 from bot.linkguard import (
     AddressGuard,
@@ -297,6 +297,15 @@ async def test_links_that_are_not_web_links_or_not_there(site: WebSite) -> None:
         assert isinstance(fetched, FetchProblem) and fetched.kind == "bad_link"
     missing = await fetch_link(site.url("/missing.png"))
     assert isinstance(missing, FetchProblem) and "HTTP 404" in missing.message
+
+
+async def test_a_delete_link_is_never_requested(site: WebSite) -> None:
+    """A Chevereto delete link deletes on the first GET: given, or reached by a redirect."""
+    delete = site.add_image("/image/AbC1/delete/0123abcd", PNG)
+    site.add_redirect("/innocent", delete)
+    for url in (delete, site.url("/innocent")):
+        assert await fetch_link(url) == FetchProblem("delete_link", DELETE_LINK)
+    assert site.paths() == ["/innocent"]
 
 
 async def test_without_a_link_client_links_are_refused(site: WebSite) -> None:

@@ -99,7 +99,7 @@ def build_commands(
             attachments_of(message),
             (False, None),
             message.id,
-            links=link_sources(message_links(message)),
+            links=link_sources(message_links(message, bot_user=client.user)),
         )
 
     @app_commands.command(name="mine", description="Your live uploads, with delete buttons")

@@ -29,8 +29,13 @@ def embed_image_links(embed: discord.Embed) -> list[str]:
     return [embed.image.url] if embed.image.url else []
 
 
-def message_links(message: discord.Message) -> list[str]:
-    """The message's image links, and those of a message it forwards, each once."""
+def message_links(
+    message: discord.Message, *, bot_user: discord.ClientUser | None = None
+) -> list[str]:
+    """The message's image links, and those of a message it forwards, each once. None in
+    the bot's own messages: their links are its uploads, and in DMs their delete links."""
+    if bot_user is not None and message.author.id == bot_user.id:
+        return []
     texts = [message.content]
     embeds = list(message.embeds)
     for snapshot in message.message_snapshots:
