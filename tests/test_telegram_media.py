@@ -269,3 +269,28 @@ async def test_the_photo_note_comes_once_per_user(
     assert [NOTE in text for text in texts_to(tg, BOB)] == [True]
     assert [NOTE in text for text in texts_to(tg, NOBODY)] == [True]
     assert all(NOTE not in text for text in texts_to(tg, GROUP)), "only in private"
+
+
+async def test_a_spoiler_stays_covered_when_its_post_is_edited_after_a_deletion(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    async with running_adapter(telegram_config(tmp_path, host, tg)) as adapter:
+        tg.send_photo(
+            GROUP, BOB, samples.png(34, 34), media_group_id="mixed", has_media_spoiler=True
+        )
+        tg.send_photo(GROUP, BOB, samples.png(35, 35), media_group_id="mixed")
+        await tg.wait_for(sent_to(GROUP, "Rehosted 2 images"), timeout=10)
+        await settled(adapter, tg)
+        covered, plain = sorted(
+            adapter.core.library.live_uploads("telegram", str(BOB)), key=lambda u: u.id
+        )
+        tg.send_text(BOB, BOB, f"/delete {plain.id}")
+        await tg.wait_for(lambda c: sent_to(BOB)(c) and "Yes, delete" in str(c.params))
+        prompt = tg.messages(BOB)[-1]
+        tg.press_button(BOB, BOB, prompt["message_id"], f"delok:{plain.id}")
+        edit = await tg.wait_for(
+            lambda c: c.method == "editMessageText" and int(c.params["chat_id"]) == GROUP
+        )
+    assert f'<tg-spoiler><a href="{covered.viewer_url}">' in edit.params["text"]
+    assert plain.viewer_url not in edit.params["text"]
+    assert preview_disabled(edit)
