@@ -31,9 +31,9 @@ HELP = (
     "I rehost images on a stable image host and give you links that keep working.\n"
     "- Send me an image here: you get the links and a private delete link "
     "(a message such as `1d` with it sets the expiry).\n"
-    "- `/upload file:` in a server posts the links there; the delete link is shown "
-    "only to you.\n"
-    "- Right-click a message > Apps > **Rehost images** rehosts its images.\n"
+    "- `/upload file:` (or `url:` with an image link) in a server posts the links there; "
+    "the delete link is shown only to you.\n"
+    "- Right-click a message > Apps > **Rehost images** rehosts its images and image links.\n"
     "- `/mine` lists your uploads; `delete ID` here (or `/delete`) deletes one."
 )
 

@@ -162,6 +162,7 @@ HELP = (
     "• Send me a photo or an image file here: you get the links and a private delete link.\n"
     "• In a group, send /upload [duration] as the caption of a photo, or reply /upload to "
     "a message with a photo. The group sees the links; the delete link comes here.\n"
+    "• Image links: send me a link to an image here, or /upload <link> [duration] anywhere.\n"
     "• Durations: 10m, 1h, 3d, 2w, 1mo, 1y or never.\n"
     "• /mine lists your uploads; /delete ID deletes one.\n"
     "• Telegram recompresses photos: to rehost your original, send it as a file. GIFs too: "
