@@ -27,6 +27,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -215,10 +216,16 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     replaced by one that has it; a test checks that every connection goes through it.
     """
 
-    def __init__(self, backend: GuardedBackend, *, limits: httpx.Limits) -> None:
+    def __init__(
+        self,
+        backend: GuardedBackend,
+        *,
+        limits: httpx.Limits,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         super().__init__(limits=limits, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -231,14 +238,16 @@ def new_link_client(
     *,
     resolve: Resolve = resolve_host,
     inner: httpcore.AsyncNetworkBackend | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
     """The client for users' links. It follows no redirect itself (the fetcher checks each
     hop) and ignores proxy settings from the environment: through a proxy, the address
-    checked would be the proxy's, not the link's."""
+    checked would be the proxy's, not the link's. ``ssl_context``: the certificates to
+    trust (default: the system's)."""
     backend = GuardedBackend(guard, resolve=resolve, inner=inner)
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=4)
     return httpx.AsyncClient(
-        transport=GuardedTransport(backend, limits=limits),
+        transport=GuardedTransport(backend, limits=limits, ssl_context=ssl_context),
         follow_redirects=False,
         trust_env=False,
         headers={"User-Agent": USER_AGENT, "Accept": "image/*"},

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -48,9 +49,12 @@ class _Answer:
 
 
 class WebSite(LocalServer):
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    """``ssl_context``: serve HTTPS with it (a server context holding a certificate)."""
+
+    def __init__(self, host: str = "127.0.0.1", ssl_context: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.port = 0
+        self._ssl = ssl_context
         self.requests: list[Seen] = []
         self._answers: dict[str, _Answer] = {}
         self._runner: web.AppRunner | None = None
@@ -65,7 +69,7 @@ class WebSite(LocalServer):
         self.port = int(sock.getsockname()[1])
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._runner, sock, ssl_context=self._ssl).start()
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -77,7 +81,7 @@ class WebSite(LocalServer):
         host = self.host
         if ipaddress.ip_address(host).version == 6:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path

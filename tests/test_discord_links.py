@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from adapters.discord.bot import DiscordAdapter
 from bot.app import open_core
 from bot.config import Config, LinkSettings
 from sandbox import samples
-from sandbox.discord_api import DiscordEmulator
+from sandbox.discord_api import DiscordEmulator, RestCall
 from sandbox.hostemu import HostEmulator
 from sandbox.weblinks import WebSite
 from tests.test_discord_adapter import (
@@ -86,6 +86,12 @@ async def bot_allowing(
         yield adapter
 
 
+def answered(interaction: Json) -> Callable[[RestCall], bool]:
+    """The interaction's callback (its immediate answer) was received."""
+    prefix = f"/interactions/{interaction['id']}/"
+    return lambda call: call.path.startswith(prefix)
+
+
 def url_option(link: str) -> Json:
     return {"name": "url", "type": 3, "value": link}
 
@@ -131,8 +137,7 @@ async def test_the_context_menu_leaves_the_bots_own_answers_alone(
             answer = await upload_url(dc, site.url("/red.png"))
             served = len(host_emu.requests)
             interaction = await dc.message_command("Rehost images", ANN, OTHER, answer, GUILD)
-            prefix = f"/interactions/{interaction['id']}/"
-            await dc.wait_for(lambda call: call.path.startswith(prefix))
+            await dc.wait_for(answered(interaction))
             [refusal] = dc.interaction_responses(interaction["id"])
     assert refusal["data"]["content"] == "There is no image or image link to rehost there."
     assert refusal["flags"] == EPHEMERAL
@@ -150,8 +155,7 @@ async def test_upload_without_a_file_or_a_link_is_answered_plainly(
         answers = []
         for options_given in ([], [url_option("not a link")]):
             interaction = await dc.slash_command("upload", ANN, OTHER, GUILD, options=options_given)
-            prefix = f"/interactions/{interaction['id']}/"
-            await dc.wait_for(lambda call, p=prefix: call.path.startswith(p))
+            await dc.wait_for(answered(interaction))
             [answer] = dc.interaction_responses(interaction["id"])
             answers.append(answer)
     nothing, not_a_link = answers

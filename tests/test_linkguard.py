@@ -7,6 +7,9 @@ any connection attempt, which a spy on the network backend below the guard prove
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from bot.linkguard import (
     AddressGuard,
     AddressRefused,
     GuardedBackend,
+    Resolve,
     address_class,
     new_link_client,
 )
@@ -115,7 +119,7 @@ class Spy(httpcore.AsyncNetworkBackend):
         raise httpcore.ConnectError("the spy connects nowhere")
 
 
-def stub_resolver(table: dict[str, Sequence[str]]) -> tuple[list[str], object]:
+def stub_resolver(table: dict[str, Sequence[str]]) -> tuple[list[str], Resolve]:
     asked: list[str] = []
 
     async def resolve(host: str, port: int) -> Sequence[str]:
@@ -144,7 +148,7 @@ async def test_a_name_resolving_to_a_private_address_is_refused_before_connectin
 ) -> None:
     asked, resolve = stub_resolver({"images.example": addresses})
     spy = Spy()
-    backend = GuardedBackend(AddressGuard(), resolve=resolve, inner=spy)  # type: ignore[arg-type]
+    backend = GuardedBackend(AddressGuard(), resolve=resolve, inner=spy)
     with pytest.raises(AddressRefused) as refused:
         await backend.connect_tcp("images.example", 443)
     assert refused.value.reason == kind and refused.value.host == "images.example"
@@ -170,7 +174,7 @@ async def test_the_connection_goes_to_the_address_that_was_checked() -> None:
 async def test_literal_addresses_are_not_resolved() -> None:
     asked, resolve = stub_resolver({})
     spy = Spy()
-    backend = GuardedBackend(AddressGuard(), resolve=resolve, inner=spy)  # type: ignore[arg-type]
+    backend = GuardedBackend(AddressGuard(), resolve=resolve, inner=spy)
     for host in ("10.0.0.1", "::1", "[::1]", "::ffff:127.0.0.1"):
         with pytest.raises(AddressRefused):
             await backend.connect_tcp(host, 80)
@@ -180,7 +184,7 @@ async def test_literal_addresses_are_not_resolved() -> None:
 async def test_unknown_names_and_unix_sockets_do_not_connect() -> None:
     _, resolve = stub_resolver({})
     spy = Spy()
-    backend = GuardedBackend(AddressGuard(), resolve=resolve, inner=spy)  # type: ignore[arg-type]
+    backend = GuardedBackend(AddressGuard(), resolve=resolve, inner=spy)
     with pytest.raises(httpcore.ConnectError):
         await backend.connect_tcp("nowhere.example", 80)
     with pytest.raises(AddressRefused):
@@ -236,6 +240,56 @@ async def test_an_image_link_is_fetched_through_redirects(site: WebSite) -> None
     assert site.requests[0].headers["User-Agent"].startswith("rehost/")
     # Every connection (one per hop: a redirect's body is not read) went through the guard.
     assert recorder.attempts == [("127.0.0.1", site.port)] * 3
+
+
+def self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` (and its key), made by the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-nodes", "-days", "1", "-subj", f"/CN={name}"]
+    command += ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    command += ["-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(command, check=True, capture_output=True)
+    return cert, key
+
+
+async def test_https_is_pinned_to_the_checked_address_and_keeps_the_name(
+    tmp_path: Path,
+) -> None:
+    """The connection goes to the address checked; TLS still names the host (SNI), the
+    certificate is checked against that name, and the Host header is the link's."""
+    cert, key = self_signed(tmp_path, "images.test")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    names: list[str | None] = []
+
+    def remember(sock: ssl.SSLObject, name: str | None, context: ssl.SSLContext) -> None:
+        names.append(name)
+
+    server.sni_callback = remember
+    trusted = ssl.create_default_context(cafile=str(cert))
+    _, resolve = stub_resolver({"images.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    async with WebSite("127.0.0.1", ssl_context=server) as site:
+        site.add_image("/cat.png", PNG)
+        recorder = Recorder()
+        client = new_link_client(
+            LOOPBACK_ONLY, resolve=resolve, inner=recorder, ssl_context=trusted
+        )
+        async with client as links:
+            fetcher = Fetcher(links, max_bytes=1 << 20, links=links)
+            good = await fetcher.fetch(
+                f"https://images.test:{site.port}/cat.png", filename="cat.png", user_link=True
+            )
+            # The same address under a name the certificate does not hold: refused by TLS.
+            wrong = await fetcher.fetch(
+                f"https://other.test:{site.port}/cat.png", filename="cat.png", user_link=True
+            )
+    assert isinstance(good, UploadSource) and good.open().read() == PNG
+    assert isinstance(wrong, FetchProblem) and wrong.kind == "unavailable"
+    assert recorder.attempts == [("127.0.0.1", site.port)] * 2
+    assert names == ["images.test", "other.test"]
+    assert [seen.host for seen in site.requests] == [f"images.test:{site.port}"]
 
 
 async def test_redirects_stop_after_the_limit(site: WebSite) -> None:
