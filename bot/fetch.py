@@ -13,6 +13,7 @@ client of :mod:`bot.linkguard` (public addresses only), following at most
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tempfile
@@ -35,6 +36,10 @@ NOT_PUBLIC = (
 )
 NOT_WEB = "only http:// and https:// links can be rehosted"
 DELETE_LINK = "that is an image's delete link, and opening it would delete the image"
+LINK_TOO_SLOW = "downloading the link took too long"
+# Seconds a link may take in all, redirects and body: a site sending a byte now and then
+# would otherwise hold a download slot for as long as each read stays under its timeout.
+LINK_DEADLINE = 120.0
 _PAGE_TYPES = ("text/html", "application/xhtml+xml")
 
 
@@ -58,11 +63,13 @@ class Fetcher:
         spool_dir: Path | None = None,
         timeout: httpx.Timeout | None = None,
         links: httpx.AsyncClient | None = None,
+        link_deadline: float = LINK_DEADLINE,
     ) -> None:
         self._http = http
         # Users' links go only through this client (bot.linkguard.new_link_client); with
         # none, they are refused.
         self._links = links
+        self.link_deadline = link_deadline
         self.max_bytes = max_bytes
         self._spool_threshold = spool_threshold
         self._spool_dir = spool_dir
@@ -109,8 +116,11 @@ class Fetcher:
     async def _fetch_link(self, url: str, filename: str) -> UploadSource | FetchProblem:
         if self._links is None:
             return FetchProblem("not_public", "the bot does not fetch links here")
+        deadline = asyncio.get_running_loop().time() + self.link_deadline
         try:
             for _ in range(MAX_REDIRECTS + 1):
+                if asyncio.get_running_loop().time() > deadline:
+                    return FetchProblem("unavailable", LINK_TOO_SLOW)
                 parsed = httpx.URL(url)
                 if parsed.scheme not in ("http", "https"):
                     return FetchProblem("bad_link", NOT_WEB)
@@ -131,7 +141,7 @@ class Fetcher:
                     length = response.headers.get("content-length", "")
                     if length.isdigit() and int(length) > self.max_bytes:
                         return self.too_large(int(length))
-                    return await self._read(response, filename, link=True)
+                    return await self._read(response, filename, deadline=deadline)
             return FetchProblem(
                 "unavailable", f"that link redirects more than {MAX_REDIRECTS} times"
             )
@@ -140,7 +150,7 @@ class Fetcher:
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             return FetchProblem("bad_link", NOT_WEB)
         except httpx.TimeoutException:
-            return FetchProblem("unavailable", "downloading the link took too long")
+            return FetchProblem("unavailable", LINK_TOO_SLOW)
         except httpx.TransportError:
             return FetchProblem("unavailable", "the link could not be downloaded")
 
@@ -154,8 +164,11 @@ class Fetcher:
         return FetchProblem("not_image", f"that link is not a supported image ({FORMATS})")
 
     async def _read(
-        self, response: httpx.Response, filename: str, *, link: bool = False
+        self, response: httpx.Response, filename: str, *, deadline: float | None = None
     ) -> UploadSource | FetchProblem:
+        """``deadline`` (loop time): a user's link, which must be read by then."""
+        link = deadline is not None
+        clock = asyncio.get_running_loop().time
         spool = _Spool(self._spool_threshold, self._spool_dir)
         digest = hashlib.sha256()
         head = b""
@@ -164,6 +177,8 @@ class Fetcher:
             async for chunk in response.aiter_bytes():  # as received: no re-chunking copy
                 if spool.size + len(chunk) > self.max_bytes:
                     return self.too_large(spool.size + len(chunk))  # closing aborts the download
+                if deadline is not None and clock() > deadline:
+                    return FetchProblem("unavailable", LINK_TOO_SLOW)
                 if image_type is None:
                     head = (head + chunk)[:SNIFF_BYTES]
                     if len(head) >= SNIFF_BYTES:

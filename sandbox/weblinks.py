@@ -7,6 +7,7 @@ it. Paths are set up by the test:
 - :meth:`WebSite.add_image`: bytes with a content type (``image/png`` by default);
 - :meth:`WebSite.add_page`: an HTML page;
 - :meth:`WebSite.add_redirect`: a 3xx answer with ``Location`` (absolute or relative);
+- :meth:`WebSite.add_endless`: an image that never ends, a few bytes at a time;
 - anything else: 404.
 
 A site on another loopback address (``127.0.0.2``, ``::1``) stands for "another machine"
@@ -15,6 +16,7 @@ in tests: the bot may be told to allow one address and not the other.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import ssl
@@ -46,6 +48,7 @@ class _Answer:
     body: bytes = b""
     content_type: str | None = None
     location: str | None = None
+    endless: bool = False
 
 
 class WebSite(LocalServer):
@@ -98,6 +101,11 @@ class WebSite(LocalServer):
         self._answers[path] = _Answer(status, location=location)
         return self.url(path)
 
+    def add_endless(self, path: str, head: bytes, content_type: str = "image/png") -> str:
+        """``head``, then zero bytes in small pieces, until the client goes away."""
+        self._answers[path] = _Answer(200, head, content_type, endless=True)
+        return self.url(path)
+
     def paths(self) -> list[str]:
         """The paths requested so far, in order."""
         return [seen.path for seen in self.requests]
@@ -111,7 +119,21 @@ class WebSite(LocalServer):
             return web.Response(status=404, text="not found")
         if answer.location is not None:
             return web.Response(status=answer.status, headers={"Location": answer.location})
+        if answer.endless:
+            return await self._dribble(request, answer)
         response = web.Response(status=answer.status, body=answer.body)
         if answer.content_type is not None:
             response.headers["Content-Type"] = answer.content_type
         return response
+
+    async def _dribble(self, request: web.Request, answer: _Answer) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        response.content_type = answer.content_type or "application/octet-stream"
+        await response.prepare(request)
+        await response.write(answer.body)
+        try:
+            while True:
+                await asyncio.sleep(0.005)
+                await response.write(b"\0" * 16)
+        except (ConnectionResetError, RuntimeError):
+            return response  # the client went away

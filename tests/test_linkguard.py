@@ -18,7 +18,15 @@ import pytest
 
 from bot.config import parse_config
 from bot.errors import ConfigError
-from bot.fetch import DELETE_LINK, MAX_REDIRECTS, NOT_PUBLIC, WEB_PAGE, Fetcher, FetchProblem
+from bot.fetch import (
+    DELETE_LINK,
+    LINK_TOO_SLOW,
+    MAX_REDIRECTS,
+    NOT_PUBLIC,
+    WEB_PAGE,
+    Fetcher,
+    FetchProblem,
+)
 from bot.hosts.base import UploadSource
 from bot.linkguard import (
     AddressGuard,
@@ -360,6 +368,17 @@ async def test_a_delete_link_is_never_requested(site: WebSite) -> None:
     for url in (delete, site.url("/innocent")):
         assert await fetch_link(url) == FetchProblem("delete_link", DELETE_LINK)
     assert site.paths() == ["/innocent"]
+
+
+async def test_a_link_that_never_ends_is_given_up_at_its_deadline(site: WebSite) -> None:
+    """Every read is quick, so no read times out: the deadline for the whole link ends it
+    (long before the size cap)."""
+    endless = site.add_endless("/endless.png", PNG[:16])
+    async with new_link_client(LOOPBACK_ONLY) as links:
+        fetcher = Fetcher(links, max_bytes=1 << 30, links=links, link_deadline=0.2)
+        fetched = await fetcher.fetch(endless, filename="endless.png", user_link=True)
+    assert fetched == FetchProblem("unavailable", LINK_TOO_SLOW)
+    assert site.paths() == ["/endless.png"]
 
 
 async def test_without_a_link_client_links_are_refused(site: WebSite) -> None:
