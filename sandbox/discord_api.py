@@ -460,6 +460,34 @@ class DiscordEmulator(LocalServer):
         extra = {"embeds": list(embeds)} if embeds else None
         return await self._post(channel, author_id, content, attachments, extra=extra)
 
+    def post_earlier(
+        self,
+        channel_id: int,
+        author_id: int,
+        content: str = "",
+        attachments: Iterable[Json] = (),
+    ) -> Json:
+        """A message posted before the bot was there (or while it was away): stored and
+        served by ``GET /channels/{id}/messages``, with no MESSAGE_CREATE."""
+        world = self.world
+        channel = world.channel(channel_id)
+        world.ensure_user(author_id)
+        if channel.guild_id is not None:
+            world.guild(channel.guild_id).members.setdefault(author_id, [])
+        if channel.type in POST_CHANNEL_TYPES:
+            raise AssertionError("messages in a forum or media channel live in its posts")
+        msg = create_message(
+            world,
+            channel,
+            {"content": content},
+            [],
+            author_id=author_id,
+            allowed_flags=0,
+            extra={"attachments": list(attachments)},
+            allow_empty=True,
+        )
+        return public_view(msg)
+
     async def forward_message(
         self,
         channel_id: int | None,

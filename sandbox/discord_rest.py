@@ -11,9 +11,11 @@ How long Discord remembers a nonce is documented only as "the past few minutes".
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 
+from sandbox.discord_gateway import CONTENT_FIELDS
 from sandbox.discord_messages import (
     announce,
     create_message,
@@ -26,8 +28,10 @@ from sandbox.discord_model import (
     ADD_REACTIONS,
     ATTACH_FILES,
     DM,
+    EPHEMERAL,
     IS_COMPONENTS_V2,
     MANAGE_MESSAGES,
+    MESSAGE_CONTENT,
     POST_CHANNEL_TYPES,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
@@ -52,6 +56,7 @@ SEND_FLAGS = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_COMPONENTS_V2
 NONCE_MAX_LENGTH = 25
 NONCE_WINDOW = 120.0  # seconds; Discord says "the past few minutes"
 MAX_REFRESH_URLS = 50
+DEFAULT_HISTORY, MAX_HISTORY = 50, 100
 _CHAT_NAME = re.compile(r"^[-_\w]{1,32}$")
 
 
@@ -302,6 +307,58 @@ async def get_message(world: World, req: ApiRequest, m: Match) -> Reply:
     return Reply(200, served_view(world, msg))
 
 
+def _history_bound(req: ApiRequest, name: str) -> int | None:
+    value = req.query.get(name)
+    return None if value is None else snowflake(value, name)
+
+
+async def get_messages(world: World, req: ApiRequest, m: Match) -> Reply:
+    """A channel's history, newest first: at most ``limit`` (1..100, default 50) messages
+    ``before`` or ``after`` a message id (``around`` is not emulated). Ephemeral and deleted
+    messages are not in it; attachment URLs are freshly signed; without the message content
+    intent an app sees the content of its own messages and of those mentioning it only."""
+    channel = _channel(world, m)
+    world.require(channel, VIEW_CHANNEL)
+    world.require(channel, READ_MESSAGE_HISTORY)
+    raw_limit = req.query.get("limit", str(DEFAULT_HISTORY))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_HISTORY:
+        raise invalid_form(
+            "limit", "NUMBER_TYPE_MAX", f"int value should be between 1 and {MAX_HISTORY}."
+        )
+    if "around" in req.query:
+        raise ApiError(501, 0, "around is not emulated")
+    before, after = _history_bound(req, "before"), _history_bound(req, "after")
+    ids = [
+        i
+        for i in world.channel_log.get(channel.id, [])
+        if not world.messages[i].get("deleted")
+        and not world.messages[i]["flags"] & EPHEMERAL
+        and (before is None or i < before)
+        and (after is None or i > after)
+    ]
+    # Newest first, the ``limit`` nearest the bound (after: the oldest ones after it).
+    limit = int(raw_limit)
+    chosen = ids[:limit] if after is not None and before is None else ids[-limit:]
+    out = []
+    for message_id in reversed(chosen):
+        msg = served_view(world, world.messages[message_id])
+        if not _content_visible(world, msg):
+            msg.update(copy.deepcopy(CONTENT_FIELDS))
+            for snapshot in msg.get("message_snapshots") or []:
+                snapshot["message"].update(copy.deepcopy(CONTENT_FIELDS))
+        out.append(msg)
+    return Reply(200, out)
+
+
+def _content_visible(world: World, msg: Json) -> bool:
+    if world.privileged_intents & MESSAGE_CONTENT:
+        return True
+    own = int(msg["author"]["id"]) == world.bot_user_id
+    mentioned = any(int(u["id"]) == world.bot_user_id for u in msg.get("mentions", []))
+    dm = world.channels[int(msg["channel_id"])].guild_id is None
+    return own or mentioned or dm
+
+
 async def patch_message(world: World, req: ApiRequest, m: Match) -> Reply:
     _, msg = _message(world, m)
     if int(msg["author"]["id"]) != world.bot_user_id:
@@ -412,6 +469,7 @@ ROUTES: list[Route] = [
     route("GET", f"{_APP}/guilds/{{guild_id}}/commands/{{command_id}}", get_command),
     route("DELETE", f"{_APP}/guilds/{{guild_id}}/commands/{{command_id}}", delete_command),
     route("GET", "/channels/{channel_id}", get_channel),
+    route("GET", "/channels/{channel_id}/messages", get_messages),
     route("POST", "/channels/{channel_id}/messages", post_message),
     route("GET", _MSG, get_message),
     route("PATCH", _MSG, patch_message),

@@ -709,3 +709,43 @@ async def test_spoiler_attachments_are_marked_by_name_and_flag(
     assert first.filename == "SPOILER_a.png" and first.flags.spoiler and first.is_spoiler()
     assert not second.is_spoiler()
     assert "/SPOILER_a.png?" in first.url
+
+
+async def test_history_pages_before_a_message_newest_first(
+    dc: DiscordEmulator, bot: EmuBot
+) -> None:
+    posted = [dc.post_earlier(CHANNEL, ANN, f"m{i}") for i in range(120)]
+    attachment = dc.add_attachment(PNG, "a.png", "image/png", channel_id=CHANNEL)
+    with_file = dc.post_earlier(CHANNEL, BOB, "file", [attachment])
+    channel = bot.get_partial_messageable(CHANNEL)
+
+    newest = [m async for m in channel.history(limit=3)]
+    assert [m.id for m in newest] == [
+        int(with_file["id"]),
+        int(posted[-1]["id"]),
+        int(posted[-2]["id"]),
+    ]
+    assert newest[0].attachments[0].filename == "a.png"
+    before = discord.Object(int(posted[100]["id"]))
+    older = [m.content async for m in channel.history(limit=150, before=before)]
+    assert older == [f"m{i}" for i in range(99, -1, -1)]  # two pages, then the start
+    pages = [c for c in dc.calls if c.method == "GET" and c.path == f"/channels/{CHANNEL}/messages"]
+    assert [c.query.get("limit") for c in pages][-2:] == ["100", "50"]
+    after = [
+        m.content
+        async for m in channel.history(limit=2, after=discord.Object(int(posted[5]["id"])))
+    ]
+    assert sorted(after) == ["m6", "m7"]
+
+
+async def test_history_hides_content_without_the_intent() -> None:
+    async with DiscordEmulator(application_id=APP_ID, privileged_intents=0) as dc:
+        dc.add_guild(GUILD, owner_id=ANN, channels=[CHANNEL])
+        attachment = dc.add_attachment(PNG, "a.png", "image/png", channel_id=CHANNEL)
+        dc.post_earlier(CHANNEL, ANN, "secret", [attachment])
+        dc.post_earlier(CHANNEL, ANN, f"<@{APP_ID}> hello")
+        async with running_client(EmuBot(message_content=False), dc) as client:
+            channel = client.get_partial_messageable(CHANNEL)
+            mention, hidden = [m async for m in channel.history(limit=5)]
+    assert (hidden.content, hidden.attachments) == ("", [])
+    assert mention.content.endswith("hello")
