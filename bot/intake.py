@@ -58,7 +58,7 @@ class Intake:
                 return key
         duration = self.duration(request)
         label = duration.label() if duration else None
-        jobs = self._jobs(request, sources, counted=wanted)
+        jobs = self._jobs(request, sources, counted=wanted and request.rate_limited)
         batch = self._batch(key, request, answer)
         if not self.queue.record(
             batch, jobs, expiration=label, gather=request.gather, wanted=wanted

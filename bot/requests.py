@@ -66,6 +66,8 @@ class RehostRequest:
     context: Mapping[str, Any] = field(default_factory=dict)  # kept for the adapter
     skipped: Sequence[str] = ()  # attachments that are not images, to name in the answer
     gather: float = 0.0  # seconds to wait for more items of the same key (an album)
+    # False: not counted against the owner's rate limit (a backfill an admin asked for).
+    rate_limited: bool = True
 
 
 @dataclass(frozen=True)

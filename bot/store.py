@@ -266,6 +266,50 @@ def _v10_notices(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v11_backfills(db: sqlite_utils.Database) -> None:
+    # A chat's earlier messages rehosted on request, resumably (see bot.backfills): the
+    # backfill, held by one runner at a time with a lease, and one item per message with
+    # images, numbered oldest first (``batch``: its request once fed to the queue).
+    db.table("backfills").create(
+        {
+            "id": int,
+            "platform": str,
+            "chat_id": str,
+            "requested_by": str,
+            "message_limit": int,  # how many earlier messages to read
+            "before_id": str,  # read the messages before this one
+            "state": str,  # reading, running, reporting, done
+            "stop_requested": int,
+            "progress_message_id": str,  # the message edited as it goes
+            "scanned": int,  # messages read
+            "skipped": int,  # messages with images rehosted before
+            "summary_sent": int,  # summary parts posted
+            "context": str,  # JSON the adapter keeps with it
+            "lease_owner": str,
+            "lease_until": float,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("backfills").create_index(["platform", "state"])
+    db.table("backfill_items").create(
+        {
+            "backfill_id": int,
+            "position": int,
+            "message_id": str,
+            "owner_id": str,
+            "owner_name": str,
+            "sources": str,  # JSON list of SourceRef
+            "images": int,
+            "batch": str,
+        },
+        pk=("backfill_id", "position"),
+    )
+    # Whether a message was rehosted already: the batches answering it.
+    db.table("batches").create_index(["platform", "chat_id", "message_id"])
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
@@ -277,6 +321,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v8_host_moves,
     _v9_job_notes,
     _v10_notices,
+    _v11_backfills,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
