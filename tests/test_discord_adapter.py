@@ -8,9 +8,12 @@ public message, or in any message without SUPPRESS_EMBEDS.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -34,11 +37,12 @@ from bot.requests import RehostRequest, SourceRef
 from bot.runner import serve
 from bot.sending import Delivered
 from bot.states import Visibility
+from bot.store import Store
 from sandbox import samples
 from sandbox.discord_api import DiscordEmulator, RestCall
 from sandbox.discord_messages import announce
 from sandbox.hostemu import Fault, HostEmulator
-from tests.conftest import CHEV_KEY, IMGBB_KEY
+from tests.conftest import CHEV_KEY, IMGBB_KEY, ROOT, host_table, write_config
 
 APP_ID = 1_300_000_000_000_000_001
 GUILD = 1_300_000_000_000_000_100
@@ -691,6 +695,228 @@ async def test_a_spoiler_stays_hidden_in_the_public_answer(
     edited = dc.message(reply["id"])
     assert edited["embeds"] == [] and len(spoilered(edited["content"])) == 1
     assert f"(<{secret.viewer_url}>)" in spoilered(edited["content"])[0]
+
+
+# --- backfill -----------------------------------------------------------------------------------
+
+HISTORY = 1_300_000_000_000_000_105  # a channel with earlier messages (not auto-rehosted)
+
+
+def rehost_backfill(**values: int | str | bool) -> list[Json]:
+    """The options of ``/rehost backfill``."""
+    kinds = {"limit": 4, "before": 3, "stop": 5}
+    options = [{"name": name, "type": kinds[name], "value": v} for name, v in values.items()]
+    return [{"name": "backfill", "type": 1, "options": options}]
+
+
+def earlier_request(message: Json) -> RehostRequest:
+    """What auto-rehost recorded for a message with images, had it been on then."""
+    sources = [
+        SourceRef(a["filename"], url=a["url"], declared_size=a["size"], item_key=a["id"])
+        for a in message["attachments"]
+    ]
+    return RehostRequest(
+        "discord",
+        message["channel_id"],
+        message["author"]["id"],
+        sources,
+        message_id=message["id"],
+        key=f"discord:m:{message['id']}",
+        chat_title=f"<#{message['channel_id']}>",
+    )
+
+
+def write_history(
+    dc: DiscordEmulator, channel: int, count: int, *, every: int = 5, shade: int = 150
+) -> list[Json]:
+    """``count`` earlier messages by three people; 3 of each ``every`` have an image
+    (distinct images from ``shade`` on)."""
+    authors = (ANN, CAT, BOB)
+    posted = []
+    for i in range(count):
+        files = []
+        if i % every < 3:
+            files = [
+                dc.add_attachment(image(shade + i), f"old{i}.png", "image/png", channel_id=channel)
+            ]
+        posted.append(dc.post_earlier(channel, authors[i % 3], f"message {i}", files))
+    return posted
+
+
+def progress_of(dc: DiscordEmulator, channel: int, nth: int = 0) -> str:
+    """The content of the ``nth`` backfill progress message in ``channel`` (or "")."""
+    shown = [m for m in public_messages(dc, channel) if m["content"].startswith("Backfill of ")]
+    progress = [m for m in shown if "the links, by message" not in m["content"]]
+    return str(progress[nth]["content"]) if len(progress) > nth else ""
+
+
+async def test_backfill_rehosts_a_channels_earlier_images_once(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
+) -> None:
+    dc.add_channel(GUILD, HISTORY, "history")
+    posted = write_history(dc, HISTORY, 50)  # 30 with an image
+    with_images = [m for m in posted if m["attachments"]]
+    config = make_config(tmp_path, host_emu, dc)
+    async with open_core(config) as core:  # 5 of them were rehosted before
+        for message in with_images[10:15]:
+            await core.rehost.rehost(earlier_request(message))
+    assert len(host_emu.images) == 5
+    earlier = {img.viewer_url for img in host_emu.images.values()}
+
+    async with open_core(config) as core, running(core):
+        command = await dc.slash_command(
+            "rehost", ANN, HISTORY, GUILD, options=rehost_backfill(limit=50)
+        )
+        assert await command_answer(dc, command) == (
+            f"Backfill of up to 50 earlier messages of <#{HISTORY}> started; its progress "
+            "is shown in the channel."
+        )
+        await until(lambda: " done:" in progress_of(dc, HISTORY), timeout=30)
+
+        assert len(host_emu.images) == 30  # 25 new
+        progress, *summary = public_messages(dc, HISTORY)
+        assert progress["content"] == (
+            f"Backfill of <#{HISTORY}> done: 25 of 25 images rehosted from 25 messages, "
+            "0 failed. 5 messages were rehosted before. The links follow. "
+            "Delete links: each author finds theirs in /mine."
+        )
+        edits = [
+            c
+            for c in dc.calls
+            if c.method == "PATCH" and c.path == f"/channels/{HISTORY}/messages/{progress['id']}"
+        ]
+        assert edits and all(c.status == 200 for c in edits)
+        # One summary, in as few messages as 2,000 characters allow, oldest message first.
+        assert summary[0]["content"].startswith(f"Backfill of <#{HISTORY}>: the links, by message.")
+        assert summary[-1]["content"].endswith("Delete links: each author finds theirs in /mine.")
+        for part, following in itertools.pairwise(summary):
+            first_line = following["content"].split("\n")[0]
+            assert len(part["content"]) + 1 + len(first_line) > 2000 >= len(part["content"])
+        text = "\n".join(part["content"] for part in summary)
+        new = [img for img in host_emu.images.values() if img.viewer_url not in earlier]
+        assert all(f"(<{img.viewer_url}>)" in text for img in new)
+        assert not any(url in text for url in earlier)
+        order = [text.index(f"/{m['id']}>") for m in with_images if f"/{m['id']}>" in text]
+        assert len(order) == 25 and order == sorted(order)
+        # Nothing else was said: no answer per message, no DMs; the links wait in /mine.
+        assert len(channel_posts(dc, HISTORY)) == 1 + len(summary)
+        assert all(dc.dm_channel_of(user) is None for user in (ANN, BOB, CAT))
+        mine = core.library.live_uploads(PLATFORM, str(CAT))
+        assert mine and all(u.delete_url for u in mine)
+
+        # Again: everything there is rehosted already.
+        again = await dc.slash_command(
+            "rehost", ANN, HISTORY, GUILD, options=rehost_backfill(limit=50)
+        )
+        await command_answer(dc, again)
+        await until(lambda: " done:" in progress_of(dc, HISTORY, 1), timeout=10)
+        assert progress_of(dc, HISTORY, 1).startswith(
+            f"Backfill of <#{HISTORY}> done: nothing new to rehost in 50 messages."
+        )
+        assert len(host_emu.images) == 30
+    assert_nothing_leaked(dc, host_emu)
+
+
+async def test_a_backfill_stopped_halfway_is_finished_by_the_next_run_and_can_be_stopped(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
+) -> None:
+    dc.add_channel(GUILD, HISTORY, "history")
+    first = write_history(dc, HISTORY, 20, every=3)  # each message has an image
+    config = make_config(tmp_path, host_emu, dc)
+    host_emu.latency = 0.2
+    async with open_core(config) as core, running(core):
+        await dc.slash_command("rehost", ANN, HISTORY, GUILD, options=rehost_backfill(limit=20))
+        await until(lambda: len(host_emu.images) >= 3, timeout=10)
+    # The process stopped halfway; the next one finishes the same backfill.
+    async with open_core(config) as core, running(core):
+        await until(lambda: " done:" in progress_of(dc, HISTORY), timeout=30)
+        assert progress_of(dc, HISTORY).startswith(
+            f"Backfill of <#{HISTORY}> done: 20 of 20 images rehosted from 20 messages"
+        )
+        _, *summary = public_messages(dc, HISTORY)
+        text = "\n".join(part["content"] for part in summary)
+        assert all(text.count(f"/{m['id']}>") == 1 for m in first)  # each message once
+        recorded = core.store.db.execute("select count(*), count(distinct sha256) from uploads")
+        assert tuple(recorded.fetchone()) == (20, 20)
+
+        # Another, stopped by a moderator: what was fed finishes and is reported.
+        host_emu.latency = 1.0  # 40 images take 10 s: it is stopped long before
+        write_history(dc, HISTORY, 40, every=3, shade=180)
+        await dc.slash_command("rehost", ANN, HISTORY, GUILD, options=rehost_backfill(limit=40))
+        await until(lambda: "of 40 images" in progress_of(dc, HISTORY, 1), timeout=10)
+        stop = await dc.slash_command(
+            "rehost", ANN, HISTORY, GUILD, options=rehost_backfill(stop=True)
+        )
+        assert (await command_answer(dc, stop)).startswith(f"Stopping the backfill of <#{HISTORY}>")
+        await until(lambda: " stopped:" in progress_of(dc, HISTORY, 1), timeout=30)
+        stopped = progress_of(dc, HISTORY, 1)
+        rehosted = int(stopped.split(" stopped: ")[1].split(" of ")[0])
+        assert 0 < rehosted < 40 and stopped.endswith(
+            "Delete links: each author finds theirs in /mine."
+        )
+        assert core.store.db.execute("select count(*) from uploads").fetchone()[0] == 20 + rehosted
+    assert progress_of(dc, HISTORY, 2) == ""  # one progress message each
+    assert_nothing_leaked(dc, host_emu)
+
+
+async def test_a_backfill_killed_halfway_is_finished_by_the_next_process(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
+) -> None:
+    """SIGKILL in the middle of a backfill; the next ``rehost run`` completes it, each
+    image recorded once, one progress message, one summary."""
+    dc.add_channel(GUILD, HISTORY, "history")
+    with_images = [m for m in write_history(dc, HISTORY, 50) if m["attachments"]]
+    config = write_config(tmp_path, [host_table("chev", host_emu, "chevereto")], ["chev"])
+    config.write_text(
+        config.read_text() + f'\n[discord]\ntoken = "{dc.token}"\nguild_ids = [{GUILD}]\n'
+        f'api_base_url = "{dc.api_base}"\ngateway_url = "{dc.gateway_url}"\n'
+    )
+    host_emu.latency = 0.2  # 30 images take at least 1.5 s
+
+    async def rehost_run(log: str) -> asyncio.subprocess.Process:
+        synced = len([c for c in dc.calls if c.method == "PUT" and c.path.endswith("/commands")])
+        with (tmp_path / log).open("w") as stderr:  # its log, to read when this fails
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "run", "-c", str(config), cwd=ROOT,
+                stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+            )  # fmt: skip
+        await until(
+            lambda: (
+                len([c for c in dc.calls if c.method == "PUT" and c.path.endswith("/commands")])
+                > synced
+            ),
+            timeout=30,
+        )
+        return process
+
+    first = await rehost_run("first.log")
+    try:
+        await dc.slash_command("rehost", ANN, HISTORY, GUILD, options=rehost_backfill(limit=50))
+        await until(lambda: len(host_emu.images) >= 6, timeout=30)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    assert " done:" not in progress_of(dc, HISTORY)
+    second = await rehost_run("second.log")
+    try:
+        await until(lambda: " done:" in progress_of(dc, HISTORY), timeout=60)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 30)
+
+    assert progress_of(dc, HISTORY).startswith(
+        f"Backfill of <#{HISTORY}> done: 30 of 30 images rehosted from 30 messages, 0 failed."
+    )
+    assert progress_of(dc, HISTORY, 1) == ""  # the same progress message, edited
+    _, *summary = public_messages(dc, HISTORY)
+    text = "\n".join(part["content"] for part in summary)
+    assert [text.count(f"/{m['id']}>") for m in with_images] == [1] * 30
+    assert text.count("the links, by message") == 1
+    store = Store(tmp_path / "rehost.db")
+    recorded = store.db.execute("select count(*), count(distinct sha256) from uploads")
+    assert tuple(recorded.fetchone()) == (30, 30)
+    assert len(host_emu.uploads) >= 30  # an upload cut short by the kill is made again
+    assert_nothing_leaked(dc, host_emu)
 
 
 # --- failures and lifecycle ------------------------------------------------------------------

@@ -9,9 +9,10 @@ local emulator): they set ``discord.http.Route.BASE`` and
 Once ready, the adapter takes its part of the core's work: the job worker runs Discord
 jobs (with :class:`~adapters.discord.sources.AttachmentLinks` re-signing stale attachment
 links), and an :class:`~bot.sending.OutboxSender` delivers Discord answers through
-:class:`~adapters.discord.delivery.Delivery`. Work a previous run left behind (jobs,
-answers not yet sent) is found the same way, once its lease lapses: there is no separate
-recovery.
+:class:`~adapters.discord.delivery.Delivery`, and a
+:class:`~adapters.discord.backfill.BackfillLoop` runs ``/rehost backfill``. Work a previous
+run left behind (jobs, answers not yet sent, a backfill halfway) is found the same way,
+once its lease lapses: there is no separate recovery.
 
 Its rooms are the same as the Telegram adapter's: ``intake`` (events become recorded
 requests), ``render``, ``delivery`` (outbox rows become messages), ``deleting``,
@@ -33,6 +34,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.discord import commands
+from adapters.discord.backfill import BackfillLoop
 from adapters.discord.client import RehostClient
 from adapters.discord.sources import PLATFORM
 from bot.app import Core
@@ -71,6 +73,7 @@ class DiscordAdapter:
         self._gateway: asyncio.Task[None] | None = None
         self._sender: OutboxSender | None = None
         self._sending: asyncio.Task[None] | None = None
+        self._backfilling: asyncio.Task[None] | None = None
         self._saved_endpoints: tuple[str, yarl.URL] | None = None
 
     @property
@@ -98,12 +101,14 @@ class DiscordAdapter:
         rehost = self.core.rehost
         rehost.worker.platforms.discard(PLATFORM)  # jobs wait for the next run
         rehost.resolvers.pop(PLATFORM, None)
-        if self._sending is not None:
-            self._sending.cancel()
-            done, _ = await asyncio.wait({self._sending}, timeout=self._stop_timeout)
+        for task, what in ((self._backfilling, "backfill runner"), (self._sending, "sender")):
+            if task is None:
+                continue
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=self._stop_timeout)
             if not done:
-                log.warning("the Discord outbox sender did not stop in time")
-            self._sending = self._sender = None
+                log.warning("the Discord %s did not stop in time", what)
+        self._sending = self._sender = self._backfilling = None
         await self._disconnect()
         self._restore_endpoints()
 
@@ -122,6 +127,9 @@ class DiscordAdapter:
         rehost.on_answer(PLATFORM, sender.wake)
         self._sending = asyncio.create_task(sender.run(), name="discord-sender")
         rehost.worker.serve(PLATFORM)
+        backfills = BackfillLoop(client, self.core, lease=rehost.lease)
+        client.wake_backfills = backfills.wake
+        self._backfilling = asyncio.create_task(backfills.run(), name="discord-backfill")
 
     def _use_endpoints(self) -> None:
         if self._saved_endpoints is None:

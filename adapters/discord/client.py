@@ -10,7 +10,7 @@ and routes failures of gateway events to the one error handler
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import discord
@@ -69,6 +69,8 @@ class RehostClient(discord.Client):
         self.intake = Intake(self, core, settings, self.deletions)
         self.delivery = Delivery(self, core, refresh=self.deletions.refresh)
         self.links = AttachmentLinks(self)
+        # Tells the backfill runner there is work (set once it runs; see bot.py).
+        self.wake_backfills: Callable[[], None] = lambda: None
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)

@@ -1,4 +1,5 @@
-"""Application commands: /upload, "Rehost images", /mine, /delete, /rehost auto.
+"""Application commands: /upload, "Rehost images", /mine, /delete, /rehost auto and
+/rehost backfill (:mod:`adapters.discord.backfill`).
 
 The commands that rehost only record the request (see
 :meth:`~adapters.discord.intake.Intake.rehost_for_interaction`): they defer at once,
@@ -17,6 +18,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord import errors, render
+from adapters.discord.backfill import backfill_command
 from adapters.discord.client import RehostClient
 from adapters.discord.links import message_links
 from adapters.discord.places import AutoTarget, AutoTargetTransformer, Expiry, Place, place_of
@@ -178,6 +180,9 @@ def build_commands(
             )
         await interaction.response.send_message(text)
 
+    settings.add_command(
+        backfill_command(client.core, client.intake.places, lambda: client.wake_backfills())
+    )
     return [upload, rehost_images, mine, delete, settings]
 
 

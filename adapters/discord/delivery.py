@@ -99,6 +99,9 @@ class Delivery:
                 await self.refresh([post])
             return Delivered.sent(message.chat_id, message.refresh_message_id)
         batch = self.core.rehost.queue.batch(row.batch)
+        if batch is not None and batch.context.get("backfill") is not None:
+            # A backfilled message is answered by its backfill's summary, not on its own.
+            return Delivered("sent")
         command = InteractionRef.from_context(batch.context) if batch is not None else None
         about = batch.chat_title if batch is not None else None
         shown = lines(message, self.core.library.upload)

@@ -1,0 +1,438 @@
+"""``/rehost backfill``: a channel's earlier images, rehosted (Discord's side of
+:mod:`bot.backfills`).
+
+The command (Manage Server) records a backfill of up to ``limit`` messages before the
+command, or before the message ``before``; ``stop:True`` asks the one under way to stop.
+A :class:`BackfillLoop` runs it, in this process or, after a crash, the next one:
+
+1. It posts one progress message in the channel (with a nonce: posting it again after a
+   crash makes no second one) and reads the history (``GET /channels/{id}/messages``,
+   100 at a time; discord.py waits out rate limits). It keeps the messages from people
+   that have images (their own or a forward's), oldest first, except those rehosted
+   already (a batch answers them). The attachment links come from this fresh read.
+2. It feeds them to the queue a few at a time, as the intake records a message (key
+   ``discord:m:<id>``, owned by its author; not counted against the authors' rate
+   limits). Their batches are not answered one by one (delivery skips them); the
+   progress message is edited as they finish (n of m images, failures), at most every
+   :data:`EDIT_EVERY` seconds.
+3. It posts the summary: the public links per message, in as few messages as Discord's
+   2,000 characters allow. Each author finds the delete links in ``/mine``: no mass DMs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from adapters.discord import render
+from adapters.discord.intake import USER_MESSAGES, channel_title
+from adapters.discord.places import Places
+from adapters.discord.sources import PLATFORM, attachments_of, split_attachments
+from bot.app import Core
+from bot.backfills import (
+    DONE,
+    READING,
+    REPORTING,
+    RUNNING,
+    Backfill,
+    Backfills,
+    Item,
+    NewItem,
+    Progress,
+)
+from bot.errors import ExpirationError
+from bot.expiration import parse_duration
+from bot.leases import ClaimLoop
+from bot.requests import RehostRequest, SourceRef
+from bot.store import UploadRecord
+
+log = logging.getLogger(__name__)
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+IN_FLIGHT = 8  # messages fed to the queue and not finished, at most
+EDIT_EVERY = 2.0  # seconds between progress edits
+LOOK_EVERY = 0.25  # seconds between looks at the queue
+RETRY_AFTER = 30.0  # seconds before a backfill that failed unexpectedly is tried again
+SLOTS = 2  # backfills run at once by one process
+STOP_HINT = "Stop it with `/rehost backfill stop:True`."
+DELETE_LINKS = "Delete links: each author finds theirs in /mine."
+
+
+def jump(guild_id: object, chat_id: str, message_id: str) -> str:
+    return f"https://discord.com/channels/{guild_id}/{chat_id}/{message_id}"
+
+
+# --- texts ---------------------------------------------------------------------------------
+
+
+def progress_text(backfill: Backfill, counts: Progress | None) -> str:
+    """The progress message, as the backfill stands."""
+    where = f"Backfill of {channel_title(int(backfill.chat_id))}"
+    if counts is None:
+        return f"{where}: reading up to {backfill.limit} earlier messages…"
+    earlier = ""
+    if backfill.skipped:
+        were = "message was" if backfill.skipped == 1 else "messages were"
+        earlier = f" {backfill.skipped} {were} rehosted before."
+    if not counts.images:
+        return f"{where} done: nothing new to rehost in {backfill.scanned} messages.{earlier}"
+    tally = (
+        f"{counts.rehosted} of {counts.images} images rehosted from {counts.messages} "
+        f"messages, {counts.failed} failed."
+    )
+    if backfill.state in (DONE, REPORTING):
+        ended = "stopped" if backfill.stop_requested else "done"
+        return f"{where} {ended}: {tally}{earlier} The links follow. {DELETE_LINKS}"
+    if backfill.stop_requested:
+        return f"{where}, stopping: {tally}{earlier}"
+    return f"{where}: {tally}{earlier} {STOP_HINT}"
+
+
+def _image_part(row: sqlite3.Row, number: int | None, upload: UploadRecord | None) -> str:
+    """One image of a message in the summary: its public links, or why there are none."""
+    source = SourceRef.from_json(json.loads(row["source"]))
+    prefix = f"{number}. " if number is not None else ""
+    if upload is None or not upload.active:
+        reason = row["error"] or "not rehosted"
+        return f"{prefix}{render.name(source.filename)}: {render.escape(reason)}"
+    links = render.link("viewer", upload.viewer_url)
+    if upload.url:
+        links += f" · {render.link('direct', upload.url)}"
+    return f"{prefix}||{links}||" if source.spoiler else f"{prefix}{links}"
+
+
+def summary_parts(backfill: Backfill, blocks: Sequence[str]) -> list[str]:
+    """The summary, packed into as few messages as Discord's limit allows."""
+    head = f"Backfill of {channel_title(int(backfill.chat_id))}: the links, by message."
+    parts: list[str] = []
+    current = head
+    for whole in [*blocks, DELETE_LINKS]:
+        block = whole[: render.MAX_CONTENT]
+        if len(current) + 1 + len(block) > render.MAX_CONTENT:
+            parts.append(current)
+            current = block
+        else:
+            current += "\n" + block
+    parts.append(current)
+    return parts
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def message_id_of(text: str | None) -> str | None:
+    """A message id, or the last number of a message link (``.../channel/message``)."""
+    if not text:
+        return None
+    last = text.strip().rstrip("/").rsplit("/", 1)[-1]
+    return last if last.isdigit() and len(last) <= 20 else ""
+
+
+def backfill_command(
+    core: Core, places: Places, wake: Callable[[], None]
+) -> app_commands.Command[Any, ..., Any]:
+    backfills = Backfills(core.store)
+
+    @app_commands.command(
+        name="backfill", description="Rehost the images of this channel's earlier messages"
+    )
+    @app_commands.describe(
+        limit=f"How many earlier messages to look through (default {DEFAULT_LIMIT})",
+        before="Start above this message (its id or link); default: here and now",
+        stop="True: stop the backfill under way here",
+    )
+    async def backfill(
+        interaction: discord.Interaction[Any],
+        limit: app_commands.Range[int, 1, MAX_LIMIT] = DEFAULT_LIMIT,
+        before: str | None = None,
+        stop: bool = False,
+    ) -> None:
+        chat_id = str(interaction.channel_id or 0)
+        where = channel_title(int(chat_id))
+        if stop:
+            stopping = backfills.request_stop(PLATFORM, chat_id)
+            text = (
+                f"Stopping the backfill of {where}: what is under way finishes, then its "
+                "links are posted."
+                if stopping is not None
+                else f"No backfill is under way in {where}."
+            )
+            await interaction.response.send_message(text, ephemeral=True)
+            wake()
+            return
+        start_at = message_id_of(before) if before else str(interaction.id)
+        if not start_at:
+            await interaction.response.send_message(
+                "`before` takes a message's id or link.", ephemeral=True
+            )
+            return
+        place = await places.locate(interaction.channel)
+        given, duration = places.expiry(place, (False, None))
+        context = {
+            "guild_id": str(interaction.guild_id or ""),
+            "expire_given": given,
+            "expire": duration.label() if duration else None,
+        }
+        started = backfills.start(
+            PLATFORM, chat_id, str(interaction.user.id), limit, start_at, context
+        )
+        if started is None:
+            await interaction.response.send_message(
+                f"A backfill of {where} is under way already. {STOP_HINT}", ephemeral=True
+            )
+            return
+        await interaction.response.send_message(
+            f"Backfill of up to {limit} earlier messages of {where} started; its progress "
+            "is shown in the channel.",
+            ephemeral=True,
+        )
+        wake()
+
+    return backfill
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+class BackfillLoop(ClaimLoop[Backfill]):
+    """Runs the Discord backfills nobody else holds, a few at a time."""
+
+    def __init__(
+        self, client: discord.Client, core: Core, *, lease: float, poll: float = 1.0
+    ) -> None:
+        super().__init__("discord-backfill", slots=SLOTS, lease=lease, poll=poll)
+        self.client = client
+        self.core = core
+        self.backfills = Backfills(core.store)
+
+    def claim(self, free: int) -> list[Backfill]:
+        return self.backfills.claim(self.name, PLATFORM, self.lease, free)
+
+    def key(self, item: Backfill) -> int:
+        return item.id
+
+    def renew(self, ids: Iterable[int]) -> None:
+        self.backfills.renew(self.name, ids, self.lease)
+
+    def released(self) -> None:
+        self.backfills.release(self.name)
+
+    async def work(self, item: Backfill) -> None:
+        try:
+            await BackfillRun(self.client, self.core, self.backfills, item).run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("backfill %d of channel %s failed; trying again later", *_ids(item))
+            self.backfills.renew(self.name, [item.id], RETRY_AFTER)
+
+
+def _ids(backfill: Backfill) -> tuple[int, str]:
+    return backfill.id, backfill.chat_id
+
+
+class BackfillRun:
+    """One backfill, from where its rows say it is to done."""
+
+    def __init__(
+        self, client: discord.Client, core: Core, backfills: Backfills, backfill: Backfill
+    ) -> None:
+        self.client = client
+        self.core = core
+        self.backfills = backfills
+        self.backfill = backfill
+        self.channel = client.get_partial_messageable(int(backfill.chat_id))
+        self._edited_at = 0.0
+        self._shown = ""
+
+    def _reload(self) -> Backfill:
+        found = self.backfills.get(self.backfill.id)
+        assert found is not None
+        self.backfill = found
+        return found
+
+    async def run(self) -> None:
+        try:
+            await self._show_progress(None, force=True)
+        except discord.Forbidden as error:
+            log.warning(
+                "backfill %d cannot post in channel %s (code %s); it is given up",
+                self.backfill.id,
+                self.backfill.chat_id,
+                error.code,
+            )
+            self.backfills.set_state(self.backfill.id, DONE)
+            return
+        if self._reload().state == READING:
+            await self._read()
+        if self._reload().state == RUNNING:
+            await self._feed()
+        if self._reload().state == REPORTING:
+            await self._report()
+
+    # --- 1. reading the history ------------------------------------------------------------
+
+    async def _read(self) -> None:
+        backfill = self.backfill
+        before = discord.Object(int(backfill.before)) if backfill.before else None
+        found: list[NewItem] = []
+        scanned = 0
+        try:
+            async for message in self.channel.history(limit=backfill.limit, before=before):
+                scanned += 1
+                item = self._item(message)
+                if item is not None:
+                    found.append(item)
+        except (discord.Forbidden, discord.NotFound) as error:
+            log.warning(
+                "backfill %d cannot read channel %s (HTTP %s, code %s)",
+                backfill.id,
+                backfill.chat_id,
+                error.status,
+                error.code,
+            )
+            await self._say_unreadable()
+            return
+        found.reverse()  # oldest first
+        ids = [item.message_id for item in found]
+        done = self.backfills.rehosted(PLATFORM, backfill.chat_id, ids)
+        items = [item for item in found if item.message_id not in done]
+        self.backfills.record_reading(
+            backfill.id, items, scanned=scanned, skipped=len(found) - len(items)
+        )
+
+    def _item(self, message: discord.Message) -> NewItem | None:
+        if message.author.bot or message.webhook_id is not None:
+            return None
+        if message.type not in USER_MESSAGES:
+            return None
+        images, _ = split_attachments(attachments_of(message))
+        if not images:
+            return None
+        return NewItem(str(message.id), str(message.author.id), message.author.name, images)
+
+    async def _say_unreadable(self) -> None:
+        where = f"Backfill of {channel_title(int(self.backfill.chat_id))}"
+        self.backfills.set_state(self.backfill.id, DONE)
+        await self._edit(
+            f"{where} stopped: Discord does not let the bot read this channel's history "
+            "(it needs the Read Message History permission)."
+        )
+
+    # --- 2. feeding the queue --------------------------------------------------------------
+
+    async def _feed(self) -> None:
+        while True:
+            backfill = self._reload()
+            items = self.backfills.items(backfill.id)
+            waiting = [item for item in items if item.batch is None]
+            running = [item for item in items if item.batch is not None and not item.finished]
+            if not backfill.stop_requested:
+                for item in waiting[: max(0, IN_FLIGHT - len(running))]:
+                    self._submit(item)
+                    running.append(item)
+            if not running and (backfill.stop_requested or not waiting):
+                break
+            await self._show_progress(self.backfills.progress(backfill.id))
+            await asyncio.sleep(LOOK_EVERY)
+        self.backfills.set_state(self.backfill.id, REPORTING)
+
+    def _submit(self, item: Item) -> None:
+        backfill = self.backfill
+        given = bool(backfill.context.get("expire_given"))
+        expiration = None
+        label = backfill.context.get("expire")
+        if given and label:
+            try:
+                expiration = parse_duration(str(label))
+            except ExpirationError:
+                given = False
+        batch = self.core.rehost.submit(
+            RehostRequest(
+                platform=PLATFORM,
+                chat_id=backfill.chat_id,
+                owner_id=item.owner_id,
+                sources=item.sources,
+                message_id=item.message_id,
+                expiration=expiration,
+                use_default_expiration=not given,
+                key=f"discord:m:{item.message_id}",
+                owner_name=item.owner_name,
+                chat_title=channel_title(int(backfill.chat_id)),
+                context={"backfill": backfill.id},
+                rate_limited=False,
+            )
+        )
+        self.backfills.fed(backfill.id, item.position, batch)
+
+    # --- 3. reporting ----------------------------------------------------------------------
+
+    async def _report(self) -> None:
+        backfill = self.backfill
+        counts = self.backfills.progress(backfill.id)
+        if counts.images:
+            parts = summary_parts(backfill, self._blocks())
+            for number in range(backfill.summary_sent, len(parts)):
+                await self.channel.send(
+                    parts[number], nonce=f"rehost-bf{backfill.id}-{number}", suppress_embeds=True
+                )
+                self.backfills.summary_part_sent(backfill.id, number + 1)
+        self.backfills.set_state(backfill.id, DONE)
+        await self._show_progress(counts, force=True)
+
+    def _blocks(self) -> list[str]:
+        backfill = self.backfill
+        guild_id = backfill.context.get("guild_id") or "@me"
+        library = self.core.library
+        blocks = []
+        for item in self.backfills.items(backfill.id):
+            if item.batch is None:
+                continue  # stopped before it was fed
+            rows = self.core.rehost.queue.results(item.batch)
+            several = len(rows) > 1
+            parts = []
+            for number, row in enumerate(rows, 1):
+                upload_id = row["upload_id"]
+                upload = library.upload(int(upload_id)) if upload_id is not None else None
+                parts.append(_image_part(row, number if several else None, upload))
+            link = render.link("message", jump(guild_id, backfill.chat_id, item.message_id))
+            blocks.append(f"- {link} by {render.mention(item.owner_id)}: " + "; ".join(parts))
+        return blocks
+
+    # --- the progress message --------------------------------------------------------------
+
+    async def _show_progress(self, counts: Progress | None, *, force: bool = False) -> None:
+        backfill = self.backfill
+        if backfill.progress_message_id is None:
+            sent = await self.channel.send(
+                progress_text(backfill, counts), nonce=f"rehost-bf{backfill.id}"
+            )
+            self.backfills.set_progress_message(backfill.id, str(sent.id))
+            self._reload()
+            self._shown = sent.content
+            self._edited_at = time.monotonic()
+            return
+        if counts is None and backfill.state != READING:
+            counts = self.backfills.progress(backfill.id)
+        if not force and time.monotonic() - self._edited_at < EDIT_EVERY:
+            return
+        await self._edit(progress_text(backfill, counts))
+
+    async def _edit(self, text: str) -> None:
+        backfill = self._reload()
+        if text == self._shown or backfill.progress_message_id is None:
+            return
+        message = self.channel.get_partial_message(int(backfill.progress_message_id))
+        try:
+            await message.edit(content=text)
+        except discord.NotFound:
+            log.info("the progress message of backfill %d was deleted", backfill.id)
+        self._shown = text
+        self._edited_at = time.monotonic()
