@@ -680,6 +680,12 @@ async def test_a_spoiler_stays_hidden_in_the_public_answer(
     assert secret.url not in dc.unfurled_urls and secret.viewer_url not in dc.unfurled_urls
     sources = bot.client.core.rehost.queue.results(f"discord:m:{posted['id']}")
     assert [json.loads(row["source"])["spoiler"] for row in sources] == [True, False]
+    nsfw = {
+        received.files[0].data: received.param("nsfw")
+        for received in host_emu.uploads
+        if received.files
+    }
+    assert nsfw == {image(130): "1", image(131): None}  # Chevereto is told it is NSFW
 
     # Deleting the other image re-renders the post: the spoiler stays hidden.
     plain_id = next(
