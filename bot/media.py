@@ -36,6 +36,9 @@ HEIC = ImageType("image/heic", "heic", "heic")
 
 SUPPORTED = (PNG, JPEG, GIF, WEBP, BMP, TIFF, AVIF, HEIC)
 BY_NAME = {image_type.name: image_type for image_type in SUPPORTED}
+# What platforms may call these files (their bytes decide in the end: see sniff).
+IMAGE_MIME_TYPES = frozenset({t.mime for t in SUPPORTED} | {"image/heif"})
+IMAGE_EXTENSIONS = frozenset({f".{t.extension}" for t in SUPPORTED} | {".jpeg", ".tif", ".heif"})
 # ISO base media files (``....ftyp<brand>``): the major brand says which image format.
 _AVIF_BRANDS = (b"avif", b"avis")
 _HEIC_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
+from bot.media import SUPPORTED, format_list
 from bot.requests import RehostResult
 from bot.store import UploadRecord, now_utc
 
@@ -82,7 +83,7 @@ def chat_expiry_phrase(label: str | None) -> str:
 
 # --- result lines, the same for every platform ----------------------------------------------
 
-NOT_AN_IMAGE = "not an image: I rehost JPEG, PNG, GIF, WebP, BMP and TIFF files"
+NOT_AN_IMAGE = f"not an image: I rehost {format_list(SUPPORTED)} files"
 
 
 @dataclass(frozen=True)

@@ -1296,3 +1296,26 @@ async def test_migrate_edits_the_channel_post_and_dms_the_new_delete_link(
     assert now.delete_url is not None and f"<{now.delete_url}>" in notice["content"]
     assert notice["flags"] & SUPPRESS_EMBEDS
     assert_nothing_leaked(dc, host_emu)
+
+
+async def test_a_heic_photo_arrives_as_jpeg_and_the_answers_say_it_was_converted(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    import io
+
+    from PIL import Image
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    heic = io.BytesIO()
+    Image.new("RGB", (6, 4), (10, 200, 30)).save(heic, format="HEIF")
+    photo = dc.add_attachment(heic.getvalue(), "IMG_0001.heic", "image/heic", channel_id=AUTO)
+    await dc.send_message(AUTO, ANN, "", [photo], guild_id=GUILD)
+    await dc.wait_for(posted_in(AUTO))
+    await dc.wait_for(dm_posted(dc, ANN))
+    [upload] = host_emu.uploads
+    assert upload.files[0].content_type == "image/jpeg"
+    [public] = bot_messages(dc, AUTO)
+    [dm] = bot_messages(dc, dc.dm_channel_of(ANN))
+    assert "converted from HEIC to JPEG" in public["content"]
+    assert "converted from HEIC to JPEG" in dm["content"]

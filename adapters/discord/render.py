@@ -101,7 +101,12 @@ def public_line(line: ResultLine) -> str:
     shown = f"{_title(line, upload)} {links}"
     if line.spoiler:
         shown = f"||{shown}||"
-    return f"{line.number}. {shown} · {expiry(upload)}"
+    return f"{line.number}. {shown} · {expiry(upload)}{_note(line)}"
+
+
+def _note(line: ResultLine) -> str:
+    """How the image was handled, e.g. `` · converted from HEIC to JPEG``."""
+    return f" · {escape_markdown(line.note)}" if line.note else ""
 
 
 def mention(user_id: str | int) -> str:
@@ -144,7 +149,7 @@ def private_line(line: ResultLine) -> str:
         return _failure(line)
     if not upload.active:
         return _gone(line, upload)
-    about = f"#{upload.id} on {upload.host}, {expiry(upload)}"
+    about = f"#{upload.id} on {upload.host}, {expiry(upload)}{_note(line)}"
     if line.name != f"#{upload.id}":
         about = f"**{name(line.name)}** ({about})"
     text = f"{line.number}. {about}: {link('viewer', upload.viewer_url)}"

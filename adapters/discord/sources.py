@@ -24,15 +24,12 @@ import discord
 from discord.http import Route
 
 from adapters.discord.links import is_attachment_link
+from bot.media import IMAGE_EXTENSIONS, IMAGE_MIME_TYPES
 from bot.requests import SourceRef
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
-IMAGE_MIME_TYPES = frozenset(
-    {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff"}
-)
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 # Re-sign a link with less than this left: a download must start before it expires.
 REFRESH_MARGIN = 60.0
 LINK_EXPIRED = "Discord's link to this file has expired and could not be renewed; post it again"

@@ -5,22 +5,8 @@ from __future__ import annotations
 from telegram import Bot, Message
 from telegram.error import BadRequest, TelegramError
 
-from bot.media import human_size
+from bot.media import IMAGE_MIME_TYPES, human_size
 from bot.requests import Resolver, SourceRef
-
-IMAGE_MIME_TYPES = frozenset(
-    {
-        "image/png",
-        "image/jpeg",
-        "image/gif",
-        "image/webp",
-        "image/bmp",
-        "image/tiff",
-        "image/avif",
-        "image/heic",
-        "image/heif",
-    }
-)
 
 
 def has_media(message: Message | None) -> bool:
