@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Literal
@@ -76,7 +77,13 @@ class Library:
             label = current.default_expiration
         else:
             label = expiration.label() if expiration else "never"
-        updated = ChatSettings(auto_rehost=enabled, default_expiration=label, hosts=current.hosts)
+        updated = dataclasses.replace(current, auto_rehost=enabled, default_expiration=label)
+        self.store.set_chat_settings(platform, chat_id, updated)
+        return updated
+
+    def set_nsfw(self, platform: str, chat_id: str, nsfw: bool) -> ChatSettings:
+        """Mark (or stop marking) every image from this chat NSFW on the hosts."""
+        updated = dataclasses.replace(self.store.chat_settings(platform, chat_id), nsfw=nsfw)
         self.store.set_chat_settings(platform, chat_id, updated)
         return updated
 

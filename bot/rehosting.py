@@ -68,7 +68,7 @@ class Rehoster:
             )
             if reused is not None:
                 return _reused(ref, reused)
-            if ref.spoiler:
+            if ref.spoiler or self._nsfw_chat(job):
                 fetched = dataclasses.replace(fetched, nsfw=True)
             return await self._upload_or_convert(ref, fetched, duration, hosts)
         finally:
@@ -144,6 +144,10 @@ class Rehoster:
             declared_size=ref.declared_size,
             user_link=bool(ref.user_link),  # a user's link: public addresses only
         )
+
+    def _nsfw_chat(self, job: JobRecord) -> bool:
+        """The chat asked that everything from it be marked NSFW."""
+        return job.chat_id is not None and self.store.chat_settings(job.platform, job.chat_id).nsfw
 
     def hosts(self, platform: str, chat_id: str | None) -> tuple[str, ...]:
         configured = tuple(client.name for client in self.uploader.clients)

@@ -310,6 +310,11 @@ def _v11_backfills(db: sqlite_utils.Database) -> None:
     db.table("batches").create_index(["platform", "chat_id", "message_id"])
 
 
+def _v12_nsfw_chats(db: sqlite_utils.Database) -> None:
+    # A chat whose images all go to the hosts marked NSFW.
+    db.table("chat_settings").add_column("nsfw", int)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
@@ -322,6 +327,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v9_job_notes,
     _v10_notices,
     _v11_backfills,
+    _v12_nsfw_chats,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -398,6 +404,7 @@ class ChatSettings:
     auto_rehost: bool = False
     default_expiration: str | None = None
     hosts: tuple[str, ...] | None = None
+    nsfw: bool = False  # every image from this chat is marked NSFW on the host
 
 
 class StorageError(RehostError):
@@ -700,6 +707,7 @@ class Store:
             auto_rehost=bool(row["auto_rehost"]),
             default_expiration=row["default_expiration"],
             hosts=tuple(hosts) if hosts else None,
+            nsfw=bool(row.get("nsfw")),
         )
 
     def set_chat_settings(self, platform: str, chat_id: str, settings: ChatSettings) -> None:
@@ -711,6 +719,7 @@ class Store:
                     "auto_rehost": int(settings.auto_rehost),
                     "default_expiration": settings.default_expiration,
                     "hosts": json.dumps(list(settings.hosts)) if settings.hosts else None,
+                    "nsfw": int(settings.nsfw),
                 },
                 pk=("platform", "chat_id"),
             )

@@ -1319,3 +1319,19 @@ async def test_a_heic_photo_arrives_as_jpeg_and_the_answers_say_it_was_converted
     [dm] = bot_messages(dc, dc.dm_channel_of(ANN))
     assert "converted from HEIC to JPEG" in public["content"]
     assert "converted from HEIC to JPEG" in dm["content"]
+
+
+async def test_a_channel_marked_nsfw_sends_every_image_as_nsfw(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    options = [
+        {"name": "nsfw", "type": 1, "options": [{"name": "state", "type": 3, "value": "on"}]}
+    ]
+    switch = await dc.slash_command("rehost", ANN, AUTO, GUILD, options=options)
+    await dc.wait_for(lambda call: call.path.endswith("/callback"))
+    [answer] = dc.interaction_responses(switch["id"])
+    photo = dc.add_attachment(image(90), "photo.png", "image/png", channel_id=AUTO)
+    await dc.send_message(AUTO, CAT, "", [photo], guild_id=GUILD)
+    await dc.wait_for(posted_in(AUTO))
+    assert "now marked NSFW" in answer["data"]["content"]
+    assert [upload.form.get("nsfw") for upload in host_emu.uploads] == ["1"]

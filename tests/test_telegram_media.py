@@ -294,3 +294,21 @@ async def test_a_spoiler_stays_covered_when_its_post_is_edited_after_a_deletion(
     assert f'<tg-spoiler><a href="{covered.viewer_url}">' in edit.params["text"]
     assert plain.viewer_url not in edit.params["text"]
     assert preview_disabled(edit)
+
+
+async def test_a_chat_marked_nsfw_sends_every_image_as_nsfw(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    async with running_adapter(telegram_config(tmp_path, host, tg)) as adapter:
+        tg.send_text(GROUP, BOB, "/nsfw on")
+        refused = await tg.wait_for(sent_to(GROUP, "Only the group's admins"))
+        tg.send_text(GROUP, ANN, "/nsfw on")
+        await tg.wait_for(sent_to(GROUP, "now marked NSFW"))
+        tg.send_photo(GROUP, BOB, samples.png(81, 80))
+        await settled(adapter, tg)
+        tg.send_text(GROUP, ANN, "/nsfw off")
+        await tg.wait_for(sent_to(GROUP, "no longer marked NSFW"))
+        tg.send_photo(GROUP, BOB, samples.png(82, 80))
+        await settled(adapter, tg)
+    assert refused.ok
+    assert [upload.form.get("nsfw") for upload in host.uploads] == ["1", None]

@@ -180,6 +180,24 @@ def build_commands(
             )
         await interaction.response.send_message(text)
 
+    @settings.command(name="nsfw", description="Mark every image rehosted here as NSFW")
+    @app_commands.describe(state="on or off")
+    @app_commands.choices(
+        state=[
+            app_commands.Choice(name="on", value="on"),
+            app_commands.Choice(name="off", value="off"),
+        ]
+    )
+    async def nsfw(interaction: Interaction, state: app_commands.Choice[str]) -> None:
+        on = state.value == "on"
+        where = str(interaction.channel_id or 0)
+        client.core.library.set_nsfw(PLATFORM, where, on)
+        await interaction.response.send_message(
+            "Images rehosted here are now marked NSFW on the image hosts that support it."
+            if on
+            else "Images rehosted here are no longer marked NSFW."
+        )
+
     settings.add_command(
         backfill_command(client.core, client.intake.places, lambda: client.wake_backfills())
     )

@@ -92,6 +92,7 @@ class TelegramAdapter:
         app.add_handler(CommandHandler("mine", commands.on_mine))
         app.add_handler(CommandHandler("delete", commands.on_delete))
         app.add_handler(CommandHandler("autorehost", commands.on_autorehost))
+        app.add_handler(CommandHandler("nsfw", commands.on_nsfw))
         app.add_handler(MessageHandler(private & MEDIA, intake.on_private_media))
         app.add_handler(MessageHandler(private & LINKS & ~filters.COMMAND, intake.on_private_link))
         app.add_handler(MessageHandler(groups & MEDIA, intake.on_group_media))

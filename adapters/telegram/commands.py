@@ -20,6 +20,7 @@ COMMANDS = [
     BotCommand("mine", "your live uploads, with delete buttons (private)"),
     BotCommand("delete", "delete one of your uploads: /delete ID (private)"),
     BotCommand("autorehost", "admins: /autorehost on|off [duration] [here: this topic only]"),
+    BotCommand("nsfw", "admins: /nsfw on|off: mark every image from here NSFW"),
     BotCommand("help", "how to use this bot"),
 ]
 AUTOREHOST_USAGE = (
@@ -70,6 +71,29 @@ class Commands:
             await message.reply_text("Usage: /delete ID (the number shown in /mine).")
             return
         await self.deletions.ask_to_confirm(message.chat_id, user.id, int(raw))
+
+    async def on_nsfw(self, update: Update, context: Context) -> None:
+        """``/nsfw on|off``: every image from this chat goes to the hosts marked NSFW
+        (a group's admins decide; in a private chat, its user)."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        if message.chat.type != ChatType.PRIVATE:
+            member = await context.bot.get_chat_member(message.chat_id, user.id)
+            if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER):
+                await answer(message, "Only the group's admins can change that.")
+                return
+        switch = (context.args or [""])[0].lower()
+        if switch not in ("on", "off"):
+            await answer(message, "Usage: /nsfw on or /nsfw off")
+            return
+        self.core.library.set_nsfw(PLATFORM, str(message.chat_id), switch == "on")
+        await answer(
+            message,
+            "Images rehosted here are now marked NSFW on the image hosts that support it."
+            if switch == "on"
+            else "Images rehosted here are no longer marked NSFW.",
+        )
 
     async def on_autorehost(self, update: Update, context: Context) -> None:
         message, user = update.effective_message, update.effective_user
