@@ -53,9 +53,15 @@ class Rehoster:
         except ExpirationError as error:
             return JobOutcome(ref, error=error.user_message)
         hosts = self.hosts(job.platform, job.chat_id)
+        hidden = ref.spoiler or self._nsfw_chat(job)
         if ref.source_key is not None:
             known = self.dedup.find(
-                job.platform, job.owner_id, hosts, duration, source_key=ref.source_key
+                job.platform,
+                job.owner_id,
+                hosts,
+                duration,
+                source_key=ref.source_key,
+                hidden=hidden,
             )
             if known is not None:
                 return _reused(ref, known)
@@ -64,11 +70,11 @@ class Rehoster:
             return JobOutcome(ref, error=fetched.message)
         try:
             reused = self.dedup.find(
-                job.platform, job.owner_id, hosts, duration, sha256=fetched.sha256
+                job.platform, job.owner_id, hosts, duration, sha256=fetched.sha256, hidden=hidden
             )
             if reused is not None:
                 return _reused(ref, reused)
-            if ref.spoiler or self._nsfw_chat(job):
+            if hidden:
                 fetched = dataclasses.replace(fetched, nsfw=True)
             return await self._upload_or_convert(ref, fetched, duration, hosts)
         finally:

@@ -111,3 +111,19 @@ async def test_a_spoiler_reaches_chevereto_marked_nsfw(
         )
         await h.service.rehost(RehostRequest("test", "c", "ann", [SourceRef("p.png", url=plain)]))
     assert [upload.form.get("nsfw") for upload in host_emu.uploads] == ["1", None]
+
+
+async def test_a_spoiler_never_reuses_an_upload_that_was_not_hidden(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        url = host_emu.add_blob("same.png", samples.png(6, 6))
+        plain = RehostRequest("test", "c", "ann", [SourceRef("same.png", url=url)])
+        hidden = RehostRequest("test", "c", "ann", [SourceRef("same.png", url=url, spoiler=True)])
+        [first] = await h.service.rehost(plain)
+        [spoiler] = await h.service.rehost(hidden)
+        [again] = await h.service.rehost(hidden)
+    assert not spoiler.dedup and again.dedup
+    assert again.upload is not None and spoiler.upload is not None
+    assert again.upload.id == spoiler.upload.id != (first.upload.id if first.upload else None)
+    assert [upload.form.get("nsfw") for upload in host_emu.uploads] == [None, "1"]
