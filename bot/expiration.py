@@ -202,3 +202,9 @@ def offered_durations(dialects: set[str]) -> list[Duration]:
         # Measured conservatively: a 6-month span can exceed 180 days.
         choices = [d for d in choices if d.months < 6]
     return choices
+
+
+def minutes_phrase(seconds: float) -> str:
+    """``1 minute`` or ``N minutes`` (at least one): how long until something may be tried."""
+    minutes = max(1, round(seconds / 60))
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"

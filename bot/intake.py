@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from bot.errors import ExpirationError
-from bot.expiration import Duration, parse_duration
+from bot.expiration import Duration, minutes_phrase, parse_duration
 from bot.queue import Batch, JobQueue, NewJob
 from bot.ratelimit import SlidingWindowLimiter
 from bot.requests import RehostRequest, SourceRef
@@ -121,7 +121,7 @@ class Intake:
         return f"{platform}:{owner_id}"
 
     def _refusal(self, user: str) -> str:
-        wait = _minutes(self.limiter.retry_after(user))
+        wait = minutes_phrase(self.limiter.retry_after(user))
         return f"you have rehosted {self.limiter.limit} images recently; try again in {wait}"
 
     def duration(self, request: RehostRequest) -> Duration | None:
@@ -135,8 +135,3 @@ class Intake:
             except ExpirationError:
                 log.warning("ignoring a bad stored expiration for chat %s", request.chat_id)
         return self.default_expiration
-
-
-def _minutes(seconds: float) -> str:
-    minutes = max(1, round(seconds / 60))
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"

@@ -12,7 +12,7 @@ from bot.dedup import Dedup, Reuse
 from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
 from bot.fetch import Fetcher, FetchProblem
-from bot.hosts.base import UploadSource
+from bot.hosts.base import UploadSource, record_fields
 from bot.requests import Resolver, SourceRef
 from bot.store import JobRecord, Store, UploadRecord
 from bot.uploader import Uploader
@@ -116,23 +116,8 @@ class Rehoster:
         outcome = await self.uploader.upload(fetched, duration, hosts=hosts)
         if outcome.image is None:
             return JobOutcome(ref, error=outcome.reason())
-        image = outcome.image
-        return JobOutcome(
-            ref,
-            new={
-                "sha256": fetched.sha256,
-                "size": fetched.size,
-                "mime": fetched.image_type.mime,
-                "host": image.host,
-                "dialect": image.dialect,
-                "host_image_id": image.image_id,
-                "viewer_url": image.viewer_url,
-                "url": image.url,
-                "delete_url": image.delete_url,
-                "expires_at": image.expires_at,
-                "source_key": ref.source_key,
-            },
-        )
+        fields = record_fields(fetched, outcome.image)
+        return JobOutcome(ref, new={**fields, "source_key": ref.source_key})
 
     async def _fetch(self, platform: str, ref: SourceRef) -> UploadSource | FetchProblem:
         resolver = self.resolvers.get(platform)

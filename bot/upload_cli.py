@@ -27,7 +27,7 @@ from bot.config import Config, load_config
 from bot.cooldowns import Cooldowns
 from bot.errors import CredentialsError, ExpirationError
 from bot.expiration import Duration, parse_duration
-from bot.hosts.base import UploadSource
+from bot.hosts.base import UploadSource, record_fields
 from bot.hosts.factory import build_client
 from bot.httpclient import new_http_client
 from bot.logsafety import configure_logging, level_from_environment
@@ -150,20 +150,8 @@ def _record(store: Store, report: FileReport, owner: str) -> int | None:
     image = report.outcome.image if report.outcome else None
     if image is None or report.source is None:
         return None
-    source = report.source
     return store.add_upload(
-        platform=PLATFORM,
-        owner_id=owner,
-        sha256=source.sha256,
-        size=source.size,
-        mime=source.image_type.mime,
-        host=image.host,
-        dialect=image.dialect,
-        host_image_id=image.image_id,
-        viewer_url=image.viewer_url,
-        url=image.url,
-        delete_url=image.delete_url,
-        expires_at=image.expires_at,
+        platform=PLATFORM, owner_id=owner, **record_fields(report.source, image)
     )
 
 

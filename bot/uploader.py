@@ -34,7 +34,7 @@ from bot.errors import (
     HostTimedOut,
     RateLimited,
 )
-from bot.expiration import Duration
+from bot.expiration import Duration, minutes_phrase
 from bot.hosts.base import HostClient, UploadedImage, UploadSource
 from bot.media import BY_NAME, format_list
 
@@ -75,8 +75,8 @@ class UploadOutcome:
                 return failure.user_message
         resting = [f for f in self.failures if isinstance(f, CoolingDown)]
         if resting and len(resting) == len({f.host for f in self.failures}):
-            wait = min(f.remaining for f in resting)
-            return f"every image host is resting after rate limiting; try again in {_minutes(wait)}"
+            wait = minutes_phrase(min(f.remaining for f in resting))
+            return f"every image host is resting after rate limiting; try again in {wait}"
         if len({f.host for f in self.failures}) == 1:
             return self.failures[-1].user_message
         return "; ".join(_last_per_host(self.failures))
@@ -226,8 +226,3 @@ class Uploader:
                     return None
                 await self._sleep(self.policy.delay(attempt))
         return None
-
-
-def _minutes(seconds: float) -> str:
-    minutes = max(1, round(seconds / 60))
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"

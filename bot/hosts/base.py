@@ -103,6 +103,22 @@ class UploadedImage:
     expires_at: datetime | None  # UTC; None = never
 
 
+def record_fields(source: UploadSource, image: UploadedImage) -> dict[str, Any]:
+    """What the upload record keeps of a stored image and the bytes it came from."""
+    return {
+        "sha256": source.sha256,
+        "size": source.size,
+        "mime": source.image_type.mime,
+        "host": image.host,
+        "dialect": image.dialect,
+        "host_image_id": image.image_id,
+        "viewer_url": image.viewer_url,
+        "url": image.url,
+        "delete_url": image.delete_url,
+        "expires_at": image.expires_at,
+    }
+
+
 class HostClient(ABC):
     """One configured image host speaking one dialect over a shared ``httpx.AsyncClient``."""
 
