@@ -474,19 +474,7 @@ class DiscordEmulator(LocalServer):
         world.ensure_user(author_id)
         if channel.guild_id is not None:
             world.guild(channel.guild_id).members.setdefault(author_id, [])
-        if channel.type in POST_CHANNEL_TYPES:
-            raise AssertionError("messages in a forum or media channel live in its posts")
-        msg = create_message(
-            world,
-            channel,
-            {"content": content},
-            [],
-            author_id=author_id,
-            allowed_flags=0,
-            extra={"attachments": list(attachments)},
-            allow_empty=True,
-        )
-        return public_view(msg)
+        return public_view(self._store(channel, author_id, content, attachments))
 
     async def forward_message(
         self,
@@ -526,11 +514,24 @@ class DiscordEmulator(LocalServer):
         extra: Json | None = None,
         message_id: int | None = None,
     ) -> Json:
-        world = self.world
+        msg = self._store(channel, author_id, content, attachments, extra, message_id)
+        await announce(self.world, "MESSAGE_CREATE", msg)
+        return public_view(msg)
+
+    def _store(
+        self,
+        channel: Channel,
+        author_id: int,
+        content: str,
+        attachments: Iterable[Json],
+        extra: Json | None = None,
+        message_id: int | None = None,
+    ) -> Json:
+        """A user's message, stored (the caller dispatches it, or not)."""
         if channel.type in POST_CHANNEL_TYPES:
             raise AssertionError("messages in a forum or media channel live in its posts")
-        msg = create_message(
-            world,
+        return create_message(
+            self.world,
             channel,
             {"content": content},
             [],
@@ -540,8 +541,6 @@ class DiscordEmulator(LocalServer):
             allow_empty=True,
             message_id=message_id,
         )
-        await announce(world, "MESSAGE_CREATE", msg)
-        return public_view(msg)
 
     async def slash_command(
         self,
