@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.hostemu import HostEmulator
+from sandbox.telegram_api import TelegramEmulator
 
 # Keys that look real enough to be noticed if they ever leak into output.
 IMGBB_KEY = "imgbb-test-key-7c1e94d2a0b35f68"
@@ -24,6 +25,24 @@ ROOT = Path(__file__).resolve().parent.parent
 async def host_emu() -> AsyncIterator[HostEmulator]:
     async with HostEmulator(api_keys=ALL_KEYS) as emu:
         yield emu
+
+
+@pytest.fixture
+def host(host_emu: HostEmulator) -> HostEmulator:
+    """The host emulator, by the name the chat adapter tests use."""
+    return host_emu
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramEmulator]:
+    """The Telegram emulator with the test world, fetching link previews as Telegram does
+    (so a delete link in a message with previews on would be opened, and caught)."""
+    from tests.telegram_harness import telegram_world
+
+    async with TelegramEmulator(fetch_link_previews=True) as emulator:
+        telegram_world(emulator)
+        yield emulator
+        assert emulator.server_errors == []
 
 
 def host_table(name: str, emu: HostEmulator, kind: str, **extra: object) -> str:

@@ -7,32 +7,16 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from bot.requests import RehostRequest, SourceRef
 from bot.store import Store
 from sandbox import samples
 from sandbox.hostemu import Fault, HostEmulator
 from sandbox.telegram_api import TelegramEmulator
-from tests.conftest import ALL_KEYS, ROOT, host_table, run_rehost, write_config
+from tests.conftest import ROOT, host_table, run_rehost, write_config
 from tests.service_harness import service_for
-from tests.telegram_harness import ANN, GROUP, running_adapter, settled, telegram_world
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramEmulator]:
-    async with TelegramEmulator(fetch_link_previews=True) as emulator:
-        telegram_world(emulator)
-        yield emulator
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[HostEmulator]:
-    async with HostEmulator(api_keys=ALL_KEYS) as emulator:
-        yield emulator
+from tests.telegram_harness import ANN, GROUP, running_adapter, settled
 
 
 def two_hosts(tmp_path: Path, host: HostEmulator, tg: TelegramEmulator | None = None) -> Path:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PIL import Image
 from pillow_heif import register_heif_opener
 
 from sandbox import samples
 from sandbox.hostemu import Fault, HostEmulator
 from sandbox.telegram_api import SentCall, TelegramEmulator
-from tests.conftest import ALL_KEYS
 from tests.telegram_harness import (
     ANN,
     BOB,
@@ -26,24 +23,9 @@ from tests.telegram_harness import (
     running_adapter,
     settled,
     telegram_config,
-    telegram_world,
 )
 
 register_heif_opener()
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramEmulator]:
-    async with TelegramEmulator(fetch_link_previews=True) as emulator:
-        telegram_world(emulator)
-        yield emulator
-        assert emulator.server_errors == []
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[HostEmulator]:
-    async with HostEmulator(api_keys=ALL_KEYS) as emulator:
-        yield emulator
 
 
 def sent_to(chat: int) -> Any:

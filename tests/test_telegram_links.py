@@ -8,7 +8,7 @@ connection the bot attempts, and the stand-in sites record every request they re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,31 +19,15 @@ from sandbox import samples
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import SentCall, TelegramEmulator
 from sandbox.weblinks import WebSite
-from tests.conftest import ALL_KEYS
 from tests.telegram_harness import (
     ANN,
     QUIET_GROUP,
     running_adapter,
     telegram_config,
-    telegram_world,
 )
 
 CAT = samples.png(6, 4, (200, 120, 10))
 DOG = samples.png(5, 5, (20, 60, 220))
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramEmulator]:
-    async with TelegramEmulator(fetch_link_previews=True) as emulator:
-        telegram_world(emulator)
-        yield emulator
-        assert emulator.server_errors == []
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[HostEmulator]:
-    async with HostEmulator(api_keys=ALL_KEYS) as emulator:
-        yield emulator
 
 
 @pytest.fixture

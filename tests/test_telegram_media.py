@@ -13,7 +13,6 @@ import pytest
 from sandbox import samples
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import SentCall, TelegramEmulator
-from tests.conftest import ALL_KEYS
 from tests.telegram_harness import (
     ANN,
     BOB,
@@ -39,12 +38,6 @@ async def tg() -> AsyncIterator[TelegramEmulator]:
         )
         yield emulator
         assert emulator.server_errors == []
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[HostEmulator]:
-    async with HostEmulator(api_keys=ALL_KEYS) as emulator:
-        yield emulator
 
 
 def sent_to(chat: int, containing: str = "") -> Callable[[SentCall], bool]:

@@ -9,17 +9,14 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from bot.inbox import Inbox
 from bot.store import Store
 from sandbox import samples
 from sandbox.hostemu import Fault, HostEmulator
 from sandbox.telegram_api import SentCall, TelegramEmulator
-from tests.conftest import ALL_KEYS, ROOT
+from tests.conftest import ROOT
 from tests.telegram_harness import (
     ANN,
     BOB,
@@ -27,24 +24,9 @@ from tests.telegram_harness import (
     running_adapter,
     settled,
     telegram_config,
-    telegram_world,
 )
 
 HOST_LATENCY = 0.5
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramEmulator]:
-    async with TelegramEmulator() as emulator:
-        telegram_world(emulator)
-        yield emulator
-        assert emulator.server_errors == []
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[HostEmulator]:
-    async with HostEmulator(api_keys=ALL_KEYS) as emulator:
-        yield emulator
 
 
 def answers_in(tg: TelegramEmulator, chat: int) -> list[SentCall]:
