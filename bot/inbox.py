@@ -60,9 +60,3 @@ class Inbox:
                 "delete from inbox where state = ? and received_at < ?", (DONE, before)
             )
         return int(cursor.rowcount)
-
-    def last_id(self, platform: str) -> int | None:
-        row = self.conn.execute(
-            "select max(update_id) from inbox where platform = ?", (platform,)
-        ).fetchone()
-        return None if row[0] is None else int(row[0])

@@ -35,14 +35,6 @@ class Library:
         """What a bot message shows, to re-render it after a deletion."""
         return self.store.uploads_in_message(platform, chat_id, message_id)
 
-    def remember_reply(
-        self, upload_id: int, platform: str, chat_id: str, message_id: str, *, public: bool
-    ) -> None:
-        """Record a bot message showing this upload, so deleting can remove or edit it."""
-        self.store.add_bot_message(
-            upload_id, platform, chat_id, message_id, "public" if public else "private"
-        )
-
     def hidden_uploads(self, upload_ids: Iterable[int]) -> set[int]:
         """Uploads whose source was hidden by its sender (a spoiler): a post re-rendered
         after a deletion keeps hiding them."""

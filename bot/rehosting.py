@@ -14,7 +14,7 @@ from bot.expiration import Duration, parse_duration
 from bot.fetch import Fetcher, FetchProblem
 from bot.hosts.base import UploadSource, record_fields
 from bot.requests import Resolver, SourceRef
-from bot.store import JobRecord, Store, UploadRecord
+from bot.store import ChatSettings, JobRecord, Store, UploadRecord
 from bot.uploader import Uploader
 
 
@@ -52,8 +52,10 @@ class Rehoster:
             duration = parse_duration(job.expiration) if job.expiration else None
         except ExpirationError as error:
             return JobOutcome(ref, error=error.user_message)
-        hosts = self.hosts(job.platform, job.chat_id)
-        hidden = ref.spoiler or self._nsfw_chat(job)
+        chat = self.store.chat_settings(job.platform, job.chat_id) if job.chat_id else None
+        hosts = self._hosts(chat)
+        # Hidden by its sender (a spoiler), or from a chat that marks everything NSFW.
+        hidden = ref.spoiler or bool(chat and chat.nsfw)
         if ref.source_key is not None:
             known = self.dedup.find(
                 job.platform,
@@ -136,16 +138,10 @@ class Rehoster:
             user_link=bool(ref.user_link),  # a user's link: public addresses only
         )
 
-    def _nsfw_chat(self, job: JobRecord) -> bool:
-        """The chat asked that everything from it be marked NSFW."""
-        return job.chat_id is not None and self.store.chat_settings(job.platform, job.chat_id).nsfw
-
-    def hosts(self, platform: str, chat_id: str | None) -> tuple[str, ...]:
+    def _hosts(self, chat: ChatSettings | None) -> tuple[str, ...]:
+        """The configured hosts, or the chat's own choice among them."""
         configured = tuple(client.name for client in self.uploader.clients)
-        if chat_id is None:
-            return configured
-        override = self.store.chat_settings(platform, chat_id).hosts
-        chosen = tuple(h for h in override or () if h in configured)
+        chosen = tuple(h for h in (chat.hosts if chat else None) or () if h in configured)
         return chosen or configured
 
 

@@ -84,7 +84,7 @@ async def test_owner_deletes_from_chevereto_then_it_is_already_gone(
     async with service_for(host_emu, tmp_path / "r.db") as h:
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
         assert result.upload is not None
-        h.service.library.remember_reply(result.upload.id, "test", "chat-1", "m-77", public=True)
+        h.store.add_bot_message(result.upload.id, "test", "chat-1", "m-77", "public")
         deleted = await h.deleter.delete(result.upload.id, "test", "ann")
         again = await h.deleter.delete(result.upload.id, "test", "ann")
         record = h.store.upload(result.upload.id)
