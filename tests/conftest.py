@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
+
+if TYPE_CHECKING:
+    from tests.postgres_server import PostgresServer
 
 # Keys that look real enough to be noticed if they ever leak into output.
 IMGBB_KEY = "imgbb-test-key-7c1e94d2a0b35f68"
@@ -43,6 +47,29 @@ async def tg() -> AsyncIterator[TelegramEmulator]:
         telegram_world(emulator)
         yield emulator
         assert emulator.server_errors == []
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session, started when a test first asks for
+    it (or the one REHOST_TEST_POSTGRES_URL names); see tests/postgres_server.py."""
+    from tests.postgres_server import start_server
+
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh, empty database of its own, dropped after the test."""
+    from tests.postgres_server import drop_database, new_database
+
+    url = new_database(postgres_server)
+    yield url
+    drop_database(postgres_server, url)
 
 
 def host_table(name: str, emu: HostEmulator, kind: str, **extra: object) -> str:
