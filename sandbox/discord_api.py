@@ -12,6 +12,11 @@ Point discord.py at it with :func:`sandbox.discord_client.discord_endpoints` or 
 with :func:`sandbox.discord_client.running_client`. Tests push gateway events
 (:meth:`DiscordEmulator.send_message`, :meth:`~DiscordEmulator.slash_command`, ...) and read
 what the bot did (:attr:`~DiscordEmulator.calls`, :meth:`~DiscordEmulator.followups`, ...).
+
+Shards: sessions may IDENTIFY with ``shard`` and each gets only its guilds' events (see
+:mod:`sandbox.discord_gateway`); :meth:`~DiscordEmulator.guild_id_on_shard` makes guild ids
+that fall on a chosen shard, :attr:`~DiscordEmulator.identify_log` and
+:meth:`~DiscordEmulator.dispatches` tell who identified when and which session got what.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from aiohttp import web
 
 from sandbox.discord_cdn import LINK_LIFETIME
 from sandbox.discord_client import discord_endpoints, running_client
-from sandbox.discord_gateway import Gateway
+from sandbox.discord_gateway import Dispatched, Gateway, IdentifyRecord
 from sandbox.discord_http import RestCall, RestFrontend
 from sandbox.discord_interactions import (
     APPLICATION_COMMAND,
@@ -63,13 +68,22 @@ from sandbox.discord_model import (
     Guild,
     Json,
     Role,
+    ShardingRules,
     User,
     World,
+    shard_of,
 )
 from sandbox.discord_rest import ROUTES as REST_ROUTES
 from sandbox.lifecycle import LocalServer
 
-__all__ = ["DiscordEmulator", "RestCall", "discord_endpoints", "running_client"]
+__all__ = [
+    "DiscordEmulator",
+    "Dispatched",
+    "IdentifyRecord",
+    "RestCall",
+    "discord_endpoints",
+    "running_client",
+]
 
 DEFAULT_TOKEN = "emulator-token"
 SPOILER_PREFIX = "SPOILER_"
@@ -112,11 +126,25 @@ class DiscordEmulator(LocalServer):
         heartbeat_interval_ms: int = 41_250,
         fetch_unfurls: bool = False,
         attachment_url_lifetime: float = LINK_LIFETIME,
+        max_concurrency: int = 1,
+        identify_interval: float = 5.0,
+        pace_unsharded: bool = False,
+        guilds_per_shard: int = 1000,
+        max_guilds_per_shard: int = 2500,
+        session_start_total: int = 1000,
     ) -> None:
         """``privileged_intents``: what the developer portal allows; IDENTIFY asking for
         more is closed with 4014. ``fetch_unfurls``: really GET the links the bot posts
         without SUPPRESS_EMBEDS, as Discord's preview crawler does (else only recorded).
-        ``attachment_url_lifetime``: seconds a signed attachment URL works (about a day)."""
+        ``attachment_url_lifetime``: seconds a signed attachment URL works (about a day).
+
+        Sharding (Discord's values are the defaults): ``max_concurrency`` IDENTIFYs may
+        start together, one per bucket ``shard_id % max_concurrency`` per
+        ``identify_interval`` seconds; a sharded IDENTIFY sooner in its bucket gets
+        INVALID_SESSION (an unsharded one only with ``pace_unsharded``).
+        ``GET /gateway/bot`` recommends ceil(guilds / ``guilds_per_shard``) shards; a
+        session that would hold more than ``max_guilds_per_shard`` guilds is closed with
+        4011. ``session_start_total``: ``session_start_limit.total``."""
         self.world = World(
             application_id=application_id,
             bot_user_id=bot_user_id if bot_user_id is not None else application_id,
@@ -127,6 +155,14 @@ class DiscordEmulator(LocalServer):
             attachment_size_limit=attachment_size_limit,
             ack_deadline=ack_deadline,
             attachment_url_lifetime=attachment_url_lifetime,
+        )
+        self.world.sharding = ShardingRules(
+            guilds_per_shard=guilds_per_shard,
+            max_guilds_per_shard=max_guilds_per_shard,
+            max_concurrency=max_concurrency,
+            identify_interval=identify_interval,
+            pace_unsharded=pace_unsharded,
+            session_start_total=session_start_total,
         )
         self.token = token
         self.gateway = Gateway(
@@ -270,7 +306,8 @@ class DiscordEmulator(LocalServer):
         """A guild the bot is in, with text channels and ``(user_id, permissions)`` members.
 
         Permissions become roles (``@everyone`` has ``everyone_permissions``). Sent as
-        GUILD_CREATE after READY; added while a client is connected, it is sent at once.
+        GUILD_CREATE after READY; added while a client is connected, it is sent at once
+        (to the sessions whose shard holds it; see :meth:`guild_id_on_shard`).
         """
         world = self.world
         members = list(members)
@@ -294,9 +331,19 @@ class DiscordEmulator(LocalServer):
         for position, channel_id in enumerate(channels):
             self.add_channel(guild_id, channel_id, "general" if position == 0 else None)
         if self._server is not None:
-            for session in list(self.gateway.sessions.values()):
+            for session in self.gateway.sessions_for(guild_id):
                 self._spawn(self.gateway.send_guild_create(session, guild_id, joined=True))
         return guild
+
+    def guild_id_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """A fresh guild id whose events go to shard ``[shard_id, shard_count]``, i.e.
+        ``(id >> 22) % shard_count == shard_id``; pass it to :meth:`add_guild`."""
+        return self.world.ids.on_shard(shard_id, shard_count)
+
+    @staticmethod
+    def shard_of(guild_id: int, shard_count: int) -> int:
+        """The shard of ``shard_count`` that gets ``guild_id``'s events."""
+        return shard_of(guild_id, shard_count)
 
     def add_channel(
         self, guild_id: int, channel_id: int, name: str | None = None, *, kind: int = GUILD_TEXT
@@ -694,6 +741,21 @@ class DiscordEmulator(LocalServer):
     def identifies(self) -> list[Json]:
         """IDENTIFY payloads accepted so far (``intents`` tells what the bot asked for)."""
         return copy.deepcopy(self.gateway.identifies)
+
+    @property
+    def identify_log(self) -> list[IdentifyRecord]:
+        """Every IDENTIFY that had the right token, in order: ``shard`` (``(0, 1)`` when
+        none was sent, None when it was invalid), ``at`` (``time.monotonic()``),
+        ``accepted`` and ``refusal`` (``"too early"`` for one refused by the identify
+        pacing, else the close reason). Each counted down the session start limit."""
+        return list(self.gateway.identify_log)
+
+    def dispatches(self, event: str | None = None) -> list[Dispatched]:
+        """Every dispatch sent so far (of ``event``, if given), one per session it went
+        to: ``event``, ``seq``, ``session_id``, ``shard``, the ``guild_id`` it was
+        routed by (None: no guild, so shard 0 only) and ``object_id``, the payload's
+        ``id`` (the message, interaction, thread or guild; None for READY and the like)."""
+        return [d for d in self.gateway.dispatched if event is None or d.event == event]
 
     @property
     def gateway_queries(self) -> list[dict[str, str]]:

@@ -203,6 +203,19 @@ class Snowflakes:
         self._last = max(now, self._last + 1)
         return self._last
 
+    def on_shard(self, shard_id: int, shard_count: int) -> int:
+        """A fresh id that a session ``[shard_id, shard_count]`` is sent events of: its
+        timestamp is moved up to ``shard_count - 1`` ms ahead until
+        ``(id >> 22) % shard_count == shard_id`` (Discord's sharding formula)."""
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"no shard {shard_id} of {shard_count}")
+        candidate = self.next()
+        ahead = (shard_id - (candidate >> 22)) % shard_count
+        if ahead:
+            candidate = ((candidate >> 22) + ahead) << 22
+        self._last = max(self._last, candidate)
+        return candidate
+
     def dated(self, age: float) -> int:
         """An id made ``age`` seconds ago; its low bits keep it apart from :meth:`next`'s."""
         if age <= 0:
@@ -210,6 +223,58 @@ class Snowflakes:
         ms = int((time.time() - age) * 1000) - DISCORD_EPOCH_MS
         self._dated += 1
         return (ms << 22) | (1 << 21) | (self._dated % (1 << 21))
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard a guild's events go to (Discord's "Sharding Formula")."""
+    return (guild_id >> 22) % shard_count
+
+
+@dataclass
+class ShardingRules:
+    """Discord's rules for gateway sessions, as the emulator applies them.
+
+    Real values: one shard may hold at most 2,500 guilds; ``GET /gateway/bot`` recommends
+    about one shard per 1,000 guilds; ``max_concurrency`` IDENTIFYs per 5 s, one per
+    bucket ``shard_id % max_concurrency``; 1,000 session starts a day.
+    """
+
+    guilds_per_shard: int = 1000
+    max_guilds_per_shard: int = 2500
+    max_concurrency: int = 1
+    identify_interval: float = 5.0
+    pace_unsharded: bool = False
+    session_start_total: int = 1000
+    session_start_window_ms: int = 86_400_000
+    # time.monotonic() of every IDENTIFY counted as a session start
+    session_starts: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.guilds_per_shard < 1 or self.max_guilds_per_shard < 1:
+            raise ValueError("a shard holds at least one guild")
+        if self.max_concurrency < 1:
+            raise ValueError("max_concurrency is at least 1")
+        if self.identify_interval < 0:
+            raise ValueError("identify_interval cannot be negative")
+
+    def recommended_shards(self, guild_count: int) -> int:
+        """``shards`` of ``GET /gateway/bot``: ceil(guilds / guilds_per_shard), at least 1."""
+        return max(1, -(-guild_count // self.guilds_per_shard))
+
+    def bucket(self, shard_id: int) -> int:
+        """The identify rate-limit key (Discord: ``shard_id % max_concurrency``)."""
+        return shard_id % self.max_concurrency
+
+    def session_start_limit(self, now: float) -> Json:
+        """The ``session_start_limit`` object. The emulator never resets the count, and
+        running out is not emulated (Discord would end every session and reset the token)."""
+        elapsed_ms = 0 if not self.session_starts else (now - self.session_starts[0]) * 1000
+        return {
+            "total": self.session_start_total,
+            "remaining": max(0, self.session_start_total - len(self.session_starts)),
+            "reset_after": max(0, int(self.session_start_window_ms - elapsed_ms)),
+            "max_concurrency": self.max_concurrency,
+        }
 
 
 def snowflake_seconds(snowflake: int) -> float:
@@ -407,6 +472,7 @@ class World:
         self.nonces: dict[tuple[int, int, str], int] = {}
         self.cdn = AttachmentStore(attachment_url_lifetime)
         self.events: EventSink = _NoEvents()
+        self.sharding = ShardingRules()
 
     def note_unfurl(self, url: str) -> None:
         """Discord's link-preview crawler would GET ``url`` now."""

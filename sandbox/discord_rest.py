@@ -88,8 +88,17 @@ async def get_gateway(world: World, req: ApiRequest, m: Match) -> Reply:
 
 
 async def get_gateway_bot(world: World, req: ApiRequest, m: Match) -> Reply:
-    limit = {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": 1}
-    return Reply(200, {"url": world.gateway_url, "shards": 1, "session_start_limit": limit})
+    """The gateway URL, the recommended shard count (ceil(guilds / guilds_per_shard), at
+    least 1) and the session start limit, which every IDENTIFY counts down."""
+    rules = world.sharding
+    return Reply(
+        200,
+        {
+            "url": world.gateway_url,
+            "shards": rules.recommended_shards(len(world.guilds)),
+            "session_start_limit": rules.session_start_limit(time.monotonic()),
+        },
+    )
 
 
 # -- application commands
