@@ -17,6 +17,16 @@ record them): they are the library's plumbing, not what the bot did.
 As on the real platform, the bot is in privacy mode (in groups where it is not an admin
 it sees only commands, replies to it and mentions of it) and sends are flood-limited
 (``sandbox.telegram_flood``: 429 with ``retry_after``, then a flood wait on the chat).
+
+Instead of polling, the bot may ``setWebhook`` to a local URL (``http://127.0.0.1:PORT``
+is accepted, unlike on Telegram; see ``sandbox.telegram_webhook``): updates are then
+POSTed to it, retried until it answers 2xx, and every POST is recorded:
+
+    await bot.set_webhook(receiver_url, secret_token="s3cret")
+    tg.send_text(7, 7, "hi")
+    attempt = await tg.wait_for_webhook(lambda a: a.ok)
+    await tg.wait_webhook_drained()          # nothing pending, nothing in flight
+    tg.webhook_info()["last_error_message"]  # as getWebhookInfo shows it
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from sandbox.lifecycle import LocalServer
 from sandbox.telegram_flood import SENDING_METHODS, TELEGRAM_LIMITS, FloodControl, FloodLimits
 from sandbox.telegram_methods import BY_LOWER_NAME, METHODS
 from sandbox.telegram_users import UserActions
+from sandbox.telegram_webhook import TEST_TIMING, WebhookAttempt, WebhookTiming
 from sandbox.telegram_wire import (
     ApiError,
     decode_params,
@@ -101,12 +112,19 @@ class TelegramEmulator(UserActions, LocalServer):
         record_polling: bool = False,
         flood_limits: FloodLimits | None = TELEGRAM_LIMITS,
         clock: Callable[[], float] = time.monotonic,
+        webhook_timing: WebhookTiming = TEST_TIMING,
+        webhook_in_chat_order: bool = True,
     ) -> None:
         """``privacy_mode``: in groups where the bot is not an admin, deliver only
         commands, replies to the bot and mentions of it (BotFather's default for real
         bots). ``fetch_link_previews``: GET the URL Telegram would preview for each bot
         message; the URLs land in ``preview_fetches``. ``flood_limits``: Telegram's by
-        default, None for none; ``clock`` (seconds) times them."""
+        default, None for none (which also lifts setWebhook's once a second); ``clock``
+        (seconds) times them. ``webhook_timing``: how long to wait for a webhook's answer
+        and how fast to retry (``sandbox.telegram_webhook.TEST_TIMING``: 3 s, twenty
+        times Telegram's pace). ``webhook_in_chat_order``: as Telegram, deliver a chat's
+        messages to the webhook one after another; False sends every update as soon as
+        a connection is free (an album's photos in parallel)."""
         self.token = token
         self.world = World(bot_id, bot_username, bot_name, max_download_bytes, privacy_mode)
         self.flood_control = FloodControl(flood_limits, clock)
@@ -119,6 +137,13 @@ class TelegramEmulator(UserActions, LocalServer):
         self._fetch_previews = fetch_link_previews
         self._failures: dict[str, list[_Failure]] = {}
         self._calls_changed: asyncio.Event | None = None
+        webhook = self.world.webhook
+        webhook.timing = webhook_timing
+        webhook.in_chat_order = webhook_in_chat_order
+        webhook.rate_limited = flood_limits is not None
+        webhook.clock = clock
+        webhook.reply = self._webhook_reply
+        webhook.errors = self.server_errors
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._root = ""
@@ -139,6 +164,7 @@ class TelegramEmulator(UserActions, LocalServer):
             self.world.link_preview = self._fetch_preview
 
     async def close(self) -> None:
+        await self.world.webhook.close()
         self.world.updates.close()  # wake long polls so shutdown does not wait on them
         if self._runner is not None:
             await self._runner.cleanup()
@@ -249,6 +275,10 @@ class TelegramEmulator(UserActions, LocalServer):
         if self._calls_changed is not None:
             self._calls_changed.set()
         self._calls_changed = asyncio.Event()
+
+    async def _webhook_reply(self, method: str, params: dict[str, Any]) -> None:
+        """A webhook answered an update with a Bot API call: run it, as Telegram does."""
+        await self._call(BY_LOWER_NAME.get(method.lower(), method), params)
 
     async def _fetch_preview(self, url: str) -> None:
         self.preview_fetches.append(url)
@@ -375,6 +405,29 @@ class TelegramEmulator(UserActions, LocalServer):
     def pending_updates(self) -> list[JSON]:
         """Updates the bot has not confirmed yet (with a later getUpdates offset)."""
         return self.world.updates.pending
+
+    # --- the webhook ----------------------------------------------------------------------
+
+    @property
+    def webhook_attempts(self) -> list[WebhookAttempt]:
+        """Every POST of an update to the webhook so far, in the order they ended."""
+        return list(self.world.webhook.attempts)
+
+    def webhook_info(self) -> JSON:
+        """What ``getWebhookInfo`` answers now (``url`` is "" without a webhook)."""
+        return self.world.webhook.info()
+
+    async def wait_for_webhook(
+        self, predicate: Callable[[WebhookAttempt], bool] = lambda _: True, timeout: float = 5.0
+    ) -> WebhookAttempt:
+        """The first webhook attempt (already made or still to come) matching
+        ``predicate``, e.g. ``lambda a: a.update_id == 3 and a.ok``."""
+        return await self.world.webhook.wait_for_attempt(predicate, timeout)
+
+    async def wait_webhook_drained(self, timeout: float = 5.0) -> None:
+        """Wait until no update is pending (``pending_update_count`` is 0) and none is in
+        flight: each was delivered with a 2xx answer, or given up on."""
+        await self.world.webhook.wait_drained(timeout)
 
     async def wait_for(
         self, predicate: Callable[[SentCall], bool], timeout: float = 5.0

@@ -1,7 +1,8 @@
 """The Bot API methods the emulator implements, with Telegram's answers and errors.
 
 Each method takes the world and the decoded parameters and returns the ``result`` of
-``{"ok": true, "result": ...}``, or raises ApiError. Error descriptions are Telegram's
+``{"ok": true, "result": ...}`` (wrapped in ``Described`` when Telegram adds a
+``description``, as ``setWebhook`` does), or raises ApiError. Error descriptions are Telegram's
 own (``Bad Request: message is not modified: ...``) so code that matches on them, and
 python-telegram-bot's mapping of status codes to exceptions, behave as in production.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from sandbox.telegram_entities import normalize_url
 from sandbox.telegram_text import EntityParseError, format_text
 from sandbox.telegram_text import utf16_len as text_length
+from sandbox.telegram_webhook import GET_UPDATES_CONFLICT
 from sandbox.telegram_wire import (
     ApiError,
     Params,
@@ -191,18 +193,21 @@ async def return_true(world: World, params: Params) -> Any:
     return True
 
 
+async def set_webhook(world: World, params: Params) -> Any:
+    return await world.webhook.set(params)
+
+
 async def delete_webhook(world: World, params: Params) -> Any:
-    if get_bool(params, "drop_pending_updates"):
-        world.updates.drop_pending()
-    return True
+    return await world.webhook.set(params, deleting=True)
 
 
 async def get_webhook_info(world: World, params: Params) -> Any:
-    pending = len(world.updates.pending)
-    return {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
+    return world.webhook.info()
 
 
 async def get_updates(world: World, params: Params) -> Any:
+    if world.webhook.active:
+        raise ApiError(409, GET_UPDATES_CONFLICT)
     limit = max(1, min(100, get_int(params, "limit", 100)))
     timeout = float(params.get("timeout") or 0)
     world.updates.set_allowed(get_list(params, "allowed_updates"))
@@ -404,6 +409,7 @@ METHODS: dict[str, Method] = {
     "getMe": get_me,
     "logOut": return_true,
     "close": return_true,
+    "setWebhook": set_webhook,
     "deleteWebhook": delete_webhook,
     "getWebhookInfo": get_webhook_info,
     "getUpdates": get_updates,

@@ -11,6 +11,7 @@ does exactly this: ``RequestParameter.json_value`` sends ``str`` values unchange
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -60,6 +61,15 @@ class ApiError(Exception):
         return body
 
 
+@dataclass(frozen=True)
+class Described:
+    """A method's result with the ``description`` Telegram puts next to some successes
+    (``{"ok": true, "result": true, "description": "Webhook was set"}``)."""
+
+    result: Any
+    description: str
+
+
 def bad_request(detail: str) -> ApiError:
     return ApiError(400, f"Bad Request: {detail}")
 
@@ -93,7 +103,8 @@ def decode_text_value(name: str, raw: str) -> Any:
     return value if isinstance(value, int | float | bool) or value is None else raw
 
 
-def _decode_json_body(body: Any) -> Params:
+def decode_json_body(body: Any) -> Params:
+    """The parameters of a JSON object body (a request's, or a webhook answer's)."""
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
     params: Params = {}
@@ -129,7 +140,7 @@ async def decode_params(request: web.Request) -> Params:
             body = await request.json()
         except ValueError:
             raise bad_request("can't parse JSON request body") from None
-        params.update(_decode_json_body(body))
+        params.update(decode_json_body(body))
     elif content_type == "multipart/form-data":
         params.update(await _decode_multipart(request))
     else:
@@ -153,6 +164,9 @@ def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
 
 
 def ok(result: Any) -> web.Response:
+    if isinstance(result, Described):
+        body = {"ok": True, "result": result.result, "description": result.description}
+        return json_response(body)
     return json_response({"ok": True, "result": result})
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sandbox.imagesniff import ImageInfo, sniff
 from sandbox.telegram_updates import UpdateQueue
+from sandbox.telegram_webhook import WebhookDispatcher
 from sandbox.telegram_wire import bad_request, forbidden
 
 JSON = dict[str, Any]
@@ -130,6 +131,7 @@ class World:
         self.callback_queries: dict[str, bool] = {}  # id -> answered
         self.commands: dict[str, list[JSON]] = {}  # scope+language -> commands
         self.updates = UpdateQueue()
+        self.webhook = WebhookDispatcher(self.updates)  # feeds a webhook once one is set
         self._ids = itertools.count(1)
         self._next_message_id: dict[int, int] = {}
 
