@@ -28,7 +28,7 @@ from bot.hosts.base import HostClient, UploadSource
 from bot.hosts.chevereto import CheveretoClient
 from bot.hosts.imgbb import ImgbbClient
 from bot.httpclient import new_http_client
-from bot.ratelimit import SlidingWindowLimiter
+from bot.ratelimit import RateLimit
 from bot.requests import RehostRequest, RehostResult, SourceRef
 from bot.service import RehostService
 from bot.store import Store
@@ -110,7 +110,7 @@ def upload_imgbbpy_sync(params: Params) -> Result:
 @asynccontextmanager
 async def _service(params: Params, max_concurrency: int) -> AsyncIterator[RehostService]:
     workdir = Path(params["workdir"])
-    store = Store(workdir / "rehost.db")
+    store = await Store.open(params.get("storage_url") or workdir / "rehost.db")
     try:
         async with new_http_client() as http:
             kind = ImgbbClient if params["dialect"] == "imgbb" else CheveretoClient
@@ -122,10 +122,10 @@ async def _service(params: Params, max_concurrency: int) -> AsyncIterator[Rehost
                 uploader,
                 fetcher,
                 max_concurrency=max_concurrency,
-                limiter=SlidingWindowLimiter(1_000_000, 600.0),
+                limit=RateLimit(1_000_000, 600.0),
             )
     finally:
-        store.close()
+        await store.close()
 
 
 def _request(owner: str, urls: list[str], size: int, keyed: bool = False) -> RehostRequest:

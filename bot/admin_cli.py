@@ -40,8 +40,8 @@ def _record(upload: UploadRecord) -> dict[str, Any]:
 async def run_history(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(secrets=config.secrets())
-    store = Store(config.storage.path)
-    uploads = store.history(owner_id=args.owner, limit=args.limit)
+    async with Store.opened(config.storage.target) as store:
+        uploads = await store.history(owner_id=args.owner, limit=args.limit)
     for upload in uploads:
         if args.json:
             print(json.dumps(_record(upload)))
@@ -62,8 +62,7 @@ async def run_history(args: argparse.Namespace) -> int:
 async def run_delete(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(secrets=config.secrets())
-    store = Store(config.storage.path)
-    async with new_http_client() as http:
+    async with Store.opened(config.storage.target) as store, new_http_client() as http:
         result = await delete_as_operator(store, http, args.id)
     print(result.message)
     if result.status is DeleteStatus.OPEN_LINK and result.delete_url:
@@ -76,7 +75,8 @@ async def run_delete(args: argparse.Namespace) -> int:
 
 async def run_stats(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    stats = Store(config.storage.path).stats()
+    async with Store.opened(config.storage.target) as store:
+        stats = await store.stats()
     if args.json:
         print(json.dumps(stats))
         return EXIT_OK

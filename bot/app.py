@@ -19,7 +19,7 @@ from bot.hosts.factory import build_client
 from bot.httpclient import new_http_client
 from bot.library import Library
 from bot.linkguard import AddressGuard, new_link_client
-from bot.ratelimit import SlidingWindowLimiter
+from bot.ratelimit import RateLimit
 from bot.service import RehostService
 from bot.store import Store
 from bot.uploader import RetryPolicy, Uploader
@@ -43,7 +43,7 @@ class Core:
 
 @asynccontextmanager
 async def open_core(config: Config) -> AsyncIterator[Core]:
-    store = Store(config.storage.path)
+    store = await Store.open(config.storage.target)
     try:
         guard = AddressGuard(config.links.allowed_networks)
         # Users' image links get a client of their own, which reaches public addresses only.
@@ -64,7 +64,7 @@ async def open_core(config: Config) -> AsyncIterator[Core]:
                 fetcher,
                 default_expiration=upload.default_expiration,
                 max_concurrency=upload.max_concurrency,
-                limiter=SlidingWindowLimiter(upload.user_rate_limit, upload.user_rate_window),
+                limit=RateLimit(upload.user_rate_limit, upload.user_rate_window),
                 lease=config.storage.lease_seconds,
             )
             worker = asyncio.create_task(service.worker.run(), name="job-worker")
@@ -75,4 +75,4 @@ async def open_core(config: Config) -> AsyncIterator[Core]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
     finally:
-        store.close()
+        await store.close()

@@ -21,12 +21,12 @@ reported.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.database import Row
 from bot.requests import SourceRef
 from bot.states import BatchState, JobState
 from bot.store import Store, now_utc, to_text
@@ -52,7 +52,7 @@ class Backfill:
     context: dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Backfill:
+    def from_row(cls, row: Row) -> Backfill:
         return cls(
             id=int(row["id"]),
             platform=row["platform"],
@@ -91,7 +91,7 @@ class Item:
     finished: bool  # its batch is answered
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Item:
+    def from_row(cls, row: Row) -> Item:
         return cls(
             position=int(row["position"]),
             message_id=row["message_id"],
@@ -118,12 +118,12 @@ class Progress:
 class Backfills:
     def __init__(self, store: Store, clock: Any = time.time) -> None:
         self.store = store
-        self.conn = store.db.conn
+        self.db = store.db
         self._clock = clock
 
     # --- asking -----------------------------------------------------------------------------
 
-    def start(
+    async def start(
         self,
         platform: str,
         chat_id: str,
@@ -134,13 +134,14 @@ class Backfills:
     ) -> Backfill | None:
         """A new backfill of ``chat_id``; None if one is under way there already."""
         stamp = to_text(now_utc())
-        with self.store.transaction() as conn:
-            if self._active(conn, platform, chat_id) is not None:
+        async with self.db.transaction():
+            if await self._active(platform, chat_id) is not None:
                 return None
-            cursor = conn.execute(
+            backfill_id = await self.db.fetchval(
                 "insert into backfills (platform, chat_id, requested_by, message_limit,"
                 " before_id, state, stop_requested, scanned, skipped, summary_sent, context,"
-                " created_at, updated_at) values (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?)",
+                " created_at, updated_at) values (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?)"
+                " returning id",
                 (
                     platform,
                     chat_id,
@@ -153,85 +154,86 @@ class Backfills:
                     stamp,
                 ),
             )
-            backfill_id = int(cursor.lastrowid or 0)
-        found = self.get(backfill_id)
+        found = await self.get(int(backfill_id))
         assert found is not None
         return found
 
-    def active(self, platform: str, chat_id: str) -> Backfill | None:
-        return self._active(self.conn, platform, chat_id)
+    async def active(self, platform: str, chat_id: str) -> Backfill | None:
+        return await self._active(platform, chat_id)
 
-    def _active(self, conn: sqlite3.Connection, platform: str, chat_id: str) -> Backfill | None:
+    async def _active(self, platform: str, chat_id: str) -> Backfill | None:
         marks = ",".join("?" for _ in ACTIVE_STATES)
-        row = conn.execute(
+        row = await self.db.fetchrow(
             f"select * from backfills where platform = ? and chat_id = ? and state in ({marks})"
             " order by id desc limit 1",
             (platform, chat_id, *ACTIVE_STATES),
-        ).fetchone()
+        )
         return None if row is None else Backfill.from_row(row)
 
-    def request_stop(self, platform: str, chat_id: str) -> Backfill | None:
+    async def request_stop(self, platform: str, chat_id: str) -> Backfill | None:
         """Ask the backfill under way in ``chat_id`` to feed nothing more; None if none is."""
-        with self.store.transaction() as conn:
-            found = self._active(conn, platform, chat_id)
+        async with self.db.transaction():
+            found = await self._active(platform, chat_id)
             if found is None:
                 return None
-            self._update(conn, found.id, stop_requested=1)
-        return self.get(found.id)
+            await self._update(found.id, stop_requested=1)
+        return await self.get(found.id)
 
-    def get(self, backfill_id: int) -> Backfill | None:
-        row = self.conn.execute("select * from backfills where id = ?", (backfill_id,)).fetchone()
+    async def get(self, backfill_id: int) -> Backfill | None:
+        row = await self.db.fetchrow("select * from backfills where id = ?", (backfill_id,))
         return None if row is None else Backfill.from_row(row)
 
     # --- leases -----------------------------------------------------------------------------
 
-    def claim(self, worker: str, platform: str, lease: float, limit: int) -> list[Backfill]:
+    async def claim(self, worker: str, platform: str, lease: float, limit: int) -> list[Backfill]:
         """Lease up to ``limit`` unfinished backfills nobody holds (or whose holder died)."""
         now = self._clock()
         marks = ",".join("?" for _ in ACTIVE_STATES)
-        with self.store.transaction() as conn:
+        async with self.db.transaction():
             ids = [
                 int(row["id"])
-                for row in conn.execute(
+                for row in await self.db.fetch(
                     f"select id from backfills where platform = ? and state in ({marks})"
-                    " and (lease_until is null or lease_until < ?) order by id limit ?",
+                    " and (lease_until is null or lease_until < ?) order by id limit ?"
+                    f"{self.db.dialect.skip_locked}",
                     (platform, *ACTIVE_STATES, now, limit),
                 )
             ]
             for backfill_id in ids:
-                conn.execute(
+                await self.db.execute(
                     "update backfills set lease_owner = ?, lease_until = ? where id = ?",
                     (worker, now + lease, backfill_id),
                 )
-        return [b for b in (self.get(i) for i in ids) if b is not None]
+        found = [await self.get(i) for i in ids]
+        return [b for b in found if b is not None]
 
-    def renew(self, worker: str, ids: Iterable[int], lease: float) -> None:
+    async def renew(self, worker: str, ids: Iterable[int], lease: float) -> None:
         wanted = list(ids)
         if not wanted:
             return
         marks = ",".join("?" for _ in wanted)
-        with self.store.transaction() as conn:
-            conn.execute(
+        async with self.db.transaction():
+            await self.db.execute(
                 f"update backfills set lease_until = ? where lease_owner = ? and id in ({marks})",
                 (self._clock() + lease, worker, *wanted),
             )
 
-    def release(self, worker: str) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
+    async def release(self, worker: str) -> None:
+        async with self.db.transaction():
+            await self.db.execute(
                 "update backfills set lease_owner = null, lease_until = null where lease_owner = ?",
                 (worker,),
             )
 
     # --- reading ----------------------------------------------------------------------------
 
-    def rehosted(self, platform: str, chat_id: str, message_ids: Sequence[str]) -> set[str]:
+    async def rehosted(self, platform: str, chat_id: str, message_ids: Sequence[str]) -> set[str]:
         """Which of these messages were rehosted already (a batch answers them)."""
         found: set[str] = set()
         for start in range(0, len(message_ids), 500):
             chunk = list(message_ids[start : start + 500])
             marks = ",".join("?" for _ in chunk)
-            rows = self.conn.execute(
+            rows = await self.db.fetch(
                 "select distinct message_id from batches where platform = ? and chat_id = ?"
                 f" and message_id in ({marks})",
                 (platform, chat_id, *chunk),
@@ -239,18 +241,20 @@ class Backfills:
             found.update(str(row["message_id"]) for row in rows)
         return found
 
-    def set_progress_message(self, backfill_id: int, message_id: str) -> None:
-        with self.store.transaction() as conn:
-            self._update(conn, backfill_id, progress_message_id=message_id)
+    async def set_progress_message(self, backfill_id: int, message_id: str) -> None:
+        async with self.db.transaction():
+            await self._update(backfill_id, progress_message_id=message_id)
 
-    def record_reading(
+    async def record_reading(
         self, backfill_id: int, items: Sequence[NewItem], *, scanned: int, skipped: int
     ) -> None:
         """The history is read: ``items`` (oldest first) are what to rehost."""
-        with self.store.transaction() as conn:
-            conn.execute("delete from backfill_items where backfill_id = ?", (backfill_id,))
+        async with self.db.transaction():
+            await self.db.execute(
+                "delete from backfill_items where backfill_id = ?", (backfill_id,)
+            )
             for position, item in enumerate(items):
-                conn.execute(
+                await self.db.execute(
                     "insert into backfill_items (backfill_id, position, message_id, owner_id,"
                     " owner_name, sources, images) values (?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -263,12 +267,12 @@ class Backfills:
                         len(item.sources),
                     ),
                 )
-            self._update(conn, backfill_id, state=RUNNING, scanned=scanned, skipped=skipped)
+            await self._update(backfill_id, state=RUNNING, scanned=scanned, skipped=skipped)
 
     # --- running ----------------------------------------------------------------------------
 
-    def items(self, backfill_id: int) -> list[Item]:
-        rows = self.conn.execute(
+    async def items(self, backfill_id: int) -> list[Item]:
+        rows = await self.db.fetch(
             "select i.*, b.state as batch_state from backfill_items i"
             " left join batches b on b.id = i.batch"
             " where i.backfill_id = ? order by i.position",
@@ -276,41 +280,45 @@ class Backfills:
         )
         return [Item.from_row(row) for row in rows]
 
-    def fed(self, backfill_id: int, position: int, batch: str) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
+    async def fed(self, backfill_id: int, position: int, batch: str) -> None:
+        async with self.db.transaction():
+            await self.db.execute(
                 "update backfill_items set batch = ? where backfill_id = ? and position = ?",
                 (batch, backfill_id, position),
             )
 
-    def progress(self, backfill_id: int) -> Progress:
-        totals = self.conn.execute(
-            "select count(*), coalesce(sum(images), 0) from backfill_items where backfill_id = ?",
+    async def progress(self, backfill_id: int) -> Progress:
+        totals = await self.db.fetchrow(
+            "select count(*) as messages, coalesce(sum(images), 0) as images"
+            " from backfill_items where backfill_id = ?",
             (backfill_id,),
-        ).fetchone()
+        )
+        assert totals is not None
         counts = {
-            str(row[0]): int(row[1])
-            for row in self.conn.execute(
-                "select j.state, count(*) from backfill_items i join jobs j on j.batch = i.batch"
-                " where i.backfill_id = ? group by j.state",
+            str(row["state"]): int(row["n"])
+            for row in await self.db.fetch(
+                "select j.state, count(*) as n from backfill_items i"
+                " join jobs j on j.batch = i.batch where i.backfill_id = ? group by j.state",
                 (backfill_id,),
             )
         }
         failed = counts.get(JobState.FAILED, 0) + counts.get(JobState.ABANDONED, 0)
         done = counts.get(JobState.DONE, 0) + failed
-        return Progress(images=int(totals[1]), done=done, failed=failed, messages=int(totals[0]))
+        return Progress(
+            images=int(totals["images"]), done=done, failed=failed, messages=int(totals["messages"])
+        )
 
-    def set_state(self, backfill_id: int, state: str) -> None:
-        with self.store.transaction() as conn:
-            self._update(conn, backfill_id, state=state)
+    async def set_state(self, backfill_id: int, state: str) -> None:
+        async with self.db.transaction():
+            await self._update(backfill_id, state=state)
 
-    def summary_part_sent(self, backfill_id: int, parts: int) -> None:
-        with self.store.transaction() as conn:
-            self._update(conn, backfill_id, summary_sent=parts)
+    async def summary_part_sent(self, backfill_id: int, parts: int) -> None:
+        async with self.db.transaction():
+            await self._update(backfill_id, summary_sent=parts)
 
-    def _update(self, conn: sqlite3.Connection, backfill_id: int, **values: object) -> None:
+    async def _update(self, backfill_id: int, **values: object) -> None:
         values["updated_at"] = to_text(now_utc())
         assignments = ", ".join(f"{name} = ?" for name in values)
-        conn.execute(
+        await self.db.execute(
             f"update backfills set {assignments} where id = ?", (*values.values(), backfill_id)
         )

@@ -22,13 +22,9 @@ async def run_check(args: argparse.Namespace) -> int:
         known = ", ".join(config.hosts) or "none"
         print(f"rehost: no host named {args.host!r} (configured: {known})", file=sys.stderr)
         return 2
-    store = Store(config.storage.path)
-    try:
-        async with new_http_client() as http:
-            checker = LinkChecker(store, http)
-            findings = await checker.run(args.host, _printer(args.json))
-    finally:
-        store.close()
+    async with Store.opened(config.storage.target) as store, new_http_client() as http:
+        checker = LinkChecker(store, http)
+        findings = await checker.run(args.host, _printer(args.json))
     gone = [f for f in findings if f.state == GONE]
     if not args.json:
         alive = sum(1 for f in findings if f.state == "alive")

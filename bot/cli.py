@@ -200,9 +200,9 @@ def printable(text: str) -> str:
 
 
 def _database_name(args: argparse.Namespace) -> str:
-    """The database file the configuration names (it loaded before the database failed)."""
+    """The database the configuration names (it loaded before the database failed)."""
     try:
-        return str(load_config(args.config).storage.path)
+        return load_config(args.config).storage.where
     except Exception:
         return "the database"
 

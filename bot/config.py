@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from bot.database import is_postgres_url, redact_url
 from bot.errors import ConfigError, ExpirationError
 from bot.expiration import Duration, parse_duration
 from bot.hosts.presets import DEFAULT_FORMATS, DEFAULT_MAX_BYTES, DIALECTS, PRESETS
@@ -57,9 +58,22 @@ class UploadSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     path: Path
+    # A PostgreSQL server shared by several processes (``postgresql://...``); None: the
+    # SQLite file at ``path``. Kept out of repr: it may hold a password.
+    url: str | None = field(default=None, repr=False)
     # How long a claim on a job or an outgoing answer lasts unless renewed (every third of
     # it): work of a process that died is taken over after at most this long.
     lease_seconds: float = 15.0
+
+    @property
+    def target(self) -> str | Path:
+        """What :meth:`bot.store.Store.open` opens: the server's URL, else the file."""
+        return self.url if self.url is not None else self.path
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (a URL without its password)."""
+        return redact_url(self.url) if self.url is not None else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,9 @@ class Config:
         """Every secret value, so logging can make sure none is ever written."""
         values = [host.api_key for host in self.hosts.values() if host.api_key]
         values += [chat.token for chat in (self.telegram, self.discord) if chat is not None]
+        password = urlsplit(self.storage.url).password if self.storage.url else None
+        if password:
+            values.append(password)
         return values
 
 
@@ -212,7 +229,7 @@ UPLOAD_KEYS = (
     "user_rate_window",
     "host_time_budget",
 )
-STORAGE_KEYS = ("path", "lease_seconds")
+STORAGE_KEYS = ("path", "url", "lease_seconds")
 
 
 def env_name(host: str) -> str:
@@ -242,7 +259,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str
         for name in hosts_table.names()
     }
     upload = _upload(root.table("upload", UPLOAD_KEYS), hosts)
-    storage = _storage(root.table("storage", STORAGE_KEYS), base_dir)
+    storage = _storage(root.table("storage", STORAGE_KEYS), base_dir, environ)
     telegram = _telegram(root.table("telegram", TELEGRAM_KEYS), environ)
     discord = _discord(root.table("discord", DISCORD_KEYS), environ)
     links = _links(root.table("links", LINK_KEYS))
@@ -415,10 +432,19 @@ def _discord(table: _Table, environ: Mapping[str, str]) -> DiscordSettings | Non
     return settings if token else None
 
 
-def _storage(table: _Table, base_dir: Path) -> StorageSettings:
+def _storage(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> StorageSettings:
     path = Path(table.get("path", str, "rehost.db") or "rehost.db").expanduser()
     lease = table.positive("lease_seconds", float, 15.0)
+    # The environment wins, so that the password need never be in the file.
+    url = environ.get("REHOST_STORAGE_URL") or table.get("url", str, None) or None
+    if url is not None and not is_postgres_url(url):
+        where = "REHOST_STORAGE_URL" if environ.get("REHOST_STORAGE_URL") else table.key("url")
+        raise ConfigError(
+            where,
+            "not a PostgreSQL URL (postgresql://user:password@host:5432/database);"
+            " for SQLite set [storage] path instead",
+        )
     table.finish()
     return StorageSettings(
-        path=path if path.is_absolute() else base_dir / path, lease_seconds=lease
+        path=path if path.is_absolute() else base_dir / path, url=url, lease_seconds=lease
     )

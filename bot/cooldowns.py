@@ -18,30 +18,30 @@ class Cooldowns:
         self._clock = clock
         self._memory: dict[str, tuple[float, str]] = {}
 
-    def remaining(self, host: str) -> float:
+    async def remaining(self, host: str) -> float:
         """Seconds until ``host`` may be tried again (0: now)."""
-        until = self._until(host)
+        until = await self._until(host)
         return max(0.0, until - self._clock()) if until is not None else 0.0
 
-    def cool(self, host: str, seconds: float, reason: str) -> None:
+    async def cool(self, host: str, seconds: float, reason: str) -> None:
         until = self._clock() + seconds
         self._memory[host] = (until, reason)
         if self._store is None:
             return
-        with self._store.transaction() as conn:
-            conn.execute(
-                "insert into host_cooldowns (host, until, reason, since) values (?, ?, ?, ?)"
-                " on conflict (host) do update set until = max(until, excluded.until),"
-                " reason = excluded.reason, since = excluded.since",
-                (host, until, reason, to_text(now_utc())),
-            )
+        longest = self._store.db.dialect.greatest("host_cooldowns.until", "excluded.until")
+        await self._store.db.execute(
+            "insert into host_cooldowns (host, until, reason, since) values (?, ?, ?, ?)"
+            f" on conflict (host) do update set until = {longest},"
+            " reason = excluded.reason, since = excluded.since",
+            (host, until, reason, to_text(now_utc())),
+        )
 
-    def active(self) -> dict[str, tuple[float, str]]:
+    async def active(self) -> dict[str, tuple[float, str]]:
         """Hosts cooling down now: ``{host: (seconds left, reason)}``."""
         now = self._clock()
         found = dict(self._memory)
         if self._store is not None:
-            rows = self._store.db.conn.execute(
+            rows = await self._store.db.fetch(
                 "select host, until, reason from host_cooldowns where until > ?", (now,)
             )
             found.update({row["host"]: (row["until"], row["reason"]) for row in rows})
@@ -49,12 +49,12 @@ class Cooldowns:
             host: (until - now, reason) for host, (until, reason) in found.items() if until > now
         }
 
-    def _until(self, host: str) -> float | None:
+    async def _until(self, host: str) -> float | None:
         if self._store is not None:
-            row = self._store.db.conn.execute(
+            until = await self._store.db.fetchval(
                 "select until from host_cooldowns where host = ?", (host,)
-            ).fetchone()
-            if row is not None:
-                return float(row["until"])
+            )
+            if until is not None:
+                return float(until)
         cached = self._memory.get(host)
         return cached[0] if cached else None

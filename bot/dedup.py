@@ -49,7 +49,7 @@ class Dedup:
         self.store = store
         self._clock = clock
 
-    def find(
+    async def find(
         self,
         platform: str,
         owner_id: str,
@@ -63,11 +63,11 @@ class Dedup:
         """An earlier upload to reuse. ``hidden``: the image must stay hidden (a spoiler,
         an NSFW chat), so only an upload that was made hidden will do."""
         now = self._clock()
-        candidates = self.store.reusable(
+        candidates = await self.store.reusable(
             hosts, now, forever=duration is None, sha256=sha256, source_key=source_key
         )
         if hidden:
-            made_hidden = self.store.hidden_uploads(r.reused_from or r.id for r in candidates)
+            made_hidden = await self.store.hidden_uploads(r.reused_from or r.id for r in candidates)
             candidates = [r for r in candidates if (r.reused_from or r.id) in made_hidden]
         for record in candidates:
             if duration is not None and not self._lasts(record, duration, now):

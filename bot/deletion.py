@@ -22,7 +22,7 @@ import httpx
 
 from bot.errors import HostError
 from bot.hosts.chevereto import DeleteOutcome, delete_by_link
-from bot.store import DELETED, BotMessage, Store, UploadRecord
+from bot.store import ACTIVE, DELETED, BotMessage, Store, UploadRecord
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class DeleteService:
 
     async def delete(self, upload_id: int, platform: str, requester_id: str) -> DeleteResult:
         """Delete for a chat user: only the owner may."""
-        upload = self.store.upload(upload_id)
+        upload = await self.store.upload(upload_id)
         if upload is None or upload.platform != platform or upload.owner_id != requester_id:
             # The same answer whether it exists or not: ids reveal nothing about others.
             return DeleteResult(
@@ -78,7 +78,7 @@ class DeleteService:
                 DeleteStatus.ALREADY_GONE, f"Upload #{upload_id} is already {upload.state}.", upload
             )
         if upload.reused_from is not None:
-            return self._finish(
+            return await self._finish(
                 upload,
                 DeleteStatus.UNLISTED,
                 f"Removed #{upload_id} from your list. Someone else uploaded the same image "
@@ -103,8 +103,8 @@ class DeleteService:
                 upload,
             )
         if outcome is DeleteOutcome.DELETED:
-            return self._finish(upload, DeleteStatus.DELETED, f"Deleted #{upload_id}.")
-        return self._finish(
+            return await self._finish(upload, DeleteStatus.DELETED, f"Deleted #{upload_id}.")
+        return await self._finish(
             upload,
             DeleteStatus.ALREADY_GONE,
             f"#{upload_id} was already gone from {upload.host}; marked deleted.",
@@ -113,13 +113,13 @@ class DeleteService:
     async def _hand_over(self, upload: UploadRecord, delete_url: str) -> DeleteResult:
         """ImgBB-style: the image gone already, or the link to open (the upload stays)."""
         if await image_gone(self._http, upload):
-            return self._finish(
+            return await self._finish(
                 upload,
                 DeleteStatus.ALREADY_GONE,
                 f"#{upload.id} is already gone from {upload.host}; marked deleted.",
             )
         earlier = upload.delete_handed_at
-        record = self.store.hand_over_delete_link(upload.id) or upload
+        record = await self.store.hand_over_delete_link(upload.id) or upload
         if earlier is None:
             first = f"{upload.host} deletes only on its own page: open this link and confirm there"
             message = f"{first} to delete #{upload.id}."
@@ -131,15 +131,23 @@ class DeleteService:
         message += " It stays in your list until the image is gone."
         return DeleteResult(DeleteStatus.OPEN_LINK, message, record, delete_url=delete_url)
 
-    def _finish(self, upload: UploadRecord, status: DeleteStatus, message: str) -> DeleteResult:
-        """Mark the upload (and, when the image itself is gone, every reuse of it) deleted."""
-        affected = [upload]
-        if status is not DeleteStatus.UNLISTED:
-            affected += [r for r in self.store.sharing(upload.id) if r.state == "active"]
-        messages: list[BotMessage] = []
-        for record in affected:
-            self.store.set_state(record.id, DELETED)
-            messages += self.store.bot_messages(record.id)
+    async def _finish(
+        self, upload: UploadRecord, status: DeleteStatus, message: str
+    ) -> DeleteResult:
+        """Mark the upload (and, when the image itself is gone, every reuse of it) deleted.
+
+        The mark is a conditional update: of two deletes at once (two processes, or a
+        double click), one marks it and changes the posts; the other is told it is gone."""
+        async with self.store.transaction():
+            if not await self.store.take_state(upload.id, ACTIVE, DELETED):
+                return DeleteResult(
+                    DeleteStatus.ALREADY_GONE, f"Upload #{upload.id} is already deleted.", upload
+                )
+            messages = await self.store.bot_messages(upload.id)
+            if status is not DeleteStatus.UNLISTED:
+                for record in await self.store.sharing(upload.id):
+                    if await self.store.take_state(record.id, ACTIVE, DELETED):
+                        messages += await self.store.bot_messages(record.id)
         return DeleteResult(status, message, upload, bot_messages=messages)
 
 
@@ -165,7 +173,7 @@ async def image_gone(http: httpx.AsyncClient, upload: UploadRecord) -> bool:
 
 async def delete_as_operator(store: Store, http: httpx.AsyncClient, upload_id: int) -> DeleteResult:
     """Delete any upload, as the operator does from the command line."""
-    upload = store.upload(upload_id)
+    upload = await store.upload(upload_id)
     if upload is None:
         return DeleteResult(DeleteStatus.NOT_ALLOWED, f"No upload #{upload_id} is recorded.")
     return await DeleteService(store, http).delete_record(upload)

@@ -9,7 +9,6 @@ handled once.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,42 +20,41 @@ NEW, DONE = "new", "done"
 class Inbox:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.conn = store.db.conn
+        self.db = store.db
 
-    def record(self, platform: str, updates: Sequence[tuple[int, dict[str, Any]]]) -> list[int]:
+    async def record(
+        self, platform: str, updates: Sequence[tuple[int, dict[str, Any]]]
+    ) -> list[int]:
         """Record updates in one transaction; returns the ids that were new."""
         stamp = to_text(now_utc())
         fresh = []
-        with self.store.transaction() as conn:
+        async with self.db.transaction():
             for update_id, payload in updates:
-                cursor = conn.execute(
-                    "insert or ignore into inbox (platform, update_id, payload, state,"
-                    " received_at) values (?, ?, ?, ?, ?)",
+                added = await self.db.execute(
+                    "insert into inbox (platform, update_id, payload, state, received_at)"
+                    " values (?, ?, ?, ?, ?) on conflict do nothing",
                     (platform, update_id, json.dumps(payload), NEW, stamp),
                 )
-                if cursor.rowcount:
+                if added:
                     fresh.append(update_id)
         return fresh
 
-    def unhandled(self, platform: str) -> list[tuple[int, dict[str, Any]]]:
-        rows: list[sqlite3.Row] = self.conn.execute(
+    async def unhandled(self, platform: str) -> list[tuple[int, dict[str, Any]]]:
+        rows = await self.db.fetch(
             "select update_id, payload from inbox where platform = ? and state = ?"
             " order by update_id",
             (platform, NEW),
-        ).fetchall()
-        return [(row["update_id"], json.loads(row["payload"])) for row in rows]
+        )
+        return [(int(row["update_id"]), json.loads(row["payload"])) for row in rows]
 
-    def handled(self, platform: str, update_id: int) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
-                "update inbox set state = ?, payload = '{}' where platform = ? and update_id = ?",
-                (DONE, platform, update_id),
-            )
+    async def handled(self, platform: str, update_id: int) -> None:
+        await self.db.execute(
+            "update inbox set state = ?, payload = '{}' where platform = ? and update_id = ?",
+            (DONE, platform, update_id),
+        )
 
-    def prune(self, before: str) -> int:
+    async def prune(self, before: str) -> int:
         """Forget handled updates received before ``before`` (ISO text, as stored)."""
-        with self.store.transaction() as conn:
-            cursor = conn.execute(
-                "delete from inbox where state = ? and received_at < ?", (DONE, before)
-            )
-        return int(cursor.rowcount)
+        return await self.db.execute(
+            "delete from inbox where state = ? and received_at < ?", (DONE, before)
+        )

@@ -40,7 +40,7 @@ class ClaimLoop(ABC, Generic[T]):
         self.running: dict[int, tuple[T, asyncio.Task[None]]] = {}
 
     @abstractmethod
-    def claim(self, free: int) -> list[T]:
+    async def claim(self, free: int) -> list[T]:
         """Lease up to ``free`` items to this loop."""
 
     @abstractmethod
@@ -52,17 +52,17 @@ class ClaimLoop(ABC, Generic[T]):
         """Work one claimed item (and record its end)."""
 
     @abstractmethod
-    def renew(self, ids: Iterable[int]) -> None:
+    async def renew(self, ids: Iterable[int]) -> None:
         """Extend the leases of the rows this loop is working."""
 
-    def idle_timeout(self) -> float:
+    async def idle_timeout(self) -> float:
         """How long to wait for a wake-up when there was nothing to claim."""
         return self.poll
 
-    def housekeeping(self) -> None:
+    async def housekeeping(self) -> None:
         """Run before each claim (cheap, or rate-limited by the subclass)."""
 
-    def released(self) -> None:
+    async def released(self) -> None:
         """The loop stopped: give up what it still holds."""
 
     def wake(self) -> None:
@@ -73,9 +73,9 @@ class ClaimLoop(ABC, Generic[T]):
         try:
             while True:
                 self._wake.clear()
-                self.housekeeping()
+                await self.housekeeping()
                 free = self.slots - len(self.running)
-                items = self.claim(free) if free > 0 else []
+                items = await self.claim(free) if free > 0 else []
                 for item in items:
                     self.running[self.key(item)] = (item, asyncio.create_task(self._run(item)))
                 if items:
@@ -84,7 +84,7 @@ class ClaimLoop(ABC, Generic[T]):
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
                 # cancellation that stops this loop when the wake-up comes at the same time.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.idle_timeout()):
+                    async with asyncio.timeout(await self.idle_timeout()):
                         await self._wake.wait()
         finally:
             renewer.cancel()
@@ -93,7 +93,7 @@ class ClaimLoop(ABC, Generic[T]):
                 task.cancel()
             await asyncio.gather(renewer, *tasks, return_exceptions=True)
             try:
-                self.released()
+                await self.released()
             except Exception:
                 log.exception("%s could not release its leases", self.name)
 
@@ -108,6 +108,6 @@ class ClaimLoop(ABC, Generic[T]):
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                self.renew(list(self.running))
+                await self.renew(list(self.running))
             except Exception:
                 log.exception("renewing leases failed")

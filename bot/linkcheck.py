@@ -55,7 +55,7 @@ class LinkChecker:
         self.concurrency = concurrency
         self.per_host = per_host
 
-    def probes(self, host: str | None = None) -> list[Probe]:
+    async def probes(self, host: str | None = None) -> list[Probe]:
         """One probe per distinct image link of the live uploads (of ``host``)."""
         sql = (
             "select id, host, coalesce(url, viewer_url) as link from uploads where state = ?"
@@ -66,7 +66,7 @@ class LinkChecker:
             sql += " and host = ?"
             params.append(host)
         grouped: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for row in self.store.db.conn.execute(sql + " order by id", params):
+        for row in await self.store.db.fetch(sql + " order by id", params):
             grouped[(row["link"], row["host"])].append(row["id"])
         return [Probe(url, name, tuple(ids)) for (url, name), ids in grouped.items()]
 
@@ -74,7 +74,7 @@ class LinkChecker:
         self, host: str | None = None, progress: Callable[[Finding], None] = lambda f: None
     ) -> list[Finding]:
         """Probe every live upload (of ``host``), record what was found, and return it."""
-        probes = self.probes(host)
+        probes = await self.probes(host)
         gate = asyncio.Semaphore(self.concurrency)
         pacers: dict[str, AsyncLimiter] = {}
 
@@ -84,7 +84,7 @@ class LinkChecker:
                 await pacer.acquire()
                 state, status = await self.probe(probe.url)
             finding = Finding(probe.url, probe.host, probe.upload_ids, state, status)
-            self.record(finding)
+            await self.record(finding)
             progress(finding)
             return finding
 
@@ -111,19 +111,20 @@ class LinkChecker:
             return ALIVE, status
         return UNKNOWN, status
 
-    def record(self, finding: Finding) -> None:
+    async def record(self, finding: Finding) -> None:
         if finding.state == UNKNOWN:
             return
         marks = ",".join("?" for _ in finding.upload_ids)
-        with self.store.transaction() as conn:
-            conn.execute(
+        db = self.store.db
+        async with db.transaction():
+            await db.execute(
                 f"update uploads set link_state = ?, checked_at = ? where id in ({marks})",
                 (finding.state, to_text(now_utc()), *finding.upload_ids),
             )
             if finding.state == GONE:
                 # An ImgBB-style upload whose owner was handed the delete link stays live
                 # until the image is known gone: now it is (its reuses went with it).
-                conn.execute(
+                await db.execute(
                     f"update uploads set state = ?, updated_at = ? where id in ({marks})"
                     " and exists (select 1 from uploads handed where handed.id in"
                     f" ({marks}) and handed.delete_handed_at is not null)",

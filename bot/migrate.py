@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,14 +73,14 @@ class Migrator:
         self.outbox = Outbox(store)
         self._clock = clock
 
-    def to_move(self, from_host: str) -> list[UploadRecord]:
+    async def to_move(self, from_host: str) -> list[UploadRecord]:
         """Live uploads still on ``from_host`` (originals; reuses move with them)."""
-        rows = self.store.db.conn.execute(
+        rows = await self.store.db.fetch(
             "select id from uploads where host = ? and state = ? and reused_from is null"
             " and (expires_at is null or expires_at > ?) order by id",
             (from_host, UploadState.ACTIVE, to_text(self._clock())),
         )
-        records = [self.store.upload(int(row["id"])) for row in rows]
+        records = [await self.store.upload(int(row["id"])) for row in rows]
         return [record for record in records if record is not None]
 
     async def run(
@@ -95,7 +94,7 @@ class Migrator:
         results = []
         for moved in await self._finish_deletions(from_host):
             progress(moved)
-        for record in self.to_move(from_host):
+        for record in await self.to_move(from_host):
             if dry_run:
                 result = Moved(record.id, from_host, None, "would be moved (dry run)")
             else:
@@ -116,21 +115,22 @@ class Migrator:
         if outcome.image is None:
             return Moved(record.id, record.host, None, outcome.reason())
         image = outcome.image
-        with self.store.transaction() as conn:
-            moving = [record.id, *(r.id for r in self.store.sharing(record.id))]
+        db = self.store.db
+        async with db.transaction():
+            moving = [record.id, *(r.id for r in await self.store.sharing(record.id))]
             marks = ",".join("?" for _ in moving)
             public = (image.host, image.dialect, image.image_id, image.viewer_url, image.url)
-            conn.execute(
+            await db.execute(
                 "update uploads set host = ?, dialect = ?, host_image_id = ?, viewer_url = ?,"
                 " url = ?, expires_at = ?, link_state = null, checked_at = null,"
                 f" updated_at = ? where id in ({marks})",
                 (*public, to_text(image.expires_at), to_text(now_utc()), *moving),
             )
-            conn.execute(
+            await db.execute(
                 "update uploads set delete_url = ?, delete_handed_at = null where id = ?",
                 (image.delete_url, record.id),
             )
-            conn.execute(
+            await db.execute(
                 "insert into host_moves (upload_id, from_host, from_dialect, old_delete_url,"
                 " to_host, old_deleted, moved_at) values (?, ?, ?, ?, ?, 0, ?)",
                 (
@@ -142,13 +142,12 @@ class Migrator:
                     to_text(now_utc()),
                 ),
             )
-            self._tell(conn, record, moving, image.host, image.delete_url is not None)
+            await self._tell(record, moving, image.host, image.delete_url is not None)
         deleted = await self._delete_old(record.id)
         return Moved(record.id, record.host, image.host, old_deleted=deleted)
 
-    def _tell(
+    async def _tell(
         self,
-        conn: sqlite3.Connection,
         record: UploadRecord,
         moving: list[int],
         new_host: str,
@@ -156,11 +155,11 @@ class Migrator:
     ) -> None:
         """Queue the edits of the bot's posts and the owner's new delete link."""
         marks = ",".join("?" for _ in moving)
-        posts = self.store.db.conn.execute(
+        posts = await self.store.db.fetch(
             "select distinct platform, chat_id, message_id, visibility from bot_messages"
             f" where upload_id in ({marks})",
             moving,
-        ).fetchall()
+        )
         batch = f"move:{record.id}"
         by_platform: dict[str, list[PlannedMessage]] = {}
         for post in posts:
@@ -173,7 +172,7 @@ class Migrator:
                 moved_notice(record.owner_id, record.id, record.host, new_host)
             )
         for platform, messages in by_platform.items():
-            self.outbox.add(conn, f"{batch}:{platform}", platform, messages)
+            await self.outbox.add(f"{batch}:{platform}", platform, messages)
 
     async def _bytes(self, record: UploadRecord) -> UploadSource | str:
         """The image's bytes from the old host, else from the chat it came from."""
@@ -183,7 +182,7 @@ class Migrator:
         if not isinstance(fetched, FetchProblem):
             return fetched
         problems.append(f"the old host: {fetched.message}")
-        origin = self._origin(record)
+        origin = await self._origin(record)
         resolver = self.resolvers.get(record.platform)
         if origin is not None and resolver is not None:
             try:
@@ -201,10 +200,10 @@ class Migrator:
             problems.append("the chat: its source cannot be had any more")
         return "could not get the image from " + "; nor from ".join(problems)
 
-    def _origin(self, record: UploadRecord) -> SourceRef | None:
-        row = self.store.db.conn.execute(
+    async def _origin(self, record: UploadRecord) -> SourceRef | None:
+        row = await self.store.db.fetchrow(
             "select source from jobs where upload_id = ? order by id limit 1", (record.id,)
-        ).fetchone()
+        )
         return SourceRef.from_json(json.loads(row["source"])) if row is not None else None
 
     def _remaining(self, record: UploadRecord) -> Duration | None:
@@ -215,10 +214,10 @@ class Migrator:
 
     async def _finish_deletions(self, from_host: str) -> list[Moved]:
         """Old copies a previous, interrupted run moved away from but did not delete."""
-        rows = self.store.db.conn.execute(
+        rows = await self.store.db.fetch(
             "select upload_id, to_host from host_moves where from_host = ? and old_deleted = 0",
             (from_host,),
-        ).fetchall()
+        )
         done = []
         for row in rows:
             deleted = await self._delete_old(int(row["upload_id"]))
@@ -227,10 +226,10 @@ class Migrator:
 
     async def _delete_old(self, upload_id: int) -> bool:
         """Delete the old copy where the dialect allows; note that it is done."""
-        row = self.store.db.conn.execute(
+        row = await self.store.db.fetchrow(
             "select from_host, from_dialect, old_delete_url from host_moves where upload_id = ?",
             (upload_id,),
-        ).fetchone()
+        )
         if row is None:
             return False
         deletable = row["from_dialect"] == "chevereto" and row["old_delete_url"]
@@ -240,11 +239,10 @@ class Migrator:
             except HostError as error:
                 log.warning("could not delete #%d on %s: %s", upload_id, row["from_host"], error)
                 return False
-        with self.store.transaction() as conn:
-            conn.execute(
-                "update host_moves set old_deleted = ? where upload_id = ?",
-                (1 if deletable else 2, upload_id),  # 2: the dialect cannot delete
-            )
+        await self.store.db.execute(
+            "update host_moves set old_deleted = ? where upload_id = ?",
+            (1 if deletable else 2, upload_id),  # 2: the dialect cannot delete
+        )
         return bool(deletable)
 
 

@@ -28,38 +28,35 @@ async def run_migrate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(secrets=config.secrets())
     targets = _targets(config, args.from_host, args.to_host)
-    store = Store(config.storage.path)
-    try:
-        guard = AddressGuard(config.links.allowed_networks)
-        async with (
-            new_http_client() as http,
-            new_link_client(guard) as links,
-            _chat_resolvers(config) as resolvers,
-        ):
-            upload = config.upload
-            uploader = Uploader(
-                [build_client(config.hosts[n], http, upload.host_time_budget) for n in targets],
-                RetryPolicy(upload.retry_attempts, upload.retry_backoff),
-                cooldowns=Cooldowns(store),
+    guard = AddressGuard(config.links.allowed_networks)
+    async with (
+        Store.opened(config.storage.target) as store,
+        new_http_client() as http,
+        new_link_client(guard) as links,
+        _chat_resolvers(config) as resolvers,
+    ):
+        upload = config.upload
+        uploader = Uploader(
+            [build_client(config.hosts[n], http, upload.host_time_budget) for n in targets],
+            RetryPolicy(upload.retry_attempts, upload.retry_backoff),
+            cooldowns=Cooldowns(store),
+        )
+        fetcher = Fetcher(http, max_bytes=uploader.largest_accepted(), links=links)
+        migrator = Migrator(store, uploader, fetcher, http, resolvers)
+        pending = len(await migrator.to_move(args.from_host))
+        bar = tqdm(
+            total=pending,
+            unit="image",
+            desc=f"moving off {args.from_host}",
+            disable=args.json or not sys.stderr.isatty(),
+        )
+        with bar:
+            results = await migrator.run(
+                args.from_host,
+                targets,
+                dry_run=args.dry_run,
+                progress=lambda moved: _show(moved, args.json, bar),
             )
-            fetcher = Fetcher(http, max_bytes=uploader.largest_accepted(), links=links)
-            migrator = Migrator(store, uploader, fetcher, http, resolvers)
-            pending = len(migrator.to_move(args.from_host))
-            bar = tqdm(
-                total=pending,
-                unit="image",
-                desc=f"moving off {args.from_host}",
-                disable=args.json or not sys.stderr.isatty(),
-            )
-            with bar:
-                results = await migrator.run(
-                    args.from_host,
-                    targets,
-                    dry_run=args.dry_run,
-                    progress=lambda moved: _show(moved, args.json, bar),
-                )
-    finally:
-        store.close()
     failed = [moved for moved in results if not moved.ok and not args.dry_run]
     if not args.json:
         done = sum(1 for moved in results if moved.ok)

@@ -11,12 +11,13 @@ across chats, claims take turns, so one chat's 300 answers do not hold up anothe
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.database import Row
+from bot.queue import marks
 from bot.replyplan import PlannedMessage
 from bot.states import OutboxState, Visibility
 from bot.store import Store, now_utc, to_text
@@ -48,19 +49,17 @@ class OutboxRow:
 class Outbox:
     def __init__(self, store: Store, clock: Any = time.time) -> None:
         self.store = store
-        self.conn = store.db.conn
+        self.db = store.db
         self._clock = clock
 
-    def add(
-        self, conn: sqlite3.Connection, batch: str, platform: str, messages: list[PlannedMessage]
-    ) -> None:
+    async def add(self, batch: str, platform: str, messages: list[PlannedMessage]) -> None:
         """Queue a batch's answer (inside the caller's transaction)."""
         stamp = to_text(now_utc())
         for seq, message in enumerate(messages):
-            conn.execute(
-                "insert or ignore into outbox (batch, platform, seq, visibility, chat_id,"
+            await self.db.execute(
+                "insert into outbox (batch, platform, seq, visibility, chat_id,"
                 " owner_id, payload, state, attempts, not_before, created_at, updated_at)"
-                " values (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
+                " values (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?) on conflict do nothing",
                 (
                     batch,
                     platform,
@@ -75,7 +74,7 @@ class Outbox:
                 ),
             )
 
-    def claim(
+    async def claim(
         self,
         worker: str,
         platform: str,
@@ -86,10 +85,11 @@ class Outbox:
     ) -> list[OutboxRow]:
         """Lease up to ``limit`` deliverable rows: the oldest of each target (a chat, or an
         owner's direct messages), none for ``busy_targets``, and the targets least recently
-        ``served`` (target -> when) first, so that chats take turns."""
+        ``served`` (target -> when) first, so that chats take turns. Rows another process
+        is claiming at the same moment are skipped, not waited for."""
         now = self._clock()
         busy = tuple(busy_targets)
-        exclude = f" and {TARGET} not in ({','.join('?' for _ in busy)})" if busy else ""
+        exclude = f" and {TARGET} not in ({marks(busy)})" if busy else ""
         sql = (
             f"with ready as (select o.id, {TARGET} as target, o.lease_until, o.not_before,"
             f" row_number() over (partition by {TARGET} order by o.id) as turn from outbox o"
@@ -99,55 +99,52 @@ class Outbox:
             " select id, target from ready where turn = 1 and not_before <= ?"
             " and (lease_until is null or lease_until < ?) order by id limit ?"
         )
-        with self.store.transaction() as conn:
-            candidates = conn.execute(
+        db = self.db
+        async with db.transaction():
+            candidates = await db.fetch(
                 sql,
                 (OutboxState.PENDING, platform, *busy, OutboxState.PENDING, now, now, CANDIDATES),
-            ).fetchall()
+            )
             last = served or {}
             candidates.sort(key=lambda row: (last.get(row["target"], 0.0), row["id"]))
-            ids = [row["id"] for row in candidates[:limit]]
+            wanted = [row["id"] for row in candidates[: limit + 8]]
+            if not wanted:
+                return []
+            free = {
+                row["id"]
+                for row in await db.fetch(
+                    f"select id from outbox where id in ({marks(wanted)}) and state = ?"
+                    f" and (lease_until is null or lease_until < ?){db.dialect.skip_locked}",
+                    (*wanted, OutboxState.PENDING, now),
+                )
+            }
+            ids = [row_id for row_id in wanted if row_id in free][:limit]
             if not ids:
                 return []
-            marks = ",".join("?" for _ in ids)
-            conn.execute(
+            rows = await db.fetch(
                 "update outbox set lease_owner = ?, lease_until = ?, attempts = attempts + 1"
-                f" where id in ({marks})",
+                f" where id in ({marks(ids)}) returning *",
                 (worker, now + lease, *ids),
             )
-            rows = conn.execute(
-                f"select * from outbox where id in ({marks}) order by id", ids
-            ).fetchall()
-        return [
-            OutboxRow(
-                id=row["id"],
-                batch=row["batch"],
-                platform=row["platform"],
-                seq=row["seq"],
-                message=PlannedMessage.from_json(json.loads(row["payload"])),
-                attempts=row["attempts"],
-            )
-            for row in rows
-        ]
+        return [_outbox_row(row) for row in sorted(rows, key=lambda row: int(row["id"]))]
 
-    def renew(self, worker: str, row_ids: Iterable[int], lease: float) -> None:
+    async def renew(self, worker: str, row_ids: Iterable[int], lease: float) -> None:
         ids = list(row_ids)
         if not ids:
             return
-        marks = ",".join("?" for _ in ids)
-        with self.store.transaction() as conn:
-            conn.execute(
-                f"update outbox set lease_until = ? where lease_owner = ? and id in ({marks})",
-                (self._clock() + lease, worker, *ids),
-            )
+        await self.db.execute(
+            f"update outbox set lease_until = ? where lease_owner = ? and id in ({marks(ids)})",
+            (self._clock() + lease, worker, *ids),
+        )
 
-    def sent(
+    async def sent(
         self, row: OutboxRow, chat_id: str | None, message_id: str | None, outcome: str = "sent"
     ) -> None:
         """Mark ``row`` delivered (``outcome``: sent, or unreachable when the owner cannot
         be messaged) and remember which uploads the platform message shows."""
-        with self.store.transaction() as conn:
-            conn.execute(
+        db = self.db
+        async with db.transaction():
+            await db.execute(
                 "update outbox set state = ?, outcome = ?, sent_message_id = ?, updated_at = ?,"
                 " lease_owner = null, lease_until = null where id = ?",
                 (OutboxState.SENT, outcome, message_id, to_text(now_utc()), row.id),
@@ -157,60 +154,68 @@ class Outbox:
             for item in row.message.items:
                 if item.upload_id is None:
                     continue
-                conn.execute(
+                await db.execute(
                     "insert into bot_messages (upload_id, platform, chat_id, message_id,"
                     " visibility) values (?, ?, ?, ?, ?)",
                     (item.upload_id, row.platform, chat_id, message_id, row.message.visibility),
                 )
 
-    def postpone(self, row: OutboxRow, seconds: float) -> None:
+    async def postpone(self, row: OutboxRow, seconds: float) -> None:
         """The platform said to wait (a flood wait): not before then, and not counted."""
-        with self.store.transaction() as conn:
-            conn.execute(
-                "update outbox set not_before = ?, attempts = max(attempts - 1, 0),"
-                " lease_owner = null, lease_until = null where id = ?",
-                (self._clock() + seconds, row.id),
-            )
+        attempts = self.db.dialect.greatest("attempts - 1", "0")
+        await self.db.execute(
+            f"update outbox set not_before = ?, attempts = {attempts},"
+            " lease_owner = null, lease_until = null where id = ?",
+            (self._clock() + seconds, row.id),
+        )
 
-    def release(self, row: OutboxRow, seconds: float) -> None:
+    async def release(self, row: OutboxRow, seconds: float) -> None:
         """A transient failure: try again after ``seconds``."""
-        with self.store.transaction() as conn:
-            conn.execute(
-                "update outbox set not_before = ?, lease_owner = null, lease_until = null"
-                " where id = ?",
-                (self._clock() + seconds, row.id),
-            )
+        await self.db.execute(
+            "update outbox set not_before = ?, lease_owner = null, lease_until = null where id = ?",
+            (self._clock() + seconds, row.id),
+        )
 
-    def failed(self, row: OutboxRow, reason: str) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
-                "update outbox set state = ?, outcome = ?, updated_at = ?, lease_owner = null,"
-                " lease_until = null where id = ?",
-                (OutboxState.FAILED, reason, to_text(now_utc()), row.id),
-            )
+    async def failed(self, row: OutboxRow, reason: str) -> None:
+        await self.db.execute(
+            "update outbox set state = ?, outcome = ?, updated_at = ?, lease_owner = null,"
+            " lease_until = null where id = ?",
+            (OutboxState.FAILED, reason, to_text(now_utc()), row.id),
+        )
 
-    def private_outcome(self, batch: str) -> str | None:
+    async def private_outcome(self, batch: str) -> str | None:
         """How the batch's private part went: ``sent``, ``unreachable``, ``failed`` (or
         None if it has none or it is not done)."""
-        row = self.conn.execute(
+        outcome = await self.db.fetchval(
             "select outcome from outbox where batch = ? and visibility = ? and state != ?"
             " order by seq limit 1",
             (batch, Visibility.PRIVATE, OutboxState.PENDING),
-        ).fetchone()
-        return None if row is None else str(row["outcome"])
+        )
+        return None if outcome is None else str(outcome)
 
-    def next_due(self, platform: str) -> float | None:
+    async def next_due(self, platform: str) -> float | None:
         """When the soonest postponed or leased row becomes claimable."""
-        row = self.conn.execute(
-            "select min(max(not_before, coalesce(lease_until, 0))) from outbox"
-            " where state = ? and platform = ?",
+        due = self.db.dialect.greatest("not_before", "coalesce(lease_until, 0)")
+        value = await self.db.fetchval(
+            f"select min({due}) as soonest from outbox where state = ? and platform = ?",
             (OutboxState.PENDING, platform),
-        ).fetchone()
-        return None if row[0] is None else float(row[0])
+        )
+        return None if value is None else float(value)
 
-    def pending_count(self, platform: str | None = None) -> int:
-        sql, params = "select count(*) from outbox where state = ?", [str(OutboxState.PENDING)]
+    async def pending_count(self, platform: str | None = None) -> int:
+        sql, params = "select count(*) as n from outbox where state = ?", [str(OutboxState.PENDING)]
         if platform is not None:
             sql += " and platform = ?"
             params.append(platform)
-        return int(self.conn.execute(sql, params).fetchone()[0])
+        return int(await self.db.fetchval(sql, params))
+
+
+def _outbox_row(row: Row) -> OutboxRow:
+    return OutboxRow(
+        id=row["id"],
+        batch=row["batch"],
+        platform=row["platform"],
+        seq=row["seq"],
+        message=PlannedMessage.from_json(json.loads(row["payload"])),
+        attempts=row["attempts"],
+    )

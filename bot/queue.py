@@ -15,12 +15,13 @@ image instead of standing in front of it.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.database import Row
+from bot.ratelimit import RateLimit
 from bot.states import BatchState, JobOutcome, JobState
 from bot.store import JobRecord, Store, now_utc, to_text
 
@@ -45,7 +46,7 @@ class Batch:
         return self.chat_title is None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Batch:
+    def from_row(cls, row: Row) -> Batch:
         return cls(
             id=row["id"],
             platform=row["platform"],
@@ -67,9 +68,10 @@ class NewJob:
     item_key: str  # unique within the batch: recording the same item twice adds nothing
     source: dict[str, Any]
     refusal: str | None = None  # recorded as already failed with this message
+    counted: bool = False  # counts against its owner's rate limit
 
 
-def _job(row: sqlite3.Row) -> JobRecord:
+def _job(row: Row) -> JobRecord:
     return JobRecord(
         id=row["id"],
         batch=row["batch"],
@@ -85,18 +87,25 @@ def _job(row: sqlite3.Row) -> JobRecord:
     )
 
 
+CLAIM_CANDIDATES = 8  # extra jobs looked at per claim, for those another process holds
+
+
+def marks(values: Sequence[object]) -> str:
+    return ",".join("?" for _ in values)
+
+
 class JobQueue:
     def __init__(self, store: Store, clock: Any = time.time) -> None:
         self.store = store
+        self.db = store.db
         self._clock = clock
-        self.conn = store.db.conn
 
     def now(self) -> float:
         return float(self._clock())
 
     # --- recording ------------------------------------------------------------------------
 
-    def record(
+    async def record(
         self,
         batch: Batch,
         jobs: Sequence[NewJob],
@@ -104,21 +113,24 @@ class JobQueue:
         expiration: str | None,
         gather: float = 0.0,
         wanted: bool = True,
+        limit: RateLimit | None = None,
     ) -> bool:
         """Record a batch (or more items of one still gathering) and its jobs, in one
         transaction. ``gather``: seconds to wait for further items from the last one's
         arrival (an album). ``wanted=False``: items of an album nobody asked for yet;
-        :meth:`want` claims them. Returns False when the batch was already closed (a late
-        album item): the caller starts another batch."""
-        now = self._clock()
-        with self.store.transaction() as conn:
-            existing = conn.execute(
+        :meth:`want` claims them. Jobs marked ``counted`` take a slot of their owner's
+        ``limit`` each (over it, they are recorded as refused). Returns False when the
+        batch was already closed (a late album item): the caller starts another batch."""
+        now = self.now()
+        db = self.db
+        async with db.transaction():
+            existing = await db.fetchrow(
                 "select state, wanted from batches where id = ?", (batch.id,)
-            ).fetchone()
+            )
             if existing is not None and existing["state"] != BatchState.OPEN:
                 return False
             if existing is None:
-                conn.execute(
+                await db.execute(
                     "insert into batches (id, platform, chat_id, owner_id, owner_name,"
                     " message_id, chat_title, private_in_place, context, skipped, answer,"
                     " ready_at, wanted, state, created_at)"
@@ -142,34 +154,56 @@ class JobQueue:
                     ),
                 )
             else:
-                conn.execute(
-                    "update batches set ready_at = max(ready_at, ?) where id = ?",
+                await db.execute(
+                    f"update batches set ready_at = {db.dialect.greatest('ready_at', '?')}"
+                    " where id = ?",
                     (now + gather, batch.id),
                 )
                 wanted = bool(existing["wanted"])
-            self._insert_jobs(conn, batch, jobs, expiration, wanted)
+            if wanted and limit is not None:
+                jobs = await self._limited(batch, jobs, limit, now)
+            await self._insert_jobs(batch, jobs, expiration, wanted, now)
         return True
 
-    def _insert_jobs(
+    async def _limited(
+        self, batch: Batch, jobs: Sequence[NewJob], limit: RateLimit, now: float
+    ) -> list[NewJob]:
+        """The jobs, those over the owner's rate limit refused (inside the transaction)."""
+        counted = [job for job in jobs if job.counted and job.refusal is None]
+        if not counted:
+            return list(jobs)
+        grant = await limit.take(self.db, batch.platform, batch.owner_id, len(counted), now)
+        over = {id(job) for job in counted[grant.granted :]}
+        refusal = limit.refusal(grant)
+        return [
+            NewJob(job.item_key, job.source, refusal, counted=False) if id(job) in over else job
+            for job in jobs
+        ]
+
+    async def _insert_jobs(
         self,
-        conn: sqlite3.Connection,
         batch: Batch,
         jobs: Sequence[NewJob],
         expiration: str | None,
         wanted: bool,
+        now: float,
     ) -> None:
-        first = conn.execute(
-            "select coalesce(max(position) + 1, 0) from jobs where batch = ?", (batch.id,)
-        ).fetchone()[0]
+        first = await self.db.fetchval(
+            "select coalesce(max(position) + 1, 0) as next from jobs where batch = ?",
+            (batch.id,),
+        )
         stamp = to_text(now_utc())
         waiting = JobState.PENDING if wanted else JobState.HELD
         position = int(first)
         for job in jobs:
             state = JobState.FAILED if job.refusal else waiting
-            cursor = conn.execute(
-                "insert or ignore into jobs (batch, item_key, position, platform, chat_id,"
+            counted_at = now if wanted and job.counted and not job.refusal else None
+            position += await self.db.execute(
+                "insert into jobs (batch, item_key, position, platform, chat_id,"
                 " message_id, owner_id, source, expiration, state, outcome, error, attempts,"
-                " created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                " counted_at, created_at, updated_at)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
+                " on conflict do nothing",
                 (
                     batch.id,
                     job.item_key,
@@ -183,19 +217,23 @@ class JobQueue:
                     state,
                     JobOutcome.FAILED if job.refusal else None,
                     job.refusal,
+                    counted_at,
                     stamp,
                     stamp,
                 ),
             )
-            position += cursor.rowcount
 
-    def want(self, batch: Batch, expiration: str | None, refusals: dict[str, str]) -> bool:
+    async def want(
+        self, batch: Batch, expiration: str | None, limit: RateLimit | None = None
+    ) -> bool:
         """Someone asked for an album whose items were held: they become work, answered
-        as ``batch`` says (its owner, reply target...). ``refusals`` maps item keys over
-        the owner's rate limit to their message. False if the batch is not open or was
-        wanted already."""
-        with self.store.transaction() as conn:
-            cursor = conn.execute(
+        as ``batch`` says (its owner, reply target...), each taking a slot of the owner's
+        ``limit`` (over it, refused). False if the batch is not open or was wanted
+        already."""
+        now = self.now()
+        db = self.db
+        async with db.transaction():
+            changed = await db.execute(
                 "update batches set wanted = 1, owner_id = ?, owner_name = ?, message_id = ?,"
                 " context = ? where id = ? and state = ? and wanted = 0",
                 (
@@ -207,57 +245,67 @@ class JobQueue:
                     BatchState.OPEN,
                 ),
             )
-            if cursor.rowcount == 0:
+            if changed == 0:
                 return False
-            conn.execute(
-                "update jobs set state = ?, expiration = ?, owner_id = ?, message_id = ?"
-                " where batch = ? and state = ?",
+            held = [
+                row["item_key"]
+                for row in await db.fetch(
+                    "select item_key from jobs where batch = ? and state = ? order by position",
+                    (batch.id, JobState.HELD),
+                )
+            ]
+            granted, refusal = len(held), None
+            if limit is not None and held:
+                grant = await limit.take(db, batch.platform, batch.owner_id, len(held), now)
+                granted, refusal = grant.granted, limit.refusal(grant)
+            await db.execute(
+                "update jobs set state = ?, expiration = ?, owner_id = ?, message_id = ?,"
+                " counted_at = ? where batch = ? and state = ?",
                 (
                     JobState.PENDING,
                     expiration,
                     batch.owner_id,
                     batch.message_id,
+                    now if limit is not None else None,
                     batch.id,
                     JobState.HELD,
                 ),
             )
-            for item_key, refusal in refusals.items():
-                self._fail(conn, batch.id, item_key, refusal)
+            for item_key in held[granted:]:
+                await db.execute(
+                    "update jobs set state = ?, outcome = ?, error = ?, counted_at = null"
+                    " where batch = ? and item_key = ?",
+                    (JobState.FAILED, JobOutcome.FAILED, refusal, batch.id, item_key),
+                )
         return True
 
-    def _fail(self, conn: sqlite3.Connection, batch_id: str, item_key: str, error: str) -> None:
-        conn.execute(
-            "update jobs set state = ?, outcome = ?, error = ? where batch = ? and item_key = ?",
-            (JobState.FAILED, JobOutcome.FAILED, error, batch_id, item_key),
-        )
-
-    def closed_items(self, batch_id: str) -> set[str] | None:
+    async def closed_items(self, batch_id: str) -> set[str] | None:
         """The item keys a batch answered, once it is answered; None if there is no such
         batch or it is still open or was dropped (an album nobody asked for answered
         nothing: asking for it later is new work)."""
-        row = self.conn.execute("select state from batches where id = ?", (batch_id,)).fetchone()
-        if row is None or row["state"] != BatchState.ANSWERED:
+        state = await self.db.fetchval("select state from batches where id = ?", (batch_id,))
+        if state != BatchState.ANSWERED:
             return None
-        rows = self.conn.execute(
+        rows = await self.db.fetch(
             "select item_key from jobs where batch = ? and state != ?",
             (batch_id, JobState.DROPPED),
         )
         return {row["item_key"] for row in rows}
 
-    def held_items(self, batch_id: str) -> list[str]:
-        rows = self.conn.execute(
-            "select item_key from jobs where batch = ? and state = ? order by position",
+    async def has_held(self, batch_id: str) -> bool:
+        row = await self.db.fetchrow(
+            "select 1 as held from jobs where batch = ? and state = ? limit 1",
             (batch_id, JobState.HELD),
         )
-        return [row["item_key"] for row in rows]
+        return row is not None
 
-    def batch(self, batch_id: str) -> Batch | None:
-        row = self.conn.execute("select * from batches where id = ?", (batch_id,)).fetchone()
+    async def batch(self, batch_id: str) -> Batch | None:
+        row = await self.db.fetchrow("select * from batches where id = ?", (batch_id,))
         return Batch.from_row(row) if row is not None else None
 
     # --- claiming -------------------------------------------------------------------------
 
-    def claim(
+    async def claim(
         self,
         worker: str,
         platforms: Iterable[str],
@@ -267,13 +315,13 @@ class JobQueue:
         running: Iterable[int] = (),
     ) -> list[JobRecord]:
         """Lease up to ``limit`` runnable jobs to ``worker``, fairly across owners (or the
-        jobs of one batch). Each claim counts as an attempt."""
-        now = self._clock()
+        jobs of one batch). Each claim counts as an attempt. Jobs another process is
+        claiming at the same moment are skipped, not waited for."""
+        now = self.now()
         kinds = tuple(platforms)
-        if not kinds:
+        if not kinds or limit <= 0:
             return []
-        marks = ",".join("?" for _ in kinds)
-        scope, params = f"j.platform in ({marks})", list[object](kinds)
+        scope, params = f"j.platform in ({marks(kinds)})", list[object](kinds)
         if batch_id is not None:
             scope += " and j.batch = ?"
             params.append(batch_id)
@@ -282,10 +330,10 @@ class JobQueue:
         mine = tuple(running)
         # Never this worker's own jobs again, even if a renewal came late (filtered after
         # ranking: running jobs still count for their owner's turn).
-        not_mine = f" and id not in ({','.join('?' for _ in mine)})" if mine else ""
+        not_mine = f" and id not in ({marks(mine)})" if mine else ""
         # Rank each pending job within its owner's queue (leased ones included, so an owner
         # with 4 uploads running is behind someone with none), then take the lowest ranks.
-        sql = (
+        ranked = (
             "with ranked as (select j.id, j.lease_until, row_number() over"
             " (partition by j.platform, j.owner_id order by j.id) as turn"
             " from jobs j join batches b on b.id = j.batch"
@@ -293,79 +341,88 @@ class JobQueue:
             " select id from ranked where (lease_until is null or lease_until < ?)"
             f"{not_mine} order by turn, id limit ?"
         )
-        with self.store.transaction() as conn:
-            ids = [
+        db = self.db
+        async with db.transaction():
+            candidates = [
                 row["id"]
-                for row in conn.execute(sql, (JobState.PENDING, now, *params, now, *mine, limit))
+                for row in await db.fetch(
+                    ranked,
+                    (JobState.PENDING, now, *params, now, *mine, limit + CLAIM_CANDIDATES),
+                )
             ]
+            if not candidates:
+                return []
+            free = {
+                row["id"]
+                for row in await db.fetch(
+                    f"select id from jobs where id in ({marks(candidates)}) and state = ?"
+                    f" and (lease_until is null or lease_until < ?){db.dialect.skip_locked}",
+                    (*candidates, JobState.PENDING, now),
+                )
+            }
+            ids = [job_id for job_id in candidates if job_id in free][:limit]
             if not ids:
                 return []
-            id_marks = ",".join("?" for _ in ids)
-            conn.execute(
+            rows = await db.fetch(
                 "update jobs set lease_owner = ?, lease_until = ?, attempts = attempts + 1"
-                f" where id in ({id_marks})",
+                f" where id in ({marks(ids)}) returning *",
                 (worker, now + lease, *ids),
             )
-            rows = conn.execute(f"select * from jobs where id in ({id_marks})", ids).fetchall()
         return sorted((_job(row) for row in rows), key=lambda job: job.id)
 
-    def renew(self, worker: str, job_ids: Iterable[int], lease: float) -> None:
+    async def renew(self, worker: str, job_ids: Iterable[int], lease: float) -> None:
         ids = list(job_ids)
         if not ids:
             return
-        marks = ",".join("?" for _ in ids)
-        with self.store.transaction() as conn:
-            conn.execute(
-                f"update jobs set lease_until = ? where lease_owner = ? and id in ({marks})",
-                (self._clock() + lease, worker, *ids),
-            )
+        await self.db.execute(
+            f"update jobs set lease_until = ? where lease_owner = ? and id in ({marks(ids)})",
+            (self.now() + lease, worker, *ids),
+        )
 
-    def release(self, worker: str) -> None:
+    async def release(self, worker: str) -> None:
         """Give up this worker's leases (a clean stop): others may take the jobs at once."""
-        with self.store.transaction() as conn:
-            conn.execute(
-                "update jobs set lease_owner = null, lease_until = null where lease_owner = ?",
-                (worker,),
-            )
+        await self.db.execute(
+            "update jobs set lease_owner = null, lease_until = null where lease_owner = ?",
+            (worker,),
+        )
 
-    def next_ready_at(self, platforms: Iterable[str]) -> float | None:
+    async def next_ready_at(self, platforms: Iterable[str]) -> float | None:
         """When the next gathering batch with work becomes runnable (None: none waits)."""
         kinds = tuple(platforms)
         if not kinds:
             return None
-        marks = ",".join("?" for _ in kinds)
-        row = self.conn.execute(
-            "select min(ready_at) from batches where state = ? and platform in"
-            f" ({marks}) and ready_at > ?",
-            (BatchState.OPEN, *kinds, self._clock()),
-        ).fetchone()
-        return None if row[0] is None else float(row[0])
+        value = await self.db.fetchval(
+            "select min(ready_at) as soonest from batches where state = ? and platform in"
+            f" ({marks(kinds)}) and ready_at > ?",
+            (BatchState.OPEN, *kinds, self.now()),
+        )
+        return None if value is None else float(value)
 
-    def next_lease_end(self, platforms: Iterable[str]) -> float | None:
+    async def next_lease_end(self, platforms: Iterable[str]) -> float | None:
         """When the soonest lease of a pending job lapses (another worker's, or a dead
         one's), so that a waiting worker knows when to look again."""
         kinds = tuple(platforms)
         if not kinds:
             return None
-        marks = ",".join("?" for _ in kinds)
-        row = self.conn.execute(
-            f"select min(lease_until) from jobs where state = ? and platform in ({marks})"
-            " and lease_until >= ?",
-            (JobState.PENDING, *kinds, self._clock()),
-        ).fetchone()
-        return None if row[0] is None else float(row[0])
+        value = await self.db.fetchval(
+            "select min(lease_until) as soonest from jobs where state = ?"
+            f" and platform in ({marks(kinds)}) and lease_until >= ?",
+            (JobState.PENDING, *kinds, self.now()),
+        )
+        return None if value is None else float(value)
 
     # --- finishing ------------------------------------------------------------------------
 
-    def pending(self, conn: sqlite3.Connection, job_id: int) -> bool:
+    async def pending(self, job_id: int) -> bool:
         """Whether the job is still to be finished (a worker whose lease lapsed while it
-        worked may find that another finished it meanwhile: then it records nothing)."""
-        row = conn.execute("select state from jobs where id = ?", (job_id,)).fetchone()
-        return row is not None and row["state"] == JobState.PENDING
+        worked may find that another finished it meanwhile: then it records nothing).
+        Inside a transaction, the row stays locked until it ends (PostgreSQL)."""
+        lock = " for update" if self.db.dialect.postgres else ""
+        state = await self.db.fetchval(f"select state from jobs where id = ?{lock}", (job_id,))
+        return bool(state == JobState.PENDING)
 
-    def finish(
+    async def finish(
         self,
-        conn: sqlite3.Connection,
         job_id: int,
         outcome: JobOutcome,
         upload_id: int | None = None,
@@ -377,64 +434,69 @@ class JobQueue:
         """Record a job's end (inside the caller's transaction)."""
         if state is None:
             state = JobState.FAILED if outcome is JobOutcome.FAILED else JobState.DONE
-        conn.execute(
+        await self.db.execute(
             "update jobs set state = ?, outcome = ?, upload_id = ?, error = ?, note = ?,"
             " updated_at = ?, lease_owner = null, lease_until = null where id = ?",
             (state, outcome, upload_id, error, note, to_text(now_utc()), job_id),
         )
 
-    def complete(self, conn: sqlite3.Connection, batch_id: str) -> Batch | None:
+    async def complete(self, batch_id: str) -> Batch | None:
         """The batch, closed, if all its jobs are finished and it was still open (inside
-        the caller's transaction, which then writes its answer); else None."""
-        row = conn.execute(
-            "select * from batches where id = ? and state = ? and ready_at <= ? and wanted = 1"
-            " and not exists (select 1 from jobs where batch = ? and state in (?, ?))",
-            (batch_id, BatchState.OPEN, self._clock(), batch_id, JobState.PENDING, JobState.HELD),
-        ).fetchone()
-        if row is None:
-            return None
-        conn.execute("update batches set state = ? where id = ?", (BatchState.ANSWERED, batch_id))
-        return Batch.from_row(row)
+        the caller's transaction, which then writes its answer); else None. Of two
+        processes finishing a batch's last jobs at once, one closes it."""
+        rows = await self.db.fetch(
+            "update batches set state = ? where id = ? and state = ? and ready_at <= ?"
+            " and wanted = 1 and not exists"
+            " (select 1 from jobs where batch = ? and state in (?, ?)) returning *",
+            (
+                BatchState.ANSWERED,
+                batch_id,
+                BatchState.OPEN,
+                self.now(),
+                batch_id,
+                JobState.PENDING,
+                JobState.HELD,
+            ),
+        )
+        return Batch.from_row(rows[0]) if rows else None
 
-    def complete_batches(self, platforms: Iterable[str]) -> list[str]:
+    async def complete_batches(self, platforms: Iterable[str]) -> list[str]:
         """Open, runnable batches with no work left (every item refused at once, or an
         answer interrupted): to be answered now."""
         kinds = tuple(platforms)
         if not kinds:
             return []
-        marks = ",".join("?" for _ in kinds)
-        rows = self.conn.execute(
-            f"select id from batches b where state = ? and platform in ({marks})"
+        rows = await self.db.fetch(
+            f"select id from batches b where state = ? and platform in ({marks(kinds)})"
             " and ready_at <= ? and wanted = 1 and answer = 'outbox' and not exists"
             " (select 1 from jobs where batch = b.id and state in (?, ?))",
-            (BatchState.OPEN, *kinds, self._clock(), JobState.PENDING, JobState.HELD),
+            (BatchState.OPEN, *kinds, self.now(), JobState.PENDING, JobState.HELD),
         )
         return [row["id"] for row in rows]
 
-    def drop_unwanted(self) -> int:
+    async def drop_unwanted(self) -> int:
         """Albums nobody asked for while they gathered: forget them."""
-        now = self._clock()
-        with self.store.transaction() as conn:
+        now = self.now()
+        db = self.db
+        async with db.transaction():
             ids = [
                 row["id"]
-                for row in conn.execute(
-                    "select id from batches where state = ? and wanted = 0 and ready_at <= ?",
-                    (BatchState.OPEN, now),
+                for row in await db.fetch(
+                    "update batches set state = ? where state = ? and wanted = 0"
+                    " and ready_at <= ? returning id",
+                    (BatchState.DROPPED, BatchState.OPEN, now),
                 )
             ]
             for batch_id in ids:
-                conn.execute(
+                await db.execute(
                     "update jobs set state = ? where batch = ? and state = ?",
                     (JobState.DROPPED, batch_id, JobState.HELD),
                 )
-                conn.execute(
-                    "update batches set state = ? where id = ?", (BatchState.DROPPED, batch_id)
-                )
         return len(ids)
 
-    def results(self, batch_id: str) -> list[sqlite3.Row]:
+    async def results(self, batch_id: str) -> list[Row]:
         """The batch's jobs in order, finished or not (dropped ones left out)."""
-        return self.conn.execute(
+        return await self.db.fetch(
             "select * from jobs where batch = ? and state != ? order by position",
             (batch_id, JobState.DROPPED),
-        ).fetchall()
+        )

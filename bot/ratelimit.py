@@ -1,41 +1,51 @@
-"""A per-user sliding-window limit on how many images may be rehosted."""
+"""The per-user limit on how many images may be rehosted in a sliding window.
+
+It is kept in the database, not in memory, so that it holds across every process sharing
+the work: each job counted against the limit carries the time it was counted
+(``jobs.counted_at``), and taking slots counts the jobs inside the window, under a lock on
+the user (SQLite's write lock; an advisory lock on PostgreSQL) so that two processes
+admitting the same user's images at once cannot both take the last slot.
+"""
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
-from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.database import Database
+from bot.expiration import minutes_phrase
 
 
-class SlidingWindowLimiter:
-    def __init__(
-        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._events: defaultdict[str, deque[float]] = defaultdict(deque)
+@dataclass(frozen=True)
+class Grant:
+    granted: int
+    retry_after: float  # seconds until a slot frees up once the user is at the limit
 
-    def _trim(self, key: str) -> deque[float]:
-        events = self._events[key]
-        horizon = self._clock() - self.window
-        while events and events[0] <= horizon:
-            events.popleft()
-        return events
 
-    def take(self, key: str, wanted: int) -> int:
-        """Reserve up to ``wanted`` slots for ``key``; returns how many were granted."""
-        events = self._trim(key)
-        granted = max(0, min(wanted, self.limit - len(events)))
-        now = self._clock()
-        events.extend([now] * granted)
-        if not events:
-            del self._events[key]
-        return granted
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int
+    window: float  # seconds
 
-    def retry_after(self, key: str) -> float:
-        """Seconds until ``key`` gets a slot back."""
-        events = self._trim(key)
-        if len(events) < self.limit:
-            return 0.0
-        return max(0.0, events[0] + self.window - self._clock())
+    async def take(
+        self, db: Database, platform: str, owner_id: str, wanted: int, now: float
+    ) -> Grant:
+        """Inside a transaction: how many of ``wanted`` images this user may rehost now.
+        The caller records the granted jobs with ``counted_at = now`` before it commits."""
+        await db.lock_key(f"rate-limit {platform} {owner_id}")
+        rows = await db.fetch(
+            "select counted_at from jobs where platform = ? and owner_id = ?"
+            " and counted_at > ? order by counted_at limit ?",
+            (platform, owner_id, now - self.window, self.limit),
+        )
+        counted = [float(row["counted_at"]) for row in rows]
+        granted = max(0, min(wanted, self.limit - len(counted)))
+        counted += [now] * granted
+        retry_after = 0.0
+        if len(counted) >= self.limit:
+            retry_after = max(0.0, counted[0] + self.window - now)
+        return Grant(granted, retry_after)
+
+    def refusal(self, grant: Grant) -> str:
+        """The answer for each image over the limit."""
+        wait = minutes_phrase(grant.retry_after)
+        return f"you have rehosted {self.limit} images recently; try again in {wait}"

@@ -3,6 +3,8 @@ goes back to the worker, which records it and the job's end in one transaction."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +15,7 @@ from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
 from bot.fetch import Fetcher, FetchProblem
 from bot.hosts.base import UploadSource, record_fields
+from bot.keyleases import KeyLeases
 from bot.requests import Resolver, SourceRef
 from bot.store import ChatSettings, JobRecord, Store, UploadRecord
 from bot.uploader import Uploader
@@ -29,6 +32,8 @@ class JobOutcome:
     dedup: bool = False
     error: str | None = None
     note: str | None = None  # how it was handled, for the answer ("converted ...")
+    # The lease on the bytes' key (key, holder), released when the upload is recorded.
+    held_key: tuple[str, str] | None = None
 
 
 class Rehoster:
@@ -39,25 +44,28 @@ class Rehoster:
         fetcher: Fetcher,
         dedup: Dedup,
         resolvers: dict[str, Resolver],
+        keys: KeyLeases,
     ) -> None:
         self.store = store
         self.uploader = uploader
         self.fetcher = fetcher
         self.dedup = dedup
         self.resolvers = resolvers
+        self.keys = keys
 
-    async def run(self, job: JobRecord) -> JobOutcome:
+    async def run(self, job: JobRecord, holder: str) -> JobOutcome:
+        """Rehost the job's image; ``holder`` names who works it (for the key lease)."""
         ref = SourceRef.from_json(job.source)
         try:
             duration = parse_duration(job.expiration) if job.expiration else None
         except ExpirationError as error:
             return JobOutcome(ref, error=error.user_message)
-        chat = self.store.chat_settings(job.platform, job.chat_id) if job.chat_id else None
+        chat = await self.store.chat_settings(job.platform, job.chat_id) if job.chat_id else None
         hosts = self._hosts(chat)
         # Hidden by its sender (a spoiler), or from a chat that marks everything NSFW.
         hidden = ref.spoiler or bool(chat and chat.nsfw)
         if ref.source_key is not None:
-            known = self.dedup.find(
+            known = await self.dedup.find(
                 job.platform,
                 job.owner_id,
                 hosts,
@@ -70,17 +78,27 @@ class Rehoster:
         fetched = await self._fetch(job.platform, ref)
         if isinstance(fetched, FetchProblem):
             return JobOutcome(ref, error=fetched.message)
+        # The same bytes in another worker right now: wait for its record and reuse it.
+        held = f"sha256:{fetched.sha256}"
         try:
-            reused = self.dedup.find(
+            await self.keys.acquire(held, holder)
+            reused = await self.dedup.find(
                 job.platform, job.owner_id, hosts, duration, sha256=fetched.sha256, hidden=hidden
             )
             if reused is not None:
+                await self.keys.release(held, holder)
                 return _reused(ref, reused)
             if hidden:
                 fetched = dataclasses.replace(fetched, nsfw=True)
-            return await self._upload_or_convert(ref, fetched, duration, hosts)
+            outcome = await self._upload_or_convert(ref, fetched, duration, hosts)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.keys.release(held, holder))
+            raise
         finally:
             fetched.discard()
+        # Released by the transaction that records the upload (bot.worker.Answering).
+        return dataclasses.replace(outcome, held_key=(held, holder))
 
     async def _upload_or_convert(
         self,

@@ -18,7 +18,7 @@ goes first, as the platform requires.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +120,19 @@ def plan_reply(
         **common,
     )
     return [private, public]
+
+
+async def uploads_of(
+    message: PlannedMessage, upload: Callable[[int], Awaitable[UploadRecord | None]]
+) -> dict[int, UploadRecord]:
+    """The records ``message`` shows, loaded by ``upload``, for :func:`lines`."""
+    found = {}
+    for item in message.items:
+        if item.upload_id is not None and item.upload_id not in found:
+            record = await upload(item.upload_id)
+            if record is not None:
+                found[item.upload_id] = record
+    return found
 
 
 def lines(

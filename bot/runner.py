@@ -96,10 +96,10 @@ async def _sweep(core: Core) -> None:
     inbox = Inbox(core.store)
     while True:
         try:
-            expired = core.rehost.library.sweep_expired()
+            expired = await core.rehost.library.sweep_expired()
             if expired:
                 log.info("marked %d uploads expired", expired)
-            inbox.prune(to_text(now_utc() - INBOX_KEPT) or "")
+            await inbox.prune(to_text(now_utc() - INBOX_KEPT) or "")
         except Exception:
             log.exception("sweeping expired uploads failed")
         await asyncio.sleep(SWEEP_INTERVAL)

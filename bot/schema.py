@@ -1,7 +1,13 @@
-"""The database schema: one migration per version, applied in order.
+"""The database schema, the same for SQLite and PostgreSQL, and its migrations.
 
-``PRAGMA user_version`` records which have run; :meth:`bot.store.Store.migrate` runs the rest,
-each in its own transaction, so a database from any earlier version upgrades in place.
+A new database (either engine) is created from :data:`SNAPSHOT`, the schema as it was at
+version 12, then every later migration in :data:`MIGRATIONS` runs, as portable SQL with the
+column types of :mod:`bot.dialects`. A SQLite database from before version 12 first
+catches up through :data:`SQLITE_HISTORY`, the sqlite-utils migrations that built it,
+so it upgrades in place; a test checks that both paths give the same schema.
+
+Migrations run at start in one transaction under a lock (SQLite's write lock, or an
+advisory lock on PostgreSQL), so several processes starting together migrate once.
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlite_utils
+
+from bot.database import Database, SQLiteDatabase, StorageError
 
 
 def _v1_first_schema(db: sqlite_utils.Database) -> None:
@@ -275,7 +283,7 @@ def _v12_nsfw_chats(db: sqlite_utils.Database) -> None:
     db.table("chat_settings").add_column("nsfw", int)
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+SQLITE_HISTORY: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_first_schema,
     _v2_jobs_and_replies,
     _v3_source_keys,
@@ -289,4 +297,140 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v11_backfills,
     _v12_nsfw_chats,
 )
-SCHEMA_VERSION = len(MIGRATIONS)
+SNAPSHOT_VERSION = len(SQLITE_HISTORY)
+
+# The schema at version 12, for a new database (what SQLITE_HISTORY builds, column for
+# column; the comments on the columns are in the history above).
+SNAPSHOT = (
+    """create table uploads (id {id}, platform {text} not null, chat_id {text},
+    message_id {text}, owner_id {text} not null, sha256 {text} not null, size {int},
+    mime {text}, host {text} not null, dialect {text}, host_image_id {text},
+    viewer_url {text} not null, url {text}, delete_url {text}, expires_at {text},
+    created_at {text}, state {text} not null, updated_at {text}, reused_from {int},
+    source_key {text}, delete_handed_at {text}, link_state {text}, checked_at {text})""",
+    "create index idx_uploads_sha256 on uploads (sha256)",
+    "create index idx_uploads_owner_id_state on uploads (owner_id, state)",
+    "create index idx_uploads_source_key on uploads (source_key)",
+    """create table chat_settings (platform {text}, chat_id {text}, auto_rehost {int},
+    default_expiration {text}, hosts {text}, nsfw {int}, primary key (platform, chat_id))""",
+    """create table bot_messages (id {id}, upload_id {int} references uploads (id),
+    platform {text}, chat_id {text}, message_id {text}, visibility {text})""",
+    "create index idx_bot_messages_upload_id on bot_messages (upload_id)",
+    """create table jobs (id {id}, batch {text}, position {int}, platform {text},
+    chat_id {text}, message_id {text}, owner_id {text}, source {text}, expiration {text},
+    state {text}, outcome {text}, upload_id {int}, error {text}, attempts {int},
+    created_at {text}, updated_at {text}, item_key {text}, lease_owner {text},
+    lease_until {real}, note {text})""",
+    "create index idx_jobs_state on jobs (state)",
+    "create index idx_jobs_batch on jobs (batch)",
+    "create unique index idx_jobs_batch_item_key on jobs (batch, item_key)",
+    "create index idx_jobs_state_owner_id on jobs (state, owner_id)",
+    """create table batches (id {text} primary key, platform {text}, chat_id {text},
+    owner_id {text}, owner_name {text}, message_id {text}, chat_title {text},
+    private_in_place {int}, context {text}, skipped {text}, answer {text}, ready_at {real},
+    wanted {int}, state {text}, created_at {text})""",
+    "create index idx_batches_state_ready_at on batches (state, ready_at)",
+    "create index idx_batches_platform_chat_id_message_id on batches"
+    " (platform, chat_id, message_id)",
+    """create table outbox (id {id}, batch {text}, platform {text}, seq {int},
+    visibility {text}, chat_id {text}, owner_id {text}, payload {text}, state {text},
+    attempts {int}, not_before {real}, lease_owner {text}, lease_until {real},
+    sent_message_id {text}, outcome {text}, created_at {text}, updated_at {text})""",
+    "create unique index idx_outbox_batch_seq on outbox (batch, seq)",
+    "create index idx_outbox_state_platform on outbox (state, platform)",
+    """create table inbox (platform {text}, update_id {int}, payload {text}, state {text},
+    received_at {text}, primary key (platform, update_id))""",
+    "create index idx_inbox_platform_state on inbox (platform, state)",
+    "create table host_cooldowns (host {text} primary key, until {real}, reason {text},"
+    " since {text})",
+    """create table host_moves (upload_id {int} primary key, from_host {text},
+    from_dialect {text}, old_delete_url {text}, to_host {text}, old_deleted {int},
+    moved_at {text})""",
+    """create table notices (platform {text}, owner_id {text}, notice {text},
+    occasion {text}, created_at {text}, primary key (platform, owner_id, notice))""",
+    """create table backfills (id {id}, platform {text}, chat_id {text},
+    requested_by {text}, message_limit {int}, before_id {text}, state {text},
+    stop_requested {int}, progress_message_id {text}, scanned {int}, skipped {int},
+    summary_sent {int}, context {text}, lease_owner {text}, lease_until {real},
+    created_at {text}, updated_at {text})""",
+    "create index idx_backfills_platform_state on backfills (platform, state)",
+    """create table backfill_items (backfill_id {int}, position {int}, message_id {text},
+    owner_id {text}, owner_name {text}, sources {text}, images {int}, batch {text},
+    primary key (backfill_id, position))""",
+)
+
+# Migrations after the snapshot, one tuple of portable statements per version.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # v13: sharing work across processes.
+    (
+        # When a job was counted against its owner's rate limit (epoch seconds; null: not
+        # counted), so the limit holds across every process sharing the database.
+        "alter table jobs add column counted_at {real}",
+        "create index idx_jobs_platform_owner_id_counted_at on jobs"
+        " (platform, owner_id, counted_at)",
+        # A lease on a key (the sha256 of bytes being uploaded): one process uploads, the
+        # others wait for its record and reuse it.
+        "create table key_leases (key {text} primary key, holder {text}, until {real})",
+        # Discord identifies, one per interval per max_concurrency bucket, across shards.
+        "create table identify_buckets (bucket {int} primary key, next_at {real})",
+        "create index idx_uploads_reused_from on uploads (reused_from)",
+        "create index idx_bot_messages_platform_chat_id_message_id on bot_messages"
+        " (platform, chat_id, message_id)",
+    ),
+)
+SCHEMA_VERSION = SNAPSHOT_VERSION + len(MIGRATIONS)
+
+MIGRATION_LOCK = "rehost schema migration"
+
+
+async def migrate(db: Database) -> int:
+    """Bring the database to :data:`SCHEMA_VERSION`; returns the version it had."""
+    async with db.transaction():
+        await db.lock_key(MIGRATION_LOCK)
+        current = await schema_version(db)
+        if current > SCHEMA_VERSION:
+            raise StorageError(
+                db.where,
+                f"was written by a newer rehost (schema {current}; this version reads up to"
+                f" {SCHEMA_VERSION}): upgrade rehost",
+            )
+        version = current
+        if version == 0:
+            for statement in SNAPSHOT:
+                await db.execute(db.dialect.ddl(statement))
+            version = SNAPSHOT_VERSION
+        elif version < SNAPSHOT_VERSION:
+            assert isinstance(db, SQLiteDatabase)  # only SQLite databases are that old
+            await db.call(lambda: _catch_up(db, current))
+            version = SNAPSHOT_VERSION
+        for number, statements in enumerate(MIGRATIONS, start=SNAPSHOT_VERSION + 1):
+            if number <= version:
+                continue
+            for statement in statements:
+                await db.execute(db.dialect.ddl(statement))
+            version = number
+        if version != current:
+            await _set_version(db, version)
+    return current
+
+
+def _catch_up(db: SQLiteDatabase, current: int) -> None:
+    assert db.sqlite is not None
+    for migration in SQLITE_HISTORY[current:]:
+        migration(db.sqlite)
+
+
+async def schema_version(db: Database) -> int:
+    if db.dialect.postgres:
+        await db.execute("create table if not exists schema_version (version bigint not null)")
+        value = await db.fetchval("select max(version) from schema_version")
+        return int(value or 0)
+    return int(await db.fetchval("pragma user_version"))
+
+
+async def _set_version(db: Database, version: int) -> None:
+    if db.dialect.postgres:
+        await db.execute("delete from schema_version")
+        await db.execute("insert into schema_version (version) values (?)", (version,))
+    else:
+        await db.execute(f"pragma user_version = {int(version)}")

@@ -64,18 +64,20 @@ class OutboxSender(ClaimLoop[OutboxRow]):
         self.deliver = deliver
         self._served: dict[str, float] = {}  # target -> when it was last sent to
 
-    def claim(self, free: int) -> list[OutboxRow]:
+    async def claim(self, free: int) -> list[OutboxRow]:
         busy = {row.target for row, _ in self.running.values()}  # one at a time per chat
-        return self.outbox.claim(self.name, self.platform, self.lease, free, busy, self._served)
+        return await self.outbox.claim(
+            self.name, self.platform, self.lease, free, busy, self._served
+        )
 
     def key(self, item: OutboxRow) -> int:
         return item.id
 
-    def renew(self, ids: Iterable[int]) -> None:
-        self.outbox.renew(self.name, ids, self.lease)
+    async def renew(self, ids: Iterable[int]) -> None:
+        await self.outbox.renew(self.name, ids, self.lease)
 
-    def idle_timeout(self) -> float:
-        due = self.outbox.next_due(self.platform)
+    async def idle_timeout(self) -> float:
+        due = await self.outbox.next_due(self.platform)
         if due is None:
             return self.poll
         return max(0.01, min(self.poll, due - time.time() + 0.01))
@@ -87,15 +89,15 @@ class OutboxSender(ClaimLoop[OutboxRow]):
             log.exception("delivering outbox row %d (%s) failed", item.id, item.message.visibility)
             result = Delivered("retry", reason="unexpected error")
         try:
-            self._record(item, result)
+            await self._record(item, result)
         except Exception:
             log.exception("recording the delivery of outbox row %d failed", item.id)
         finally:
             self._served[item.target] = time.monotonic()
 
-    def _record(self, row: OutboxRow, result: Delivered) -> None:
+    async def _record(self, row: OutboxRow, result: Delivered) -> None:
         if result.kind in ("sent", "unreachable"):
-            self.outbox.sent(row, result.chat_id, result.message_id, result.kind)
+            await self.outbox.sent(row, result.chat_id, result.message_id, result.kind)
         elif result.kind == "wait":
             log.info(
                 "%s asked to wait %.0f s before answering in %s",
@@ -103,9 +105,11 @@ class OutboxSender(ClaimLoop[OutboxRow]):
                 result.seconds,
                 row.target,
             )
-            self.outbox.postpone(row, result.seconds)
+            await self.outbox.postpone(row, result.seconds)
         elif result.kind == "retry" and row.attempts < MAX_DELIVERY_ATTEMPTS:
-            self.outbox.release(row, min(MAX_RETRY_DELAY, RETRY_BACKOFF * 2 ** (row.attempts - 1)))
+            await self.outbox.release(
+                row, min(MAX_RETRY_DELAY, RETRY_BACKOFF * 2 ** (row.attempts - 1))
+            )
         else:
             log.error(
                 "giving up delivering outbox row %d to %s after %d attempts: %s",
@@ -114,4 +118,4 @@ class OutboxSender(ClaimLoop[OutboxRow]):
                 row.attempts,
                 result.reason or result.kind,
             )
-            self.outbox.failed(row, result.reason or result.kind)
+            await self.outbox.failed(row, result.reason or result.kind)

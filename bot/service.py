@@ -25,11 +25,12 @@ from bot.dedup import Dedup
 from bot.expiration import Duration
 from bot.fetch import Fetcher
 from bot.intake import ANSWER_TO_CALLER, Intake
+from bot.keyleases import KeyLeases
 from bot.leases import DEFAULT_LEASE, worker_name
 from bot.library import Library
 from bot.outbox import Outbox
 from bot.queue import JobQueue
-from bot.ratelimit import SlidingWindowLimiter
+from bot.ratelimit import RateLimit
 from bot.rehosting import Rehoster
 from bot.requests import RehostRequest, RehostResult, Resolver, SourceRef
 from bot.store import Store, now_utc
@@ -46,7 +47,7 @@ class RehostService:
         *,
         default_expiration: Duration | None = None,
         max_concurrency: int = 4,
-        limiter: SlidingWindowLimiter | None = None,
+        limit: RateLimit | None = None,
         resolvers: dict[str, Resolver] | None = None,
         clock: Callable[[], datetime] = now_utc,
         lease: float = DEFAULT_LEASE,
@@ -61,13 +62,16 @@ class RehostService:
         self.intake = Intake(
             store,
             self.queue,
-            limiter or SlidingWindowLimiter(20, 600.0),
+            limit or RateLimit(20, 600.0),
             default_expiration,
             on_recorded=self._recorded,
         )
-        self.rehoster = Rehoster(store, uploader, fetcher, Dedup(store, clock), self.resolvers)
+        keys = KeyLeases(store.db, lease)
+        self.rehoster = Rehoster(
+            store, uploader, fetcher, Dedup(store, clock), self.resolvers, keys
+        )
         self._answer_listeners: dict[str, Callable[[], None]] = {}
-        self.answering = Answering(store, self.queue, self.outbox, self._answered)
+        self.answering = Answering(store, self.queue, self.outbox, keys, self._answered)
         self._gate = asyncio.Semaphore(max_concurrency)
         self.worker = JobWorker(
             self.queue,
@@ -77,7 +81,6 @@ class RehostService:
             slots=max_concurrency,
             lease=lease,
         )
-        self._admission = asyncio.Lock()
         self._caller = worker_name("caller")
         self.lease = lease
 
@@ -90,14 +93,14 @@ class RehostService:
         self.intake.default_expiration = value
 
     @property
-    def limiter(self) -> SlidingWindowLimiter:
-        return self.intake.limiter
+    def limit(self) -> RateLimit:
+        return self.intake.limit
 
     # --- the adapters' path: submit, and deliver the outbox ----------------------------
 
-    def submit(self, request: RehostRequest, *, wanted: bool = True) -> str:
+    async def submit(self, request: RehostRequest, *, wanted: bool = True) -> str:
         """Record the request as a batch of jobs; its answer will come through the outbox."""
-        return self.intake.submit(request, wanted=wanted)
+        return await self.intake.submit(request, wanted=wanted)
 
     def on_answer(self, platform: str, listener: Callable[[], None]) -> None:
         """Call ``listener`` when an answer for ``platform`` is queued (wake its sender)."""
@@ -115,18 +118,14 @@ class RehostService:
 
     async def rehost(self, request: RehostRequest) -> list[RehostResult]:
         """One result per source, in order; each failure carries a message for the user."""
-        async with self._admission:
-            batch = self.intake.submit(request, answer=ANSWER_TO_CALLER)
-            # Requests arriving together would otherwise all write their jobs to SQLite in
-            # one turn of the event loop; admitting one per turn keeps the loop responsive.
-            await asyncio.sleep(0)
-        jobs = self.queue.claim(self._caller, [request.platform], self.lease, 1 << 30, batch)
+        batch = await self.intake.submit(request, answer=ANSWER_TO_CALLER)
+        jobs = await self.queue.claim(self._caller, [request.platform], self.lease, 1 << 30, batch)
         done = await asyncio.gather(
-            *(run_job(job, self.rehoster, self.answering, self._gate) for job in jobs)
+            *(run_job(job, self.rehoster, self.answering, self._gate, self._caller) for job in jobs)
         )
         by_position = {job.position: result for job, result in zip(jobs, done, strict=True)}
         results = []
-        for row in self.queue.results(batch):
+        for row in await self.queue.results(batch):
             result = by_position.get(row["position"])
             if result is None:  # refused at intake (the rate limit)
                 result = self._refused(row["source"], row["error"])

@@ -1,29 +1,33 @@
-"""SQLite storage through sqlite-utils: opening and migrating (the schema is in
-``bot.schema``), the records, and the queries the core needs.
+"""The records and the queries the core needs, on SQLite or PostgreSQL.
 
-The database runs in WAL mode so a crash loses nothing committed, and every write is its
-own transaction. ``PRAGMA user_version`` records which migrations have run; each migration
-runs once, in a transaction, so a database from any earlier version upgrades in place.
+The connection is :mod:`bot.database`, the schema and its migrations :mod:`bot.schema`.
+Every method is a coroutine; a write outside a transaction is its own transaction.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from bot.errors import RehostError
-from bot.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.database import (
+    Database,
+    Row,
+    SQLiteDatabase,
+    StorageError,
+    open_database,
+    storage_problem,
+)
+from bot.schema import SCHEMA_VERSION, migrate, schema_version
 from bot.states import UploadState
+
+__all__ = ["SCHEMA_VERSION", "StorageError", "Store"]
 
 ACTIVE, DELETED, EXPIRED, FAILED = (
     UploadState.ACTIVE,
@@ -79,7 +83,7 @@ class UploadRecord:
     delete_handed_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> UploadRecord:
+    def from_row(cls, row: Row) -> UploadRecord:
         values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
         for name in ("expires_at", "created_at", "delete_handed_at"):
             values[name] = from_text(row.get(name))
@@ -125,170 +129,103 @@ class ChatSettings:
     nsfw: bool = False  # every image from this chat is marked NSFW on the host
 
 
-class StorageError(RehostError):
-    """The database cannot be used: the path, the file, or its version is wrong.
+class Store:
+    """The records and queries the core needs, over either engine (:mod:`bot.database`).
 
-    The message names the file and what is wrong with it, in one line; the command line
-    prints it as it is and exits 2.
+    Open it with :meth:`open`: a SQLite file path, a ``postgresql://`` URL, or None (SQLite
+    in memory); it is migrated before it is returned.
     """
 
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
-        self.problem = problem
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-
-def storage_problem(path: Path, error: BaseException) -> str:
-    """What is wrong with the database at ``path``, in words, from the error opening it."""
-    name = getattr(error, "sqlite_errorname", "")
-    if path.is_dir():
-        return "is a directory, not a database file (set [storage] path to a file)"
-    if isinstance(error, OSError):
-        return f"cannot be used ({error.strerror or type(error).__name__})"
-    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
-        return f"is not a rehost database or is corrupt (sqlite: {error})"
-    if name == "SQLITE_READONLY" or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
-        return "cannot be written (no permission)"
-    if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
-        return f"cannot be created (no permission to write in {path.parent})"
-    if name == "SQLITE_FULL":
-        return "cannot be written (the disk is full)"
-    return f"cannot be opened (sqlite: {error})"
-
-
-def _unmakeable(directory: Path, error: OSError) -> str:
-    """Why ``directory`` cannot be created: a file in the way, or the system's reason."""
-    for ancestor in (directory, *directory.parents):
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                return f"its directory {directory} cannot be created: {ancestor} is a file"
-            break
-    why = error.strerror or type(error).__name__
-    return f"its directory {directory} cannot be created ({why})"
-
-
-class Store:
-    def __init__(self, path: Path | str | None = None) -> None:
-        """Open (creating and migrating) the database; ``None`` keeps it in memory.
-
-        Raises :class:`StorageError` when the file cannot be used: a directory, no
-        permission, a parent directory that cannot be created, a corrupt file, or a
-        database written by a newer rehost.
-        """
-        self.path = None if path is None else Path(path)
-        if self.path is None:
-            self.db = sqlite_utils.Database(memory=True)
-            self._open()
-            return
+    @classmethod
+    async def open(cls, target: str | Path | None = None) -> Store:
+        """Raises :class:`StorageError` when the database cannot be used: a directory, no
+        permission, a parent directory that cannot be created, a corrupt file, a server
+        that does not answer, or a database written by a newer rehost."""
+        db = await open_database(target)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StorageError(self.path, _unmakeable(self.path.parent, error)) from None
-        try:
-            self.db = sqlite_utils.Database(self.path)
-        except (sqlite3.Error, OSError) as error:
-            raise StorageError(self.path, storage_problem(self.path, error)) from None
-        try:
-            self.db.enable_wal()
-            self.db.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
-            self._open()
-        except (sqlite3.Error, OSError) as error:
-            self.db.close()
-            raise StorageError(self.path, storage_problem(self.path, error)) from None
-        except StorageError:
-            self.db.close()
+            await migrate(db)
+        except BaseException as error:
+            await db.close()
+            if isinstance(error, sqlite3.Error) and isinstance(db, SQLiteDatabase):
+                raise StorageError(db.where, storage_problem(Path(db.where), error)) from None
             raise
+        return cls(db)
 
-    def _open(self) -> None:
-        self.db.execute("PRAGMA foreign_keys=ON")
-        # Rows by column name for the hand-written queries (sqlite-utils reads them too).
-        self.db.conn.row_factory = sqlite3.Row
-        self.migrate()
-
-    def close(self) -> None:
-        self.db.close()
-
-    @property
-    def version(self) -> int:
-        row = self.db.execute("PRAGMA user_version").fetchone()
-        return int(row[0])
-
-    def migrate(self) -> None:
-        current = self.version
-        if current > SCHEMA_VERSION:
-            raise StorageError(
-                self.path or ":memory:",
-                f"was written by a newer rehost (schema {current}; this version reads up to"
-                f" {SCHEMA_VERSION}): upgrade rehost",
-            )
-        for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
-            with self.db.atomic():
-                migration(self.db)
-                self.db.execute(f"PRAGMA user_version = {number}")
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taking the write lock at once (``BEGIN IMMEDIATE``), so
-        that a read-then-write (a claim) cannot interleave with another writer. Nested
-        calls join the outer transaction."""
-        conn = self.db.conn
-        if conn.in_transaction:
-            yield conn
-            return
-        conn.execute("BEGIN IMMEDIATE")
+    @classmethod
+    @asynccontextmanager
+    async def opened(cls, target: str | Path | None = None) -> AsyncIterator[Store]:
+        """``async with Store.opened(config.storage.target) as store:``, closed after."""
+        store = await cls.open(target)
         try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.execute("COMMIT")
+            yield store
+        finally:
+            await store.close()
 
-    def _rows(
-        self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()
-    ) -> Iterator[dict[str, Any]]:
-        return self.db.query(sql, params)
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def version(self) -> int:
+        return await schema_version(self.db)
+
+    def transaction(self) -> Any:
+        """``async with store.transaction():`` (see :meth:`bot.database.Database.transaction`)."""
+        return self.db.transaction()
 
     # --- uploads ---------------------------------------------------------------------------
 
-    def add_upload(self, **values: Any) -> int:
+    async def add_upload(self, **values: Any) -> int:
         stamp = to_text(now_utc())
         values.setdefault("created_at", stamp)
         values["updated_at"] = stamp
         values.setdefault("state", ACTIVE)
         if isinstance(values.get("expires_at"), datetime):
             values["expires_at"] = to_text(values["expires_at"])
-        with self.db.atomic():
-            table = self.db.table("uploads")
-            table.insert(values)
-            return _last_pk(table)
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        return int(
+            await self.db.fetchval(
+                f"insert into uploads ({columns}) values ({marks}) returning id",
+                tuple(values.values()),
+            )
+        )
 
-    def upload(self, upload_id: int) -> UploadRecord | None:
-        """The upload with this id; an id beyond SQLite's integers is simply unknown."""
+    async def upload(self, upload_id: int) -> UploadRecord | None:
+        """The upload with this id; an id beyond 64-bit integers is simply unknown."""
         if not -(2**63) <= upload_id < 2**63:
             return None
-        rows = list(self._rows("select * from uploads where id = ?", (upload_id,)))
-        return UploadRecord.from_row(rows[0]) if rows else None
+        row = await self.db.fetchrow("select * from uploads where id = ?", (upload_id,))
+        return UploadRecord.from_row(row) if row else None
 
-    def set_state(self, upload_id: int, state: str) -> None:
-        with self.db.atomic():
-            self.db.execute(
-                "update uploads set state = ?, updated_at = ? where id = ?",
-                (state, to_text(now_utc()), upload_id),
-            )
+    async def set_state(self, upload_id: int, state: str) -> None:
+        await self.db.execute(
+            "update uploads set state = ?, updated_at = ? where id = ?",
+            (state, to_text(now_utc()), upload_id),
+        )
 
-    def hand_over_delete_link(self, upload_id: int) -> UploadRecord | None:
+    async def take_state(self, upload_id: int, before: str, after: str) -> bool:
+        """Move the upload from ``before`` to ``after`` if it is still ``before`` (a
+        conditional update: of two processes deleting at once, one wins)."""
+        changed = await self.db.execute(
+            "update uploads set state = ?, updated_at = ? where id = ? and state = ?",
+            (after, to_text(now_utc()), upload_id, before),
+        )
+        return changed > 0
+
+    async def hand_over_delete_link(self, upload_id: int) -> UploadRecord | None:
         """Record that the owner was handed the delete link (the first time is kept); the
         upload stays active. Returns the record as it now is."""
         stamp = to_text(now_utc())
-        with self.db.atomic():
-            self.db.execute(
-                "update uploads set delete_handed_at = coalesce(delete_handed_at, ?),"
-                " updated_at = ? where id = ?",
-                (stamp, stamp, upload_id),
-            )
-        return self.upload(upload_id)
+        await self.db.execute(
+            "update uploads set delete_handed_at = coalesce(delete_handed_at, ?),"
+            " updated_at = ? where id = ?",
+            (stamp, stamp, upload_id),
+        )
+        return await self.upload(upload_id)
 
-    def reusable(
+    async def reusable(
         self,
         hosts: tuple[str, ...],
         at: datetime,
@@ -303,7 +240,7 @@ class Store:
         An upload whose delete link was handed over is not reused: its owner may delete it
         any moment, and a reuse would lose its image with it."""
         column, value = ("sha256", sha256) if sha256 is not None else ("source_key", source_key)
-        if value is None:
+        if value is None or not hosts:
             return []
         marks = ",".join("?" for _ in hosts)
         sql = (
@@ -316,73 +253,66 @@ class Store:
         if forever:
             sql += " and expires_at is null"
         sql += " order by reused_from is not null, id desc"
-        rows = self._rows(sql, (value, *hosts, to_text(at)))
+        rows = await self.db.fetch(sql, (value, *hosts, to_text(at)))
         return [UploadRecord.from_row(row) for row in rows]
 
-    def live_uploads(
+    async def live_uploads(
         self, platform: str, owner_id: str, at: datetime, limit: int = 50
     ) -> list[UploadRecord]:
-        rows = self._rows(
+        rows = await self.db.fetch(
             "select * from uploads where platform = ? and owner_id = ? and state = 'active'"
             " and (expires_at is null or expires_at > ?) order by id desc limit ?",
             (platform, owner_id, to_text(at), limit),
         )
         return [UploadRecord.from_row(row) for row in rows]
 
-    def history(self, owner_id: str | None = None, limit: int = 100) -> list[UploadRecord]:
+    async def history(self, owner_id: str | None = None, limit: int = 100) -> list[UploadRecord]:
         if owner_id is None:
-            rows = self._rows("select * from uploads order by id desc limit ?", (limit,))
+            rows = await self.db.fetch("select * from uploads order by id desc limit ?", (limit,))
         else:
-            rows = self._rows(
+            rows = await self.db.fetch(
                 "select * from uploads where owner_id = ? order by id desc limit ?",
                 (owner_id, limit),
             )
         return [UploadRecord.from_row(row) for row in rows]
 
-    def sharing(self, upload_id: int) -> list[UploadRecord]:
+    async def sharing(self, upload_id: int) -> list[UploadRecord]:
         """Records of other owners that reuse this upload's links."""
-        rows = self._rows("select * from uploads where reused_from = ?", (upload_id,))
+        rows = await self.db.fetch("select * from uploads where reused_from = ?", (upload_id,))
         return [UploadRecord.from_row(row) for row in rows]
 
-    def expire_due(self, at: datetime) -> int:
+    async def expire_due(self, at: datetime) -> int:
         """Mark active uploads whose expiry has passed; returns how many."""
-        with self.db.atomic():
-            cursor = self.db.execute(
-                "update uploads set state = 'expired', updated_at = ?"
-                " where state = 'active' and expires_at is not null and expires_at <= ?",
-                (to_text(at), to_text(at)),
-            )
-            return int(cursor.rowcount)
+        return await self.db.execute(
+            "update uploads set state = 'expired', updated_at = ?"
+            " where state = 'active' and expires_at is not null and expires_at <= ?",
+            (to_text(at), to_text(at)),
+        )
 
     # --- the bot's own messages ------------------------------------------------------------
 
-    def add_bot_message(
+    async def add_bot_message(
         self, upload_id: int, platform: str, chat_id: str, message_id: str, visibility: str
     ) -> None:
-        with self.db.atomic():
-            self.db.table("bot_messages").insert(
-                {
-                    "upload_id": upload_id,
-                    "platform": platform,
-                    "chat_id": chat_id,
-                    "message_id": message_id,
-                    "visibility": visibility,
-                }
-            )
+        await self.db.execute(
+            "insert into bot_messages (upload_id, platform, chat_id, message_id, visibility)"
+            " values (?, ?, ?, ?, ?)",
+            (upload_id, platform, chat_id, message_id, visibility),
+        )
 
-    def bot_messages(self, upload_id: int) -> list[BotMessage]:
-        rows = self._rows(
+    async def bot_messages(self, upload_id: int) -> list[BotMessage]:
+        rows = await self.db.fetch(
             "select upload_id, platform, chat_id, message_id, visibility from bot_messages"
             " where upload_id = ? order by id",
             (upload_id,),
         )
         return [BotMessage(**row) for row in rows]
 
-    def uploads_in_message(
+    async def uploads_in_message(
         self, platform: str, chat_id: str, message_id: str
     ) -> list[UploadRecord]:
         """The uploads a bot message shows, in the order they were recorded for it."""
-        rows = self._rows(
+        rows = await self.db.fetch(
             "select uploads.* from bot_messages join uploads on uploads.id = bot_messages.upload_id"
             " where bot_messages.platform = ? and bot_messages.chat_id = ?"
             " and bot_messages.message_id = ? order by bot_messages.id",
@@ -390,36 +320,33 @@ class Store:
         )
         return [UploadRecord.from_row(row) for row in rows]
 
-    def hidden_uploads(self, upload_ids: Iterable[int]) -> set[int]:
+    async def hidden_uploads(self, upload_ids: Iterable[int]) -> set[int]:
         """Which of these uploads were made from a source its sender hid (a spoiler)."""
         ids = list(upload_ids)
         if not ids:
             return set()
         marks = ",".join("?" for _ in ids)
-        rows = self._rows(
-            f"select distinct upload_id from jobs where upload_id in ({marks})"
-            " and json_extract(source, '$.spoiler') = 1",
+        spoiler = self.db.dialect.json_true("source", "spoiler")
+        rows = await self.db.fetch(
+            f"select distinct upload_id from jobs where upload_id in ({marks}) and {spoiler}",
             tuple(ids),
         )
         return {int(row["upload_id"]) for row in rows}
 
     # --- per-chat settings -------------------------------------------------------------------
 
-    def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
-        return self.own_chat_settings(platform, chat_id) or ChatSettings()
+    async def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
+        return await self.own_chat_settings(platform, chat_id) or ChatSettings()
 
-    def own_chat_settings(self, platform: str, chat_id: str) -> ChatSettings | None:
+    async def own_chat_settings(self, platform: str, chat_id: str) -> ChatSettings | None:
         """The chat's settings if any were ever stored for it (None: it has none of its
         own, so a chat it belongs to, such as a thread's channel, may decide)."""
-        rows = list(
-            self._rows(
-                "select * from chat_settings where platform = ? and chat_id = ?",
-                (platform, chat_id),
-            )
+        row = await self.db.fetchrow(
+            "select * from chat_settings where platform = ? and chat_id = ?",
+            (platform, chat_id),
         )
-        if not rows:
+        if row is None:
             return None
-        row = rows[0]
         hosts = json.loads(row["hosts"]) if row.get("hosts") else None
         return ChatSettings(
             auto_rehost=bool(row["auto_rehost"]),
@@ -428,22 +355,25 @@ class Store:
             nsfw=bool(row.get("nsfw")),
         )
 
-    def set_chat_settings(self, platform: str, chat_id: str, settings: ChatSettings) -> None:
-        with self.db.atomic():
-            self.db.table("chat_settings").upsert(
-                {
-                    "platform": platform,
-                    "chat_id": chat_id,
-                    "auto_rehost": int(settings.auto_rehost),
-                    "default_expiration": settings.default_expiration,
-                    "hosts": json.dumps(list(settings.hosts)) if settings.hosts else None,
-                    "nsfw": int(settings.nsfw),
-                },
-                pk=("platform", "chat_id"),
-            )
+    async def set_chat_settings(self, platform: str, chat_id: str, settings: ChatSettings) -> None:
+        await self.db.execute(
+            "insert into chat_settings (platform, chat_id, auto_rehost, default_expiration,"
+            " hosts, nsfw) values (?, ?, ?, ?, ?, ?) on conflict (platform, chat_id) do update"
+            " set auto_rehost = excluded.auto_rehost,"
+            " default_expiration = excluded.default_expiration, hosts = excluded.hosts,"
+            " nsfw = excluded.nsfw",
+            (
+                platform,
+                chat_id,
+                int(settings.auto_rehost),
+                settings.default_expiration,
+                json.dumps(list(settings.hosts)) if settings.hosts else None,
+                int(settings.nsfw),
+            ),
+        )
 
-    def auto_rehost_chats(self, platform: str) -> set[str]:
-        rows = self._rows(
+    async def auto_rehost_chats(self, platform: str) -> set[str]:
+        rows = await self.db.fetch(
             "select chat_id from chat_settings where platform = ? and auto_rehost = 1",
             (platform,),
         )
@@ -451,78 +381,78 @@ class Store:
 
     # --- one-time notices ----------------------------------------------------------------
 
-    def claim_notice(self, platform: str, owner_id: str, notice: str, occasion: str) -> bool:
+    async def claim_notice(self, platform: str, owner_id: str, notice: str, occasion: str) -> bool:
         """Whether ``occasion`` is the one to tell the owner ``notice``: the first to ask,
         or the same occasion asking again (a message sent again after a failure)."""
-        with self.transaction() as conn:
-            conn.execute(
-                "insert or ignore into notices (platform, owner_id, notice, occasion, created_at)"
-                " values (?, ?, ?, ?, ?)",
+        async with self.transaction():
+            await self.db.execute(
+                "insert into notices (platform, owner_id, notice, occasion, created_at)"
+                " values (?, ?, ?, ?, ?) on conflict do nothing",
                 (platform, owner_id, notice, occasion, to_text(now_utc())),
             )
-            row = conn.execute(
+            told = await self.db.fetchval(
                 "select occasion from notices where platform = ? and owner_id = ? and notice = ?",
                 (platform, owner_id, notice),
-            ).fetchone()
-        return bool(row["occasion"] == occasion)
-
-    def release_notice(self, platform: str, owner_id: str, notice: str, occasion: str) -> None:
-        """The occasion could not tell it after all: the next one may."""
-        with self.transaction() as conn:
-            conn.execute(
-                "delete from notices where platform = ? and owner_id = ? and notice = ?"
-                " and occasion = ?",
-                (platform, owner_id, notice, occasion),
             )
+        return bool(told == occasion)
+
+    async def release_notice(
+        self, platform: str, owner_id: str, notice: str, occasion: str
+    ) -> None:
+        """The occasion could not tell it after all: the next one may."""
+        await self.db.execute(
+            "delete from notices where platform = ? and owner_id = ? and notice = ?"
+            " and occasion = ?",
+            (platform, owner_id, notice, occasion),
+        )
 
     # --- statistics --------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
-        totals = next(
-            self._rows(
+    async def stats(self) -> dict[str, Any]:
+        fetch = self.db.fetch
+        totals = (
+            await fetch(
                 "select count(*) as uploads, coalesce(sum(size), 0) as bytes from uploads"
                 " where reused_from is null"
             )
-        )
+        )[0]
         outcomes = {
-            row["outcome"]: row["n"]
-            for row in self._rows(
+            row["outcome"]: int(row["n"])
+            for row in await fetch(
                 "select outcome, count(*) as n from jobs where outcome is not null group by outcome"
             )
         }
         per_host = {
-            row["host"]: {"uploads": row["uploads"], "bytes": row["bytes"]}
-            for row in self._rows(
+            row["host"]: {"uploads": int(row["uploads"]), "bytes": int(row["bytes"])}
+            for row in await fetch(
                 "select host, count(*) as uploads, coalesce(sum(size), 0) as bytes"
                 " from uploads where reused_from is null group by host order by host"
             )
         }
         states = {
-            row["state"]: row["n"]
-            for row in self._rows("select state, count(*) as n from uploads group by state")
+            row["state"]: int(row["n"])
+            for row in await fetch("select state, count(*) as n from uploads group by state")
         }
-        handed = next(
-            self._rows(
-                "select count(*) as n from uploads"
-                " where state = 'active' and delete_handed_at is not null"
-            )
+        handed = await self.db.fetchval(
+            "select count(*) as n from uploads"
+            " where state = 'active' and delete_handed_at is not null"
         )
         return {
-            "uploads": totals["uploads"],
-            "bytes": totals["bytes"],
+            "uploads": int(totals["uploads"]),
+            "bytes": int(totals["bytes"]),  # PostgreSQL sums to a decimal
             "dedup_hits": outcomes.get("dedup", 0),
             "failures": outcomes.get("failed", 0),
             "states": states,
             # Live uploads whose owner has the delete link to open (ImgBB-style hosts).
-            "delete_links_handed_over": handed["n"],
+            "delete_links_handed_over": int(handed),
             "hosts": per_host,
-            "cooldowns": self._cooldowns(),
-            "gone_before_expiry": self._gone_before_expiry(),
+            "cooldowns": await self._cooldowns(),
+            "gone_before_expiry": await self._gone_before_expiry(),
         }
 
-    def _gone_before_expiry(self) -> dict[str, int]:
+    async def _gone_before_expiry(self) -> dict[str, int]:
         """Per host: live uploads (not expired) whose image the last probe found gone."""
-        rows = self._rows(
+        rows = await self.db.fetch(
             "select host, count(*) as n from uploads where state = 'active'"
             " and link_state = 'gone' and reused_from is null"
             " and (expires_at is null or expires_at > ?) group by host order by host",
@@ -530,16 +460,10 @@ class Store:
         )
         return {row["host"]: int(row["n"]) for row in rows}
 
-    def _cooldowns(self) -> dict[str, dict[str, Any]]:
+    async def _cooldowns(self) -> dict[str, dict[str, Any]]:
         """Hosts resting after rate limiting: until when (epoch seconds), and why."""
-        rows = self._rows(
+        rows = await self.db.fetch(
             "select host, until, reason from host_cooldowns where until > ? order by host",
             (time.time(),),
         )
         return {row["host"]: {"until": row["until"], "reason": row["reason"]} for row in rows}
-
-
-def _last_pk(table: sqlite_utils.db.Table) -> int:
-    key = table.last_pk
-    assert key is not None
-    return int(key)

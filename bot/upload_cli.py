@@ -16,7 +16,6 @@ import errno
 import json
 import logging
 import os
-import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +63,7 @@ async def run_upload(args: argparse.Namespace) -> int:
     if not owner:
         raise UsageError("--owner: give a name to record the uploads under")
     # Opened before anything is sent: bad storage stops the command before any upload.
-    store = None if args.no_record else Store(config.storage.path)
+    store = None if args.no_record else await Store.open(config.storage.target)
     try:
         policy = RetryPolicy(config.upload.retry_attempts, config.upload.retry_backoff)
         async with new_http_client() as http:
@@ -82,15 +81,15 @@ async def run_upload(args: argparse.Namespace) -> int:
                     report = await _upload_file(uploader, path, duration)
                 if store is not None:
                     try:
-                        report.record_id = _record(store, report, owner)
-                    except sqlite3.Error as error:  # the links are printed all the same
-                        report.unrecorded = f"{store.path}: {error}"
+                        report.record_id = await _record(store, report, owner)
+                    except Exception as error:  # the links are printed all the same
+                        report.unrecorded = f"{config.storage.where}: {error}"
                 return report
 
             reports = await asyncio.gather(*(one(path) for path in args.files))
     finally:
         if store is not None:
-            store.close()
+            await store.close()
     return _report_all(reports, args)
 
 
@@ -145,12 +144,12 @@ async def _upload_file(uploader: Uploader, path: Path, duration: Duration | None
     return report
 
 
-def _record(store: Store, report: FileReport, owner: str) -> int | None:
+async def _record(store: Store, report: FileReport, owner: str) -> int | None:
     """Record a stored image as the bot records its own; its id, or None if none was stored."""
     image = report.outcome.image if report.outcome else None
     if image is None or report.source is None:
         return None
-    return store.add_upload(
+    return await store.add_upload(
         platform=PLATFORM, owner_id=owner, **record_fields(report.source, image)
     )
 

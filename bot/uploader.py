@@ -151,7 +151,7 @@ class Uploader:
             if refusal is not None:
                 outcome.failures.append(refusal)
                 continue
-            resting = self.cooldowns.remaining(client.name)
+            resting = await self.cooldowns.remaining(client.name)
             if resting > 0:
                 outcome.failures.append(CoolingDown(client.name, resting))
                 continue
@@ -207,7 +207,9 @@ class Uploader:
                     error.detail or error.user_message,
                     error.cooldown,
                 )
-                self.cooldowns.cool(client.name, error.cooldown, error.detail or "rate limited")
+                await self.cooldowns.cool(
+                    client.name, error.cooldown, error.detail or "rate limited"
+                )
                 return None
             except HostError as error:
                 outcome.failures.append(error)

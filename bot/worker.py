@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
 
+from bot.keyleases import KeyLeases
 from bot.leases import DEFAULT_LEASE, ClaimLoop
 from bot.outbox import Outbox
 from bot.queue import JobQueue
@@ -42,22 +42,27 @@ class Answering:
         store: Store,
         queue: JobQueue,
         outbox: Outbox,
+        keys: KeyLeases,
         on_answered: Callable[[str], None] = lambda platform: None,
     ) -> None:
         self.store = store
         self.queue = queue
         self.outbox = outbox
+        self.keys = keys
         self.on_answered = on_answered
 
-    def finish(self, job: JobRecord, outcome: JobOutcome) -> RehostResult:
-        with self.store.transaction() as conn:
-            if not self.queue.pending(conn, job.id):
+    async def finish(self, job: JobRecord, outcome: JobOutcome) -> RehostResult:
+        async with self.store.transaction():
+            if outcome.held_key is not None:
+                # Whoever waits for these bytes finds this record once it commits.
+                await self.keys.release(*outcome.held_key)
+            if not await self.queue.pending(job.id):
                 # Our lease lapsed and another worker finished it: its answer stands.
                 log.warning("job %d was finished by another worker meanwhile", job.id)
                 return RehostResult(outcome.source, error=outcome.error)
             upload_id = outcome.existing.id if outcome.existing is not None else None
             if outcome.new is not None:
-                upload_id = self.store.add_upload(
+                upload_id = await self.store.add_upload(
                     platform=job.platform,
                     chat_id=job.chat_id,
                     message_id=job.message_id,
@@ -65,39 +70,39 @@ class Answering:
                     **outcome.new,
                 )
             if upload_id is None:
-                self.queue.finish(conn, job.id, Outcome.FAILED, error=outcome.error)
+                await self.queue.finish(job.id, Outcome.FAILED, error=outcome.error)
             else:
                 kind = Outcome.DEDUP if outcome.dedup else Outcome.UPLOADED
-                self.queue.finish(conn, job.id, kind, upload_id, note=outcome.note)
-            answered = self.answer_if_complete(conn, job.batch)
+                await self.queue.finish(job.id, kind, upload_id, note=outcome.note)
+            answered = await self.answer_if_complete(job.batch)
         if answered is not None:
             self.on_answered(answered)
-        record = self.store.upload(upload_id) if upload_id is not None else None
+        record = await self.store.upload(upload_id) if upload_id is not None else None
         return RehostResult(outcome.source, record, outcome.dedup, outcome.error, outcome.note)
 
-    def abandon(self, job: JobRecord) -> None:
+    async def abandon(self, job: JobRecord) -> None:
         log.error("giving up job %d after %d attempts", job.id, job.attempts - 1)
         answered = None
-        with self.store.transaction() as conn:
-            self.queue.finish(
-                conn, job.id, Outcome.FAILED, error=GENERIC_FAILURE, state=JobState.ABANDONED
+        async with self.store.transaction():
+            await self.queue.finish(
+                job.id, Outcome.FAILED, error=GENERIC_FAILURE, state=JobState.ABANDONED
             )
-            answered = self.answer_if_complete(conn, job.batch)
+            answered = await self.answer_if_complete(job.batch)
         if answered is not None:
             self.on_answered(answered)
 
-    def answer_if_complete(self, conn: sqlite3.Connection, batch_id: str) -> str | None:
+    async def answer_if_complete(self, batch_id: str) -> str | None:
         """If the batch is complete, close it and queue its answer; its platform if so."""
-        batch = self.queue.complete(conn, batch_id)
+        batch = await self.queue.complete(batch_id)
         if batch is None or batch.answer != "outbox":
             return None
         items = []
         owner_has_delete_links = False
-        for row in self.queue.results(batch_id):
+        for row in await self.queue.results(batch_id):
             source = SourceRef.from_json(json.loads(row["source"]))
             upload_id = row["upload_id"]
             if upload_id is not None:
-                record = self.store.upload(int(upload_id))
+                record = await self.store.upload(int(upload_id))
                 owner_has_delete_links |= bool(record and record.delete_url)
             items.append(
                 ReplyItem(
@@ -110,14 +115,14 @@ class Answering:
                 )
             )
         messages = plan_reply(batch, items, owner_has_delete_links)
-        self.outbox.add(conn, batch.id, batch.platform, messages)
+        await self.outbox.add(batch.id, batch.platform, messages)
         return batch.platform
 
-    def answer_complete(self, platforms: Iterable[str]) -> None:
+    async def answer_complete(self, platforms: Iterable[str]) -> None:
         """Answer batches with nothing left to do (every image refused at once)."""
-        for batch_id in self.queue.complete_batches(platforms):
-            with self.store.transaction() as conn:
-                answered = self.answer_if_complete(conn, batch_id)
+        for batch_id in await self.queue.complete_batches(platforms):
+            async with self.store.transaction():
+                answered = await self.answer_if_complete(batch_id)
             if answered is not None:
                 self.on_answered(answered)
 
@@ -149,37 +154,40 @@ class JobWorker(ClaimLoop[JobRecord]):
         self.platforms.add(platform)
         self.wake()
 
-    def claim(self, free: int) -> list[JobRecord]:
-        return self.queue.claim(self.name, self.platforms, self.lease, free, running=self.running)
+    async def claim(self, free: int) -> list[JobRecord]:
+        return await self.queue.claim(
+            self.name, self.platforms, self.lease, free, running=self.running
+        )
 
     def key(self, item: JobRecord) -> int:
         return item.id
 
-    def renew(self, ids: Iterable[int]) -> None:
-        self.queue.renew(self.name, ids, self.lease)
+    async def renew(self, ids: Iterable[int]) -> None:
+        await self.queue.renew(self.name, ids, self.lease)
+        await self.answering.keys.renew(f"{self.name}:")
 
-    def released(self) -> None:
-        self.queue.release(self.name)
+    async def released(self) -> None:
+        await self.queue.release(self.name)
 
-    def housekeeping(self) -> None:
+    async def housekeeping(self) -> None:
         """Forget albums nobody asked for; answer batches with nothing left to do."""
         now = self.queue.now()
         if now - self._housekept < HOUSEKEEPING_INTERVAL:
             return
         self._housekept = now
         try:
-            self.queue.drop_unwanted()
-            self.answering.answer_complete(self.platforms)
+            await self.queue.drop_unwanted()
+            await self.answering.answer_complete(self.platforms)
         except Exception:
             log.exception("job housekeeping failed")
 
-    def idle_timeout(self) -> float:
+    async def idle_timeout(self) -> float:
         """Until the next gathering batch is ready or a lease lapses, at most ``poll``."""
         now = self.queue.now()
         soonest = [self.poll]
         for moment in (
-            self.queue.next_ready_at(self.platforms),
-            self.queue.next_lease_end(self.platforms),
+            await self.queue.next_ready_at(self.platforms),
+            await self.queue.next_lease_end(self.platforms),
         ):
             if moment is not None:
                 soonest.append(max(0.01, moment - now + 0.01))
@@ -187,22 +195,26 @@ class JobWorker(ClaimLoop[JobRecord]):
 
     async def work(self, item: JobRecord) -> None:
         try:
-            await run_job(item, self.rehoster, self.answering, self.gate)
+            await run_job(item, self.rehoster, self.answering, self.gate, self.name)
         except Exception:
             log.exception("recording job %d failed; it will be retried", item.id)
 
 
 async def run_job(
-    job: JobRecord, rehoster: Rehoster, answering: Answering, gate: asyncio.Semaphore
+    job: JobRecord,
+    rehoster: Rehoster,
+    answering: Answering,
+    gate: asyncio.Semaphore,
+    worker: str,
 ) -> RehostResult:
     """Rehost one claimed job and record its end (with its batch's answer if last)."""
     if job.attempts > MAX_JOB_ATTEMPTS:
-        answering.abandon(job)
+        await answering.abandon(job)
         return RehostResult(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
     try:
         async with gate:
-            outcome = await rehoster.run(job)
+            outcome = await rehoster.run(job, f"{worker}:{job.id}")
     except Exception:
         log.exception("rehosting job %d failed unexpectedly", job.id)
         outcome = JobOutcome(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
-    return answering.finish(job, outcome)
+    return await answering.finish(job, outcome)

@@ -128,3 +128,13 @@ def assert_no_secrets(*texts: str) -> None:
     for text in texts:
         for key in ALL_KEYS:
             assert key not in text, "an API key leaked"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's database is, once per engine: a SQLite file, or a fresh database
+    on the PostgreSQL server the tests start (see tests/postgres_server.py)."""
+    if request.param == "sqlite":
+        return tmp_path / "rehost.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -1,6 +1,6 @@
 """Submit a batch and work it: the crash test kills this process in the middle of it.
 
-Usage: python -m tests.crash_worker DB ENDPOINT_BASE URL...
+Usage: python -m tests.crash_worker DB ENDPOINT_BASE URL...  (DB: a file or a postgresql:// URL)
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ class _Endpoints:
 
 async def main(db: str, base: str, urls: list[str]) -> None:
     refs = [SourceRef(filename=f"{i}.png", url=url) for i, url in enumerate(urls)]
-    async with service_for(_Endpoints(base), Path(db), lease=1.0) as h:  # type: ignore[arg-type]
+    target = db if "://" in db else Path(db)  # a PostgreSQL URL, or a SQLite file
+    async with service_for(_Endpoints(base), target, lease=1.0) as h:  # type: ignore[arg-type]
         print("started", flush=True)
-        h.service.submit(
+        await h.service.submit(
             RehostRequest(
                 platform="test", chat_id="chat-9", owner_id="ann", sources=refs, key="batch-1"
             )

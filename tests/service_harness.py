@@ -14,7 +14,7 @@ from bot.fetch import Fetcher
 from bot.hosts.base import HostClient
 from bot.hosts.chevereto import CheveretoClient
 from bot.hosts.imgbb import ImgbbClient
-from bot.ratelimit import SlidingWindowLimiter
+from bot.ratelimit import RateLimit
 from bot.service import RehostService
 from bot.store import Store
 from bot.uploader import RetryPolicy, Uploader
@@ -43,7 +43,7 @@ def clients_for(
 @asynccontextmanager
 async def service_for(
     emu: HostEmulator,
-    db_path: Path | None,
+    db_path: Path | str | None,
     *,
     hosts: tuple[str, ...] = ("chev",),
     max_bytes: int = 8 << 20,
@@ -52,16 +52,16 @@ async def service_for(
     spool_dir: Path | None = None,
     lease: float = 15.0,
 ) -> AsyncIterator[Harness]:
-    store = Store(db_path)
+    store = await Store.open(db_path)
     async with httpx.AsyncClient() as http:
         uploader = Uploader(clients_for(emu, http, hosts), RetryPolicy(2, 0.01))
         fetcher = Fetcher(
             http, max_bytes=max_bytes, spool_threshold=spool_threshold, spool_dir=spool_dir
         )
         service = RehostService(
-            store, uploader, fetcher, limiter=SlidingWindowLimiter(rate_limit, 600.0), lease=lease
+            store, uploader, fetcher, limit=RateLimit(rate_limit, 600.0), lease=lease
         )
         try:
             yield Harness(service, DeleteService(store, http), store, http)
         finally:
-            store.close()
+            await store.close()

@@ -44,17 +44,17 @@ async def settled(adapter: TelegramAdapter, tg: TelegramEmulator, timeout: float
     job finished, every answer sent (or given up)."""
     store = adapter.core.store
 
-    def busy() -> int:
-        row = store.db.execute(
+    async def busy() -> int:
+        value = await store.db.fetchval(
             "select (select count(*) from inbox where state = 'new')"
             " + (select count(*) from jobs where state in ('pending', 'held'))"
             " + (select count(*) from outbox where state = 'pending')"
-            " + (select count(*) from batches where state = 'open')"
-        ).fetchone()
-        return int(row[0])
+            " + (select count(*) from batches where state = 'open') as busy"
+        )
+        return int(value)
 
     async with asyncio.timeout(timeout):
-        while tg.pending_updates or busy():
+        while tg.pending_updates or await busy():
             await asyncio.sleep(0.02)
 
 

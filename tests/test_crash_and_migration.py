@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import shutil
 import signal
@@ -24,8 +25,14 @@ FIXTURE = Path(__file__).parent / "fixtures" / "schema_v1.db"
 
 
 async def wait_until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Until ``condition()`` (a plain or an async function) holds."""
     async with asyncio.timeout(timeout):
-        while not condition():
+        while True:
+            held = condition()
+            if inspect.isawaitable(held):
+                held = await held
+            if held:
+                return
             await asyncio.sleep(0.02)
 
 
@@ -34,24 +41,29 @@ async def worked_until_answered(h: Harness, batch: str) -> list[PlannedMessage]:
     h.service.worker.serve("test")
     worker = asyncio.create_task(h.service.worker.run())
     try:
-        await wait_until(lambda: h.service.queue.batch(batch).state == "answered")  # type: ignore[union-attr]
+        await wait_until(lambda: answered(h, batch))
     finally:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
-    rows = h.store.db.execute(
+    rows = await h.store.db.fetch(
         "select payload from outbox where batch = ? order by seq", (batch,)
-    ).fetchall()
-    return [PlannedMessage.from_json(json.loads(row[0])) for row in rows]
+    )
+    return [PlannedMessage.from_json(json.loads(row["payload"])) for row in rows]
+
+
+async def answered(h: Harness, batch_id: str) -> bool:
+    batch = await h.service.queue.batch(batch_id)
+    return batch is not None and batch.state == "answered"
 
 
 async def test_a_batch_killed_mid_upload_is_taken_over_and_answered_once(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
     images = [samples.png(i + 2, 2) for i in range(3)]
     urls = [host_emu.add_blob(f"album-{i}.png", data) for i, data in enumerate(images)]
     host_emu.script(Fault("slow", delay=60), times=3)
-    db = tmp_path / "rehost.db"
+    db = storage
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.crash_worker", str(db), host_emu.base_url, *urls,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE,
@@ -67,7 +79,7 @@ async def test_a_batch_killed_mid_upload_is_taken_over_and_answered_once(
     async with service_for(host_emu, db, lease=1.0) as h:
         # The dead worker's leases lapse; this one takes the jobs over.
         [answer] = await worked_until_answered(h, "batch-1")
-        again = h.service.queue.claim("another", ["test"], 1.0, 10)
+        again = await h.service.queue.claim("another", ["test"], 1.0, 10)
     assert answer.visibility == "private" and answer.chat_id == "chat-9"
     assert [item.upload_id is not None for item in answer.items] == [True, True, True]
     assert {image.data for image in host_emu.images.values()} == set(images)
@@ -80,11 +92,11 @@ async def test_a_job_that_keeps_crashing_is_given_up_and_still_answered(
     db = tmp_path / "rehost.db"
     async with service_for(host_emu, db, lease=1.0) as h:
         url = host_emu.add_blob("x.png", samples.png())
-        batch = h.service.submit(
+        batch = await h.service.submit(
             RehostRequest("test", "c", "ann", [SourceRef("x.png", url=url)], chat_title="G")
         )
         for _ in range(3):  # three workers claimed it and died
-            h.service.queue.claim("dead", ["test"], -1.0, 1)
+            await h.service.queue.claim("dead", ["test"], -1.0, 1)
         [public] = await worked_until_answered(h, batch)
     assert public.visibility == "public" and public.items[0].upload_id is None
     assert public.items[0].error == GENERIC_FAILURE
@@ -125,33 +137,34 @@ async def test_jobs_left_pending_by_the_previous_version_are_answered(
     assert answer.items[0].upload_id is not None
 
 
-def test_the_first_schema_upgrades_in_place(tmp_path: Path) -> None:
+async def test_the_first_schema_upgrades_in_place(tmp_path: Path) -> None:
     copy = tmp_path / "old.db"
     shutil.copy(FIXTURE, copy)
-    store = Store(copy)
-    assert store.version == SCHEMA_VERSION
-    history = store.history()
+    store = await Store.open(copy)
+    assert await store.version() == SCHEMA_VERSION
+    history = await store.history()
     assert [(u.platform, u.owner_id, u.state) for u in history] == [
         ("discord", "42", "deleted"),
         ("telegram", "1001", "active"),
     ]
     assert history[1].delete_url is not None and history[1].reused_from is None
-    settings = store.chat_settings("telegram", "-100200")
+    settings = await store.chat_settings("telegram", "-100200")
     assert settings.auto_rehost and settings.default_expiration == "1d" and settings.hosts is None
     # The new tables work on the upgraded file.
-    store.add_bot_message(history[1].id, "telegram", "-100200", "18", "public")
-    assert len(store.bot_messages(history[1].id)) == 1
-    store.close()
-    assert Store(copy).version == SCHEMA_VERSION  # reopening migrates nothing twice
+    await store.add_bot_message(history[1].id, "telegram", "-100200", "18", "public")
+    assert len(await store.bot_messages(history[1].id)) == 1
+    await store.close()
+    async with Store.opened(copy) as again:  # reopening migrates nothing twice
+        assert await again.version() == SCHEMA_VERSION
 
 
-def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     import pytest
 
     path = tmp_path / "future.db"
-    Store(path).close()
+    await (await Store.open(path)).close()
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StorageError, match="newer rehost") as caught:
-        Store(path)
+        await Store.open(path)
     assert str(path) in str(caught.value)

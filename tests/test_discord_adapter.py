@@ -14,7 +14,7 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -194,12 +194,22 @@ def attachment_option(attachment: Json) -> Json:
     return {"name": "file", "type": 11, "value": attachment}
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Until ``condition()`` (a plain or an async function) holds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not condition():
+    while True:
+        held = condition()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return
         assert loop.time() < deadline, "the bot did not do it in time"
         await asyncio.sleep(0.01)
+
+
+async def outbox_empty(core: Core) -> bool:
+    return await core.rehost.outbox.pending_count() == 0
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -304,7 +314,7 @@ async def test_context_menu_rehosts_the_images_and_skips_the_pdf(
         assert f"<{hosted.delete_url}>" in private["content"]
     assert len(public["embeds"]) == 2 and len(upload_ids(public)) == 2
     assert private["flags"] & EPHEMERAL
-    mine = bot.client.core.library.live_uploads("discord", str(ANN))
+    mine = await bot.client.core.library.live_uploads("discord", str(ANN))
     assert {u.owner_id for u in mine} == {str(ANN)}  # the one who asked owns them
 
 
@@ -438,7 +448,7 @@ async def test_dm_delete_by_the_owner_removes_the_image_and_the_channel_post(
     confirm = await dc.press_button(f"rehost:delok:{second}", ANN, AUTO, question["id"], GUILD)
     await dc.wait_for(webhook("PATCH", confirm["token"], "/messages/@original"))
     assert image_b.deleted and dc.message(post["id"]).get("deleted")
-    assert bot.client.core.library.live_uploads("discord", str(ANN)) == []
+    assert await bot.client.core.library.live_uploads("discord", str(ANN)) == []
 
 
 async def test_dm_images_are_answered_with_delete_links_and_buttons(
@@ -632,7 +642,7 @@ async def test_a_forward_is_rehosted_for_whoever_forwarded_it(
     [reply] = bot_messages(dc, AUTO)
     assert reply["message_reference"]["message_id"] == forward["id"]
     assert hosted(host_emu, image(122)).viewer_url in reply["content"]
-    [mine] = bot.client.core.library.live_uploads(PLATFORM, str(ANN))
+    [mine] = await bot.client.core.library.live_uploads(PLATFORM, str(ANN))
     assert mine.viewer_url == hosted(host_emu, image(122)).viewer_url
 
     # Forwarded to the bot's DMs: answered there, delete link included.
@@ -678,7 +688,7 @@ async def test_a_spoiler_stays_hidden_in_the_public_answer(
     assert f"(<{secret.url}>)" in hidden and plain.viewer_url not in hidden
     assert [embed["image"]["url"] for embed in reply["embeds"]] == [plain.url]
     assert secret.url not in dc.unfurled_urls and secret.viewer_url not in dc.unfurled_urls
-    sources = bot.client.core.rehost.queue.results(f"discord:m:{posted['id']}")
+    sources = await bot.client.core.rehost.queue.results(f"discord:m:{posted['id']}")
     assert [json.loads(row["source"])["spoiler"] for row in sources] == [True, False]
     nsfw = {
         received.files[0].data: received.param("nsfw")
@@ -690,7 +700,7 @@ async def test_a_spoiler_stays_hidden_in_the_public_answer(
     # Deleting the other image re-renders the post: the spoiler stays hidden.
     plain_id = next(
         u.id
-        for u in bot.client.core.library.live_uploads(PLATFORM, str(ANN))
+        for u in await bot.client.core.library.live_uploads(PLATFORM, str(ANN))
         if u.viewer_url == plain.viewer_url
     )
     await dc.press_button(f"rehost:del:{plain_id}", ANN, AUTO, reply["id"], GUILD)
@@ -807,7 +817,7 @@ async def test_backfill_rehosts_a_channels_earlier_images_once(
         # Nothing else was said: no answer per message, no DMs; the links wait in /mine.
         assert len(channel_posts(dc, HISTORY)) == 1 + len(summary)
         assert all(dc.dm_channel_of(user) is None for user in (ANN, BOB, CAT))
-        mine = core.library.live_uploads(PLATFORM, str(CAT))
+        mine = await core.library.live_uploads(PLATFORM, str(CAT))
         assert mine and all(u.delete_url for u in mine)
 
         # Again: everything there is rehosted already.
@@ -842,8 +852,10 @@ async def test_a_backfill_stopped_halfway_is_finished_by_the_next_run_and_can_be
         _, *summary = public_messages(dc, HISTORY)
         text = "\n".join(part["content"] for part in summary)
         assert all(text.count(f"/{m['id']}>") == 1 for m in first)  # each message once
-        recorded = core.store.db.execute("select count(*), count(distinct sha256) from uploads")
-        assert tuple(recorded.fetchone()) == (20, 20)
+        recorded = await core.store.db.fetchrow(
+            "select count(*) as n, count(distinct sha256) as distinct_bytes from uploads"
+        )
+        assert recorded == {"n": 20, "distinct_bytes": 20}
 
         # Another, stopped by a moderator: what was fed finishes and is reported.
         host_emu.latency = 1.0  # 40 images take 10 s: it is stopped long before
@@ -860,7 +872,7 @@ async def test_a_backfill_stopped_halfway_is_finished_by_the_next_run_and_can_be
         assert 0 < rehosted < 40 and stopped.endswith(
             "Delete links: each author finds theirs in /mine."
         )
-        assert core.store.db.execute("select count(*) from uploads").fetchone()[0] == 20 + rehosted
+        assert await core.store.db.fetchval("select count(*) from uploads") == 20 + rehosted
     assert progress_of(dc, HISTORY, 2) == ""  # one progress message each
     assert_nothing_leaked(dc, host_emu)
 
@@ -918,9 +930,12 @@ async def test_a_backfill_killed_halfway_is_finished_by_the_next_process(
     text = "\n".join(part["content"] for part in summary)
     assert [text.count(f"/{m['id']}>") for m in with_images] == [1] * 30
     assert text.count("the links, by message") == 1
-    store = Store(tmp_path / "rehost.db")
-    recorded = store.db.execute("select count(*), count(distinct sha256) from uploads")
-    assert tuple(recorded.fetchone()) == (30, 30)
+    store = await Store.open(tmp_path / "rehost.db")
+    recorded = await store.db.fetchrow(
+        "select count(*) as n, count(distinct sha256) as distinct_bytes from uploads"
+    )
+    await store.close()
+    assert recorded == {"n": 30, "distinct_bytes": 30}
     assert len(host_emu.uploads) >= 30  # an upload cut short by the kill is made again
     assert_nothing_leaked(dc, host_emu)
 
@@ -1131,7 +1146,7 @@ async def test_rehost_run_finishes_what_a_stopped_run_recorded(
     config = make_config(tmp_path, host_emu, dc)
     photo = dc.add_attachment(image(80), "late.png", "image/png", channel_id=AUTO)
     async with open_core(config) as core:  # a run that stopped before rehosting
-        core.rehost.submit(auto_rehost_request(photo))
+        await core.rehost.submit(auto_rehost_request(photo))
     stop = asyncio.Event()
     run = asyncio.create_task(serve(config, stop))
     await dc.wait_for(posted_in(AUTO), timeout=10)
@@ -1173,7 +1188,7 @@ async def test_after_a_long_downtime_expired_attachment_links_are_renewed_first(
     # Posted while the bot was down; its link expired an hour ago (and the CDN says so).
     photo = dc.add_attachment(image(81), "old.png", "image/png", channel_id=AUTO, expires_in=-3600)
     async with open_core(config) as core:
-        core.rehost.submit(auto_rehost_request(photo))
+        await core.rehost.submit(auto_rehost_request(photo))
     async with open_core(config) as core, running(core):
         await dc.wait_for(posted_in(AUTO), timeout=10)
 
@@ -1234,7 +1249,7 @@ async def test_a_crash_between_sending_and_recording_makes_one_channel_message(
         await dc.wait_for(posted_in(AUTO))
     # The next run takes the row over once its lease lapsed, and sends it again.
     async with open_core(config) as core, running(core):
-        await until(lambda: core.rehost.outbox.pending_count() == 0)
+        await until(lambda: outbox_empty(core))
 
     first, again = [call.json or {} for call in dc.calls if posted_in(AUTO)(call)]
     assert first["nonce"] == again["nonce"] and again["enforce_nonce"] is True
@@ -1280,14 +1295,14 @@ async def test_migrate_edits_the_channel_post_and_dms_the_new_delete_link(
         await dc.send_message(AUTO, ANN, "", [photo], guild_id=GUILD)
         await dc.wait_for(posted_in(AUTO))
         await dc.wait_for(dm_posted(dc, ANN))
-        [old] = adapter.core.library.live_uploads(PLATFORM, str(ANN))
+        [old] = await adapter.core.library.live_uploads(PLATFORM, str(ANN))
         migrator = Migrator(core.store, core.rehost.uploader, core.rehost.fetcher, core.http)
         [moved] = await migrator.run("chev", ["new"])  # the sender finds its rows
         await dc.wait_for(
             lambda call: call.method == "PATCH" and f"/channels/{AUTO}/messages/" in call.path
         )
         await until(lambda: len(bot_messages(dc, dc.dm_channel_of(ANN))) == 2)
-        [now] = adapter.core.library.live_uploads(PLATFORM, str(ANN))
+        [now] = await adapter.core.library.live_uploads(PLATFORM, str(ANN))
     assert moved.ok and (now.id, now.host) == (old.id, "new")
     [post] = bot_messages(dc, AUTO)
     assert now.viewer_url in post["content"] and old.viewer_url not in post["content"]

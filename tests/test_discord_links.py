@@ -186,7 +186,7 @@ async def test_the_context_menu_rehosts_image_links_in_the_text_and_embeds(
             )
             interaction = await dc.message_command("Rehost images", ANN, OTHER, posted, GUILD)
             await dc.wait_for(webhook("POST", interaction["token"]))
-            mine = bot.client.core.library.live_uploads("discord", str(ANN))
+            mine = await bot.client.core.library.live_uploads("discord", str(ANN))
     assert sorted(image.data for image in host_emu.images.values()) == sorted([RED, GREEN, BLUE])
     assert site.paths() == ["/red.png", "/green"]
     assert any(call.path == "/attachments/refresh-urls" for call in dc.calls)

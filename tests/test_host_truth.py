@@ -94,7 +94,7 @@ async def test_an_operator_can_say_which_formats_a_host_takes(http: httpx.AsyncC
 async def test_a_flooded_host_cools_down_and_the_work_goes_on_elsewhere(
     http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    store = Store(tmp_path / "rehost.db")
+    store = await Store.open(tmp_path / "rehost.db")
     async with HostEmulator(api_keys=ALL_KEYS, flood_per_minute=1) as emu:
         uploader = Uploader(
             [chev(emu, http), zg(emu, http)], RetryPolicy(3, 0.01), cooldowns=Cooldowns(store)
@@ -113,10 +113,10 @@ async def test_a_flooded_host_cools_down_and_the_work_goes_on_elsewhere(
     assert isinstance(after.failures[0], CoolingDown)
     # The flooded request was the last one the cooling host saw.
     assert paths(emu) == ["/api/1/upload", "/api/1/upload", "/1/upload", "/1/upload", "/1/upload"]
-    stats = store.stats()
+    stats = await store.stats()
     assert set(stats["cooldowns"]) == {"chev"}
     assert stats["cooldowns"]["chev"]["until"] - time.time() > 50  # "per minute"
-    store.close()
+    await store.close()
 
 
 async def test_when_every_host_is_cooling_down_the_answer_says_when_to_try_again(
@@ -124,8 +124,8 @@ async def test_when_every_host_is_cooling_down_the_answer_says_when_to_try_again
 ) -> None:
     async with HostEmulator(api_keys=ALL_KEYS) as emu:
         cooldowns = Cooldowns()
-        cooldowns.cool("chev", 300, "flooding")
-        cooldowns.cool("zg", 120, "rate limit")
+        await cooldowns.cool("chev", 300, "flooding")
+        await cooldowns.cool("zg", 120, "rate limit")
         outcome = await Uploader([chev(emu, http), zg(emu, http)], cooldowns=cooldowns).upload(
             png(), None
         )

@@ -35,9 +35,9 @@ async def test_check_marks_an_image_the_host_no_longer_serves_as_gone(
     config = write_config(tmp_path, [host_table("chev", host_emu, "chevereto")], ["chev"])
     db = tmp_path / "rehost.db"
     first, second, _ = await rehost_three(host_emu, db)
-    store = Store(db)
-    lost = store.upload(second)
-    store.close()
+    store = await Store.open(db)
+    lost = await store.upload(second)
+    await store.close()
     assert lost is not None and lost.delete_url is not None
     async with httpx.AsyncClient() as http:  # the host loses it (a moderator, a purge)
         assert (await http.get(lost.delete_url)).status_code == 301
@@ -57,13 +57,14 @@ async def test_check_marks_an_image_the_host_no_longer_serves_as_gone(
     assert {r.method for r in probes} == {"HEAD"}, "a HEAD each, nothing downloaded"
     assert all("/delete/" not in r.path for r in probes), "never the delete link"
     assert json.loads(stats.stdout)["gone_before_expiry"] == {"chev": 1}
-    store = Store(db)
-    checked = store.upload(second)
+    store = await Store.open(db)
+    checked = await store.upload(second)
     assert checked is not None and checked.state == "active"  # gone is a finding, not a state
-    row = store.db.execute("select link_state, checked_at from uploads where id = ?", (second,))
-    state, checked_at = row.fetchone()
-    assert state == "gone" and checked_at
-    store.close()
+    row = await store.db.fetchrow(
+        "select link_state, checked_at from uploads where id = ?", (second,)
+    )
+    assert row is not None and row["link_state"] == "gone" and row["checked_at"]
+    await store.close()
 
 
 async def test_a_host_without_head_is_probed_with_a_one_byte_get(
@@ -71,7 +72,7 @@ async def test_a_host_without_head_is_probed_with_a_one_byte_get(
 ) -> None:
     db = tmp_path / "rehost.db"
     await rehost_three(host_emu, db)
-    store = Store(db)
+    store = await Store.open(db)
 
     async def no_head(request: httpx.Request) -> httpx.Response:
         if request.method == "HEAD":
@@ -81,7 +82,7 @@ async def test_a_host_without_head_is_probed_with_a_one_byte_get(
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(no_head)) as http:
         findings = await LinkChecker(store, http).run()
-    store.close()
+    await store.close()
     assert [f.state for f in findings] == ["alive", "alive", "alive"]
 
 
@@ -114,12 +115,12 @@ async def test_a_handed_over_imgbb_link_used_by_its_owner_ends_the_upload_and_it
         handed = await h.deleter.delete(first.upload.id, "test", "ann")
         assert handed.delete_url is not None
         findings = await LinkChecker(h.store, h.http).run()
-        still = h.store.upload(first.upload.id)
+        still = await h.store.upload(first.upload.id)
         assert [f.state for f in findings] == ["alive"]
         assert still is not None and still.state == "active", "the link was not used yet"
         [image] = host_emu.images.values()
         image.deleted = True  # the owner opened the link and confirmed
         findings = await LinkChecker(h.store, h.http).run()
-        ended = [h.store.upload(i) for i in (first.upload.id, reuse.upload.id)]
+        ended = [await h.store.upload(i) for i in (first.upload.id, reuse.upload.id)]
     assert [f.state for f in findings] == ["gone"]
     assert [u.state for u in ended if u is not None] == ["deleted", "deleted"]

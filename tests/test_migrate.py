@@ -38,7 +38,7 @@ async def test_migrate_moves_an_upload_edits_the_post_and_dms_the_new_delete_lin
     async with running_adapter(config) as adapter:
         tg.send_photo(GROUP, ANN, samples.png(31, 31))
         await settled(adapter, tg)
-        [old] = adapter.core.library.live_uploads("telegram", str(ANN))
+        [old] = await adapter.core.library.live_uploads("telegram", str(ANN))
         assert old.host == "old"
         ran = await run_rehost("migrate", "--from", "old", "-c", str(config), "--json")
         edit = await tg.wait_for(
@@ -48,7 +48,7 @@ async def test_migrate_moves_an_upload_edits_the_post_and_dms_the_new_delete_lin
             lambda c: c.method == "sendMessage" and "moved from old to new" in c.params["text"], 15
         )
         await settled(adapter, tg)
-        [moved] = adapter.core.library.live_uploads("telegram", str(ANN))
+        [moved] = await adapter.core.library.live_uploads("telegram", str(ANN))
     assert ran.code == 0, ran.stderr
     [line] = [json.loads(line) for line in ran.stdout.splitlines()]
     assert line["upload_id"] == old.id and line["to_host"] == "new" and line["old_deleted"]
@@ -81,9 +81,9 @@ async def rehost_some(host: HostEmulator, db: Path, count: int) -> list[int]:
             )
             assert result.upload is not None
             ids.append(result.upload.id)
-    store = Store(db)  # the harness names its Chevereto host "chev": call it "old" here
-    store.db.execute("update uploads set host = 'old'")
-    store.close()
+    store = await Store.open(db)  # the harness names its Chevereto host "chev": call it "old" here
+    await store.db.execute("update uploads set host = 'old'")
+    await store.close()
     return ids
 
 
@@ -106,16 +106,16 @@ async def test_killed_midway_and_rerun_moves_every_upload_exactly_once(
     host.clear_faults()
     again = await run_rehost("migrate", "--from", "old", "-c", str(config), "--json")
     assert again.code == 0, again.stderr
-    store = Store(db)
-    hosts = [row[0] for row in store.db.execute("select host from uploads order by id")]
-    moves = store.db.execute("select upload_id from host_moves order by upload_id").fetchall()
-    notices = store.db.execute(
-        "select batch, count(*) from outbox where batch like 'move:%' group by batch"
-    ).fetchall()
-    store.close()
+    store = await Store.open(db)
+    hosts = [row["host"] for row in await store.db.fetch("select host from uploads order by id")]
+    moves = await store.db.fetch("select upload_id from host_moves order by upload_id")
+    notices = await store.db.fetch(
+        "select batch, count(*) as n from outbox where batch like 'move:%' group by batch"
+    )
+    await store.close()
     assert hosts == ["new"] * 4
-    assert [row[0] for row in moves] == ids
-    assert sorted(row[0] for row in notices) == sorted(f"move:{i}:telegram" for i in ids)
-    assert all(row[1] == 1 for row in notices), "one DM of the new delete link per upload"
+    assert [row["upload_id"] for row in moves] == ids
+    assert sorted(row["batch"] for row in notices) == sorted(f"move:{i}:telegram" for i in ids)
+    assert all(row["n"] == 1 for row in notices), "one DM of the new delete link per upload"
     live_old = [i for i in host.images.values() if i.dialect == "chevereto" and not i.deleted]
     assert live_old == [], "every old copy was deleted"

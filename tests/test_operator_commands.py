@@ -216,18 +216,22 @@ async def test_imgbb_delete_hands_over_the_link_and_keeps_the_upload_live(
         assert first.status is DeleteStatus.OPEN_LINK and not first.removed
         assert first.delete_url == ann.delete_url and not first.bot_messages
         assert "confirm" in first.message and "stays in your list" in first.message
-        record = h.store.upload(ann.upload.id)
+        record = await h.store.upload(ann.upload.id)
         assert record is not None and record.state == ACTIVE
         assert record.delete_handed_at is not None
-        assert [u.id for u in h.service.library.live_uploads("test", "ann")] == [ann.upload.id]
-        assert [u.id for u in h.service.library.live_uploads("test", "bob")] == [bob.upload.id]
-        assert h.store.stats()["delete_links_handed_over"] == 1
+        assert [u.id for u in await h.service.library.live_uploads("test", "ann")] == [
+            ann.upload.id
+        ]
+        assert [u.id for u in await h.service.library.live_uploads("test", "bob")] == [
+            bob.upload.id
+        ]
+        assert (await h.store.stats())["delete_links_handed_over"] == 1
 
         # Asked again: the same link, saying when it was first handed over.
         second = await h.deleter.delete(ann.upload.id, "test", "ann")
         assert second.status is DeleteStatus.OPEN_LINK
         assert second.delete_url == ann.delete_url and "still on zg" in second.message
-        again = h.store.upload(ann.upload.id)
+        again = await h.store.upload(ann.upload.id)
         assert again is not None and again.delete_handed_at == record.delete_handed_at
 
         # Someone else's same image is not hung on an image about to go: a fresh upload.
@@ -239,7 +243,9 @@ async def test_imgbb_delete_hands_over_the_link_and_keeps_the_upload_live(
         assert (await h.http.post(ann.delete_url)).status_code == 200
         gone = await h.deleter.delete(ann.upload.id, "test", "ann")
         assert gone.status is DeleteStatus.ALREADY_GONE and gone.removed
-        states = {u: h.store.upload(u) for u in (ann.upload.id, bob.upload.id, carl.upload.id)}
+        states = {
+            u: await h.store.upload(u) for u in (ann.upload.id, bob.upload.id, carl.upload.id)
+        }
 
     assert [s.state if s else None for s in states.values()] == [DELETED, DELETED, ACTIVE]
     token_path = ann.delete_url.split("://", 1)[1].split("/", 1)[1]
@@ -273,15 +279,15 @@ async def test_operator_delete_on_imgbb_shows_the_link_and_history_says_so(
     assert not any(image.deleted for image in host_emu.images.values())
 
 
-def test_delete_wording_says_what_each_dialect_does() -> None:
+async def test_delete_wording_says_what_each_dialect_does() -> None:
     assert "deletes the image at once" in delete_warning("chevereto")
     assert "page where you confirm" in delete_warning("imgbb")
-    store = Store()
-    upload_id = store.add_upload(
+    store = await Store.open()
+    upload_id = await store.add_upload(
         platform="t", owner_id="o", sha256="s", size=1, host="chev", dialect="chevereto",
         viewer_url="v", delete_url="d",
     )  # fmt: skip
-    chev = store.upload(upload_id)
+    chev = await store.upload(upload_id)
     assert chev is not None
     zg = replace(chev, host="zg", dialect="imgbb")
     assert delete_warning_for([chev]) == delete_warning("chevereto")
@@ -291,6 +297,7 @@ def test_delete_wording_says_what_each_dialect_does() -> None:
     assert "on chev opening it deletes the image at once" in both
     assert "on zg it opens a page where you confirm" in both
     assert delete_warning_for([replace(chev, delete_url=None)]) is None
+    await store.close()
 
 
 # --- bad storage is one line, from every command ---------------------------------------------
@@ -320,8 +327,8 @@ def spoil(tmp_path: Path, kind: str) -> Path:
     elif kind == "corrupt":
         path.write_bytes(b"SQLite format 3\0" + b"\xa5" * 4096)
     elif kind == "newer":
-        Store(path).close()
         with sqlite3.connect(path) as conn:
+            conn.execute("create table uploads (id integer primary key)")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 100}")
         conn.close()
     elif kind == "parent is a file":

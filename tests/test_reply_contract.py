@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from bot.intake import Intake
 from bot.queue import Batch, JobQueue
-from bot.ratelimit import SlidingWindowLimiter
+from bot.ratelimit import RateLimit
 from bot.replyplan import ReplyItem, lines, plan_reply
 from bot.requests import RehostRequest, SourceRef
 from bot.states import Visibility
@@ -97,10 +97,10 @@ def test_no_plan_puts_a_delete_link_in_public_or_a_preview_in_private(
         assert plan[1].tells_where_private_went
 
 
-def make_intake(tmp_path: Path) -> tuple[Store, JobQueue, Intake]:
-    store = Store(tmp_path / "q.db")
+async def make_intake(storage: Path | str, limit: int = 100) -> tuple[Store, JobQueue, Intake]:
+    store = await Store.open(storage)
     queue = JobQueue(store)
-    return store, queue, Intake(store, queue, SlidingWindowLimiter(100, 600.0), None)
+    return store, queue, Intake(store, queue, RateLimit(limit, 600.0), None)
 
 
 def request(owner: str, count: int, key: str | None = None, **extra: object) -> RehostRequest:
@@ -108,87 +108,91 @@ def request(owner: str, count: int, key: str | None = None, **extra: object) -> 
     return RehostRequest("p", f"chat-{owner}", owner, sources, key=key, **extra)  # type: ignore[arg-type]
 
 
-def test_claims_take_turns_across_owners(tmp_path: Path) -> None:
-    store, queue, intake = make_intake(tmp_path)
-    intake.submit(request("ann", 30))
-    first = queue.claim("w", ["p"], 30.0, 4)
+async def test_claims_take_turns_across_owners(storage: Path | str) -> None:
+    store, queue, intake = await make_intake(storage)
+    await intake.submit(request("ann", 30))
+    first = await queue.claim("w", ["p"], 30.0, 4)
     assert {job.owner_id for job in first} == {"ann"}
-    intake.submit(request("bob", 1))
-    [next_job] = queue.claim("w", ["p"], 30.0, 1, running=[job.id for job in first])
+    await intake.submit(request("bob", 1))
+    [next_job] = await queue.claim("w", ["p"], 30.0, 1, running=[job.id for job in first])
     assert next_job.owner_id == "bob", "Bob's one image does not wait behind Ann's 26"
-    store.close()
+    await store.close()
 
 
-def test_an_event_recorded_twice_is_recorded_once(tmp_path: Path) -> None:
-    store, queue, intake = make_intake(tmp_path)
-    intake.submit(request("ann", 2, key="p:chat:7"))
-    intake.submit(request("ann", 2, key="p:chat:7"))
-    assert len(queue.results("p:chat:7")) == 2
-    store.close()
+async def test_an_event_recorded_twice_is_recorded_once(storage: Path | str) -> None:
+    store, queue, intake = await make_intake(storage)
+    await intake.submit(request("ann", 2, key="p:chat:7"))
+    await intake.submit(request("ann", 2, key="p:chat:7"))
+    assert len(await queue.results("p:chat:7")) == 2
+    await store.close()
 
 
-def test_an_album_is_held_until_asked_for_then_gathered_into_one_batch(tmp_path: Path) -> None:
-    store, queue, intake = make_intake(tmp_path)
+async def test_an_album_is_held_until_asked_for_then_gathered_into_one_batch(
+    storage: Path | str,
+) -> None:
+    store, queue, intake = await make_intake(storage)
     album = "p:chat:album:1"
 
     def item(message_id: int, **extra: object) -> RehostRequest:
         source = SourceRef(f"{message_id}.png", url="http://x", item_key=str(message_id))
         return RehostRequest("p", "-100", "ann", [source], key=album, chat_title="G", **extra)  # type: ignore[arg-type]
 
-    intake.submit(item(1, gather=30.0), wanted=False)
-    intake.submit(item(2, gather=30.0), wanted=False)
-    assert queue.claim("w", ["p"], 30.0, 10) == [], "nobody asked for it (yet)"
-    intake.submit(item(3, gather=0.0))  # the /upload caption
-    assert queue.claim("w", ["p"], 30.0, 10) == [], "it is still gathering"
-    store.db.execute("update batches set ready_at = 0 where id = ?", (album,))
-    claimed = queue.claim("w", ["p"], 30.0, 10)
+    await intake.submit(item(1, gather=30.0), wanted=False)
+    await intake.submit(item(2, gather=30.0), wanted=False)
+    assert await queue.claim("w", ["p"], 30.0, 10) == [], "nobody asked for it (yet)"
+    await intake.submit(item(3, gather=0.0))  # the /upload caption
+    assert await queue.claim("w", ["p"], 30.0, 10) == [], "it is still gathering"
+    await store.db.execute("update batches set ready_at = 0 where id = ?", (album,))
+    claimed = await queue.claim("w", ["p"], 30.0, 10)
     assert sorted(job.source["item_key"] for job in claimed) == ["1", "2", "3"]
-    store.close()
+    await store.close()
 
 
-def test_an_album_nobody_asks_for_is_dropped(tmp_path: Path) -> None:
-    store, queue, intake = make_intake(tmp_path)
+async def test_an_album_nobody_asks_for_is_dropped(storage: Path | str) -> None:
+    store, queue, intake = await make_intake(storage)
     source = SourceRef("1.png", url="http://x", item_key="1")
-    intake.submit(
+    await intake.submit(
         RehostRequest("p", "-100", "ann", [source], key="a", chat_title="G"), wanted=False
     )
-    assert queue.drop_unwanted() == 1
-    batch = queue.batch("a")
+    assert await queue.drop_unwanted() == 1
+    batch = await queue.batch("a")
     assert batch is not None and batch.state == "dropped"
-    assert queue.complete_batches(["p"]) == []
-    store.close()
+    assert await queue.complete_batches(["p"]) == []
+    await store.close()
 
 
-def test_a_batch_refused_whole_by_the_rate_limit_is_still_answered(tmp_path: Path) -> None:
-    store = Store(tmp_path / "q.db")
-    queue = JobQueue(store)
-    intake = Intake(store, queue, SlidingWindowLimiter(1, 600.0), None)
-    intake.submit(request("ann", 1))
-    refused = intake.submit(request("ann", 2))
-    assert queue.claim("w", ["p"], 30.0, 10, running=[]) != []
-    assert refused in queue.complete_batches(["p"])
-    rows = queue.results(refused)
+async def test_a_batch_refused_whole_by_the_rate_limit_is_still_answered(
+    storage: Path | str,
+) -> None:
+    store, queue, intake = await make_intake(storage, limit=1)
+    await intake.submit(request("ann", 1))
+    refused = await intake.submit(request("ann", 2))
+    assert await queue.claim("w", ["p"], 30.0, 10, running=[]) != []
+    assert refused in await queue.complete_batches(["p"])
+    rows = await queue.results(refused)
     assert all(row["error"] and "try again" in row["error"] for row in rows)
-    store.close()
+    await store.close()
 
 
-def test_batch_round_trips_through_its_row(tmp_path: Path) -> None:
-    store, queue, intake = make_intake(tmp_path)
-    key = intake.submit(request("ann", 1, key="k", owner_name="Ann", chat_title="G"))
-    batch = queue.batch(key)
+async def test_batch_round_trips_through_its_row(storage: Path | str) -> None:
+    store, queue, intake = await make_intake(storage)
+    key = await intake.submit(request("ann", 1, key="k", owner_name="Ann", chat_title="G"))
+    batch = await queue.batch(key)
     assert batch is not None
     assert dataclasses.astuple(batch)[:7] == ("k", "p", "chat-ann", "ann", "Ann", None, "G")
-    store.close()
+    await store.close()
 
 
-def test_the_inbox_records_an_update_once_and_forgets_it_once_handled(tmp_path: Path) -> None:
+async def test_the_inbox_records_an_update_once_and_forgets_it_once_handled(
+    storage: Path | str,
+) -> None:
     from bot.inbox import Inbox
 
-    store = Store(tmp_path / "q.db")
+    store = await Store.open(storage)
     inbox = Inbox(store)
-    assert inbox.record("p", [(1, {"n": 1}), (2, {"n": 2})]) == [1, 2]
-    assert inbox.record("p", [(1, {"n": 1})]) == [], "delivered again: not new"
-    inbox.handled("p", 1)
-    assert inbox.unhandled("p") == [(2, {"n": 2})]
-    assert inbox.prune("9999-12-31T00:00:00Z") == 1, "only handled updates are pruned"
-    store.close()
+    assert await inbox.record("p", [(1, {"n": 1}), (2, {"n": 2})]) == [1, 2]
+    assert await inbox.record("p", [(1, {"n": 1})]) == [], "delivered again: not new"
+    await inbox.handled("p", 1)
+    assert await inbox.unhandled("p") == [(2, {"n": 2})]
+    assert await inbox.prune("9999-12-31T00:00:00Z") == 1, "only handled updates are pruned"
+    await store.close()

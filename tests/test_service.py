@@ -23,9 +23,11 @@ def blob(emu: HostEmulator, name: str, data: bytes) -> SourceRef:
     return SourceRef(filename=name, url=emu.add_blob(name, data), declared_size=len(data))
 
 
-async def test_rehost_records_and_returns_links(host_emu: HostEmulator, tmp_path: Path) -> None:
+async def test_rehost_records_and_returns_links(
+    host_emu: HostEmulator, storage: Path | str
+) -> None:
     data = samples.png(4, 4)
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data)))
     assert result.ok and not result.dedup
     assert result.upload is not None
@@ -35,13 +37,13 @@ async def test_rehost_records_and_returns_links(host_emu: HostEmulator, tmp_path
 
 
 async def test_same_owner_same_bytes_makes_no_host_request(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
     data = samples.png(5, 5)
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [first] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data)))
         [second] = await h.service.rehost(request("ann", blob(host_emu, "b.png", data)))
-        stats = h.store.stats()
+        stats = await h.store.stats()
     assert len(host_emu.uploads) == 1
     assert second.dedup and second.upload == first.upload
     assert second.delete_url == first.delete_url
@@ -49,10 +51,10 @@ async def test_same_owner_same_bytes_makes_no_host_request(
 
 
 async def test_another_owner_reuses_links_but_never_gets_the_delete_link(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
     data = samples.png(6, 6)
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [first] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data)))
         [other] = await h.service.rehost(request("bob", blob(host_emu, "b.png", data)))
     assert len(host_emu.uploads) == 1
@@ -62,11 +64,11 @@ async def test_another_owner_reuses_links_but_never_gets_the_delete_link(
     assert other.delete_url is None
 
 
-async def test_dedup_respects_the_asked_expiry(host_emu: HostEmulator, tmp_path: Path) -> None:
+async def test_dedup_respects_the_asked_expiry(host_emu: HostEmulator, storage: Path | str) -> None:
     data = samples.png(7, 7)
     ref = blob(host_emu, "a.png", data)
     day, week = Duration(seconds=86400), Duration(seconds=7 * 86400)
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         await h.service.rehost(request("ann", ref, expiration=day, use_default_expiration=False))
         # Asking for longer than the existing copy lives: upload again.
         await h.service.rehost(request("ann", ref, expiration=week, use_default_expiration=False))
@@ -79,15 +81,15 @@ async def test_dedup_respects_the_asked_expiry(host_emu: HostEmulator, tmp_path:
 
 
 async def test_owner_deletes_from_chevereto_then_it_is_already_gone(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
         assert result.upload is not None
-        h.store.add_bot_message(result.upload.id, "test", "chat-1", "m-77", "public")
+        await h.store.add_bot_message(result.upload.id, "test", "chat-1", "m-77", "public")
         deleted = await h.deleter.delete(result.upload.id, "test", "ann")
         again = await h.deleter.delete(result.upload.id, "test", "ann")
-        record = h.store.upload(result.upload.id)
+        record = await h.store.upload(result.upload.id)
     assert deleted.status is DeleteStatus.DELETED
     assert [m.message_id for m in deleted.bot_messages] == ["m-77"]
     assert host_emu.images[result.upload.host_image_id].deleted
@@ -96,9 +98,9 @@ async def test_owner_deletes_from_chevereto_then_it_is_already_gone(
 
 
 async def test_a_link_already_used_on_the_host_reports_already_gone(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
         assert result.delete_url is not None and result.upload is not None
         assert (await h.http.get(result.delete_url)).status_code == 301  # as Chevereto 4.2 answers
@@ -108,14 +110,14 @@ async def test_a_link_already_used_on_the_host_reports_already_gone(
 
 
 async def test_another_users_delete_is_refused_and_changes_nothing(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
         assert result.upload is not None
         before = len(host_emu.requests)
         refused = await h.deleter.delete(result.upload.id, "test", "mallory")
-        record = h.store.upload(result.upload.id)
+        record = await h.store.upload(result.upload.id)
     assert refused.status is DeleteStatus.NOT_ALLOWED
     assert refused.delete_url is None and not refused.bot_messages
     assert len(host_emu.requests) == before, "no request to the host"
@@ -124,13 +126,13 @@ async def test_another_users_delete_is_refused_and_changes_nothing(
 
 
 async def test_imgbb_delete_hands_over_the_link_and_never_fetches_it(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
-    async with service_for(host_emu, tmp_path / "r.db", hosts=("zg",)) as h:
+    async with service_for(host_emu, storage, hosts=("zg",)) as h:
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
         assert result.upload is not None and result.delete_url is not None
         outcome = await h.deleter.delete(result.upload.id, "test", "ann")
-        record = h.store.upload(result.upload.id)
+        record = await h.store.upload(result.upload.id)
     assert outcome.status is DeleteStatus.OPEN_LINK
     assert outcome.delete_url == result.delete_url
     token_path = result.delete_url.split("://", 1)[1].split("/", 1)[1]
@@ -140,10 +142,10 @@ async def test_imgbb_delete_hands_over_the_link_and_never_fetches_it(
 
 
 async def test_deleting_shared_links_only_unlists_for_the_second_owner(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
     data = samples.png(8, 8)
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [first] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data)))
         [other] = await h.service.rehost(request("bob", blob(host_emu, "b.png", data)))
         assert first.upload is not None and other.upload is not None
@@ -155,13 +157,13 @@ async def test_deleting_shared_links_only_unlists_for_the_second_owner(
 
 
 async def test_oversize_attachment_is_refused_before_the_download_finishes(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
     big = samples.png(pad_to=24 << 20)  # larger than loopback socket buffers can absorb
     url = host_emu.add_blob("big.png", big)
     declared = SourceRef("big.png", url=url, declared_size=len(big))
     lying = SourceRef("big2.png", url=host_emu.add_blob("big2.png", big), declared_size=1000)
-    async with service_for(host_emu, tmp_path / "r.db", max_bytes=1 << 20) as h:
+    async with service_for(host_emu, storage, max_bytes=1 << 20) as h:
         [by_declaration] = await h.service.rehost(request("ann", declared))
         [by_stream] = await h.service.rehost(request("ann", lying))
     await host_emu.wait_downloads()
@@ -172,11 +174,13 @@ async def test_oversize_attachment_is_refused_before_the_download_finishes(
     assert host_emu.uploads == []
 
 
-async def test_a_non_image_named_png_is_refused(host_emu: HostEmulator, tmp_path: Path) -> None:
+async def test_a_non_image_named_png_is_refused(
+    host_emu: HostEmulator, storage: Path | str
+) -> None:
     ref = blob(host_emu, "invoice.png", b"%PDF-1.4\n" + b"x" * 5000)
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [result] = await h.service.rehost(request("ann", ref))
-        stats = h.store.stats()
+        stats = await h.store.stats()
     assert result.error is not None and "not a supported image" in result.error
     assert host_emu.uploads == []
     assert stats["failures"] == 1
@@ -198,10 +202,10 @@ async def test_large_files_spool_to_disk_and_are_cleaned_up(
 
 
 async def test_the_per_user_rate_limit_refuses_plainly(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
     refs = [blob(host_emu, f"{i}.png", samples.png(i + 1, 1)) for i in range(3)]
-    async with service_for(host_emu, tmp_path / "r.db", rate_limit=2) as h:
+    async with service_for(host_emu, storage, rate_limit=2) as h:
         results = await h.service.rehost(request("ann", *refs))
         [other_user] = await h.service.rehost(request("bob", refs[2]))
     assert [r.ok for r in results] == [True, True, False]
@@ -210,24 +214,26 @@ async def test_the_per_user_rate_limit_refuses_plainly(
     assert len(host_emu.uploads) == 3
 
 
-async def test_host_failures_come_back_as_results(host_emu: HostEmulator, tmp_path: Path) -> None:
+async def test_host_failures_come_back_as_results(
+    host_emu: HostEmulator, storage: Path | str
+) -> None:
     from sandbox.hostemu import Fault
 
     host_emu.script(Fault("status", status=503), times=10)
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", samples.png())))
-        jobs = h.store.db.execute("select count(*) from jobs where state = 'pending'").fetchone()[0]
+        jobs = await h.store.db.fetchval("select count(*) from jobs where state = 'pending'")
     assert not result.ok
     assert result.error == "chev is having trouble (HTTP 503)"
     assert jobs == 0
 
 
-async def test_the_sweep_marks_expired_uploads(host_emu: HostEmulator, tmp_path: Path) -> None:
+async def test_the_sweep_marks_expired_uploads(host_emu: HostEmulator, storage: Path | str) -> None:
     from datetime import timedelta
 
     from bot.store import now_utc
 
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [result] = await h.service.rehost(
             request(
                 "ann",
@@ -237,18 +243,20 @@ async def test_the_sweep_marks_expired_uploads(host_emu: HostEmulator, tmp_path:
             )
         )
         assert result.upload is not None and result.upload.expires_at is not None
-        assert h.service.library.sweep_expired() == 0
+        assert await h.service.library.sweep_expired() == 0
         later = now_utc() + timedelta(minutes=6)
-        assert h.store.expire_due(later) == 1
-        assert h.service.library.live_uploads("test", "ann") == []
+        assert await h.store.expire_due(later) == 1
+        assert await h.service.library.live_uploads("test", "ann") == []
 
 
 @pytest.mark.parametrize("auto", [True, False])
-async def test_chat_settings_round_trip(host_emu: HostEmulator, tmp_path: Path, auto: bool) -> None:
-    async with service_for(host_emu, tmp_path / "r.db") as h:
-        h.service.library.set_auto_rehost("test", "c", auto, Duration(seconds=3600))
-        settings = h.service.library.chat_settings("test", "c")
-        chats = h.store.auto_rehost_chats("test")
+async def test_chat_settings_round_trip(
+    host_emu: HostEmulator, storage: Path | str, auto: bool
+) -> None:
+    async with service_for(host_emu, storage) as h:
+        await h.service.library.set_auto_rehost("test", "c", auto, Duration(seconds=3600))
+        settings = await h.service.library.chat_settings("test", "c")
+        chats = await h.store.auto_rehost_chats("test")
     assert settings.auto_rehost is auto and settings.default_expiration == "1h"
     assert chats == ({"c"} if auto else set())
 
@@ -280,7 +288,7 @@ async def test_uploads_run_at_most_max_concurrency_at_once(tmp_path: Path) -> No
     async with HostEmulator(api_keys=ALL_KEYS, latency=0.1) as emu, httpx.AsyncClient() as http:
         client = CountingClient("chev", emu.chevereto_endpoint, CHEV_KEY, http, max_bytes=1 << 20)
         service = RehostService(
-            Store(tmp_path / "r.db"),
+            await Store.open(tmp_path / "r.db"),
             Uploader([client]),
             Fetcher(http, max_bytes=1 << 20),
             max_concurrency=3,
@@ -293,14 +301,14 @@ async def test_uploads_run_at_most_max_concurrency_at_once(tmp_path: Path) -> No
 
 
 async def test_auto_rehost_expiry_can_be_kept_changed_or_set_to_never(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
-    async with service_for(host_emu, tmp_path / "r.db") as h:
-        h.service.library.set_auto_rehost("test", "c", True, Duration(seconds=86400))
-        assert h.service.library.set_auto_rehost("test", "c", False).default_expiration == "1d"
-        assert (
-            h.service.library.set_auto_rehost("test", "c", True, None).default_expiration == "never"
-        )
+    async with service_for(host_emu, storage) as h:
+        await h.service.library.set_auto_rehost("test", "c", True, Duration(seconds=86400))
+        kept = await h.service.library.set_auto_rehost("test", "c", False)
+        assert kept.default_expiration == "1d"
+        never = await h.service.library.set_auto_rehost("test", "c", True, None)
+        assert never.default_expiration == "never"
         h.service.default_expiration = Duration(seconds=3600)  # the chat's "never" wins
         data = samples.png(9, 9)
         [result] = await h.service.rehost(request("ann", blob(host_emu, "a.png", data), chat="c"))
@@ -309,12 +317,12 @@ async def test_auto_rehost_expiry_can_be_kept_changed_or_set_to_never(
 
 
 async def test_a_known_source_key_is_reused_without_downloading_again(
-    host_emu: HostEmulator, tmp_path: Path
+    host_emu: HostEmulator, storage: Path | str
 ) -> None:
     data = samples.png(10, 10)
     first_url, again_url = host_emu.add_blob("a.png", data), host_emu.add_blob("b.png", data)
     key = "telegram:AgADuw4AAi"
-    async with service_for(host_emu, tmp_path / "r.db") as h:
+    async with service_for(host_emu, storage) as h:
         [first] = await h.service.rehost(
             request("ann", SourceRef("a.png", url=first_url, source_key=key))
         )

@@ -190,7 +190,7 @@ async def test_another_user_cannot_delete(
     async with running_adapter(telegram_config(tmp_path, host, tg)) as adapter:
         tg.send_photo(ANN, ANN, samples.png(14, 14))
         await tg.wait_for(sent_to(ANN), timeout=10)
-        [upload] = adapter.core.library.live_uploads("telegram", str(ANN))
+        [upload] = await adapter.core.library.live_uploads("telegram", str(ANN))
         tg.send_text(BOB, BOB, f"/delete {upload.id}")
         refusal = await tg.wait_for(sent_to(BOB))
         tg.send_text(ANN, ANN, f"/delete {upload.id}")

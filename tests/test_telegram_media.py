@@ -141,7 +141,7 @@ async def test_autorehost_here_outside_a_topic_is_explained(
         tg.send_text(QUIET_GROUP, ANN, "/autorehost on here")  # no topics at all
         quiet = await tg.wait_for(sent_to(QUIET_GROUP, "send it in that topic"))
         await settled(adapter, tg)
-        assert adapter.core.store.auto_rehost_chats("telegram") == set()
+        assert await adapter.core.store.auto_rehost_chats("telegram") == set()
     assert "message_thread_id" not in general.params
     assert "whole group" in quiet.params["text"]
 
@@ -161,8 +161,8 @@ async def test_a_forwarded_photo_is_rehosted_for_the_forwarder(
         tg.forward_message(GROUP, ANN, QUIET_GROUP, original["message_id"])
         public = await tg.wait_for(sent_to(GROUP, "Rehosted"), timeout=10)
         await settled(adapter, tg)
-        anns = adapter.core.library.live_uploads("telegram", str(ANN))
-        bobs_uploads = adapter.core.library.live_uploads("telegram", str(BOB))
+        anns = await adapter.core.library.live_uploads("telegram", str(ANN))
+        bobs_uploads = await adapter.core.library.live_uploads("telegram", str(BOB))
     [image] = host.images.values()
     assert image.data == bobs
     assert [upload.viewer_url for upload in anns] == [image.viewer_url] and bobs_uploads == []
@@ -219,8 +219,8 @@ async def test_a_spoiler_photo_stays_hidden_in_the_public_answer(
         )
         await settled(adapter, tg)
         sources = [
-            json.loads(row[0])
-            for row in adapter.core.store.db.execute("select source from jobs order by id")
+            json.loads(row["source"])
+            for row in await adapter.core.store.db.fetch("select source from jobs order by id")
         ]
     hidden, shown = host.images.values()  # in the order they were uploaded
     text = public.params["text"]
@@ -275,7 +275,7 @@ async def test_a_spoiler_stays_covered_when_its_post_is_edited_after_a_deletion(
         await tg.wait_for(sent_to(GROUP, "Rehosted 2 images"), timeout=10)
         await settled(adapter, tg)
         covered, plain = sorted(
-            adapter.core.library.live_uploads("telegram", str(BOB)), key=lambda u: u.id
+            await adapter.core.library.live_uploads("telegram", str(BOB)), key=lambda u: u.id
         )
         tg.send_text(BOB, BOB, f"/delete {plain.id}")
         await tg.wait_for(lambda c: sent_to(BOB)(c) and "Yes, delete" in str(c.params))

@@ -60,22 +60,20 @@ async def test_another_users_photo_is_not_stuck_behind_a_burst(
         store = adapter.core.store
         bob_recorded = "select count(*) from jobs where owner_id = ?"
         async with asyncio.timeout(10):
-            while not store.db.execute(bob_recorded, (str(BOB),)).fetchone()[0]:
+            while not await store.db.fetchval(bob_recorded, (str(BOB),)):
                 await asyncio.sleep(0.005)
         claimed = "select count(*) from jobs where owner_id = ? and attempts > 0"
-        started_before_bob = store.db.execute(claimed, (str(ANN),)).fetchone()[0]
+        started_before_bob = await store.db.fetchval(claimed, (str(ANN),))
         answer = await tg.wait_for(lambda c: c in answers_in(tg, BOB), timeout=20)
         ann_answered_before_bob = len(answers_in(tg, ANN))
         # Ann's 30 answers are paced at Telegram's one a second in her chat; that they are
         # all due (durably queued, one each) is enough here.
         async with asyncio.timeout(60):
-            while store.db.execute("select count(*) from batches where state = 'open'").fetchone()[
-                0
-            ]:
+            while await store.db.fetchval("select count(*) from batches where state = 'open'"):
                 await asyncio.sleep(0.05)
-        queued = store.db.execute(
+        queued = await store.db.fetchval(
             "select count(*) from outbox where chat_id = ?", (str(ANN),)
-        ).fetchone()[0]
+        )
     order = uploaded_bytes(host)
     # Fair: once Bob's photo is recorded, the next free upload slot is his (one more of
     # Ann's may have been claimed in the same instant), not the 26th. (Counted in claims:
@@ -136,9 +134,9 @@ async def test_an_update_recorded_but_never_handled_is_handled_once_after_a_rest
     tg.send_photo(ANN, ANN, samples.png(80, 80))
     [update] = tg.pending_updates
     tg.world.updates.confirm(update["update_id"] + 1)  # Telegram has forgotten it
-    store = Store(tmp_path / "rehost.db")
-    Inbox(store).record("telegram", [(update["update_id"], update)])
-    store.close()
+    store = await Store.open(tmp_path / "rehost.db")
+    await Inbox(store).record("telegram", [(update["update_id"], update)])
+    await store.close()
     async with running_adapter(config) as adapter:
         await settled(adapter, tg)
     assert len(answers_in(tg, ANN)) == 1
@@ -151,9 +149,9 @@ async def test_an_update_delivered_twice_is_handled_once(
     config = telegram_config(tmp_path, host, tg)
     tg.send_photo(ANN, ANN, samples.png(81, 81))
     [update] = tg.pending_updates
-    store = Store(tmp_path / "rehost.db")
-    Inbox(store).record("telegram", [(update["update_id"], update)])
-    store.close()
+    store = await Store.open(tmp_path / "rehost.db")
+    await Inbox(store).record("telegram", [(update["update_id"], update)])
+    await store.close()
     # Recorded and not yet confirmed: Telegram sends it again, and the bot must not
     # answer it twice.
     async with running_adapter(config) as adapter:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -48,6 +47,7 @@ from bot.backfills import (
     NewItem,
     Progress,
 )
+from bot.database import Row
 from bot.errors import ExpirationError
 from bot.expiration import parse_duration
 from bot.leases import ClaimLoop
@@ -95,7 +95,7 @@ def progress_text(backfill: Backfill, counts: Progress | None) -> str:
     return f"{where}: {tally}{earlier} {STOP_HINT}"
 
 
-def _image_part(row: sqlite3.Row, number: int | None, upload: UploadRecord | None) -> str:
+def _image_part(row: Row, number: int | None, upload: UploadRecord | None) -> str:
     """One image of a message in the summary: its public links, or why there are none."""
     source = SourceRef.from_json(json.loads(row["source"]))
     prefix = f"{number}. " if number is not None else ""
@@ -157,7 +157,7 @@ def backfill_command(
         chat_id = str(interaction.channel_id or 0)
         where = channel_title(int(chat_id))
         if stop:
-            stopping = backfills.request_stop(PLATFORM, chat_id)
+            stopping = await backfills.request_stop(PLATFORM, chat_id)
             text = (
                 f"Stopping the backfill of {where}: what is under way finishes, then its "
                 "links are posted."
@@ -174,13 +174,13 @@ def backfill_command(
             )
             return
         place = await places.locate(interaction.channel)
-        given, duration = places.expiry(place, (False, None))
+        given, duration = await places.expiry(place, (False, None))
         context = {
             "guild_id": str(interaction.guild_id or ""),
             "expire_given": given,
             "expire": duration.label() if duration else None,
         }
-        started = backfills.start(
+        started = await backfills.start(
             PLATFORM, chat_id, str(interaction.user.id), limit, start_at, context
         )
         if started is None:
@@ -212,17 +212,17 @@ class BackfillLoop(ClaimLoop[Backfill]):
         self.core = core
         self.backfills = Backfills(core.store)
 
-    def claim(self, free: int) -> list[Backfill]:
-        return self.backfills.claim(self.name, PLATFORM, self.lease, free)
+    async def claim(self, free: int) -> list[Backfill]:
+        return await self.backfills.claim(self.name, PLATFORM, self.lease, free)
 
     def key(self, item: Backfill) -> int:
         return item.id
 
-    def renew(self, ids: Iterable[int]) -> None:
-        self.backfills.renew(self.name, ids, self.lease)
+    async def renew(self, ids: Iterable[int]) -> None:
+        await self.backfills.renew(self.name, ids, self.lease)
 
-    def released(self) -> None:
-        self.backfills.release(self.name)
+    async def released(self) -> None:
+        await self.backfills.release(self.name)
 
     async def work(self, item: Backfill) -> None:
         try:
@@ -231,7 +231,7 @@ class BackfillLoop(ClaimLoop[Backfill]):
             raise
         except Exception:
             log.exception("backfill %d of channel %s failed; trying again later", *_ids(item))
-            self.backfills.renew(self.name, [item.id], RETRY_AFTER)
+            await self.backfills.renew(self.name, [item.id], RETRY_AFTER)
 
 
 def _ids(backfill: Backfill) -> tuple[int, str]:
@@ -252,8 +252,8 @@ class BackfillRun:
         self._edited_at = 0.0
         self._shown = ""
 
-    def _reload(self) -> Backfill:
-        found = self.backfills.get(self.backfill.id)
+    async def _reload(self) -> Backfill:
+        found = await self.backfills.get(self.backfill.id)
         assert found is not None
         self.backfill = found
         return found
@@ -268,13 +268,13 @@ class BackfillRun:
                 self.backfill.chat_id,
                 error.code,
             )
-            self.backfills.set_state(self.backfill.id, DONE)
+            await self.backfills.set_state(self.backfill.id, DONE)
             return
-        if self._reload().state == READING:
+        if (await self._reload()).state == READING:
             await self._read()
-        if self._reload().state == RUNNING:
+        if (await self._reload()).state == RUNNING:
             await self._feed()
-        if self._reload().state == REPORTING:
+        if (await self._reload()).state == REPORTING:
             await self._report()
 
     # --- 1. reading the history ------------------------------------------------------------
@@ -302,9 +302,9 @@ class BackfillRun:
             return
         found.reverse()  # oldest first
         ids = [item.message_id for item in found]
-        done = self.backfills.rehosted(PLATFORM, backfill.chat_id, ids)
+        done = await self.backfills.rehosted(PLATFORM, backfill.chat_id, ids)
         items = [item for item in found if item.message_id not in done]
-        self.backfills.record_reading(
+        await self.backfills.record_reading(
             backfill.id, items, scanned=scanned, skipped=len(found) - len(items)
         )
 
@@ -320,7 +320,7 @@ class BackfillRun:
 
     async def _say_unreadable(self) -> None:
         where = f"Backfill of {channel_title(int(self.backfill.chat_id))}"
-        self.backfills.set_state(self.backfill.id, DONE)
+        await self.backfills.set_state(self.backfill.id, DONE)
         await self._edit(
             f"{where} stopped: Discord does not let the bot read this channel's history "
             "(it needs the Read Message History permission)."
@@ -330,21 +330,21 @@ class BackfillRun:
 
     async def _feed(self) -> None:
         while True:
-            backfill = self._reload()
-            items = self.backfills.items(backfill.id)
+            backfill = await self._reload()
+            items = await self.backfills.items(backfill.id)
             waiting = [item for item in items if item.batch is None]
             running = [item for item in items if item.batch is not None and not item.finished]
             if not backfill.stop_requested:
                 for item in waiting[: max(0, IN_FLIGHT - len(running))]:
-                    self._submit(item)
+                    await self._submit(item)
                     running.append(item)
             if not running and (backfill.stop_requested or not waiting):
                 break
-            await self._show_progress(self.backfills.progress(backfill.id))
+            await self._show_progress(await self.backfills.progress(backfill.id))
             await asyncio.sleep(LOOK_EVERY)
-        self.backfills.set_state(self.backfill.id, REPORTING)
+        await self.backfills.set_state(self.backfill.id, REPORTING)
 
-    def _submit(self, item: Item) -> None:
+    async def _submit(self, item: Item) -> None:
         backfill = self.backfill
         given = bool(backfill.context.get("expire_given"))
         expiration = None
@@ -354,7 +354,7 @@ class BackfillRun:
                 expiration = parse_duration(str(label))
             except ExpirationError:
                 given = False
-        batch = self.core.rehost.submit(
+        batch = await self.core.rehost.submit(
             RehostRequest(
                 platform=PLATFORM,
                 chat_id=backfill.chat_id,
@@ -370,37 +370,37 @@ class BackfillRun:
                 rate_limited=False,
             )
         )
-        self.backfills.fed(backfill.id, item.position, batch)
+        await self.backfills.fed(backfill.id, item.position, batch)
 
     # --- 3. reporting ----------------------------------------------------------------------
 
     async def _report(self) -> None:
         backfill = self.backfill
-        counts = self.backfills.progress(backfill.id)
+        counts = await self.backfills.progress(backfill.id)
         if counts.images:
-            parts = summary_parts(backfill, self._blocks())
+            parts = summary_parts(backfill, await self._blocks())
             for number in range(backfill.summary_sent, len(parts)):
                 await self.channel.send(
                     parts[number], nonce=f"rehost-bf{backfill.id}-{number}", suppress_embeds=True
                 )
-                self.backfills.summary_part_sent(backfill.id, number + 1)
-        self.backfills.set_state(backfill.id, DONE)
+                await self.backfills.summary_part_sent(backfill.id, number + 1)
+        await self.backfills.set_state(backfill.id, DONE)
         await self._show_progress(counts, force=True)
 
-    def _blocks(self) -> list[str]:
+    async def _blocks(self) -> list[str]:
         backfill = self.backfill
         guild_id = backfill.context.get("guild_id") or "@me"
         library = self.core.library
         blocks = []
-        for item in self.backfills.items(backfill.id):
+        for item in await self.backfills.items(backfill.id):
             if item.batch is None:
                 continue  # stopped before it was fed
-            rows = self.core.rehost.queue.results(item.batch)
+            rows = await self.core.rehost.queue.results(item.batch)
             several = len(rows) > 1
             parts = []
             for number, row in enumerate(rows, 1):
                 upload_id = row["upload_id"]
-                upload = library.upload(int(upload_id)) if upload_id is not None else None
+                upload = await library.upload(int(upload_id)) if upload_id is not None else None
                 parts.append(_image_part(row, number if several else None, upload))
             link = render.link("message", jump(guild_id, backfill.chat_id, item.message_id))
             blocks.append(f"- {link} by {render.mention(item.owner_id)}: " + "; ".join(parts))
@@ -414,19 +414,19 @@ class BackfillRun:
             sent = await self.channel.send(
                 progress_text(backfill, counts), nonce=f"rehost-bf{backfill.id}"
             )
-            self.backfills.set_progress_message(backfill.id, str(sent.id))
-            self._reload()
+            await self.backfills.set_progress_message(backfill.id, str(sent.id))
+            await self._reload()
             self._shown = sent.content
             self._edited_at = time.monotonic()
             return
         if counts is None and backfill.state != READING:
-            counts = self.backfills.progress(backfill.id)
+            counts = await self.backfills.progress(backfill.id)
         if not force and time.monotonic() - self._edited_at < EDIT_EVERY:
             return
         await self._edit(progress_text(backfill, counts))
 
     async def _edit(self, text: str) -> None:
-        backfill = self._reload()
+        backfill = await self._reload()
         if text == self._shown or backfill.progress_message_id is None:
             return
         message = self.channel.get_partial_message(int(backfill.progress_message_id))

@@ -107,7 +107,7 @@ def build_commands(
     @app_commands.command(name="mine", description="Your live uploads, with delete buttons")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def mine(interaction: Interaction) -> None:
-        uploads = client.core.library.live_uploads(PLATFORM, str(interaction.user.id))
+        uploads = await client.core.library.live_uploads(PLATFORM, str(interaction.user.id))
         lines = upload_lines(uploads)
         await interaction.response.send_message(
             render.mine_text(uploads, lines),
@@ -121,7 +121,7 @@ def build_commands(
     @app_commands.rename(upload_id="id")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def delete(interaction: Interaction, upload_id: app_commands.Range[int, 1]) -> None:
-        text, view = client.deletions.confirm_prompt(interaction.user.id, upload_id)
+        text, view = await client.deletions.confirm_prompt(interaction.user.id, upload_id)
         await interaction.response.send_message(
             text, ephemeral=True, suppress_embeds=True, view=view or discord.utils.MISSING
         )
@@ -167,7 +167,7 @@ def build_commands(
             )
             return
         given, duration = _expiry(expire)
-        updated = client.core.library.set_auto_rehost(
+        updated = await client.core.library.set_auto_rehost(
             PLATFORM, str(place.channel_id), enabled, duration if given else "keep"
         )
         text = render.auto_text(place, enabled, chat_expiry_phrase(updated.default_expiration))
@@ -191,7 +191,7 @@ def build_commands(
     async def nsfw(interaction: Interaction, state: app_commands.Choice[str]) -> None:
         on = state.value == "on"
         where = str(interaction.channel_id or 0)
-        client.core.library.set_nsfw(PLATFORM, where, on)
+        await client.core.library.set_nsfw(PLATFORM, where, on)
         await interaction.response.send_message(
             "Images rehosted here are now marked NSFW on the image hosts that support it."
             if on

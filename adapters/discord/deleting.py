@@ -36,9 +36,11 @@ class Deletions:
         self.library = library
         self.deleter = deleter
 
-    def confirm_prompt(self, user_id: int, upload_id: int) -> tuple[str, discord.ui.View | None]:
+    async def confirm_prompt(
+        self, user_id: int, upload_id: int
+    ) -> tuple[str, discord.ui.View | None]:
         """The question to ask the owner, with Yes / Cancel; a refusal for anyone else."""
-        upload = self.library.owned_upload(upload_id, PLATFORM, str(user_id))
+        upload = await self.library.owned_upload(upload_id, PLATFORM, str(user_id))
         if upload is None or not upload.active:
             return render.not_yours(upload_id), None
         return render.confirm_text(upload), confirm_buttons(upload_id)
@@ -55,7 +57,7 @@ class Deletions:
     # --- answering buttons ---------------------------------------------------------------
 
     async def ask_to_confirm(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
-        text, view = self.confirm_prompt(interaction.user.id, upload_id)
+        text, view = await self.confirm_prompt(interaction.user.id, upload_id)
         if view is None:
             await interaction.response.send_message(text, ephemeral=True)
             return
@@ -85,14 +87,14 @@ class Deletions:
                 log.warning("could not update message %s (HTTP %s)", post.message_id, error.status)
 
     async def _refresh_one(self, post: BotMessage) -> None:
-        uploads = self.library.uploads_in_message(PLATFORM, post.chat_id, post.message_id)
+        uploads = await self.library.uploads_in_message(PLATFORM, post.chat_id, post.message_id)
         channel = self.client.get_partial_messageable(int(post.chat_id))
         message = channel.get_partial_message(int(post.message_id))
         if post.visibility == Visibility.PUBLIC:
             if not any(upload.active for upload in uploads):
                 await message.delete()
                 return
-            hidden = self.library.hidden_uploads(upload.id for upload in uploads)
+            hidden = await self.library.hidden_uploads(upload.id for upload in uploads)
             lines = [
                 replace(line, spoiler=line.upload is not None and line.upload.id in hidden)
                 for line in upload_lines(public_view(uploads))

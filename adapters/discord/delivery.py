@@ -43,7 +43,7 @@ from adapters.discord.views import delete_buttons
 from bot.app import Core
 from bot.outbox import OutboxRow
 from bot.presenting import ResultLine
-from bot.replyplan import lines
+from bot.replyplan import lines, uploads_of
 from bot.sending import Delivered
 from bot.states import Visibility
 from bot.store import BotMessage
@@ -98,13 +98,14 @@ class Delivery:
                 )
                 await self.refresh([post])
             return Delivered.sent(message.chat_id, message.refresh_message_id)
-        batch = self.core.rehost.queue.batch(row.batch)
+        batch = await self.core.rehost.queue.batch(row.batch)
         if batch is not None and batch.context.get("backfill") is not None:
             # A backfilled message is answered by its backfill's summary, not on its own.
             return Delivered("sent")
         command = InteractionRef.from_context(batch.context) if batch is not None else None
         about = batch.chat_title if batch is not None else None
-        shown = lines(message, self.core.library.upload)
+        records = await uploads_of(message, self.core.library.upload)
+        shown = lines(message, records.get)
         if message.visibility is Visibility.PUBLIC:
             if command is not None:
                 return await self._public_for_command(row, shown, command)
@@ -121,7 +122,7 @@ class Delivery:
 
     async def _public_in_channel(self, row: OutboxRow, shown: list[ResultLine]) -> Delivered:
         message = row.message
-        note = self._where_private_went(row) if message.tells_where_private_went else ""
+        note = await self._where_private_went(row) if message.tells_where_private_went else ""
         assert message.chat_id is not None, "a public message goes to a chat"
         channel_id = int(message.chat_id)
         sent = await self._send(
@@ -187,8 +188,8 @@ class Delivery:
         except discord.HTTPException as error:
             log.debug("the original response stays (HTTP %s, code %s)", error.status, error.code)
 
-    def _where_private_went(self, row: OutboxRow) -> str:
-        outcome = self.core.rehost.outbox.private_outcome(row.batch)
+    async def _where_private_went(self, row: OutboxRow) -> str:
+        outcome = await self.core.rehost.outbox.private_outcome(row.batch)
         owner = render.mention(row.message.owner_id)
         if outcome == "sent":
             return render.DM_SENT_NOTE

@@ -117,13 +117,13 @@ class Intake:
         if not images:
             return  # images and nothing else
         place = await self.places.locate(message.channel)
-        if not self.places.setting(place).auto_rehost:
+        if not (await self.places.setting(place)).auto_rehost:
             return
-        self._submit_message(
+        await self._submit_message(
             message,
             images,
             chat_title=channel_title(place.channel_id),
-            expiry=self.places.expiry(place, (False, None)),
+            expiry=await self.places.expiry(place, (False, None)),
         )
         await self._typing(message)
 
@@ -132,7 +132,9 @@ class Intake:
         if images:
             given, duration, error = parse_expiry_argument(message.content or None)
             expiry = (given, duration) if not error else (False, None)
-            self._submit_message(message, images, chat_title=None, expiry=expiry, skipped=others)
+            await self._submit_message(
+                message, images, chat_title=None, expiry=expiry, skipped=others
+            )
             await self._typing(message)
             return
         if others:
@@ -142,10 +144,10 @@ class Intake:
         if command is None:
             await message.reply(render.HELP)
             return
-        text, view = self.deletions.confirm_prompt(message.author.id, int(command[1]))
+        text, view = await self.deletions.confirm_prompt(message.author.id, int(command[1]))
         await message.reply(text, suppress_embeds=True, view=view or discord.utils.MISSING)
 
-    def _submit_message(
+    async def _submit_message(
         self,
         message: discord.Message,
         images: Sequence[SourceRef],
@@ -155,7 +157,7 @@ class Intake:
         skipped: Sequence[str] = (),
     ) -> str:
         given, duration = expiry
-        return self.core.rehost.submit(
+        return await self.core.rehost.submit(
             RehostRequest(
                 platform=PLATFORM,
                 chat_id=str(message.channel.id),
@@ -218,7 +220,7 @@ class Intake:
         if interaction.guild_id is not None and interaction.channel is not None:
             # In a thread, the default expiry may come from its channel.
             place = await self.places.locate(interaction.channel)
-            expiry = self.places.expiry(place, expiry)
+            expiry = await self.places.expiry(place, expiry)
         ref = InteractionRef(
             interaction_id=interaction.id,
             application_id=interaction.application_id,
@@ -228,7 +230,7 @@ class Intake:
             deferred=deferred,
         )
         given, duration = expiry
-        self.core.rehost.submit(
+        await self.core.rehost.submit(
             RehostRequest(
                 platform=PLATFORM,
                 chat_id=str(channel_id),

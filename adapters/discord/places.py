@@ -135,9 +135,9 @@ class Places:
 
     # --- settings --------------------------------------------------------------------------
 
-    def own_setting(self, channel_id: int) -> Setting | None:
+    async def own_setting(self, channel_id: int) -> Setting | None:
         """The setting of this very channel or thread, if it has one."""
-        stored = self.library.own_chat_settings(PLATFORM, str(channel_id))
+        stored = await self.library.own_chat_settings(PLATFORM, str(channel_id))
         configured = channel_id in self.settings.auto_rehost_channels
         if stored is None and not configured:
             return None
@@ -145,24 +145,24 @@ class Places:
         label = stored.default_expiration if stored is not None else None
         return Setting(enabled, channel_id, label)
 
-    def setting(self, place: Place) -> Setting:
+    async def setting(self, place: Place) -> Setting:
         """The thread's own setting wins; else its parent's; else off."""
         for channel_id in (place.channel_id, place.parent_id):
             if channel_id is None:
                 continue
-            own = self.own_setting(channel_id)
+            own = await self.own_setting(channel_id)
             if own is not None:
                 return own
         return Setting(False)
 
-    def expiry(self, place: Place, asked: Expiry) -> Expiry:
+    async def expiry(self, place: Place, asked: Expiry) -> Expiry:
         """The expiry for a request made in ``place``: what was asked, else the default
         stored where the setting comes from. The core looks up the request's own chat (the
         thread), so a parent's default is passed on explicitly."""
         given, _ = asked
         if given or not place.in_thread:
             return asked
-        setting = self.setting(place)
+        setting = await self.setting(place)
         if setting.decided_by in (0, place.channel_id) or not setting.expiration:
             return asked
         try:

@@ -54,7 +54,7 @@ class Commands:
         if message.chat.type != ChatType.PRIVATE:
             await message.reply_text("Ask me for /mine in a private chat.")
             return
-        text, keyboard = render.mine(self.core.library.live_uploads(PLATFORM, str(user.id)))
+        text, keyboard = render.mine(await self.core.library.live_uploads(PLATFORM, str(user.id)))
         await with_retry(
             lambda: self.delivery.send(message.chat_id, text, keyboard=keyboard, private=True)
         )
@@ -87,7 +87,7 @@ class Commands:
         if switch not in ("on", "off"):
             await answer(message, "Usage: /nsfw on or /nsfw off")
             return
-        self.core.library.set_nsfw(PLATFORM, str(message.chat_id), switch == "on")
+        await self.core.library.set_nsfw(PLATFORM, str(message.chat_id), switch == "on")
         await answer(
             message,
             "Images rehosted here are now marked NSFW on the image hosts that support it."
@@ -134,16 +134,15 @@ class Commands:
             )
             return
         key = topic_key(message.chat_id, thread_id) if here and thread_id else str(message.chat_id)
-        updated = self.core.library.set_auto_rehost(
+        updated = await self.core.library.set_auto_rehost(
             PLATFORM, key, enabled, duration if given else "keep"
         )
         scope = "in this topic" if here else "for the whole group"
         if enabled:
             label = updated.default_expiration
             if here and label is None:  # the topic keeps the group's expiry
-                label = self.core.library.chat_settings(
-                    PLATFORM, str(message.chat_id)
-                ).default_expiration
+                group = await self.core.library.chat_settings(PLATFORM, str(message.chat_id))
+                label = group.default_expiration
             expiry = chat_expiry_phrase(label)
             text = (
                 f"Auto-rehost is on {scope}: every photo and image file "

@@ -17,7 +17,7 @@ class Deletions:
         self.delivery = delivery
 
     async def ask_to_confirm(self, chat_id: int, user_id: int, upload_id: int) -> None:
-        upload = self.core.library.owned_upload(upload_id, PLATFORM, str(user_id))
+        upload = await self.core.library.owned_upload(upload_id, PLATFORM, str(user_id))
         if upload is None or not upload.active:
             await with_retry(
                 lambda: self.delivery.send(

@@ -32,7 +32,7 @@ from adapters.telegram.trigger import PHOTO, PLATFORM, THREAD
 from bot.app import Core
 from bot.outbox import OutboxRow
 from bot.presenting import upload_lines
-from bot.replyplan import PlannedMessage, lines, public_view
+from bot.replyplan import PlannedMessage, lines, public_view, uploads_of
 from bot.sending import Delivered
 from bot.states import Visibility
 from bot.store import BotMessage
@@ -102,7 +102,7 @@ class Delivery:
         chat_id = int(message.chat_id) if message.chat_id is not None else int(message.owner_id)
         if message.refresh_message_id is not None:
             return await self._deliver_refresh(row, chat_id, message.refresh_message_id)
-        batch = self.core.rehost.queue.batch(row.batch)
+        batch = await self.core.rehost.queue.batch(row.batch)
         context = batch.context if batch is not None else {}
         public = message.visibility is Visibility.PUBLIC
         # The public answer goes to the source's forum topic; private parts go to the
@@ -112,9 +112,9 @@ class Delivery:
             not public
             and bool(context.get(PHOTO))
             and any(item.upload_id is not None for item in message.items)
-            and self._claim_photo_note(row)
+            and await self._claim_photo_note(row)
         )
-        text, keyboard, hidden = self._render(row, message, photo_note)
+        text, keyboard, hidden = await self._render(row, message, photo_note)
         await self.pacer.wait(chat_id)
         try:
             sent = await self.send(
@@ -129,27 +129,31 @@ class Delivery:
         except RetryAfter as error:
             return Delivered.wait(retry_after_seconds(error))
         except Forbidden as error:
-            self._release_photo_note(row, photo_note)
+            await self._release_photo_note(row, photo_note)
             if message.visibility is Visibility.PRIVATE and message.chat_id is None:
                 return Delivered("unreachable", reason=error.message)
             return Delivered("failed", reason=f"forbidden: {error.message}")
         except BadRequest as error:
-            self._release_photo_note(row, photo_note)
+            await self._release_photo_note(row, photo_note)
             return Delivered("failed", reason=f"bad request: {error.message}")
         except (TimedOut, NetworkError) as error:
             return Delivered("retry", reason=str(error))
         return Delivered.sent(str(sent.chat_id), str(sent.message_id))
 
-    def _claim_photo_note(self, row: OutboxRow) -> bool:
+    async def _claim_photo_note(self, row: OutboxRow) -> bool:
         """Whether this private answer is the one to say, once per user, that Telegram
         recompressed the photo (this row again, when it is sent again)."""
         owner = row.message.owner_id
-        return self.core.library.claim_notice(PLATFORM, owner, PHOTO_NOTICE, f"outbox:{row.id}")
+        return await self.core.library.claim_notice(
+            PLATFORM, owner, PHOTO_NOTICE, f"outbox:{row.id}"
+        )
 
-    def _release_photo_note(self, row: OutboxRow, claimed: bool) -> None:
+    async def _release_photo_note(self, row: OutboxRow, claimed: bool) -> None:
         if claimed:
             owner = row.message.owner_id
-            self.core.library.release_notice(PLATFORM, owner, PHOTO_NOTICE, f"outbox:{row.id}")
+            await self.core.library.release_notice(
+                PLATFORM, owner, PHOTO_NOTICE, f"outbox:{row.id}"
+            )
 
     async def _deliver_refresh(self, row: OutboxRow, chat_id: int, message_id: str) -> Delivered:
         """Re-render a bot post whose uploads changed (moved to another host)."""
@@ -164,11 +168,12 @@ class Delivery:
             return Delivered("retry", reason=str(error))
         return Delivered.sent(str(chat_id), message_id)
 
-    def _render(
+    async def _render(
         self, row: OutboxRow, message: PlannedMessage, photo_note: bool = False
     ) -> tuple[str, InlineKeyboardMarkup | None, bool]:
         """Text, keyboard, and whether it shows spoilers (so no link preview)."""
-        shown = lines(message, self.core.library.upload)
+        records = await uploads_of(message, self.core.library.upload)
+        shown = lines(message, records.get)
         if message.visibility is Visibility.PRIVATE:
             where = message.about_chat or None if message.chat_id is None else None
             heading = html.escape(message.note) if message.note else None
@@ -178,11 +183,11 @@ class Delivery:
             return text, render.private_keyboard(shown), False
         text = render.public_text(shown, owner=message.owner_name or None)
         if message.tells_where_private_went:
-            text += self._private_note(row, message)
+            text += await self._private_note(row, message)
         return text, render.public_keyboard(shown), any(line.spoiler for line in shown)
 
-    def _private_note(self, row: OutboxRow, message: PlannedMessage) -> str:
-        if self.core.rehost.outbox.private_outcome(row.batch) == "sent":
+    async def _private_note(self, row: OutboxRow, message: PlannedMessage) -> str:
+        if await self.core.rehost.outbox.private_outcome(row.batch) == "sent":
             return "\n\nDelete links were sent privately."
         mention = html.escape(message.owner_name or "The uploader")
         return (
@@ -236,13 +241,15 @@ class Delivery:
                 log.info("could not update message %s: %s", post.message_id, error)
 
     async def _refresh_one(self, post: BotMessage) -> None:
-        uploads = self.core.library.uploads_in_message(PLATFORM, post.chat_id, post.message_id)
+        uploads = await self.core.library.uploads_in_message(
+            PLATFORM, post.chat_id, post.message_id
+        )
         chat_id, message_id = int(post.chat_id), int(post.message_id)
         if post.visibility == Visibility.PUBLIC:
             if not any(upload.active for upload in uploads):
                 await with_retry(lambda: self.bot.delete_message(chat_id, message_id))
                 return
-            hidden = self.core.library.hidden_uploads(upload.id for upload in uploads)
+            hidden = await self.core.library.hidden_uploads(upload.id for upload in uploads)
             shown = [
                 dataclasses.replace(line, spoiler=line.upload.id in hidden)
                 for line in upload_lines(public_view(uploads))

@@ -73,18 +73,22 @@ class Intake:
             await message.reply_text(f"{error}.")
             return
         if links:
-            self.rehost_links(self.trigger(message, user, explicit=True, expiry=expiry), links)
+            await self.rehost_links(
+                await self.trigger(message, user, explicit=True, expiry=expiry), links
+            )
             return
         target = message if has_media(message) else message.reply_to_message
         if target is None or not has_media(target):
             quoted = message_links(target)  # /upload in reply to a message with links
             if target is not None and quoted:
-                trigger = self.trigger(message, user, explicit=True, expiry=expiry)
-                self.rehost_links(dataclasses.replace(trigger, reply_to=target.message_id), quoted)
+                trigger = await self.trigger(message, user, explicit=True, expiry=expiry)
+                await self.rehost_links(
+                    dataclasses.replace(trigger, reply_to=target.message_id), quoted
+                )
                 return
             await message.reply_text(USAGE)
             return
-        trigger = self.trigger(message, user, explicit=True, expiry=expiry)
+        trigger = await self.trigger(message, user, explicit=True, expiry=expiry)
         if target is not message:
             trigger = dataclasses.replace(trigger, reply_to=target.message_id)
         await self.rehost(trigger, target, context)
@@ -98,7 +102,7 @@ class Intake:
         caption = "" if message.forward_origin is not None else (message.caption or "")
         _, _, error = parse_expiry_argument(caption)
         expiry = caption if caption and not error else None
-        trigger = self.trigger(message, user, explicit=True, expiry=expiry)
+        trigger = await self.trigger(message, user, explicit=True, expiry=expiry)
         await self.rehost(trigger, message, context)
 
     async def on_private_link(self, update: Update, context: Context) -> None:
@@ -111,45 +115,51 @@ class Intake:
         if not links:
             return
         expiry = None if message.forward_origin is not None else expiry_beside_links(message)
-        self.rehost_links(self.trigger(message, user, explicit=True, expiry=expiry), links)
+        await self.rehost_links(
+            await self.trigger(message, user, explicit=True, expiry=expiry), links
+        )
 
-    def rehost_links(self, trigger: Trigger, links: Sequence[str]) -> None:
+    async def rehost_links(self, trigger: Trigger, links: Sequence[str]) -> None:
         """Image links, rehosted like images; the core fetches them from public addresses
         only, and answers a link to a web page or a private address plainly."""
-        self.core.rehost.submit(link_request(trigger, links))
+        await self.core.rehost.submit(link_request(trigger, links))
 
     async def on_group_media(self, update: Update, context: Context) -> None:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or user.is_bot:
             return
-        if self.auto_rehost(message):
-            await self.rehost(self.trigger(message, user, explicit=False), message, context)
+        if await self.auto_rehost(message):
+            await self.rehost(await self.trigger(message, user, explicit=False), message, context)
         elif message.media_group_id is not None:
             # A later /upload caption in the same album may ask for it: hold its items.
-            trigger = self.trigger(message, user, explicit=False)
+            trigger = await self.trigger(message, user, explicit=False)
             request = trigger.request([message], gather=self.album_wait)
-            self.core.rehost.submit(request, wanted=False)
+            await self.core.rehost.submit(request, wanted=False)
 
-    def auto_rehost(self, message: Message) -> bool:
+    async def auto_rehost(self, message: Message) -> bool:
         """The topic's own setting (``/autorehost on|off here``), else the group's."""
         chat_id, thread_id = message.chat_id, topic_of(message)
         if thread_id is not None:
-            topic = self.core.library.own_chat_settings(PLATFORM, topic_key(chat_id, thread_id))
+            topic = await self.core.library.own_chat_settings(
+                PLATFORM, topic_key(chat_id, thread_id)
+            )
             if topic is not None:
                 return topic.auto_rehost
         if chat_id in self.settings.auto_rehost_chats:
             return True
-        return self.core.library.chat_settings(PLATFORM, str(chat_id)).auto_rehost
+        return (await self.core.library.chat_settings(PLATFORM, str(chat_id))).auto_rehost
 
     # --- recording -----------------------------------------------------------------------
 
-    def trigger(
+    async def trigger(
         self, message: Message, user: User, *, explicit: bool, expiry: str | None = None
     ) -> Trigger:
         given, duration, _ = parse_expiry_argument(expiry)
         chat, thread_id = message.chat, topic_of(message)
         if not given and thread_id is not None:  # the topic's own default expiry, if any
-            topic = self.core.library.own_chat_settings(PLATFORM, topic_key(chat.id, thread_id))
+            topic = await self.core.library.own_chat_settings(
+                PLATFORM, topic_key(chat.id, thread_id)
+            )
             if topic is not None and topic.default_expiration:
                 given, duration, error = parse_expiry_argument(topic.default_expiration)
                 if error:
@@ -185,13 +195,13 @@ class Intake:
         if album and trigger.key != album_key:
             # /upload in reply to an album's message: while the album still gathers, the
             # request claims the whole album; later, it is its own request for that message.
-            gathering = self.core.rehost.queue.batch(album_key)
+            gathering = await self.core.rehost.queue.batch(album_key)
             if gathering is not None and gathering.state == BatchState.OPEN:
                 trigger = dataclasses.replace(trigger, key=album_key)
             else:
                 album = False
         request = trigger.request([message], gather=self.album_wait if album else 0.0)
-        self.core.rehost.submit(request)
+        await self.core.rehost.submit(request)
         if not album or message.caption is not None:
             self._show_working(context, trigger.chat_id, trigger.thread_id)
 

@@ -39,7 +39,7 @@ class DurablePoller:
 
     async def run(self) -> None:
         try:
-            for update_id, payload in self.inbox.unhandled(PLATFORM):
+            for update_id, payload in await self.inbox.unhandled(PLATFORM):
                 await self._spawn(update_id, payload)
             await self._poll()
         finally:
@@ -72,7 +72,7 @@ class DurablePoller:
             if not updates:
                 continue
             payloads = [(update.update_id, update.to_dict()) for update in updates]
-            fresh = set(self.inbox.record(PLATFORM, payloads))
+            fresh = set(await self.inbox.record(PLATFORM, payloads))
             # Only now may the next call confirm them.
             offset = updates[-1].update_id + 1
             for update_id, payload in payloads:
@@ -97,7 +97,7 @@ class DurablePoller:
         finally:
             self._slots.release()
         try:
-            self.inbox.handled(PLATFORM, update_id)
+            await self.inbox.handled(PLATFORM, update_id)
         except Exception:  # handled again at the next start; intake is idempotent
             log.exception("could not mark Telegram update %d handled", update_id)
 

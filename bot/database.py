@@ -1,0 +1,351 @@
+"""The connection to the database, for both engines: SQLite (embedded, the default) and
+PostgreSQL (shared by many processes).
+
+Every call is a coroutine. PostgreSQL's go through psycopg's async connection pool.
+SQLite's run in one thread of their own: a lock held by another process (SQLite waits up
+to ``busy_timeout`` for it) never stalls the event loop, and with it a gateway heartbeat.
+
+The store's SQL is written once, with ``?`` placeholders; what differs between the engines
+is in :mod:`bot.dialects`. A transaction is ``async with db.transaction():``; statements
+the same task runs inside it, through any code using this database, join it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import sqlite_utils
+
+from bot.dialects import POSTGRES, SQLITE, Dialect
+from bot.errors import RehostError
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+Row = dict[str, Any]
+Params = Sequence[Any]
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 30_000  # how long a SQLite statement waits for another writer
+
+
+class StorageError(RehostError):
+    """The database cannot be used: the path, the file, the server, or its version is
+    wrong. The message names the database (never a password) and what is wrong, in one
+    line; the command line prints it as it is and exits 2."""
+
+    def __init__(self, where: Path | str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where = str(where)
+        self.problem = problem
+
+
+class Database(ABC):
+    dialect: Dialect
+    where: str  # for messages: the file, or the server's URL without its password
+
+    @abstractmethod
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement; returns how many rows it changed."""
+
+    @abstractmethod
+    def transaction(self) -> Any:
+        """``async with`` it: one transaction, which nested calls join. SQLite takes the
+        write lock at once (``BEGIN IMMEDIATE``), so a read-then-write cannot interleave
+        with another writer; PostgreSQL's claims lock their rows instead."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def fetchrow(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetch(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        """The first column of the first row (None when there is no row)."""
+        row = await self.fetchrow(sql, params)
+        return None if row is None else next(iter(row.values()))
+
+    async def lock_key(self, key: str) -> None:
+        """Inside a transaction: hold a lock on ``key`` until it ends, against every other
+        process (two workers handling the same bytes at once, say)."""
+        statement = self.dialect.lock_key_sql()
+        if statement is not None:
+            await self.fetch(statement, (key,))
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+
+class SQLiteDatabase(Database):
+    """One connection, used by one thread; statements from other tasks wait their turn
+    (an ``asyncio.Lock``), and a transaction holds the connection until it ends."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.where = ":memory:" if path is None else str(path)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+        self._lock = asyncio.Lock()
+        # The task whose transaction is open (tasks it starts do not join it).
+        self._owner: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
+            f"sqlite-transaction-{id(self)}", default=None
+        )
+        self.sqlite: sqlite_utils.Database | None = None
+
+    async def open(self) -> None:
+        self.sqlite = await self.call(self._connect)
+
+    def _connect(self) -> sqlite_utils.Database:
+        if self.path is None:
+            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StorageError(self.path, _unmakeable(self.path.parent, error)) from None
+            try:
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            except (sqlite3.Error, OSError) as error:
+                raise StorageError(self.path, storage_problem(self.path, error)) from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if self.path is not None:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
+            conn.execute("PRAGMA foreign_keys=ON")
+        except (sqlite3.Error, OSError) as error:
+            conn.close()
+            raise StorageError(self.where, storage_problem(Path(self.where), error)) from None
+        return sqlite_utils.Database(conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        assert self.sqlite is not None, "open() first"
+        return self.sqlite.conn
+
+    async def call(self, function: Callable[[], T]) -> T:
+        """Run ``function`` in the database's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, function)
+
+    def _run(self, sql: str, params: Params) -> tuple[list[Row], int]:
+        cursor = self.conn.cursor()
+        cursor.row_factory = _dict_row  # the connection's own stays as sqlite-utils needs it
+        cursor.execute(sql, tuple(params))
+        rows = cursor.fetchall() if cursor.description else []
+        return rows, cursor.rowcount
+
+    def _mine(self) -> bool:
+        owner = self._owner.get()
+        return owner is not None and owner is asyncio.current_task()
+
+    async def _statement(self, sql: str, params: Params) -> tuple[list[Row], int]:
+        if self._mine():
+            return await self.call(lambda: self._run(sql, params))
+        async with self._lock:
+            return await self.call(lambda: self._run(sql, params))
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        return (await self._statement(sql, params))[0]
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return (await self._statement(sql, params))[1]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        if self._mine():
+            yield
+            return
+        async with self._lock:
+            await self.call(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+            token = self._owner.set(asyncio.current_task())
+            try:
+                yield
+            except BaseException:
+                # The thread runs in order: the rollback comes after any statement still
+                # running for a cancelled task.
+                await asyncio.shield(self.call(self._rollback))
+                raise
+            else:
+                try:
+                    await self.call(lambda: self.conn.execute("COMMIT"))
+                except BaseException:
+                    await asyncio.shield(self.call(self._rollback))
+                    raise
+            finally:
+                self._owner.reset(token)
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.rollback()
+
+    async def close(self) -> None:
+        if self.sqlite is not None:
+            await self.call(self.sqlite.close)
+            self.sqlite = None
+        self._thread.shutdown(wait=False)
+
+
+class PostgresDatabase(Database):
+    """A psycopg async connection pool; each transaction holds one connection."""
+
+    dialect = POSTGRES
+
+    def __init__(self, url: str, *, max_size: int = 10) -> None:
+        self.url = url
+        self.where = redact_url(url)
+        self._max_size = max_size
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._current: contextvars.ContextVar[
+            tuple[asyncio.Task[Any], AsyncConnection[Any]] | None
+        ] = contextvars.ContextVar(f"pg-transaction-{id(self)}", default=None)
+
+    async def open(self) -> None:
+        try:
+            from psycopg.rows import dict_row
+            from psycopg_pool import AsyncConnectionPool
+        except ImportError:
+            raise StorageError(
+                self.where,
+                "PostgreSQL needs the postgres extra: pip install 'rehost-bot[postgres]'",
+            ) from None
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self._max_size,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            open=False,
+            name="rehost",
+        )
+        try:
+            await pool.open(wait=True, timeout=15.0)
+        except Exception as error:
+            await pool.close()
+            raise StorageError(self.where, f"cannot connect ({_first_line(error)})") from None
+        self._pool = pool
+
+    def _held(self) -> AsyncConnection[Any] | None:
+        current = self._current.get()
+        if current is not None and current[0] is asyncio.current_task():
+            return current[1]
+        return None
+
+    async def _run(
+        self, conn: AsyncConnection[Any], sql: str, params: Params
+    ) -> tuple[list[Row], int]:
+        cursor = await conn.execute(self.dialect.placeholders(sql), tuple(params))
+        rows = await cursor.fetchall() if cursor.description else []
+        return rows, cursor.rowcount
+
+    async def _statement(self, sql: str, params: Params) -> tuple[list[Row], int]:
+        held = self._held()
+        if held is not None:
+            return await self._run(held, sql, params)
+        assert self._pool is not None, "open() first"
+        async with self._pool.connection() as conn:
+            return await self._run(conn, sql, params)
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        return (await self._statement(sql, params))[0]
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return (await self._statement(sql, params))[1]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        if self._held() is not None:
+            yield
+            return
+        assert self._pool is not None, "open() first"
+        task = asyncio.current_task()
+        assert task is not None
+        async with self._pool.connection() as conn, conn.transaction():
+            token = self._current.set((task, conn))
+            try:
+                yield
+            finally:
+                self._current.reset(token)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def open_database(target: str | Path | None) -> Database:
+    """Connect: a ``postgresql://`` URL, a SQLite file path, or None (SQLite in memory)."""
+    if isinstance(target, str) and is_postgres_url(target):
+        database: Database = PostgresDatabase(target)
+        await database.open()  # type: ignore[attr-defined]
+        return database
+    sqlite = SQLiteDatabase(None if target is None else Path(target))
+    try:
+        await sqlite.open()
+    except BaseException:
+        await sqlite.close()
+        raise
+    return sqlite
+
+
+def is_postgres_url(text: str) -> bool:
+    return urlsplit(text).scheme in ("postgresql", "postgres")
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def storage_problem(path: Path, error: BaseException) -> str:
+    """What is wrong with the SQLite database at ``path``, in words, from the error."""
+    name = getattr(error, "sqlite_errorname", "")
+    if path.is_dir():
+        return "is a directory, not a database file (set [storage] path to a file)"
+    if isinstance(error, OSError):
+        return f"cannot be used ({error.strerror or type(error).__name__})"
+    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+        return f"is not a rehost database or is corrupt (sqlite: {error})"
+    if name == "SQLITE_READONLY" or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
+        return "cannot be written (no permission)"
+    if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"cannot be created (no permission to write in {path.parent})"
+    if name == "SQLITE_FULL":
+        return "cannot be written (the disk is full)"
+    return f"cannot be opened (sqlite: {error})"
+
+
+def _unmakeable(directory: Path, error: OSError) -> str:
+    """Why ``directory`` cannot be created: a file in the way, or the system's reason."""
+    for ancestor in (directory, *directory.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"its directory {directory} cannot be created: {ancestor} is a file"
+            break
+    why = error.strerror or type(error).__name__
+    return f"its directory {directory} cannot be created ({why})"
