@@ -35,6 +35,9 @@ class Dialect:
     # Appended to the select that picks rows to claim: another process's claim in flight
     # is skipped, not waited for.
     skip_locked: str
+    # Appended to a select whose rows the transaction goes on to change (SQLite's
+    # transactions hold the whole database's write lock already).
+    for_update: str
     _types: dict[str, str]
 
     @property
@@ -76,5 +79,5 @@ def _percent_style(sql: str) -> str:
     return re.sub(r"\?", "%s", sql.replace("%", "%%"))
 
 
-SQLITE = Dialect("sqlite", "", _SQLITE_TYPES)
-POSTGRES = Dialect("postgresql", " for update skip locked", _POSTGRES_TYPES)
+SQLITE = Dialect("sqlite", "", "", _SQLITE_TYPES)
+POSTGRES = Dialect("postgresql", " for update skip locked", " for update", _POSTGRES_TYPES)

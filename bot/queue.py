@@ -417,7 +417,7 @@ class JobQueue:
         """Whether the job is still to be finished (a worker whose lease lapsed while it
         worked may find that another finished it meanwhile: then it records nothing).
         Inside a transaction, the row stays locked until it ends (PostgreSQL)."""
-        lock = " for update" if self.db.dialect.postgres else ""
+        lock = self.db.dialect.for_update
         state = await self.db.fetchval(f"select state from jobs where id = ?{lock}", (job_id,))
         return bool(state == JobState.PENDING)
 

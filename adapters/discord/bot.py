@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 import discord
 import yarl
@@ -35,7 +36,8 @@ from discord.http import Route
 
 from adapters.discord import commands
 from adapters.discord.backfill import BackfillLoop
-from adapters.discord.client import RehostClient
+from adapters.discord.client import RehostClient, ShardedRehostClient
+from adapters.discord.identify import IDENTIFY_INTERVAL, IdentifyGate
 from adapters.discord.sources import PLATFORM
 from bot.app import Core
 from bot.config import DiscordSettings
@@ -52,6 +54,19 @@ INTENT_REFUSED = (
 )
 
 
+@dataclass(frozen=True)
+class Shards:
+    """The gateway shards one process runs: ``ids`` of ``count`` (None: all of them;
+    no count: as many as Discord recommends)."""
+
+    ids: tuple[int, ...] | None = None
+    count: int | None = None
+
+    @property
+    def runs_shard_zero(self) -> bool:
+        return self.ids is None or 0 in self.ids
+
+
 class DiscordAdapter:
     name = PLATFORM
 
@@ -63,9 +78,21 @@ class DiscordAdapter:
         guild_ready_timeout: float = 2.0,
         ready_timeout: float = 60.0,
         stop_timeout: float = 10.0,
+        intake: bool = True,
+        work: bool = True,
+        shards: Shards | None = None,
+        identify_interval: float = IDENTIFY_INTERVAL,
     ) -> None:
+        """``intake``: run the gateway (events and interactions become recorded work);
+        ``work``: run Discord's jobs, answers and backfills over the HTTP API only.
+        ``shards``: run the gateway sharded (which shards, of how many), pacing identifies
+        with the other shard processes through the database."""
         self.core = core
         self.settings = settings
+        self.intake = intake
+        self.work = work
+        self.shards = shards
+        self._identify_interval = identify_interval
         self._guild_ready_timeout = guild_ready_timeout
         self._ready_timeout = ready_timeout
         self._stop_timeout = stop_timeout
@@ -86,21 +113,28 @@ class DiscordAdapter:
     async def start(self) -> None:
         self._use_endpoints()
         try:
-            try:
-                await self._connect(message_content=True)
-            except discord.PrivilegedIntentsRequired:
-                log.warning(INTENT_REFUSED)
-                await self._connect(message_content=False)
-            await self._sync_commands()
-            self._serve()
+            if self.intake:
+                try:
+                    await self._connect(message_content=True)
+                except discord.PrivilegedIntentsRequired:
+                    log.warning(INTENT_REFUSED)
+                    await self._connect(message_content=False)
+                if self.shards is None or self.shards.runs_shard_zero:
+                    await self._sync_commands()  # once, by the process with shard 0
+            else:  # the HTTP API only: no gateway connection
+                client = self._client = self._build(message_content=True)
+                await client.login(self.settings.token)
+            if self.work:
+                self._serve()
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
         rehost = self.core.rehost
-        rehost.worker.platforms.discard(PLATFORM)  # jobs wait for the next run
-        rehost.resolvers.pop(PLATFORM, None)
+        if self.work:
+            rehost.worker.platforms.discard(PLATFORM)  # jobs wait for the next run
+            rehost.resolvers.pop(PLATFORM, None)
         for task, what in ((self._backfilling, "backfill runner"), (self._sending, "sender")):
             if task is None:
                 continue
@@ -146,12 +180,17 @@ class DiscordAdapter:
 
     def _build(self, *, message_content: bool) -> RehostClient:
         dialects = {host.dialect for host in self.core.config.ordered_hosts()}
-        client = RehostClient(
+        kind, options = RehostClient, {}
+        if self.shards is not None and self.intake:
+            kind = ShardedRehostClient
+            options = {"shard_ids": self.shards.ids, "shard_count": self.shards.count}
+        client = kind(
             self.core,
             self.settings,
             offered_durations(dialects),
             message_content=message_content,
             guild_ready_timeout=self._guild_ready_timeout,
+            **options,
         )
         commands.register(client)
         return client
@@ -161,6 +200,11 @@ class DiscordAdapter:
         stopped it: a bad token, a refused intent...)."""
         client = self._client = self._build(message_content=message_content)
         await client.login(self.settings.token)
+        if self.shards is not None:
+            _, _, limits = await client.http.get_bot_gateway()
+            client.identify_gate = IdentifyGate(
+                self.core.store.db, int(limits.get("max_concurrency", 1)), self._identify_interval
+            )
         gateway = self._gateway = asyncio.create_task(client.connect(), name="discord-gateway")
         ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
         done, _ = await asyncio.wait(

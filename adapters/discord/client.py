@@ -19,6 +19,7 @@ from discord import app_commands
 from adapters.discord import errors
 from adapters.discord.deleting import Deletions
 from adapters.discord.delivery import Delivery
+from adapters.discord.identify import IdentifyGate
 from adapters.discord.intake import Intake
 from adapters.discord.sources import AttachmentLinks
 from adapters.discord.views import DYNAMIC_ITEMS
@@ -53,12 +54,14 @@ class RehostClient(discord.Client):
         *,
         message_content: bool,
         guild_ready_timeout: float = 2.0,
+        **options: Any,  # shard_ids and shard_count, for ShardedRehostClient
     ) -> None:
         super().__init__(
             intents=wanted_intents(message_content),
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
             max_ratelimit_timeout=MAX_RATE_LIMIT_SLEEP,
+            **options,
         )
         self.core = core
         self.settings = settings
@@ -71,6 +74,14 @@ class RehostClient(discord.Client):
         self.links = AttachmentLinks(self)
         # Tells the backfill runner there is work (set once it runs; see bot.py).
         self.wake_backfills: Callable[[], None] = lambda: None
+        # Paces identifies across processes (set for a sharded gateway; see bot.py).
+        self.identify_gate: IdentifyGate | None = None
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if self.identify_gate is None:
+            await super().before_identify_hook(shard_id, initial=initial)
+            return
+        await self.identify_gate.wait(shard_id)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)
@@ -88,3 +99,8 @@ class RehostClient(discord.Client):
 
     async def confirm_delete(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
         await self.deletions.confirm_delete(interaction, upload_id)
+
+
+class ShardedRehostClient(RehostClient, discord.AutoShardedClient):
+    """The same client running some (``shard_ids``) or all of the gateway's shards; with
+    no ``shard_count``, as many as Discord recommends."""
