@@ -5,7 +5,8 @@ Every mistake is reported as a :class:`~bot.errors.ConfigError` naming the exact
 
 Secrets may stay out of the file: ``REHOST_HOST_<NAME>_API_KEY`` supplies or overrides
 ``hosts.<name>.api_key`` (NAME upper-cased, anything but letters and digits turned into
-``_``), and ``REHOST_TELEGRAM_TOKEN`` / ``REHOST_DISCORD_TOKEN`` the bot tokens.
+``_``), ``REHOST_TELEGRAM_TOKEN`` / ``REHOST_DISCORD_TOKEN`` the bot tokens, and
+``REHOST_TELEGRAM_WEBHOOK_SECRET`` the Telegram webhook's secret token.
 """
 
 from __future__ import annotations
@@ -84,6 +85,17 @@ class TelegramSettings:
     auto_rehost_chats: tuple[int, ...] = ()
     # The public Bot API serves files up to 20 MB; a self-hosted server lifts that.
     max_download_bytes: int = 20 * 1024 * 1024
+    # "polling" (getUpdates), or "webhook": Telegram POSTs updates to webhook_url, which
+    # a load balancer (or Telegram directly) sends to webhook_listen of each process.
+    mode: str = "polling"
+    webhook_listen: tuple[str, int] | None = None  # host, port
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def webhook_path(self) -> str:
+        """The path of ``webhook_url``, which the webhook answers on (``/tg/webhook``)."""
+        return urlsplit(self.webhook_url).path if self.webhook_url else ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,8 @@ class Config:
         """Every secret value, so logging can make sure none is ever written."""
         values = [host.api_key for host in self.hosts.values() if host.api_key]
         values += [chat.token for chat in (self.telegram, self.discord) if chat is not None]
+        if self.telegram is not None and self.telegram.webhook_secret:
+            values.append(self.telegram.webhook_secret)
         password = urlsplit(self.storage.url).password if self.storage.url else None
         if password:
             values.append(password)
@@ -207,7 +221,21 @@ def _describe(value: Any) -> str:
 
 ROOT_KEYS = ("upload", "hosts", "storage", "telegram", "discord", "links")
 LINK_KEYS = ("check_every", "allowed_networks")
-TELEGRAM_KEYS = ("token", "base_url", "base_file_url", "auto_rehost_chats", "max_download_bytes")
+TELEGRAM_KEYS = (
+    "token",
+    "base_url",
+    "base_file_url",
+    "auto_rehost_chats",
+    "max_download_bytes",
+    "mode",
+    "webhook_listen",
+    "webhook_url",
+    "webhook_secret",
+)
+TELEGRAM_MODES = ("polling", "webhook")
+WEBHOOK_SECRET_VARIABLE = "REHOST_TELEGRAM_WEBHOOK_SECRET"
+# What Telegram takes as a webhook's secret token (setWebhook's secret_token).
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 DISCORD_KEYS = ("token", "auto_rehost_channels", "guild_ids", "api_base_url", "gateway_url")
 HOST_KEYS = (
     "preset",
@@ -406,17 +434,79 @@ def _token(table: _Table, environ: Mapping[str, str], variable: str) -> str | No
 
 def _telegram(table: _Table, environ: Mapping[str, str]) -> TelegramSettings | None:
     token = _token(table, environ, "REHOST_TELEGRAM_TOKEN")
+    mode = table.get("mode", str, "polling")
+    if mode is None or mode not in TELEGRAM_MODES:
+        raise ConfigError(
+            table.key("mode"), f"unknown mode {mode!r} (expected {' or '.join(TELEGRAM_MODES)})"
+        )
+    listen = _listen_address(table, "webhook_listen")
+    webhook_url = _url(table, "webhook_url", ("http", "https"))
+    if webhook_url is not None and not urlsplit(webhook_url).path:
+        raise ConfigError(
+            table.key("webhook_url"),
+            "needs a path, the one the bot answers on (e.g. https://bot.example.org/tg/webhook)",
+        )
+    secret = _webhook_secret(table, environ)
     settings = TelegramSettings(
         token=token or "",
         base_url=_url(table, "base_url", ("http", "https")),
         base_file_url=_url(table, "base_file_url", ("http", "https")),
         auto_rehost_chats=_ids(table, "auto_rehost_chats"),
         max_download_bytes=table.positive("max_download_bytes", int, 20 * 1024 * 1024),
+        mode=mode,
+        webhook_listen=listen,
+        webhook_url=webhook_url,
+        webhook_secret=secret,
     )
     table.finish()
     if (settings.base_url is None) != (settings.base_file_url is None):
         raise ConfigError(table.key("base_file_url"), "set base_url and base_file_url together")
+    if mode == "webhook":
+        if listen is None:
+            raise ConfigError(
+                table.key("webhook_listen"),
+                'missing: the address this process listens on for updates, e.g. "0.0.0.0:8443"',
+            )
+        if webhook_url is None:
+            raise ConfigError(
+                table.key("webhook_url"),
+                "missing: the public URL registered with Telegram, e.g."
+                " https://bot.example.org/tg/webhook",
+            )
+        if secret is None:
+            raise ConfigError(
+                table.key("webhook_secret"),
+                f"missing: set it here or in the environment as {WEBHOOK_SECRET_VARIABLE}",
+            )
     return settings if token else None
+
+
+def _listen_address(table: _Table, name: str) -> tuple[str, int] | None:
+    """``"HOST:PORT"`` (an IPv6 address in brackets: ``"[::1]:8443"``)."""
+    value = table.get(name, str)
+    if value is None:
+        return None
+    host, colon, port_text = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port_text.isdigit():
+        raise ConfigError(table.key(name), f'{value!r} is not "HOST:PORT", e.g. "0.0.0.0:8443"')
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ConfigError(table.key(name), f"port {port} is out of range (1-65535)")
+    return host, port
+
+
+def _webhook_secret(table: _Table, environ: Mapping[str, str]) -> str | None:
+    """The environment wins, so that the secret need never be in the file."""
+    in_file = table.get("webhook_secret", str)
+    from_environment = environ.get(WEBHOOK_SECRET_VARIABLE)
+    secret = from_environment or in_file or None
+    if secret is not None and not _WEBHOOK_SECRET.fullmatch(secret):
+        where = WEBHOOK_SECRET_VARIABLE if from_environment else table.key("webhook_secret")
+        # The value itself is never shown: it is a secret.
+        raise ConfigError(where, "expected 1 to 256 characters, each a letter, a digit, _ or -")
+    return secret
 
 
 def _discord(table: _Table, environ: Mapping[str, str]) -> DiscordSettings | None:

@@ -1,15 +1,17 @@
-"""The real Telegram adapter, polling the Telegram emulator, over the host emulator."""
+"""The real Telegram adapter, polling the Telegram emulator (or taking its webhook), over
+the host emulator."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from adapters.telegram.bot import TelegramAdapter
 from bot.app import open_core
-from bot.config import load_config
+from bot.config import TelegramSettings, load_config
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
 from tests.conftest import host_table, write_config
@@ -29,14 +31,41 @@ def telegram_world(tg: TelegramEmulator) -> None:
 
 
 def telegram_config(
-    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator, upload_extra: str = ""
+    tmp_path: Path,
+    host: HostEmulator,
+    tg: TelegramEmulator,
+    upload_extra: str = "",
+    *,
+    storage_url: str | None = None,
+    telegram_extra: str = "",
 ) -> Path:
+    """``storage_url``: a PostgreSQL database instead of the SQLite file;
+    ``telegram_extra``: more lines for the ``[telegram]`` table."""
     config = write_config(tmp_path, [host_table("chev", host, "chevereto")], ["chev"], upload_extra)
+    text = config.read_text()
+    if storage_url is not None:
+        text = text.replace("[storage]\n", f'[storage]\nurl = "{storage_url}"\n', 1)
     config.write_text(
-        config.read_text() + f'\n[telegram]\ntoken = "{tg.token}"\nbase_url = "{tg.base_url}"\n'
-        f'base_file_url = "{tg.base_file_url}"\nauto_rehost_chats = [{GROUP}]\n'
+        text + f'\n[telegram]\ntoken = "{tg.token}"\nbase_url = "{tg.base_url}"\n'
+        f'base_file_url = "{tg.base_file_url}"\nauto_rehost_chats = [{GROUP}]\n' + telegram_extra
     )
     return config
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for settings that want a fixed one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def webhook_settings(port: int, url: str, secret: str) -> str:
+    """``[telegram]`` lines for webhook mode: listen on ``port``, registered as ``url``."""
+    return (
+        f'mode = "webhook"\nwebhook_listen = "127.0.0.1:{port}"\n'
+        f'webhook_url = "{url}"\nwebhook_secret = "{secret}"\n'
+    )
 
 
 async def settled(adapter: TelegramAdapter, tg: TelegramEmulator, timeout: float = 20.0) -> None:
@@ -59,11 +88,27 @@ async def settled(adapter: TelegramAdapter, tg: TelegramEmulator, timeout: float
 
 
 @asynccontextmanager
-async def running_adapter(config_path: Path) -> AsyncIterator[TelegramAdapter]:
+async def running_adapter(
+    config_path: Path,
+    *,
+    intake: bool = True,
+    work: bool = True,
+    settings: TelegramSettings | None = None,
+    album_wait: float = 0.4,
+) -> AsyncIterator[TelegramAdapter]:
+    """A core of its own and an adapter on it; ``settings`` replace the file's
+    ``[telegram]`` (e.g. another ``webhook_listen`` for a second process)."""
     config = load_config(config_path)
     assert config.telegram is not None
     async with open_core(config) as core:
-        adapter = TelegramAdapter(core, config.telegram, album_wait=0.4, poll_timeout=1.0)
+        adapter = TelegramAdapter(
+            core,
+            settings or config.telegram,
+            album_wait=album_wait,
+            poll_timeout=1.0,
+            intake=intake,
+            work=work,
+        )
         await adapter.start()
         try:
             yield adapter

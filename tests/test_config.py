@@ -115,3 +115,90 @@ def test_the_command_reports_config_errors_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert "hosts.zg.apikey: unknown key" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+URL = '"https://bot.example.org/tg/webhook"'
+SECRET_ENV = "REHOST_TELEGRAM_WEBHOOK_SECRET"
+WEBHOOK = (
+    GOOD
+    + """
+[telegram]
+token = "4242:telegram-token"
+mode = "webhook"
+webhook_listen = "0.0.0.0:8443"
+webhook_url = "https://bot.example.org/tg/webhook"
+webhook_secret = "hook_secret-0123"
+"""
+)
+
+
+def test_a_telegram_webhook_is_configured(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, WEBHOOK), environ={})
+    telegram = config.telegram
+    assert telegram is not None
+    assert telegram.mode == "webhook"
+    assert telegram.webhook_listen == ("0.0.0.0", 8443)
+    assert telegram.webhook_url == "https://bot.example.org/tg/webhook"
+    assert telegram.webhook_path == "/tg/webhook"
+    assert telegram.webhook_secret == "hook_secret-0123"
+    assert "hook_secret-0123" not in repr(config)
+    assert "hook_secret-0123" in config.secrets()  # so that logging masks it
+
+
+def test_telegram_polls_by_default_and_the_environment_holds_the_secret(tmp_path: Path) -> None:
+    polling = GOOD + '\n[telegram]\ntoken = "4242:telegram-token"\n'
+    telegram = load_config(write(tmp_path, polling), environ={}).telegram
+    assert telegram is not None
+    assert (telegram.mode, telegram.webhook_listen, telegram.webhook_secret) == (
+        "polling",
+        None,
+        None,
+    )
+    without_secret = WEBHOOK.replace('webhook_secret = "hook_secret-0123"\n', "")
+    environ = {"REHOST_TELEGRAM_WEBHOOK_SECRET": "from-the-environment"}
+    telegram = load_config(write(tmp_path, without_secret), environ=environ).telegram
+    assert telegram is not None and telegram.webhook_secret == "from-the-environment"
+    telegram = load_config(write(tmp_path, WEBHOOK), environ=environ).telegram
+    assert telegram is not None and telegram.webhook_secret == "from-the-environment"
+    ipv6 = WEBHOOK.replace('"0.0.0.0:8443"', '"[::1]:8080"')
+    telegram = load_config(write(tmp_path, ipv6), environ={}).telegram
+    assert telegram is not None and telegram.webhook_listen == ("::1", 8080)
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        (('mode = "webhook"', 'mode = "push"'), "telegram.mode", "polling or webhook"),
+        (('webhook_listen = "0.0.0.0:8443"\n', ""), "telegram.webhook_listen", "missing"),
+        (('"0.0.0.0:8443"', '"8443"'), "telegram.webhook_listen", "HOST:PORT"),
+        (('"0.0.0.0:8443"', '"0.0.0.0:http"'), "telegram.webhook_listen", "HOST:PORT"),
+        (('"0.0.0.0:8443"', '"0.0.0.0:0"'), "telegram.webhook_listen", "1-65535"),
+        (('"0.0.0.0:8443"', '"0.0.0.0:65536"'), "telegram.webhook_listen", "1-65535"),
+        (('"0.0.0.0:8443"', "8443"), "telegram.webhook_listen", "a string"),
+        (("webhook_url = ", "webhook_uri = "), "telegram.webhook_uri", "unknown key"),
+        ((f"webhook_url = {URL}\n", ""), "telegram.webhook_url", "missing"),
+        ((URL, '"https://bot.example.org"'), "telegram.webhook_url", "path"),
+        ((URL, '"ftp://bot.example.org/tg"'), "telegram.webhook_url", "http"),
+        (('webhook_secret = "hook_secret-0123"\n', ""), "telegram.webhook_secret", SECRET_ENV),
+        (('"hook_secret-0123"', '"hook secret!"'), "telegram.webhook_secret", "a letter, a digit"),
+        (('"hook_secret-0123"', f'"{"x" * 257}"'), "telegram.webhook_secret", "1 to 256"),
+        (('"hook_secret-0123"', '""'), "telegram.webhook_secret", "missing"),
+    ],
+)  # fmt: skip
+def test_telegram_webhook_mistakes_name_the_key(
+    tmp_path: Path, change: tuple[str, str], key: str, words: str
+) -> None:
+    assert change[0] in WEBHOOK
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, WEBHOOK.replace(change[0], change[1], 1)), environ={})
+    assert caught.value.key == key
+    assert words in caught.value.user_message
+    assert "hook secret!" not in str(caught.value)
+
+
+def test_a_bad_secret_in_the_environment_is_named_as_such(tmp_path: Path) -> None:
+    environ = {"REHOST_TELEGRAM_WEBHOOK_SECRET": "not/allowed"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, WEBHOOK), environ=environ)
+    assert caught.value.key == "REHOST_TELEGRAM_WEBHOOK_SECRET"
+    assert "not/allowed" not in str(caught.value)

@@ -3,8 +3,15 @@
 Its rooms are the same as the Discord adapter's: ``intake`` (messages become recorded
 work), ``render`` (texts and keyboards), ``delivery`` (outbox rows become messages),
 ``deleting``, ``commands``, and one error handler here. Updates come through
-:class:`~adapters.telegram.polling.DurablePoller`, which records them before Telegram is
-told they arrived.
+:class:`~adapters.telegram.polling.DurablePoller` (``[telegram] mode = "polling"``) or
+:class:`~adapters.telegram.webhook.WebhookServer` (``mode = "webhook"``), which both record
+them before Telegram is told they arrived.
+
+An adapter has two halves, which may run in different processes over one database:
+*intake* (``intake=True``: the handlers, commands and buttons, and polling or the
+webhook) turns updates into recorded work; *work* (``work=True``: the job worker serving
+Telegram, downloads through ``getFile``, and the outbox sender) does it and answers over
+the Bot API. A work-only adapter never polls nor listens.
 
 Everything with a delete link happens in private chats. In groups the bot posts viewer and
 direct links only and sends the uploader their delete links in private; a user who never
@@ -15,8 +22,8 @@ for them in /mine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from telegram import MessageEntity, Update
@@ -33,10 +40,12 @@ from telegram.ext import (
 from adapters.telegram.commands import COMMANDS, Commands
 from adapters.telegram.deleting import Deletions
 from adapters.telegram.delivery import Delivery, Pace, Pacer, with_retry
+from adapters.telegram.handling import UpdateHandling
 from adapters.telegram.intake import UPLOAD_CAPTION, Intake
 from adapters.telegram.polling import DurablePoller
 from adapters.telegram.sources import make_resolver
 from adapters.telegram.trigger import PLATFORM, topic_of
+from adapters.telegram.webhook import WebhookServer
 from bot.app import Core
 from bot.config import TelegramSettings
 from bot.inbox import Inbox
@@ -62,15 +71,23 @@ class TelegramAdapter:
         album_wait: float = 1.5,
         poll_timeout: float = 10.0,
         pace: Pace | None = None,
+        intake: bool = True,
+        work: bool = True,
     ) -> None:
+        if not (intake or work):
+            raise ValueError("an adapter does intake, work, or both")
         self.core = core
         self.settings = settings
+        self.intake = intake
+        self.work = work
         self._album_wait = album_wait
         self._poll_timeout = poll_timeout
         self._pace = pace or Pace()
         self._app: AnyApplication | None = None
         self._delivery: Delivery | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._webhook: WebhookServer | None = None
+        self._handling: UpdateHandling | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -102,7 +119,19 @@ class TelegramAdapter:
     async def start(self) -> None:
         app = self._app = self.build()
         await app.initialize()
-        delivery = self._delivery = Delivery(app.bot, self.core, Pacer(self._pace))
+        try:
+            delivery = self._delivery = Delivery(app.bot, self.core, Pacer(self._pace))
+            if self.intake:
+                await self._start_handlers(app, delivery)
+            if self.work:
+                self._start_work(app, delivery)
+            if self.intake:
+                await self._start_intake(app)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_handlers(self, app: AnyApplication, delivery: Delivery) -> None:
         deletions = Deletions(self.core, delivery)
         intake = Intake(self.core, self.settings, self._album_wait)
         self._route(app, intake, Commands(self.core, self.settings, delivery, deletions))
@@ -111,27 +140,65 @@ class TelegramAdapter:
             await with_retry(lambda: app.bot.set_my_commands(COMMANDS))
         except TelegramError:
             log.warning("could not register the command list with Telegram", exc_info=True)
+
+    def _start_work(self, app: AnyApplication, delivery: Delivery) -> None:
         service = self.core.rehost
         service.resolvers[PLATFORM] = make_resolver(app.bot, self.settings.max_download_bytes)
         sender = OutboxSender(service.outbox, PLATFORM, delivery.deliver, lease=service.lease)
         service.on_answer(PLATFORM, sender.wake)
         service.worker.serve(PLATFORM)
-        poller = DurablePoller(app, Inbox(self.core.store), poll_timeout=self._poll_timeout)
-        self._tasks = [
-            asyncio.create_task(sender.run(), name="telegram-sender"),
-            asyncio.create_task(poller.run(), name="telegram-poller"),
-        ]
+        self._spawn(sender.run(), "telegram-sender")
+
+    async def _start_intake(self, app: AnyApplication) -> None:
+        inbox = Inbox(self.core.store)
+        handling = self._handling = UpdateHandling(app, inbox)
+        if self.settings.mode != "webhook":
+            poller = DurablePoller(app, inbox, poll_timeout=self._poll_timeout, handling=handling)
+            self._spawn(poller.run(), "telegram-poller")
+            return
+        listen, secret = self.settings.webhook_listen, self.settings.webhook_secret
+        if listen is None or not secret:
+            raise ValueError('[telegram] mode = "webhook" needs webhook_listen and a secret')
+        webhook = self._webhook = WebhookServer(
+            inbox, handling, listen=listen, path=self.settings.webhook_path, secret=secret
+        )
+        await webhook.start()
+        self._spawn(handling.replay(), "telegram-replay")
+        await self._check_webhook(app)
+
+    async def _check_webhook(self, app: AnyApplication) -> None:
+        """Say so when Telegram sends updates elsewhere (or polls): nothing would come."""
+        try:
+            info = await with_retry(app.bot.get_webhook_info)
+        except TelegramError:
+            log.warning("could not read the webhook Telegram has", exc_info=True)
+            return
+        if info.url != self.settings.webhook_url:
+            log.warning(
+                "Telegram's webhook is %s, not [telegram] webhook_url: no update will come"
+                " until `rehost telegram set-webhook` registers it",
+                info.url or "not set",
+            )
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(_report_end)
+        self._tasks.append(task)
 
     async def stop(self) -> None:
         app = self._app
         if app is None:
             return
+        webhook, self._webhook = self._webhook, None
+        if webhook is not None:
+            await webhook.stop()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        handling, self._handling = self._handling, None
+        if handling is not None:
+            await handling.close()
         if app.running:
             await app.stop()
         await app.shutdown()
@@ -141,6 +208,12 @@ class TelegramAdapter:
     def delivery(self) -> Delivery:
         assert self._delivery is not None, "the adapter is not started"
         return self._delivery
+
+    @property
+    def handling(self) -> UpdateHandling:
+        """The updates being handled (an adapter doing intake, once started)."""
+        assert self._handling is not None, "the adapter is not started, or does no intake"
+        return self._handling
 
     # --- errors --------------------------------------------------------------------------
 
@@ -162,3 +235,9 @@ class TelegramAdapter:
             await context.bot.send_message(chat.id, SORRY, message_thread_id=thread_id)
         except TelegramError as error:
             log.warning("could not tell chat %s that something failed: %s", chat.id, error)
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    """A part of the adapter that ends by itself failed: say so at once."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped", task.get_name(), exc_info=task.exception())
