@@ -30,6 +30,29 @@ class UsageError(Exception):
     """A command-line mistake (exit 2)."""
 
 
+ROLES = ("all", "discord", "telegram", "worker")
+
+
+def _shard_ids(text: str) -> tuple[int, ...]:
+    try:
+        ids = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of shard numbers: {text!r}") from None
+    if not ids or any(shard < 0 for shard in ids) or len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"not a list of distinct shard numbers: {text!r}")
+    return ids
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rehost", description="Rehost images on ImgBB-style and Chevereto image hosts."
@@ -59,7 +82,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the bot (every adapter whose token is set)")
     _config_option(run)
+    run.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="run one part: the Discord gateway, Telegram intake, or a worker (default: all)",
+    )
+    run.add_argument(
+        "--shard-ids",
+        type=_shard_ids,
+        metavar="0,1,...",
+        help="with --role discord: the shards this process runs (needs --shard-count)",
+    )
+    run.add_argument(
+        "--shard-count",
+        type=_positive_int,
+        metavar="N",
+        help="with --role discord: how many shards there are in all (default: Discord's advice)",
+    )
     run.set_defaults(handler=_lazy("bot.runner", "run_bot"))
+
+    telegram = commands.add_parser("telegram", help="Telegram webhook set-up")
+    telegram_commands = telegram.add_subparsers(
+        dest="telegram_command", required=True, metavar="ACTION"
+    )
+    set_webhook = telegram_commands.add_parser(
+        "set-webhook", help="register [telegram] webhook_url and its secret with Telegram"
+    )
+    _config_option(set_webhook)
+    set_webhook.set_defaults(handler=_lazy("bot.telegram_cli", "run_set_webhook"))
+    delete_webhook = telegram_commands.add_parser(
+        "delete-webhook", help="remove the webhook: the bot goes back to polling"
+    )
+    _config_option(delete_webhook)
+    delete_webhook.set_defaults(handler=_lazy("bot.telegram_cli", "run_delete_webhook"))
 
     history = commands.add_parser("history", help="list recorded uploads, newest first")
     _config_option(history)

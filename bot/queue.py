@@ -124,6 +124,8 @@ class JobQueue:
         now = self.now()
         db = self.db
         async with db.transaction():
+            # Items of one album arrive in parallel (in other processes too): one at a time.
+            await db.lock_key(f"batch {batch.id}")
             existing = await db.fetchrow(
                 "select state, wanted from batches where id = ?", (batch.id,)
             )
@@ -333,13 +335,16 @@ class JobQueue:
         not_mine = f" and id not in ({marks(mine)})" if mine else ""
         # Rank each pending job within its owner's queue (leased ones included, so an owner
         # with 4 uploads running is behind someone with none), then take the lowest ranks.
+        # On a tie the owner whose queue began last goes first: the one who has been
+        # waiting for a first answer, not the one whose earlier images just finished.
         ranked = (
-            "with ranked as (select j.id, j.lease_until, row_number() over"
-            " (partition by j.platform, j.owner_id order by j.id) as turn"
+            "with ranked as (select j.id, j.lease_until, row_number() over owner as turn,"
+            " min(j.id) over owner as since"
             " from jobs j join batches b on b.id = j.batch"
-            f" where j.state = ? and b.ready_at <= ? and b.wanted = 1 and {scope})"
+            f" where j.state = ? and b.ready_at <= ? and b.wanted = 1 and {scope}"
+            " window owner as (partition by j.platform, j.owner_id order by j.id))"
             " select id from ranked where (lease_until is null or lease_until < ?)"
-            f"{not_mine} order by turn, id limit ?"
+            f"{not_mine} order by turn, since desc, id limit ?"
         )
         db = self.db
         async with db.transaction():

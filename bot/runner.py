@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
@@ -36,16 +38,59 @@ class Adapter(Protocol):
     async def stop(self) -> None: ...
 
 
-def build_adapters(core: Core) -> list[Adapter]:
+@dataclass(frozen=True)
+class Role:
+    """What one process runs. ``all``: everything. ``discord``: the gateway (its shards),
+    turning events into recorded work; ``telegram``: Telegram's intake (polling or the
+    webhook); ``worker``: jobs, answers, backfills and the sweeps, over each platform's
+    HTTP API, with no gateway, polling or webhook. Any number of each share the work
+    through the database."""
+
+    name: str = "all"
+    shard_ids: tuple[int, ...] | None = None
+    shard_count: int | None = None
+
+    @property
+    def works(self) -> bool:
+        return self.name in ("all", "worker")
+
+    def takes_in(self, platform: str) -> bool:
+        return self.name in ("all", platform)
+
+    def problem(self, config: Config) -> str | None:
+        """Why this role cannot run with ``config`` (None: it can)."""
+        sharded = self.shard_ids is not None or self.shard_count is not None
+        if sharded and self.name != "discord":
+            return "--shard-ids and --shard-count go with --role discord"
+        if self.shard_ids is not None and self.shard_count is None:
+            return "--shard-ids needs --shard-count"
+        if self.shard_ids and self.shard_count and max(self.shard_ids) >= self.shard_count:
+            return f"--shard-ids: shard numbers go from 0 to {self.shard_count - 1}"
+        section = {"discord": config.discord, "telegram": config.telegram}.get(self.name, True)
+        if section is None:
+            return f"--role {self.name}: set [{self.name}] token (or its environment variable)"
+        return None
+
+
+def build_adapters(core: Core, role: Role | None = None) -> list[Adapter]:
+    role = role or Role()
     adapters: list[Adapter] = []
-    if core.config.telegram is not None:
+    telegram, discord = core.config.telegram, core.config.discord
+    if telegram is not None and (role.works or role.takes_in("telegram")):
         from adapters.telegram.bot import TelegramAdapter
 
-        adapters.append(TelegramAdapter(core, core.config.telegram))
-    if core.config.discord is not None:
-        from adapters.discord.bot import DiscordAdapter
+        adapters.append(
+            TelegramAdapter(core, telegram, intake=role.takes_in("telegram"), work=role.works)
+        )
+    if discord is not None and (role.works or role.takes_in("discord")):
+        from adapters.discord.bot import DiscordAdapter, Shards
 
-        adapters.append(DiscordAdapter(core, core.config.discord))
+        shards = Shards(role.shard_ids, role.shard_count) if role.name == "discord" else None
+        adapters.append(
+            DiscordAdapter(
+                core, discord, intake=role.takes_in("discord"), work=role.works, shards=shards
+            )
+        )
     return adapters
 
 
@@ -58,21 +103,27 @@ async def run_bot(args: argparse.Namespace) -> int:
             "(or REHOST_TELEGRAM_TOKEN / REHOST_DISCORD_TOKEN)"
         )
         return EXIT_USAGE
+    role = Role(args.role, args.shard_ids, args.shard_count)
+    problem = role.problem(config)
+    if problem is not None:
+        print(f"rehost: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await serve(config, stop)
+    await serve(config, stop, role)
     return EXIT_OK
 
 
-async def serve(config: Config, stop: asyncio.Event) -> None:
+async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -> None:
     """Run the adapters until ``stop`` is set (tests call this directly)."""
+    role = role or Role()
     async with open_core(config) as core:
-        adapters = build_adapters(core)
+        adapters = build_adapters(core, role)
         started: list[Adapter] = []
-        sweeper = asyncio.create_task(_sweep(core))
-        checker = asyncio.create_task(_check_links(core))
+        sweeper = asyncio.create_task(_sweep(core) if role.works else asyncio.sleep(0))
+        checker = asyncio.create_task(_check_links(core) if role.works else asyncio.sleep(0))
         try:
             for adapter in adapters:
                 await adapter.start()

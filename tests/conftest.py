@@ -138,3 +138,17 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
         return tmp_path / "rehost.db"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once per engine. On PostgreSQL, ``REHOST_STORAGE_URL`` (which wins over
+    ``[storage] path``) points the bot, and every ``rehost`` it runs, at a fresh database."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("REHOST_STORAGE_URL", request.getfixturevalue("postgres_url"))
+    return str(request.param)
+
+
+def storage_target(tmp_path: Path) -> Path | str:
+    """Where the bot's database is in a test run by ``engine``."""
+    return os.environ.get("REHOST_STORAGE_URL") or tmp_path / "rehost.db"

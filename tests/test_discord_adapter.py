@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -42,7 +43,10 @@ from sandbox import samples
 from sandbox.discord_api import DiscordEmulator, RestCall
 from sandbox.discord_messages import announce
 from sandbox.hostemu import Fault, HostEmulator
-from tests.conftest import CHEV_KEY, IMGBB_KEY, ROOT, host_table, write_config
+from tests.conftest import CHEV_KEY, IMGBB_KEY, ROOT, host_table, storage_target, write_config
+
+# The bot's database on each engine: SQLite, then PostgreSQL.
+pytestmark = pytest.mark.usefixtures("engine")
 
 APP_ID = 1_300_000_000_000_000_001
 GUILD = 1_300_000_000_000_000_100
@@ -111,7 +115,9 @@ def make_config(
             "gateway_url": dc.gateway_url,
         },
     }
-    return parse_config(raw, base_dir=tmp_path, environ={})
+    # On PostgreSQL (the engine fixture), REHOST_STORAGE_URL points at its database.
+    environ = {k: v for k, v in os.environ.items() if k == "REHOST_STORAGE_URL"}
+    return parse_config(raw, base_dir=tmp_path, environ=environ)
 
 
 @asynccontextmanager
@@ -407,7 +413,10 @@ async def test_dm_delete_by_the_owner_removes_the_image_and_the_channel_post(
     await dc.wait_for(posted_in(AUTO))
     [post] = bot_messages(dc, AUTO)
     first, second = upload_ids(post)
-    image_a, image_b = host_emu.images.values()
+    # The two were uploaded at the same time: which host image is which, by its record.
+    by_link = {img.viewer_url: img for img in host_emu.images.values()}
+    records = [await bot.core.store.upload(upload_id) for upload_id in (first, second)]
+    image_a, image_b = (by_link[record.viewer_url] for record in records if record)
 
     # Someone else: refused, in their DM and on the public post's button.
     await dc.send_message(None, CAT, f"delete {first}")
@@ -930,7 +939,7 @@ async def test_a_backfill_killed_halfway_is_finished_by_the_next_process(
     text = "\n".join(part["content"] for part in summary)
     assert [text.count(f"/{m['id']}>") for m in with_images] == [1] * 30
     assert text.count("the links, by message") == 1
-    store = await Store.open(tmp_path / "rehost.db")
+    store = await Store.open(storage_target(tmp_path))
     recorded = await store.db.fetchrow(
         "select count(*) as n, count(distinct sha256) as distinct_bytes from uploads"
     )

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 from pillow_heif import register_heif_opener
 
@@ -24,6 +25,9 @@ from tests.telegram_harness import (
     settled,
     telegram_config,
 )
+
+# The bot's database on each engine: SQLite, then PostgreSQL.
+pytestmark = pytest.mark.usefixtures("engine")
 
 register_heif_opener()
 

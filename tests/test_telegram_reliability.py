@@ -11,12 +11,14 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.inbox import Inbox
 from bot.store import Store
 from sandbox import samples
 from sandbox.hostemu import Fault, HostEmulator
 from sandbox.telegram_api import SentCall, TelegramEmulator
-from tests.conftest import ROOT
+from tests.conftest import ROOT, storage_target
 from tests.telegram_harness import (
     ANN,
     BOB,
@@ -25,6 +27,9 @@ from tests.telegram_harness import (
     settled,
     telegram_config,
 )
+
+# The bot's database on each engine: SQLite, then PostgreSQL.
+pytestmark = pytest.mark.usefixtures("engine")
 
 HOST_LATENCY = 0.5
 
@@ -62,8 +67,14 @@ async def test_another_users_photo_is_not_stuck_behind_a_burst(
         async with asyncio.timeout(10):
             while not await store.db.fetchval(bob_recorded, (str(BOB),)):
                 await asyncio.sleep(0.005)
-        claimed = "select count(*) from jobs where owner_id = ? and attempts > 0"
-        started_before_bob = await store.db.fetchval(claimed, (str(ANN),))
+        # Locking Ann's rows waits for a claim in flight (PostgreSQL claims lock the rows
+        # they take; SQLite's transaction holds the write lock): it counts as before Bob.
+        async with store.transaction():
+            rows = await store.db.fetch(
+                f"select attempts from jobs where owner_id = ?{store.db.dialect.for_update}",
+                (str(ANN),),
+            )
+        started_before_bob = sum(1 for row in rows if row["attempts"])
         answer = await tg.wait_for(lambda c: c in answers_in(tg, BOB), timeout=20)
         ann_answered_before_bob = len(answers_in(tg, ANN))
         # Ann's 30 answers are paced at Telegram's one a second in her chat; that they are
@@ -134,7 +145,7 @@ async def test_an_update_recorded_but_never_handled_is_handled_once_after_a_rest
     tg.send_photo(ANN, ANN, samples.png(80, 80))
     [update] = tg.pending_updates
     tg.world.updates.confirm(update["update_id"] + 1)  # Telegram has forgotten it
-    store = await Store.open(tmp_path / "rehost.db")
+    store = await Store.open(storage_target(tmp_path))
     await Inbox(store).record("telegram", [(update["update_id"], update)])
     await store.close()
     async with running_adapter(config) as adapter:
@@ -149,7 +160,7 @@ async def test_an_update_delivered_twice_is_handled_once(
     config = telegram_config(tmp_path, host, tg)
     tg.send_photo(ANN, ANN, samples.png(81, 81))
     [update] = tg.pending_updates
-    store = await Store.open(tmp_path / "rehost.db")
+    store = await Store.open(storage_target(tmp_path))
     await Inbox(store).record("telegram", [(update["update_id"], update)])
     await store.close()
     # Recorded and not yet confirmed: Telegram sends it again, and the bot must not
