@@ -222,6 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"storage error: {_database_name(args)}: unusable (sqlite: {error})")
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        if not type(error).__module__.startswith("psycopg"):
+            raise
+        # The PostgreSQL server went away (or refused a statement) after it opened.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        _say(f"storage error: {_database_name(args)}: {reason}")
     return EXIT_USAGE
 
 

@@ -218,6 +218,7 @@ class PostgresDatabase(Database):
 
     async def open(self) -> None:
         try:
+            import psycopg
             from psycopg.rows import dict_row
             from psycopg_pool import AsyncConnectionPool
         except ImportError:
@@ -225,6 +226,11 @@ class PostgresDatabase(Database):
                 self.where,
                 "PostgreSQL needs the postgres extra: pip install 'rehost-bot[postgres]'",
             ) from None
+        try:  # once, so that a wrong address or password fails at once, with its reason
+            probe = await psycopg.AsyncConnection.connect(self.url, connect_timeout=10)
+        except psycopg.Error as error:
+            raise StorageError(self.where, f"cannot connect ({_first_line(error)})") from None
+        await probe.close()
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.url,
             min_size=1,

@@ -202,3 +202,29 @@ def test_a_bad_secret_in_the_environment_is_named_as_such(tmp_path: Path) -> Non
         load_config(write(tmp_path, WEBHOOK), environ=environ)
     assert caught.value.key == "REHOST_TELEGRAM_WEBHOOK_SECRET"
     assert "not/allowed" not in str(caught.value)
+
+
+def test_postgresql_storage_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    in_file = GOOD.replace(
+        'path = "data/rehost.db"', 'url = "postgresql://rehost:pw-in-file@db:5432/rehost"'
+    )
+    config = load_config(write(tmp_path, in_file), environ={})
+    assert config.storage.target == "postgresql://rehost:pw-in-file@db:5432/rehost"
+    assert config.storage.where == "postgresql://rehost:***@db:5432/rehost"
+    assert "pw-in-file" in config.secrets() and "pw-in-file" not in repr(config)
+    # The environment wins, so the password need not be in the file at all.
+    environ = {"REHOST_STORAGE_URL": "postgresql://rehost:pw-in-env@other/rehost"}
+    config = load_config(write(tmp_path, GOOD), environ=environ)
+    assert config.storage.target == environ["REHOST_STORAGE_URL"]
+    assert "pw-in-env" in config.secrets()
+
+
+def test_a_storage_url_that_is_not_postgresql_names_where_it_came_from(tmp_path: Path) -> None:
+    bad = GOOD.replace('path = "data/rehost.db"', 'url = "mysql://db/rehost"')
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, bad), environ={})
+    assert caught.value.key == "storage.url" and "PostgreSQL URL" in str(caught.value)
+    environ = {"REHOST_STORAGE_URL": "sqlite:///x.db"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD), environ=environ)
+    assert caught.value.key == "REHOST_STORAGE_URL"
