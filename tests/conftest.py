@@ -16,7 +16,7 @@ from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
 
 if TYPE_CHECKING:
-    from tests.postgres_server import PostgresServer
+    from sandbox.postgres import PostgresServer
 
 # Keys that look real enough to be noticed if they ever leak into output.
 IMGBB_KEY = "imgbb-test-key-7c1e94d2a0b35f68"
@@ -52,8 +52,8 @@ async def tg() -> AsyncIterator[TelegramEmulator]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL server for the session, started when a test first asks for
-    it (or the one REHOST_TEST_POSTGRES_URL names); see tests/postgres_server.py."""
-    from tests.postgres_server import start_server
+    it (or the one REHOST_TEST_POSTGRES_URL names); see sandbox/postgres.py."""
+    from sandbox.postgres import start_server
 
     server = start_server()
     try:
@@ -65,7 +65,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """The URL of a fresh, empty database of its own, dropped after the test."""
-    from tests.postgres_server import drop_database, new_database
+    from sandbox.postgres import drop_database, new_database
 
     url = new_database(postgres_server)
     yield url
@@ -133,7 +133,7 @@ def assert_no_secrets(*texts: str) -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """Where a test's database is, once per engine: a SQLite file, or a fresh database
-    on the PostgreSQL server the tests start (see tests/postgres_server.py)."""
+    on the PostgreSQL server the tests start (see sandbox/postgres.py)."""
     if request.param == "sqlite":
         return tmp_path / "rehost.db"
     url: str = request.getfixturevalue("postgres_url")

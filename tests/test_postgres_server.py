@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests import postgres_server as pg
-from tests.postgres_server import PostgresServer, drop_database, new_database
+from sandbox import postgres as pg
+from sandbox.postgres import PostgresServer, drop_database, new_database
 
 
 def user_tables(url: str) -> list[str]:
