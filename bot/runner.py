@@ -2,7 +2,8 @@
 
 Ctrl-C or SIGTERM stops the adapters cleanly. Work a previous run left (jobs, answers not
 yet sent) is found by the job worker and the outbox senders like any other work, once its
-lease lapses; expired uploads are swept every few minutes.
+lease lapses; expired uploads are swept every few minutes. Every role logs how late its
+event loop runs (``bot.looplag``): one line every 5 s, and one at stop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bot.config import Config, load_config
 from bot.inbox import Inbox
 from bot.linkcheck import LinkChecker
 from bot.logsafety import configure_logging, level_from_environment
+from bot.looplag import LoopLag
 from bot.store import now_utc, to_text
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,9 @@ async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -
     role = role or Role()
     async with open_core(config) as core:
         adapters = build_adapters(core, role)
+        # Watched from here: the adapters' modules are imported, the work is about to start.
+        lag = LoopLag()
+        lag.start()
         started: list[Adapter] = []
         sweeper = asyncio.create_task(_sweep(core) if role.works else asyncio.sleep(0))
         checker = asyncio.create_task(_check_links(core) if role.works else asyncio.sleep(0))
@@ -140,6 +145,7 @@ async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -
                     await adapter.stop()
                 except Exception:
                     log.exception("stopping the %s adapter failed", adapter.name)
+            await lag.stop()
             log.info("stopped")
 
 

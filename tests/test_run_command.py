@@ -34,6 +34,7 @@ async def test_run_serves_telegram_until_sigterm(host_emu: HostEmulator, tmp_pat
     assert "/delete/" in reply.params["text"]
     log = err.decode()
     assert "telegram adapter started" in log and "stopped" in log
+    assert "event loop lag: worst " in log and "since start (stopping)" in log
     assert tg.token not in log and tg.token.split(":")[1] not in log
     assert "/delete/" not in log.replace("/delete/[redacted]", "")
     assert_no_secrets(out.decode(), log)
