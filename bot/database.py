@@ -56,11 +56,16 @@ class Database(ABC):
     where: str  # for messages: the file, or the server's URL without its password
 
     @abstractmethod
-    async def fetch(self, sql: str, params: Params = ()) -> list[Row]: ...
+    async def _statement(self, sql: str, params: Params) -> tuple[list[Row], int]:
+        """Run one statement (in the task's transaction, if it has one): its rows, and
+        how many rows it changed."""
 
-    @abstractmethod
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        return (await self._statement(sql, params))[0]
+
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; returns how many rows it changed."""
+        return (await self._statement(sql, params))[1]
 
     @abstractmethod
     def transaction(self) -> Any:
@@ -161,12 +166,6 @@ class SQLiteDatabase(Database):
         async with self._lock:
             return await self.call(lambda: self._run(sql, params))
 
-    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
-        return (await self._statement(sql, params))[0]
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        return (await self._statement(sql, params))[1]
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         if self._mine():
@@ -266,12 +265,6 @@ class PostgresDatabase(Database):
         assert self._pool is not None, "open() first"
         async with self._pool.connection() as conn:
             return await self._run(conn, sql, params)
-
-    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
-        return (await self._statement(sql, params))[0]
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        return (await self._statement(sql, params))[1]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -15,12 +15,54 @@ import os
 import socket
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
+
+from bot.database import Database, Row
 
 log = logging.getLogger(__name__)
 DEFAULT_LEASE = 15.0  # seconds; renewed every third of it
 T = TypeVar("T")
+
+
+# Rows looked at beyond those wanted, for those another process is claiming right now.
+EXTRA_CANDIDATES = 8
+
+
+async def lease_rows(
+    db: Database,
+    table: str,
+    candidates: Sequence[int],
+    *,
+    pending: str,
+    worker: str,
+    now: float,
+    lease: float,
+    limit: int,
+) -> list[Row]:
+    """Inside a transaction: lease to ``worker`` up to ``limit`` of ``candidates`` (row
+    ids of ``table``, best first) that are still ``pending`` and unleased, counting an
+    attempt each. Rows another process is claiming at this moment are skipped, not
+    waited for (PostgreSQL's ``skip locked``; SQLite's transaction excludes the others)."""
+    if not candidates:
+        return []
+    marks = ",".join("?" for _ in candidates)
+    free = {
+        row["id"]
+        for row in await db.fetch(
+            f"select id from {table} where id in ({marks}) and state = ?"
+            f" and (lease_until is null or lease_until < ?){db.dialect.skip_locked}",
+            (*candidates, pending, now),
+        )
+    }
+    ids = [row_id for row_id in candidates if row_id in free][:limit]
+    if not ids:
+        return []
+    return await db.fetch(
+        f"update {table} set lease_owner = ?, lease_until = ?, attempts = attempts + 1"
+        f" where id in ({','.join('?' for _ in ids)}) returning *",
+        (worker, now + lease, *ids),
+    )
 
 
 def worker_name(role: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.database import Row
+from bot.leases import EXTRA_CANDIDATES, lease_rows
 from bot.queue import marks
 from bot.replyplan import PlannedMessage
 from bot.states import OutboxState, Visibility
@@ -107,24 +108,15 @@ class Outbox:
             )
             last = served or {}
             candidates.sort(key=lambda row: (last.get(row["target"], 0.0), row["id"]))
-            wanted = [row["id"] for row in candidates[: limit + 8]]
-            if not wanted:
-                return []
-            free = {
-                row["id"]
-                for row in await db.fetch(
-                    f"select id from outbox where id in ({marks(wanted)}) and state = ?"
-                    f" and (lease_until is null or lease_until < ?){db.dialect.skip_locked}",
-                    (*wanted, OutboxState.PENDING, now),
-                )
-            }
-            ids = [row_id for row_id in wanted if row_id in free][:limit]
-            if not ids:
-                return []
-            rows = await db.fetch(
-                "update outbox set lease_owner = ?, lease_until = ?, attempts = attempts + 1"
-                f" where id in ({marks(ids)}) returning *",
-                (worker, now + lease, *ids),
+            rows = await lease_rows(
+                db,
+                "outbox",
+                [row["id"] for row in candidates[: limit + EXTRA_CANDIDATES]],
+                pending=OutboxState.PENDING,
+                worker=worker,
+                now=now,
+                lease=lease,
+                limit=limit,
             )
         return [_outbox_row(row) for row in sorted(rows, key=lambda row: int(row["id"]))]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.database import Row
+from bot.leases import EXTRA_CANDIDATES, lease_rows
 from bot.ratelimit import RateLimit
 from bot.states import BatchState, JobOutcome, JobState
 from bot.store import JobRecord, Store, now_utc, to_text
@@ -85,9 +86,6 @@ def _job(row: Row) -> JobRecord:
         state=row["state"],
         attempts=row["attempts"] or 0,
     )
-
-
-CLAIM_CANDIDATES = 8  # extra jobs looked at per claim, for those another process holds
 
 
 def marks(values: Sequence[object]) -> str:
@@ -352,26 +350,18 @@ class JobQueue:
                 row["id"]
                 for row in await db.fetch(
                     ranked,
-                    (JobState.PENDING, now, *params, now, *mine, limit + CLAIM_CANDIDATES),
+                    (JobState.PENDING, now, *params, now, *mine, limit + EXTRA_CANDIDATES),
                 )
             ]
-            if not candidates:
-                return []
-            free = {
-                row["id"]
-                for row in await db.fetch(
-                    f"select id from jobs where id in ({marks(candidates)}) and state = ?"
-                    f" and (lease_until is null or lease_until < ?){db.dialect.skip_locked}",
-                    (*candidates, JobState.PENDING, now),
-                )
-            }
-            ids = [job_id for job_id in candidates if job_id in free][:limit]
-            if not ids:
-                return []
-            rows = await db.fetch(
-                "update jobs set lease_owner = ?, lease_until = ?, attempts = attempts + 1"
-                f" where id in ({marks(ids)}) returning *",
-                (worker, now + lease, *ids),
+            rows = await lease_rows(
+                db,
+                "jobs",
+                candidates,
+                pending=JobState.PENDING,
+                worker=worker,
+                now=now,
+                lease=lease,
+                limit=limit,
             )
         return sorted((_job(row) for row in rows), key=lambda job: job.id)
 

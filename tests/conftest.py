@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bot.store import Store
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
 
@@ -152,3 +153,17 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 def storage_target(tmp_path: Path) -> Path | str:
     """Where the bot's database is in a test run by ``engine``."""
     return os.environ.get("REHOST_STORAGE_URL") or tmp_path / "rehost.db"
+
+
+# Work the bot has not finished: updates not handled, jobs, answers, open batches.
+UNFINISHED = (
+    "select (select count(*) from inbox where state = 'new')"
+    " + (select count(*) from jobs where state in ('pending', 'held'))"
+    " + (select count(*) from outbox where state = 'pending')"
+    " + (select count(*) from batches where state = 'open') as unfinished"
+)
+
+
+async def unfinished(store: Store) -> int:
+    """How much recorded work is left (0: every answer sent or given up)."""
+    return int(await store.db.fetchval(UNFINISHED))

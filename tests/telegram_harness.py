@@ -14,7 +14,7 @@ from bot.app import open_core
 from bot.config import TelegramSettings, load_config
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
-from tests.conftest import host_table, write_config
+from tests.conftest import host_table, unfinished, write_config
 
 ANN, BOB, NOBODY = 7, 8, 9  # NOBODY never started the bot
 GROUP, QUIET_GROUP = -1001000000001, -1001000000002
@@ -73,17 +73,8 @@ async def settled(adapter: TelegramAdapter, tg: TelegramEmulator, timeout: float
     job finished, every answer sent (or given up)."""
     store = adapter.core.store
 
-    async def busy() -> int:
-        value = await store.db.fetchval(
-            "select (select count(*) from inbox where state = 'new')"
-            " + (select count(*) from jobs where state in ('pending', 'held'))"
-            " + (select count(*) from outbox where state = 'pending')"
-            " + (select count(*) from batches where state = 'open') as busy"
-        )
-        return int(value)
-
     async with asyncio.timeout(timeout):
-        while tg.pending_updates or await busy():
+        while tg.pending_updates or await unfinished(store):
             await asyncio.sleep(0.02)
 
 

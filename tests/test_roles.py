@@ -17,7 +17,7 @@ from bot.store import Store
 from sandbox import samples
 from sandbox.discord_api import DiscordEmulator
 from sandbox.hostemu import Fault, HostEmulator
-from tests.conftest import CHEV_KEY, ROOT, run_rehost
+from tests.conftest import CHEV_KEY, ROOT, run_rehost, unfinished
 
 APP_ID = 1_300_000_000_000_000_001
 GUILD = 1_300_000_000_000_000_100
@@ -64,13 +64,8 @@ def answers(dc: DiscordEmulator) -> list[dict[str, Any]]:
 
 
 async def settled(url: str, timeout: float = 30.0) -> None:
-    busy = (
-        "select (select count(*) from jobs where state in ('pending', 'held'))"
-        " + (select count(*) from outbox where state = 'pending')"
-        " + (select count(*) from batches where state = 'open') as busy"
-    )
     async with Store.opened(url) as store, asyncio.timeout(timeout):
-        while await store.db.fetchval(busy):
+        while await unfinished(store):
             await asyncio.sleep(0.05)
 
 

@@ -27,7 +27,7 @@ from bot.store import Store
 from sandbox import samples
 from sandbox.discord_api import DiscordEmulator
 from sandbox.hostemu import HostEmulator
-from tests.conftest import CHEV_KEY
+from tests.conftest import CHEV_KEY, unfinished
 from tests.service_harness import Harness, service_for
 
 APP_ID = 1_300_000_000_000_000_001
@@ -172,13 +172,8 @@ def answers(dc: DiscordEmulator, channel: int) -> list[dict[str, Any]]:
 
 async def settled(core: Core, timeout: float = 20.0) -> None:
     """Until no job, batch or answer is left to do (a duplicate would be one)."""
-    busy = (
-        "select (select count(*) from jobs where state in ('pending', 'held'))"
-        " + (select count(*) from outbox where state = 'pending')"
-        " + (select count(*) from batches where state = 'open') as busy"
-    )
     async with asyncio.timeout(timeout):
-        while await core.store.db.fetchval(busy):
+        while await unfinished(core.store):
             await asyncio.sleep(0.02)
 
 
