@@ -113,6 +113,8 @@ class SQLiteDatabase(Database):
             f"sqlite-transaction-{id(self)}", default=None
         )
         self.sqlite: sqlite_utils.Database | None = None
+        # Called with every statement and its parameters (the query-plan test uses it).
+        self.trace: Callable[[str, Params], None] | None = None
 
     async def open(self) -> None:
         self.sqlite = await self.call(self._connect)
@@ -150,6 +152,8 @@ class SQLiteDatabase(Database):
         return await asyncio.get_running_loop().run_in_executor(self._thread, function)
 
     def _run(self, sql: str, params: Params) -> tuple[list[Row], int]:
+        if self.trace is not None:
+            self.trace(sql, params)
         cursor = self.conn.cursor()
         cursor.row_factory = _dict_row  # the connection's own stays as sqlite-utils needs it
         cursor.execute(sql, tuple(params))

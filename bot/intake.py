@@ -39,13 +39,19 @@ class Intake:
         self.on_recorded = on_recorded
 
     async def submit(
-        self, request: RehostRequest, *, answer: str = ANSWER_BY_OUTBOX, wanted: bool = True
+        self,
+        request: RehostRequest,
+        *,
+        answer: str = ANSWER_BY_OUTBOX,
+        wanted: bool = True,
+        lease_to: tuple[str, float] | None = None,
     ) -> str:
         """Record the request's sources as jobs of one batch; returns the batch id.
 
         A request with the key of a batch still gathering (an album) adds its sources to
         it. ``wanted=False`` records album items nobody has asked for yet: they are held,
         and dropped unless a wanted request with the same key comes while it gathers.
+        ``lease_to``: record the jobs already claimed by that worker (see JobQueue.record).
         """
         key = request.key or uuid.uuid4().hex
         sources = list(request.sources)
@@ -65,12 +71,20 @@ class Intake:
         ]
         batch = self._batch(key, request, answer)
         if not await self.queue.record(
-            batch, jobs, expiration=label, gather=request.gather, wanted=wanted, limit=self.limit
+            batch,
+            jobs,
+            expiration=label,
+            gather=request.gather,
+            wanted=wanted,
+            limit=self.limit,
+            lease_to=lease_to,
         ):
             # The album already closed (an item arrived late): answer it on its own.
             first = jobs[0].item_key if jobs else "0"
             batch = self._batch(f"{key}:{first}", request, answer)
-            await self.queue.record(batch, jobs, expiration=label, wanted=wanted, limit=self.limit)
+            await self.queue.record(
+                batch, jobs, expiration=label, wanted=wanted, limit=self.limit, lease_to=lease_to
+            )
         if wanted and await self.queue.has_held(batch.id):
             # Items of this album recorded before anyone asked for it become work now.
             await self.queue.want(batch, label, self.limit if counted else None)

@@ -7,9 +7,12 @@ renews the lease while it works; a job whose lease lapsed (its worker died) is c
 again by whoever looks next, in this process or another. So recovery after a crash is not
 a special path: it is the normal loop finding work.
 
-Claims are fair across users: jobs are ranked within their owner's queue and the lowest
-rank goes first, so one user's burst of 30 images takes turns with everyone else's single
-image instead of standing in front of it.
+Claims are fair across users, by start-time fair queuing: each job gets a place in line
+(``fair_key``) when it is recorded, right after its owner's jobs still waiting, but never
+before the place of the last job claimed on its platform (``fair_clocks``). So one user's
+burst of 30 images lines up one after another, and someone else's single image goes in
+at the head of the line, next. A claim then reads the line in order through an index: it
+costs the same whether 10 jobs wait or 10,000.
 """
 
 from __future__ import annotations
@@ -112,13 +115,16 @@ class JobQueue:
         gather: float = 0.0,
         wanted: bool = True,
         limit: RateLimit | None = None,
+        lease_to: tuple[str, float] | None = None,
     ) -> bool:
         """Record a batch (or more items of one still gathering) and its jobs, in one
         transaction. ``gather``: seconds to wait for further items from the last one's
         arrival (an album). ``wanted=False``: items of an album nobody asked for yet;
         :meth:`want` claims them. Jobs marked ``counted`` take a slot of their owner's
-        ``limit`` each (over it, they are recorded as refused). Returns False when the
-        batch was already closed (a late album item): the caller starts another batch."""
+        ``limit`` each (over it, they are recorded as refused). ``lease_to`` (worker,
+        seconds): the jobs are recorded already claimed by that worker (a caller running
+        its own batch at once). Returns False when the batch was already closed (a late
+        album item): the caller starts another batch."""
         now = self.now()
         db = self.db
         async with db.transaction():
@@ -162,7 +168,7 @@ class JobQueue:
                 wanted = bool(existing["wanted"])
             if wanted and limit is not None:
                 jobs = await self._limited(batch, jobs, limit, now)
-            await self._insert_jobs(batch, jobs, expiration, wanted, now)
+            await self._insert_jobs(batch, jobs, expiration, wanted, now, lease_to)
         return True
 
     async def _limited(
@@ -187,6 +193,7 @@ class JobQueue:
         expiration: str | None,
         wanted: bool,
         now: float,
+        lease_to: tuple[str, float] | None,
     ) -> None:
         first = await self.db.fetchval(
             "select coalesce(max(position) + 1, 0) as next from jobs where batch = ?",
@@ -195,14 +202,17 @@ class JobQueue:
         stamp = to_text(now_utc())
         waiting = JobState.PENDING if wanted else JobState.HELD
         position = int(first)
+        key = await self._first_key(batch.platform, batch.owner_id)
+        owner, until = lease_to if lease_to is not None else (None, None)
         for job in jobs:
             state = JobState.FAILED if job.refusal else waiting
             counted_at = now if wanted and job.counted and not job.refusal else None
-            position += await self.db.execute(
+            leased = state == JobState.PENDING and owner is not None
+            added = await self.db.execute(
                 "insert into jobs (batch, item_key, position, platform, chat_id,"
                 " message_id, owner_id, source, expiration, state, outcome, error, attempts,"
-                " counted_at, created_at, updated_at)"
-                " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
+                " counted_at, fair_key, lease_owner, lease_until, created_at, updated_at)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " on conflict do nothing",
                 (
                     batch.id,
@@ -217,11 +227,38 @@ class JobQueue:
                     state,
                     JobOutcome.FAILED if job.refusal else None,
                     job.refusal,
+                    1 if leased else 0,
                     counted_at,
+                    key,
+                    owner if leased else None,
+                    now + until if leased and until is not None else None,
                     stamp,
                     stamp,
                 ),
             )
+            position += added
+            key += added
+
+    async def _first_key(self, platform: str, owner_id: str) -> float:
+        """The place in line of an owner's next job: after their jobs still waiting, and
+        not before the last job claimed on the platform."""
+        db = self.db
+        clock = await db.fetchval("select clock from fair_clocks where platform = ?", (platform,))
+        last = await db.fetchval(
+            "select max(fair_key) as last from jobs where state in (?, ?) and owner_id = ?"
+            " and platform = ?",
+            (JobState.PENDING, JobState.HELD, owner_id, platform),
+        )
+        start = float(clock or 0.0)
+        return start if last is None else max(start, float(last) + 1)
+
+    async def leased(self, batch_id: str, worker: str) -> list[JobRecord]:
+        """The batch's jobs recorded as claimed by ``worker`` (see ``lease_to``)."""
+        rows = await self.db.fetch(
+            "select * from jobs where batch = ? and state = ? and lease_owner = ? order by id",
+            (batch_id, JobState.PENDING, worker),
+        )
+        return [_job(row) for row in rows]
 
     async def want(
         self, batch: Batch, expiration: str | None, limit: RateLimit | None = None
@@ -314,9 +351,9 @@ class JobQueue:
         batch_id: str | None = None,
         running: Iterable[int] = (),
     ) -> list[JobRecord]:
-        """Lease up to ``limit`` runnable jobs to ``worker``, fairly across owners (or the
-        jobs of one batch). Each claim counts as an attempt. Jobs another process is
-        claiming at the same moment are skipped, not waited for."""
+        """Lease up to ``limit`` runnable jobs to ``worker``, the first in line (of all
+        owners, or of one batch). Each claim counts as an attempt. Jobs another process
+        is claiming at the same moment are skipped, not waited for."""
         now = self.now()
         kinds = tuple(platforms)
         if not kinds or limit <= 0:
@@ -328,29 +365,20 @@ class JobQueue:
         else:  # a caller running its own batch works it itself
             scope += " and b.answer = 'outbox'"
         mine = tuple(running)
-        # Never this worker's own jobs again, even if a renewal came late (filtered after
-        # ranking: running jobs still count for their owner's turn).
-        not_mine = f" and id not in ({marks(mine)})" if mine else ""
-        # Rank each pending job within its owner's queue (leased ones included, so an owner
-        # with 4 uploads running is behind someone with none), then take the lowest ranks.
-        # On a tie the owner whose queue began last goes first: the one who has been
-        # waiting for a first answer, not the one whose earlier images just finished.
-        ranked = (
-            "with ranked as (select j.id, j.lease_until, row_number() over owner as turn,"
-            " min(j.id) over owner as since"
-            " from jobs j join batches b on b.id = j.batch"
-            f" where j.state = ? and b.ready_at <= ? and b.wanted = 1 and {scope}"
-            " window owner as (partition by j.platform, j.owner_id order by j.id))"
-            " select id from ranked where (lease_until is null or lease_until < ?)"
-            f"{not_mine} order by turn, since desc, id limit ?"
+        # Never this worker's own jobs again, even if a renewal came late.
+        not_mine = f" and j.id not in ({marks(mine)})" if mine else ""
+        line = (
+            "select j.id from jobs j join batches b on b.id = j.batch"
+            " where j.state = ? and (j.lease_until is null or j.lease_until < ?)"
+            f" and b.ready_at <= ? and b.wanted = 1 and {scope}{not_mine}"
+            " order by j.fair_key, j.id limit ?"
         )
         db = self.db
         async with db.transaction():
             candidates = [
                 row["id"]
                 for row in await db.fetch(
-                    ranked,
-                    (JobState.PENDING, now, *params, now, *mine, limit + EXTRA_CANDIDATES),
+                    line, (JobState.PENDING, now, now, *params, *mine, limit + EXTRA_CANDIDATES)
                 )
             ]
             rows = await lease_rows(
@@ -363,7 +391,22 @@ class JobQueue:
                 lease=lease,
                 limit=limit,
             )
+            await self._advance_clocks(rows)
         return sorted((_job(row) for row in rows), key=lambda job: job.id)
+
+    async def _advance_clocks(self, claimed: Sequence[Row]) -> None:
+        """The platform's line has reached the last claimed job's place."""
+        reached: dict[str, float] = {}
+        for row in claimed:
+            key = float(row["fair_key"] or 0.0)
+            reached[row["platform"]] = max(key, reached.get(row["platform"], key))
+        later = self.db.dialect.greatest("fair_clocks.clock", "excluded.clock")
+        for platform, clock in reached.items():
+            await self.db.execute(
+                "insert into fair_clocks (platform, clock) values (?, ?)"
+                f" on conflict (platform) do update set clock = {later}",
+                (platform, clock),
+            )
 
     async def renew(self, worker: str, job_ids: Iterable[int], lease: float) -> None:
         ids = list(job_ids)

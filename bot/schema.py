@@ -377,6 +377,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "create index idx_bot_messages_platform_chat_id_message_id on bot_messages"
         " (platform, chat_id, message_id)",
     ),
+    # v14: claims that cost the same however long the queue (see bot.queue).
+    (
+        # Start-time fair queuing: each job's place in line, and per platform the place of
+        # the last job claimed (a newcomer's first job goes in there).
+        "alter table jobs add column fair_key {real}",
+        "update jobs set fair_key = id where state in ('pending', 'held')",
+        "create table fair_clocks (platform {text} primary key, clock {real})",
+        "create index idx_jobs_state_fair_key on jobs (state, fair_key)",
+        "create index idx_jobs_state_owner_id_fair_key on jobs (state, owner_id, fair_key)",
+        "create index idx_jobs_batch_state on jobs (batch, state)",
+        "create index idx_jobs_state_lease_until on jobs (state, lease_until)",
+        # What the sweep, a stopping worker and a re-rendered post look for.
+        "create index idx_jobs_lease_owner on jobs (lease_owner)",
+        "create index idx_jobs_upload_id on jobs (upload_id)",
+        "create index idx_uploads_state_expires_at on uploads (state, expires_at)",
+        "create index idx_inbox_state_received_at on inbox (state, received_at)",
+    ),
 )
 SCHEMA_VERSION = SNAPSHOT_VERSION + len(MIGRATIONS)
 

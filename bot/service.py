@@ -118,8 +118,11 @@ class RehostService:
 
     async def rehost(self, request: RehostRequest) -> list[RehostResult]:
         """One result per source, in order; each failure carries a message for the user."""
-        batch = await self.intake.submit(request, answer=ANSWER_TO_CALLER)
-        jobs = await self.queue.claim(self._caller, [request.platform], self.lease, 1 << 30, batch)
+        # Recorded already claimed by this caller: one transaction, and no claim after it.
+        batch = await self.intake.submit(
+            request, answer=ANSWER_TO_CALLER, lease_to=(self._caller, self.lease)
+        )
+        jobs = await self.queue.leased(batch, self._caller)
         done = await asyncio.gather(
             *(run_job(job, self.rehoster, self.answering, self._gate, self._caller) for job in jobs)
         )
