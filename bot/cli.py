@@ -8,17 +8,17 @@ line on stderr, and this module is the one place that turns them into it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
-import sqlite3
 import sys
 import unicodedata
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.config import Config, load_config
-from bot.errors import ConfigError, ExpirationError
+from bot.errors import ConfigError, ExpirationError, StorageError
+
+if TYPE_CHECKING:
+    from bot.config import Config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_CONFIG = Path("rehost.toml")
@@ -197,14 +197,18 @@ def _lazy(module: str, name: str) -> Handler:
 
 
 def load(args: argparse.Namespace) -> Config:
+    from bot.config import load_config
+
     return load_config(args.config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bot.store import StorageError
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Imported here, not at the top: rehost --help needs none of it.
+    import asyncio
+    import sqlite3
+
     if args.command == "emulate-host":
         return _emulate(args)
     try:
@@ -264,7 +268,7 @@ def printable(text: str) -> str:
 def _database_name(args: argparse.Namespace) -> str:
     """The database the configuration names (it loaded before the database failed)."""
     try:
-        return load_config(args.config).storage.where
+        return load(args).storage.where
     except Exception:
         return "the database"
 

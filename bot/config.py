@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from bot.database import is_postgres_url, redact_url
 from bot.errors import ConfigError, ExpirationError
 from bot.expiration import Duration, parse_duration
 from bot.hosts.presets import DEFAULT_FORMATS, DEFAULT_MAX_BYTES, DIALECTS, PRESETS
 from bot.media import BY_NAME
+from bot.storageurl import is_postgres_url, redact_url
 
 T = TypeVar("T")
 

@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
 
 from bot.dialects import POSTGRES, SQLITE, Dialect
-from bot.errors import RehostError
+from bot.errors import StorageError
+from bot.storageurl import is_postgres_url, redact_url
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -38,17 +38,6 @@ Params = Sequence[Any]
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000  # how long a SQLite statement waits for another writer
-
-
-class StorageError(RehostError):
-    """The database cannot be used: the path, the file, the server, or its version is
-    wrong. The message names the database (never a password) and what is wrong, in one
-    line; the command line prints it as it is and exits 2."""
-
-    def __init__(self, where: Path | str, problem: str) -> None:
-        super().__init__(f"{where}: {problem}")
-        self.where = str(where)
-        self.problem = problem
 
 
 class Database(ABC):
@@ -304,20 +293,6 @@ async def open_database(target: str | Path | None) -> Database:
         await sqlite.close()
         raise
     return sqlite
-
-
-def is_postgres_url(text: str) -> bool:
-    return urlsplit(text).scheme in ("postgresql", "postgres")
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 def _first_line(error: BaseException) -> str:

@@ -140,3 +140,14 @@ class ExpiryUnsupported(HostError):
     """This host cannot honour the expiry asked for (e.g. shorter than it allows)."""
 
     kind = "expiration"
+
+
+class StorageError(RehostError):
+    """The database cannot be used: the path, the file, the server, or its version is
+    wrong. The message names the database (never a password) and what is wrong, in one
+    line; the command line prints it as it is and exits 2."""
+
+    def __init__(self, where: object, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where = str(where)
+        self.problem = problem

@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from bot.database import Database, SQLiteDatabase, StorageError
+from bot.database import Database, SQLiteDatabase
+from bot.errors import StorageError
 
 
 def _v1_first_schema(db: sqlite_utils.Database) -> None:

@@ -20,10 +20,10 @@ from bot.database import (
     Database,
     Row,
     SQLiteDatabase,
-    StorageError,
     open_database,
     storage_problem,
 )
+from bot.errors import StorageError
 from bot.schema import SCHEMA_VERSION, migrate, schema_version
 from bot.states import UploadState
 

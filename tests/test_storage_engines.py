@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.database import SQLiteDatabase, StorageError
+from bot.database import SQLiteDatabase
+from bot.errors import StorageError
 from bot.schema import SCHEMA_VERSION, SNAPSHOT_VERSION, SQLITE_HISTORY
 from bot.store import Store
 
