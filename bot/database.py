@@ -165,6 +165,8 @@ class SQLiteDatabase(Database):
             yield
             return
         async with self._lock:
+            if self.trace is not None:
+                self.trace("BEGIN IMMEDIATE", ())
             await self.call(lambda: self.conn.execute("BEGIN IMMEDIATE"))
             token = self._owner.set(asyncio.current_task())
             try:
@@ -175,6 +177,8 @@ class SQLiteDatabase(Database):
                 await asyncio.shield(self.call(self._rollback))
                 raise
             else:
+                if self.trace is not None:
+                    self.trace("COMMIT", ())
                 try:
                     await self.call(lambda: self.conn.execute("COMMIT"))
                 except BaseException:

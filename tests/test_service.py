@@ -337,3 +337,28 @@ async def test_a_known_source_key_is_reused_without_downloading_again(
     assert host_emu.bytes_served(again_url) == len(data), "only the third request downloaded"
     assert other_key.dedup, "a new key still falls back to the sha256"
     assert len(host_emu.uploads) == 1
+
+
+async def test_a_rehost_costs_two_write_transactions_on_sqlite(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    """One records the request (already claimed by its caller), one records the upload
+    with the job's end; everything else only reads."""
+    urls = [blob(host_emu, f"{i}.png", samples.png(90 + i, 4)) for i in range(6)]
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        await h.service.rehost(request("ann", urls[0]))  # the first one sets things up
+        statements: list[str] = []
+        h.store.db.trace = lambda sql, params: statements.append(sql)  # type: ignore[attr-defined]
+        for index, ref in enumerate(urls[1:]):
+            [result] = await h.service.rehost(request(f"user-{index}", ref))
+            assert result.ok
+    writes = ("insert", "update", "delete")
+    inside, transactions = False, 0
+    for sql in statements:
+        if sql == "BEGIN IMMEDIATE":
+            inside, transactions = True, transactions + 1
+        elif sql == "COMMIT":
+            inside = False
+        elif sql.split()[0].lower() in writes and not inside:
+            transactions += 1  # a write on its own is a transaction of its own
+    assert transactions / (len(urls) - 1) <= 2
