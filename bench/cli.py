@@ -332,12 +332,27 @@ def _fresh(workdir: Path, name: str) -> Path:
     return path
 
 
+def bench_scale(profile: Profile, workdir: Path) -> list[Row]:
+    # Imported here: it needs psycopg and a PostgreSQL server, which the others do not.
+    from bench.scale import ScaleError
+    from bench.scale import bench_scale as run_scale
+
+    try:
+        return run_scale(profile.name, workdir)
+    except ScaleError as error:
+        raise BenchError(f"scale: {error}") from error
+
+
 BENCHMARKS = {
     "upload": bench_upload,
     "memory": bench_memory,
     "burst": bench_burst,
     "dedup": bench_dedup,
+    "scale": bench_scale,
 }
+# Run when --only names none: scale starts PostgreSQL and a dozen processes, so it is asked
+# for by name (--only scale).
+DEFAULT = ("upload", "memory", "burst", "dedup")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,7 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks, not numbers")
     parser.add_argument("--rounds", type=int, help="upload rounds (median of)")
     parser.add_argument(
-        "--only", action="append", choices=sorted(BENCHMARKS), help="run only these (repeatable)"
+        "--only",
+        action="append",
+        choices=sorted(BENCHMARKS),
+        help="run only these (repeatable); scale runs only when named",
     )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
@@ -356,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="rehost-bench-") as tmp:
             for name, run in BENCHMARKS.items():
-                if args.only is None or name in args.only:
+                if name in (args.only or DEFAULT):
                     rows += run(profile, Path(tmp))
     except BenchError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)

@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 INTERVAL = 0.05  # seconds asked to sleep
 REPORT_EVERY = 5.0  # seconds between log lines
 # What the log lines say, for whoever reads them back (benchmarks, log scrapers).
-LINE = re.compile(r"event loop lag: worst (?P<ms>\d+(?:\.\d+)?) ms in the last ")
+LINE = re.compile(
+    r"event loop lag: worst (?P<ms>\d+(?:\.\d+)?) ms in the last (?P<span>\d+(?:\.\d+)?) s"
+)
 
 
 class LoopLag:
