@@ -8,5 +8,7 @@ and CPU never count against another's.
 
 Modules: ``cli`` runs everything and prints the table, ``server`` is the emulator process,
 ``worker`` the measured bot-side process, ``probe`` reads memory and event-loop lag,
-``report`` turns the numbers into rows.
+``report`` turns the numbers into rows. ``scale`` (run only with ``--only scale``) runs the
+bot as separate processes on PostgreSQL: ``fleet`` starts and kills them, ``traffic`` plays
+the people and reads the answers, ``cpu`` counts CPU time, ``scale_report`` makes the rows.
 """

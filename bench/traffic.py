@@ -7,16 +7,18 @@ and stamps the bot's answers with ``time.monotonic()`` as they arrive: a Discord
 ``POST /channels/{id}/messages`` with a ``message_reference`` to the image's message, a
 Telegram one is a ``sendMessage`` replying to the photo.
 
-Two ways to send: ``closed_loop`` (each sender posts an image, waits for its answer, posts
-the next, until the images run out: as many in flight as there are senders, which keeps
-the bot saturated) and ``steady`` (images at a fixed rate, senders taking turns, whatever
-the answers do).
+``populate`` makes the guilds (each with an auto-rehost channel and a few members, spread
+over the gateway shards) and the Telegram users. Two ways to send: ``closed_loop`` (each
+sender posts an image, waits for its answer, posts the next, until the images run out: as
+many in flight as there are senders, which keeps the bot saturated) and ``steady``
+(images at a fixed rate, senders taking turns, whatever the answers do).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import re
@@ -150,6 +152,41 @@ class Sender:
             return ("discord", self.chat, int(message["id"]))
         message = tg.send_photo(self.chat, self.user, image)
         return ("telegram", self.chat, int(message["message_id"]))
+
+
+@dataclass(frozen=True)
+class World:
+    """Who posts (``senders``), and the auto-rehost ``channels`` of the Discord guilds."""
+
+    senders: list[Sender]
+    channels: list[int]
+
+
+def populate(
+    dc: DiscordEmulator, tg: TelegramEmulator, *, shards: int, guilds_per_shard: int,
+    members_per_guild: int, telegram_users: int,
+) -> World:  # fmt: skip
+    """The guilds, channels and people; the senders alternate between the platforms."""
+    senders: list[Sender] = []
+    channels: list[int] = []
+    for shard in range(shards):
+        for _ in range(guilds_per_shard):
+            guild = dc.guild_id_on_shard(shard, shards)
+            channel = dc.world.ids.next()
+            members = [dc.world.ids.next() for _ in range(members_per_guild)]
+            for index, user in enumerate(members):
+                dc.add_user(user, f"member{len(senders) + index}")
+            dc.add_guild(guild, owner_id=members[0], channels=[channel],
+                         members=[(user, 0) for user in members])  # fmt: skip
+            channels.append(channel)
+            senders += [Sender("discord", channel, user, guild) for user in members]
+    people = []
+    for index in range(telegram_users):
+        user = 5_000_000 + index
+        tg.add_user(user, first_name=f"User{index}", username=f"user{index}")
+        people.append(Sender("telegram", user, user))
+    mixed = [s for pair in itertools.zip_longest(senders, people) for s in pair if s is not None]
+    return World(mixed, channels)
 
 
 async def closed_loop(
