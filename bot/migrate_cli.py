@@ -97,14 +97,11 @@ async def _chat_resolvers(config: Config) -> AsyncIterator[dict[str, Resolver]]:
     if config.telegram is None:
         yield resolvers
         return
-    from telegram import Bot
-
+    from adapters.telegram.request import new_bot
     from adapters.telegram.sources import make_resolver
 
     settings = config.telegram
-    base_url, base_file_url = "https://api.telegram.org/bot", "https://api.telegram.org/file/bot"
-    if settings.base_url and settings.base_file_url:  # a self-hosted Bot API server
-        base_url, base_file_url = settings.base_url, settings.base_file_url
-    async with Bot(settings.token, base_url=base_url, base_file_url=base_file_url) as bot:
+    # At a self-hosted Bot API server when base_url and base_file_url are set.
+    async with new_bot(settings) as bot:
         resolvers["telegram"] = make_resolver(bot, settings.max_download_bytes)
         yield resolvers

@@ -76,15 +76,12 @@ async def _with_bot(
     doing: str,
     action: Callable[[Bot], Awaitable[None]],
 ) -> int:
-    from telegram import Bot
     from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 
     from adapters.telegram.delivery import with_retry
+    from adapters.telegram.request import new_bot
 
-    if settings.base_url and settings.base_file_url:  # a self-hosted Bot API server
-        bot = Bot(settings.token, base_url=settings.base_url, base_file_url=settings.base_file_url)
-    else:
-        bot = Bot(settings.token)
+    bot = new_bot(settings)  # at a self-hosted Bot API server if base_url is set
     try:
         async with bot:  # getMe: a wrong token is found here
             await with_retry(lambda: action(bot))

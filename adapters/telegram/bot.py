@@ -43,6 +43,7 @@ from adapters.telegram.delivery import Delivery, Pace, Pacer, with_retry
 from adapters.telegram.handling import UpdateHandling
 from adapters.telegram.intake import UPLOAD_CAPTION, Intake
 from adapters.telegram.polling import DurablePoller
+from adapters.telegram.request import bot_requests
 from adapters.telegram.sources import make_resolver
 from adapters.telegram.trigger import PLATFORM, topic_of
 from adapters.telegram.webhook import WebhookServer
@@ -92,7 +93,13 @@ class TelegramAdapter:
     # --- lifecycle -----------------------------------------------------------------------
 
     def build(self) -> AnyApplication:
-        builder = Application.builder().token(self.settings.token)
+        request, get_updates_request = bot_requests()
+        builder = (
+            Application.builder()
+            .token(self.settings.token)
+            .request(request)
+            .get_updates_request(get_updates_request)
+        )
         if self.settings.base_url and self.settings.base_file_url:
             builder = builder.base_url(self.settings.base_url).base_file_url(
                 self.settings.base_file_url
