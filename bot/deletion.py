@@ -140,6 +140,10 @@ class DeleteService:
         double click), one marks it and changes the posts; the other is told it is gone."""
         async with self.store.transaction():
             if not await self.store.take_state(upload.id, ACTIVE, DELETED):
+                # Another delete recorded it first (and changes the posts). If the host
+                # deleted the image at this request, that is still what happened here.
+                if status is DeleteStatus.DELETED:
+                    return DeleteResult(status, message, upload)
                 return DeleteResult(
                     DeleteStatus.ALREADY_GONE, f"Upload #{upload.id} is already deleted.", upload
                 )
