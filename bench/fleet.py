@@ -38,6 +38,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+@dataclass(frozen=True)
+class Lag:
+    """One logged event-loop lag: how late (seconds), the CPU the process used meanwhile
+    (None: not logged), and which process."""
+
+    seconds: float
+    cpu: float | None
+    process: str
+
+
 @dataclass
 class Member:
     """One process: ``name`` (``worker-3``), its ``role``, and how many adapters it starts
@@ -64,9 +74,9 @@ class Member:
     def is_ready(self) -> bool:
         return self.log_text().count(STARTED) >= self.adapters
 
-    def worst_lag(self, since: float = 0.0) -> float | None:
+    def worst_lag(self, since: float = 0.0) -> Lag | None:
         """The worst event-loop lag this process logged for windows that began at or after
-        ``since`` (``time.time()``), in seconds; None: no such line."""
+        ``since`` (``time.time()``); None: no such line."""
         found = []
         for line in self.log_text().splitlines():
             match = LINE.search(line)
@@ -77,8 +87,9 @@ class Member:
             except ValueError:
                 continue
             if logged - float(match["span"]) >= since:
-                found.append(float(match["ms"]) / 1000)
-        return max(found) if found else None
+                cpu = float(match["cpu"]) / 1000 if match["cpu"] else None
+                found.append(Lag(float(match["ms"]) / 1000, cpu, self.name))
+        return max(found, key=lambda lag: lag.seconds) if found else None
 
 
 class Fleet:
@@ -152,15 +163,15 @@ class Fleet:
                     os.killpg(member.process.pid, signal.SIGKILL)
                 await member.process.wait()
 
-    def worst_lag(self, role: str | None = None, since: float = 0.0) -> float | None:
+    def worst_lag(self, role: str | None = None, since: float = 0.0) -> Lag | None:
         """The worst event-loop lag any process (of ``role``) logged for windows that
-        began at or after ``since`` (``time.time()``), in seconds."""
+        began at or after ``since`` (``time.time()``)."""
         lags = [
             lag
             for m in self.members
             if role in (None, m.role) and (lag := m.worst_lag(since)) is not None
         ]
-        return max(lags) if lags else None
+        return max(lags, key=lambda lag: lag.seconds) if lags else None
 
     def failures(self) -> list[str]:
         """Processes that ended with an error by themselves, or that SIGTERM did not stop

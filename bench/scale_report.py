@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from bench.fleet import STOP_GRACE
+from bench.fleet import STOP_GRACE, Lag
 from bench.report import Row, ms, ratio
 from bench.traffic import Sent, percentile
 
@@ -62,7 +62,7 @@ class Outcome:
     retried_jobs: int
     resent_answers: int
     kills: int
-    worst_lag: dict[str, float | None]
+    worst_lag: dict[str, Lag | None]  # per role
     emulator_lag: float
     telegram_429: int
     unstopped: list[str] = field(default_factory=list)  # SIGTERM did not stop them in time
@@ -73,7 +73,7 @@ class Outcome:
 
     @property
     def lag(self) -> float | None:
-        known = [lag for lag in self.worst_lag.values() if lag is not None]
+        known = [lag.seconds for lag in self.worst_lag.values() if lag is not None]
         return max(known) if known else None
 
 
@@ -102,9 +102,16 @@ def _spread(phase: Phase) -> str:
     )
 
 
+def _lag(lag: Lag | None) -> str:
+    """``12.0 ms``, with the CPU its process used meanwhile when known."""
+    if lag is None:
+        return "—"
+    return ms(lag.seconds) + ("" if lag.cpu is None else f" (cpu {ms(lag.cpu)})")
+
+
 def _lag_row(label: str, outcome: Outcome) -> Row:
     lag = outcome.lag
-    parts = [f"{role} {fmt_ms(value)}" for role, value in outcome.worst_lag.items()]
+    parts = [f"{role} {_lag(value)}" for role, value in outcome.worst_lag.items()]
     parts.append(f"emulators' own {fmt_ms(outcome.emulator_lag)}")
     parts.append(f"runnable processes {outcome.runnable:.1f} on {CORES} cores")
     return Row(

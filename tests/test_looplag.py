@@ -1,5 +1,5 @@
 """The event-loop lag watch (``bot.looplag``): a call that blocks the loop shows up as lag,
-in ``worst`` and in the parseable log lines."""
+in ``worst`` and in the parseable log lines, with the CPU the process spent meanwhile."""
 
 from __future__ import annotations
 
@@ -53,3 +53,29 @@ async def test_each_window_is_reported_and_then_forgotten(
 
 async def test_stop_without_start_is_harmless() -> None:
     assert await LoopLag().stop() == 0.0
+
+
+async def test_the_cpu_spent_tells_computation_from_waiting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.looplag")
+    lag = LoopLag(interval=0.01, report_every=0.0)
+    lag.start()
+    await lag.wait_sample()
+    time.sleep(0.2)  # waiting: the loop is blocked, the process spends no CPU
+    await lag.wait_sample()
+    assert lag.window_worst == 0.0, "reported"
+    slept_lag, slept_cpu = lag.worst, lag.worst_cpu
+    assert slept_lag >= 0.150 and slept_cpu < slept_lag / 2
+    spent = time.process_time()
+    while time.process_time() - spent < 0.3:  # computing: 300 ms of CPU on the loop
+        pass
+    await lag.wait_sample()
+    await lag.stop()
+    assert lag.worst >= 0.250 and lag.worst_cpu >= 0.250
+    cpus = [
+        float(match["cpu"])
+        for record in caplog.records
+        if (match := LINE.match(record.getMessage())) is not None and match["cpu"]
+    ]
+    assert max(cpus) >= 250
