@@ -222,6 +222,76 @@ async def burst(params: Params) -> Result:
     }
 
 
+async def _burst_requests(
+    count: int, concurrency: int, one: Callable[[int], Coroutine[Any, Any, None]]
+) -> tuple[float, float]:
+    """``one(index)`` for every index, ``concurrency`` at a time, each started in its own
+    loop turn as the service's burst is: (seconds, CPU seconds)."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def slot(index: int) -> None:
+        async with slots:
+            await one(index)
+
+    cpu, started = time.process_time(), time.perf_counter()
+    tasks = []
+    for index in range(count):
+        tasks.append(asyncio.create_task(slot(index)))
+        await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+async def burst_http(params: Params) -> Result:
+    """The burst's HTTP work alone, through the bot's own parts (the fetcher and the host
+    client over ``new_http_client``): no queue, no store. Where the bot's CPU goes."""
+    count, size, base = int(params["count"]), int(params["size"]), params["base"]
+    async with new_http_client() as http:
+        client = CheveretoClient("bench", params["endpoint"], API_KEY, http, max_bytes=32 * MB)
+        fetcher = Fetcher(http, max_bytes=32 * MB, spool_dir=Path(params["workdir"]))
+
+        async def one(index: int, prefix: str = "burst") -> None:
+            url = blob_url(base, prefix, index)
+            source = await fetcher.fetch(url, filename=f"image-{index}.png", declared_size=size)
+            if not isinstance(source, UploadSource):
+                raise RuntimeError(f"a download failed: {source.message}")
+            try:
+                await client.upload(source, None)
+            finally:
+                source.discard()
+
+        for index in range(4):
+            await one(index, "warm")
+        seconds, cpu = await _burst_requests(count, int(params["concurrency"]), one)
+    return {"seconds": seconds, "cpu_per_request": cpu / count}
+
+
+async def burst_aiohttp(params: Params) -> Result:
+    """The reference for the burst's CPU: a minimal aiohttp client doing the same download
+    and the same Chevereto upload (one session, its default pool), nothing else."""
+    import aiohttp
+
+    count, base, endpoint = int(params["count"]), params["base"], params["endpoint"]
+    async with aiohttp.ClientSession() as session:
+
+        async def one(index: int, prefix: str = "burst") -> None:
+            async with session.get(blob_url(base, prefix, index)) as got:
+                got.raise_for_status()
+                data = await got.read()
+            form = aiohttp.FormData()
+            form.add_field("key", API_KEY)
+            form.add_field("format", "json")
+            form.add_field("source", data, filename=f"image-{index}.png", content_type="image/png")
+            async with session.post(endpoint, data=form) as answer:
+                if answer.status != 200 or "image" not in await answer.json():
+                    raise RuntimeError(f"an upload failed: HTTP {answer.status}")
+
+        for index in range(4):
+            await one(index, "warm")
+        seconds, cpu = await _burst_requests(count, int(params["concurrency"]), one)
+    return {"seconds": seconds, "cpu_per_request": cpu / count}
+
+
 async def _download(http: httpx.AsyncClient, url: str) -> None:
     async with http.stream("GET", url) as response:
         async for _ in response.aiter_raw():
@@ -265,6 +335,8 @@ ASYNC_SCENARIOS: dict[str, Callable[[Params], Coroutine[Any, Any, Result]]] = {
     "upload-imgbbpy-async": upload_imgbbpy_async,
     "rehost-memory": rehost_memory,
     "burst": burst,
+    "burst-http": burst_http,
+    "burst-aiohttp": burst_aiohttp,
     "dedup": dedup,
 }
 SYNC_SCENARIOS: dict[str, Callable[[Params], Result]] = {
