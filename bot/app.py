@@ -47,8 +47,11 @@ async def open_core(config: Config) -> AsyncIterator[Core]:
     try:
         guard = AddressGuard(config.links.allowed_networks)
         # Users' image links get a client of their own, which reaches public addresses only.
-        async with new_http_client() as http, new_link_client(guard) as links:
-            upload = config.upload
+        upload = config.upload
+        async with (
+            new_http_client(concurrency=upload.max_concurrency) as http,
+            new_link_client(guard) as links,
+        ):
             uploader = Uploader(
                 [
                     build_client(host, http, upload.host_time_budget)

@@ -66,7 +66,7 @@ async def run_upload(args: argparse.Namespace) -> int:
     store = None if args.no_record else await Store.open(config.storage.target)
     try:
         policy = RetryPolicy(config.upload.retry_attempts, config.upload.retry_backoff)
-        async with new_http_client() as http:
+        async with new_http_client(concurrency=config.upload.max_concurrency) as http:
             budget = config.upload.host_time_budget
             uploader = Uploader(
                 [build_client(config.hosts[n], http, budget) for n in names],

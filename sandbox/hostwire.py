@@ -53,6 +53,8 @@ class ReceivedRequest:
     form: dict[str, str]  # non-file multipart or urlencoded fields
     files: list[ReceivedFile]
     remote: str | None = None  # the peer's address, as the server saw it
+    # The peer's (address, port): one per TCP connection, so a client's connects count.
+    peer: tuple[str, int] | None = None
     # The body was over the server's post limit and thrown away, as PHP does
     # past post_max_size: `form` and `files` are then empty.
     body_dropped: bool = False
@@ -86,7 +88,13 @@ def envelope(request: web.BaseRequest) -> ReceivedRequest:
         form={},
         files=[],
         remote=request.remote,
+        peer=_peer(request),
     )
+
+
+def _peer(request: web.BaseRequest) -> tuple[str, int] | None:
+    name = request.transport.get_extra_info("peername") if request.transport else None
+    return (str(name[0]), int(name[1])) if isinstance(name, tuple) else None
 
 
 async def _read_part(part: aiohttp.BodyPartReader, budget: int) -> bytes:
