@@ -30,6 +30,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpcore
 import httpx
@@ -246,8 +247,11 @@ def new_link_client(
     trust (default: the system's)."""
     backend = GuardedBackend(guard, resolve=resolve, inner=inner)
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=4)
+    # No cookies kept: a cookie one user's link set must not go with another user's fetch.
+    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     return httpx.AsyncClient(
         transport=GuardedTransport(backend, limits=limits, ssl_context=ssl_context),
+        cookies=no_cookies,
         follow_redirects=False,
         trust_env=False,
         headers={"User-Agent": USER_AGENT, "Accept": "image/*"},

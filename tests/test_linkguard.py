@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import httpcore
+import httpx
 import pytest
 
 from bot.config import parse_config
@@ -442,3 +443,14 @@ def test_allowed_networks_are_read_and_a_bad_one_names_its_key(tmp_path: Path) -
         _config(tmp_path, {"allowed_networks": [8]})
     with pytest.raises(ConfigError, match=r"links\.allowed_networks"):
         _config(tmp_path, {"allowed_networks": "127.0.0.0/8"})
+
+
+async def test_the_link_client_keeps_no_cookie_for_the_next_users_fetch() -> None:
+    """A cookie a site set while fetching one user's link is not sent with the next."""
+    request = httpx.Request("GET", "https://images.example.org/a.png")
+    response = httpx.Response(200, headers={"set-cookie": "sid=ann; Path=/"}, request=request)
+    async with new_link_client(AddressGuard(())) as client, httpx.AsyncClient() as plain:
+        client.cookies.extract_cookies(response)
+        plain.cookies.extract_cookies(response)
+        assert len(plain.cookies) == 1, "an ordinary client would keep it"
+        assert len(client.cookies) == 0
