@@ -26,6 +26,7 @@ PR_SET_PDEATHSIG = 1
 STARTED = "adapter started"
 LOG_TIME = "%Y-%m-%d %H:%M:%S,%f"  # logging's asctime, local time
 STOP_GRACE = 20.0  # seconds a process gets to stop after SIGTERM
+STARTING = " while starting"  # how rehost run marks the lag of its start (bot.runner)
 
 
 class FleetError(RuntimeError):
@@ -75,18 +76,18 @@ class Member:
         return self.log_text().count(STARTED) >= self.adapters
 
     def worst_lag(self, since: float = 0.0) -> Lag | None:
-        """The worst event-loop lag this process logged for windows that began at or after
-        ``since`` (``time.time()``); None: no such line."""
+        """The worst event-loop lag this process logged while serving (not starting), in
+        windows that ended at or after ``since`` (``time.time()``); None: no such line."""
         found = []
         for line in self.log_text().splitlines():
             match = LINE.search(line)
-            if match is None:
+            if match is None or line.endswith(STARTING):
                 continue
             try:
                 logged = datetime.strptime(line[:23], LOG_TIME).timestamp()
             except ValueError:
                 continue
-            if logged - float(match["span"]) >= since:
+            if logged >= since:
                 cpu = float(match["cpu"]) / 1000 if match["cpu"] else None
                 found.append(Lag(float(match["ms"]) / 1000, cpu, self.name))
         return max(found, key=lambda lag: lag.seconds) if found else None
@@ -164,8 +165,8 @@ class Fleet:
                 await member.process.wait()
 
     def worst_lag(self, role: str | None = None, since: float = 0.0) -> Lag | None:
-        """The worst event-loop lag any process (of ``role``) logged for windows that
-        began at or after ``since`` (``time.time()``)."""
+        """The worst event-loop lag any process (of ``role``) logged while serving, in
+        windows that ended at or after ``since`` (``time.time()``)."""
         lags = [
             lag
             for m in self.members

@@ -379,7 +379,7 @@ class Run:
             senders, dc, tg, replies, images["warm"], phase="warm", answer_timeout=timeout
         )
         kills, cpu = 0, dict[str, float]()
-        since = time.time()  # event-loop lag is read for windows from here on
+        since = time.time()  # event-loop lag: the windows that reach into the measuring
         runnable = RunQueue()
         runnable.start()
         if chaos_on:

@@ -134,6 +134,7 @@ async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -
                 await adapter.start()
                 started.append(adapter)
                 log.info("%s adapter started", adapter.name)
+            lag.report("while starting")  # the start's own line; serving starts afresh
             await stop.wait()
         finally:
             for task in (sweeper, checker):

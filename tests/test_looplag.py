@@ -79,3 +79,20 @@ async def test_the_cpu_spent_tells_computation_from_waiting(
         if (match := LINE.match(record.getMessage())) is not None and match["cpu"]
     ]
     assert max(cpus) >= 250
+
+
+async def test_a_window_ends_early_with_a_note(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.looplag")
+    lag = LoopLag(interval=0.01, report_every=3600)
+    lag.start()
+    await lag.wait_sample()
+    time.sleep(0.2)
+    await lag.wait_sample()
+    lag.report("while starting")
+    await lag.wait_sample()
+    await lag.stop()
+    first, stopping = [r.getMessage() for r in caplog.records]
+    assert first.endswith(" while starting") and LINE.match(first)
+    assert stopping.endswith("(stopping)")
+    assert worst_logged(caplog)[0] >= 150
+    assert worst_logged(caplog)[1] < worst_logged(caplog)[0], "the next window starts afresh"
