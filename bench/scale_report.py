@@ -172,8 +172,9 @@ def rows_of(runs: list[Outcome], *, rate: float, kill_every: float) -> list[Row]
         twice = sum(o.discord_duplicates + o.telegram_duplicates for o in quiet)
         rows.append(
             Row("scale, no kills: lost images, duplicate replies", f"{lost}, {twice}",
-                f"{sum(o.images for o in quiet)} images in {len(quiet)} runs; Telegram "
-                f"429s {sum(o.telegram_429 for o in quiet)}", None, "0, 0",
+                f"{sum(o.images for o in quiet)} images in {len(quiet)} runs; Telegram 429s "
+                + ", ".join(f"{o.telegram_429} ({_workers(o.workers)})" for o in quiet),
+                None, "0, 0",
                 lost == 0 and twice == 0)
         )  # fmt: skip
     unstopped = [name for outcome in runs for name in outcome.unstopped]
