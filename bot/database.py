@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import os
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +83,20 @@ class Database(ABC):
             await self.fetch(statement, (key,))
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """WAL mode, waiting for other processes opening the same new file at the same moment:
+    SQLite answers "locked" at once here, without waiting ``busy_timeout``."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # in the database's own thread, not on the event loop
+
+
 def _reads_only(sql: str) -> bool:
     """Whether a statement only reads (so, in WAL mode, never waits for a lock)."""
     head = sql.lstrip()[:7].lower()
@@ -136,7 +151,7 @@ class SQLiteDatabase(Database):
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if self.path is not None:
-                conn.execute("PRAGMA journal_mode=WAL")
+                _switch_to_wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
             conn.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as error:
