@@ -39,6 +39,8 @@ Params = Sequence[Any]
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000  # how long a SQLite statement waits for another writer
+# SQLite's own automatic checkpoint comes at 1,000 pages of WAL; a commit writes a few.
+CHECKPOINT_EVERY = 200
 
 
 class Database(ABC):
@@ -111,11 +113,14 @@ class SQLiteDatabase(Database):
     """One connection; statements from other tasks wait their turn (an ``asyncio.Lock``),
     and a transaction holds the connection until it ends.
 
-    Only what can wait for another process's lock runs in the database's own thread:
-    taking the write lock (``BEGIN IMMEDIATE``, or a write on its own) and committing. The
-    rest runs at once on the event loop, which costs far less than a hand-off to a thread:
-    in WAL mode a read never waits for a writer, and inside our own transaction the write
-    lock is already ours.
+    Statements run on the event loop, which costs far less than a hand-off to a thread: in
+    WAL mode a read never waits for a writer, and inside our own transaction the write lock
+    is already ours. Taking the write lock (``BEGIN IMMEDIATE``, a write on its own,
+    ``COMMIT``) is tried at once without waiting; only when another process holds the lock
+    does it go to the database's own thread, to wait there for up to ``busy_timeout``.
+    Checkpoints (which write the WAL back into the file and sync it) run in that thread
+    too, every ``CHECKPOINT_EVERY`` commits, rather than inside whichever commit crosses
+    SQLite's automatic threshold.
     """
 
     dialect = SQLITE
@@ -132,6 +137,7 @@ class SQLiteDatabase(Database):
         self.sqlite: sqlite_utils.Database | None = None
         # Called with every statement and its parameters (the query-plan test uses it).
         self.trace: Callable[[str, Params], None] | None = None
+        self._commits = 0
 
     async def open(self) -> None:
         self.sqlite = await self.call(self._connect)
@@ -153,6 +159,7 @@ class SQLiteDatabase(Database):
             if self.path is not None:
                 _switch_to_wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # ours run in the thread
             conn.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as error:
             conn.close()
@@ -187,7 +194,24 @@ class SQLiteDatabase(Database):
         async with self._lock:
             if _reads_only(sql):
                 return self._run(sql, params)
-            return await self.call(lambda: self._run(sql, params))
+            done = await self._locking(lambda: self._run(sql, params))
+            await self._checkpoint_now_and_then()
+            return done
+
+    async def _locking(self, action: Callable[[], T]) -> T:
+        """Run ``action``, which takes the write lock: at once if the lock is free, else in
+        the thread, waiting for it there. A statement refused as busy did nothing, so it can
+        run again (SQLite: a busy ``COMMIT`` leaves the transaction open to retry)."""
+        conn = self.conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            return action()
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return await self.call(action)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -197,7 +221,7 @@ class SQLiteDatabase(Database):
         async with self._lock:
             if self.trace is not None:
                 self.trace("BEGIN IMMEDIATE", ())
-            await self.call(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+            await self._locking(lambda: self.conn.execute("BEGIN IMMEDIATE"))
             token = self._owner.set(asyncio.current_task())
             try:
                 yield
@@ -210,12 +234,19 @@ class SQLiteDatabase(Database):
                 if self.trace is not None:
                     self.trace("COMMIT", ())
                 try:
-                    await self.call(lambda: self.conn.execute("COMMIT"))
+                    await self._locking(lambda: self.conn.execute("COMMIT"))
                 except BaseException:
                     await asyncio.shield(self.call(self._rollback))
                     raise
+                await self._checkpoint_now_and_then()
             finally:
                 self._owner.reset(token)
+
+    async def _checkpoint_now_and_then(self) -> None:
+        self._commits += 1
+        if self.path is not None and self._commits % CHECKPOINT_EVERY == 0:
+            # PASSIVE: as much as no reader in another process still needs; never waits.
+            await self.call(lambda: self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
 
     def _rollback(self) -> None:
         if self.conn.in_transaction:

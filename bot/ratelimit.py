@@ -32,17 +32,20 @@ class RateLimit:
         """Inside a transaction: how many of ``wanted`` images this user may rehost now.
         The caller records the granted jobs with ``counted_at = now`` before it commits."""
         await db.lock_key(f"rate-limit {platform} {owner_id}")
-        rows = await db.fetch(
-            "select counted_at from jobs where platform = ? and owner_id = ?"
-            " and counted_at > ? order by counted_at limit ?",
+        # One aggregate row, however many jobs are in the window (the limit caps the walk).
+        row = await db.fetchrow(
+            "select count(*) as counted, min(counted_at) as oldest from (select counted_at"
+            " from jobs where platform = ? and owner_id = ? and counted_at > ?"
+            " order by counted_at limit ?) as recent",
             (platform, owner_id, now - self.window, self.limit),
         )
-        counted = [float(row["counted_at"]) for row in rows]
-        granted = max(0, min(wanted, self.limit - len(counted)))
-        counted += [now] * granted
+        counted = int(row["counted"]) if row is not None else 0
+        oldest = row["oldest"] if row is not None else None
+        granted = max(0, min(wanted, self.limit - counted))
         retry_after = 0.0
-        if len(counted) >= self.limit:
-            retry_after = max(0.0, counted[0] + self.window - now)
+        if counted + granted >= self.limit:
+            first = float(oldest) if oldest is not None else now
+            retry_after = max(0.0, first + self.window - now)
         return Grant(granted, retry_after)
 
     def refusal(self, grant: Grant) -> str:
