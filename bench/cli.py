@@ -343,16 +343,27 @@ def bench_scale(profile: Profile, workdir: Path) -> list[Row]:
         raise BenchError(f"scale: {error}") from error
 
 
+def bench_startup(profile: Profile, workdir: Path) -> list[Row]:
+    from bench.startup import StartupError
+    from bench.startup import bench_startup as run_startup
+
+    try:
+        return run_startup(profile.name, workdir)
+    except StartupError as error:
+        raise BenchError(f"startup: {error}") from error
+
+
 BENCHMARKS = {
     "upload": bench_upload,
     "memory": bench_memory,
     "burst": bench_burst,
     "dedup": bench_dedup,
+    "startup": bench_startup,
     "scale": bench_scale,
 }
 # Run when --only names none: scale starts PostgreSQL and a dozen processes, so it is asked
 # for by name (--only scale).
-DEFAULT = ("upload", "memory", "burst", "dedup")
+DEFAULT = ("upload", "memory", "burst", "dedup", "startup")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,8 @@ EXPECTED = [
     "dedup, same 16 KB by the same owner, known file id (Telegram): median rehost",
     "dedup, same 64 KB by the same owner, known file id (Telegram): median rehost",
     "dedup: host upload requests during the repeats",
+    "startup: rehost --help, wall time",
+    "startup: rehost run to the first answered photo",
 ]
 
 
