@@ -29,7 +29,8 @@ def _stat(pid: int) -> list[str] | None:
 
 
 def process_tree_cpu(root: int) -> float:
-    """CPU seconds used so far by ``root`` and its living descendants."""
+    """CPU seconds used so far by ``root`` and its descendants: the living ones, and those
+    already reaped (a PostgreSQL backend whose connection has closed, say)."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
     for entry in PROC.iterdir():
@@ -38,9 +39,10 @@ def process_tree_cpu(root: int) -> float:
         fields = _stat(int(entry.name))
         if fields is None:
             continue
-        # fields[1] is the parent pid; [11], [12] user and system time (stat 14, 15).
+        # fields[1] is the parent pid; [11], [12] user and system time (stat 14, 15); [13],
+        # [14] those of its children it has waited for (stat 16, 17).
         parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICK
+        times[int(entry.name)] = sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICK
     tree, total = {root}, 0.0
     changed = True
     while changed:

@@ -23,6 +23,7 @@ import httpx
 
 from bench.common import API_KEY, MB, blob_url, image
 from bench.probe import LagMonitor, MemoryProbe
+from bot.database import SQLiteDatabase
 from bot.fetch import Fetcher
 from bot.hosts.base import HostClient, UploadSource
 from bot.hosts.chevereto import CheveretoClient
@@ -155,9 +156,14 @@ async def _warm_up(service: RehostService, base: str) -> None:
     _check(await service.rehost(_request("warm-up", [blob_url(base, "warm", 0)], WARM_SIZE)))
 
 
-async def _host_uploads(stats_url: str) -> int:
+async def _host_stats(stats_url: str) -> dict[str, Any]:
     async with httpx.AsyncClient() as http:
-        return int((await http.get(stats_url)).json()["uploads"])
+        stats: dict[str, Any] = (await http.get(stats_url)).json()
+        return stats
+
+
+async def _host_uploads(stats_url: str) -> int:
+    return int((await _host_stats(stats_url))["uploads"])
 
 
 async def rehost_memory(params: Params) -> Result:
@@ -188,11 +194,13 @@ async def burst(params: Params) -> Result:
     concurrency = int(params["concurrency"])
     async with _service(params, max_concurrency=concurrency) as service:
         await _warm_up(service, base)
-        before = await _host_uploads(params["stats"])
+        host_before = await _host_stats(params["stats"])
         requests = [
             _request(f"user-{index}", [blob_url(base, "burst", index)], size)
             for index in range(count)
         ]
+        db = service.store.db
+        transactions = db.write_transactions if isinstance(db, SQLiteDatabase) else 0
         monitor = LagMonitor()
         monitor.start()
         cpu = time.process_time()
@@ -210,15 +218,19 @@ async def burst(params: Params) -> Result:
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu
         worst = await monitor.stop()
+        if isinstance(db, SQLiteDatabase):
+            transactions = db.write_transactions - transactions
         for answer in answers:
             _check(answer, dedup=False)
-        uploads = await _host_uploads(params["stats"]) - before
+        host_after = await _host_stats(params["stats"])
     return {
         "seconds": seconds,
         "worst_lag": worst,
         "p99_lag": monitor.percentile(0.99),
         "cpu_per_request": cpu / count,
-        "host_uploads": uploads,
+        "host_uploads": host_after["uploads"] - host_before["uploads"],
+        "host_cpu_per_request": (host_after["cpu"] - host_before["cpu"]) / count,
+        "transactions_per_request": transactions / count,
     }
 
 

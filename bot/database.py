@@ -138,6 +138,8 @@ class SQLiteDatabase(Database):
         # Called with every statement and its parameters (the query-plan test uses it).
         self.trace: Callable[[str, Params], None] | None = None
         self._commits = 0
+        # Write transactions begun: each BEGIN IMMEDIATE, and each write on its own.
+        self.write_transactions = 0
 
     async def open(self) -> None:
         self.sqlite = await self.call(self._connect)
@@ -194,6 +196,7 @@ class SQLiteDatabase(Database):
         async with self._lock:
             if _reads_only(sql):
                 return self._run(sql, params)
+            self.write_transactions += 1
             done = await self._locking(lambda: self._run(sql, params))
             await self._checkpoint_now_and_then()
             return done
@@ -219,9 +222,13 @@ class SQLiteDatabase(Database):
             yield
             return
         async with self._lock:
+            # One loop turn with the lock held: tasks that arrive in the same turn queue on
+            # the lock, so they run one transaction per turn, not all in one long turn.
+            await asyncio.sleep(0)
             if self.trace is not None:
                 self.trace("BEGIN IMMEDIATE", ())
             await self._locking(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+            self.write_transactions += 1
             token = self._owner.set(asyncio.current_task())
             try:
                 yield

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.database import SQLiteDatabase
 from bot.deletion import DeleteStatus
 from bot.expiration import Duration
 from bot.requests import RehostRequest, SourceRef
@@ -347,18 +348,24 @@ async def test_a_rehost_costs_two_write_transactions_on_sqlite(
     urls = [blob(host_emu, f"{i}.png", samples.png(90 + i, 4)) for i in range(6)]
     async with service_for(host_emu, tmp_path / "r.db") as h:
         await h.service.rehost(request("ann", urls[0]))  # the first one sets things up
+        db = h.store.db
+        assert isinstance(db, SQLiteDatabase)
         statements: list[str] = []
-        h.store.db.trace = lambda sql, params: statements.append(sql)  # type: ignore[attr-defined]
+        db.trace = lambda sql, params: statements.append(sql)
+        before = db.write_transactions
         for index, ref in enumerate(urls[1:]):
             [result] = await h.service.rehost(request(f"user-{index}", ref))
             assert result.ok
+        transactions = db.write_transactions - before
+    # The counter agrees with the statements themselves.
     writes = ("insert", "update", "delete")
-    inside, transactions = False, 0
+    inside, seen = False, 0
     for sql in statements:
         if sql == "BEGIN IMMEDIATE":
-            inside, transactions = True, transactions + 1
+            inside, seen = True, seen + 1
         elif sql == "COMMIT":
             inside = False
         elif sql.split()[0].lower() in writes and not inside:
-            transactions += 1  # a write on its own is a transaction of its own
+            seen += 1  # a write on its own is a transaction of its own
+    assert transactions == seen > 0
     assert transactions / (len(urls) - 1) <= 2
