@@ -51,7 +51,8 @@ def to_text(moment: datetime | None) -> str | None:
 def from_text(text: str | None) -> datetime | None:
     if not text:
         return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    moment = datetime.fromisoformat(text)  # C speed; strptime was a tenth of a rehost's CPU
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # --- records ---------------------------------------------------------------------------------
