@@ -117,6 +117,20 @@ class LinkSettings:
 
 
 @dataclass(frozen=True)
+class ObservabilitySettings:
+    # Where /healthz and /metrics are served ("127.0.0.1:9464"); None: not served.
+    listen: tuple[str, int] | None = None
+
+
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    format: str = "text"  # "text" or "json" (JSON lines); REHOST_LOG_FORMAT wins
+
+
+@dataclass(frozen=True)
 class Config:
     upload: UploadSettings
     hosts: Mapping[str, HostSettings]
@@ -124,6 +138,8 @@ class Config:
     telegram: TelegramSettings | None = None
     discord: DiscordSettings | None = None
     links: LinkSettings = LinkSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    logging: LoggingSettings = LoggingSettings()
 
     def ordered_hosts(self) -> list[HostSettings]:
         """The hosts of ``upload.hosts``, in the order they are tried."""
@@ -219,8 +235,12 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-ROOT_KEYS = ("upload", "hosts", "storage", "telegram", "discord", "links")
+ROOT_KEYS = (
+    "upload", "hosts", "storage", "telegram", "discord", "links", "observability", "logging"
+)  # fmt: skip
 LINK_KEYS = ("check_every", "allowed_networks")
+OBSERVABILITY_KEYS = ("listen",)
+LOGGING_KEYS = ("format",)
 TELEGRAM_KEYS = (
     "token",
     "base_url",
@@ -291,8 +311,29 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str
     telegram = _telegram(root.table("telegram", TELEGRAM_KEYS), environ)
     discord = _discord(root.table("discord", DISCORD_KEYS), environ)
     links = _links(root.table("links", LINK_KEYS))
+    observability = _observability(root.table("observability", OBSERVABILITY_KEYS))
+    logging_settings = _logging(root.table("logging", LOGGING_KEYS), environ)
     root.finish()
-    return Config(upload, hosts, storage, telegram, discord, links)
+    return Config(upload, hosts, storage, telegram, discord, links, observability, logging_settings)
+
+
+def _observability(table: _Table) -> ObservabilitySettings:
+    listen = _listen_address(table, "listen")
+    table.finish()
+    return ObservabilitySettings(listen=listen)
+
+
+def _logging(table: _Table, environ: Mapping[str, str]) -> LoggingSettings:
+    """``[logging] format``; ``REHOST_LOG_FORMAT`` wins over the file."""
+    name = environ.get("REHOST_LOG_FORMAT", "").strip().lower()
+    key = "REHOST_LOG_FORMAT"
+    if not name:
+        name = (table.get("format", str, "text") or "text").strip().lower()
+        key = table.key("format")
+    table.finish()
+    if name not in LOG_FORMATS:
+        raise ConfigError(key, f"{name!r} is not a log format (text or json)")
+    return LoggingSettings(format=name)
 
 
 def _links(table: _Table) -> LinkSettings:
