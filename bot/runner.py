@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from bot import sdnotify
 from bot.app import Core, open_core
 from bot.cli import EXIT_OK, EXIT_USAGE
 from bot.config import Config, load_config
@@ -122,7 +123,7 @@ async def run_bot(args: argparse.Namespace) -> int:
 async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -> None:
     """Run the adapters until ``stop`` is set (tests call this directly)."""
     role = role or Role()
-    async with open_core(config) as core:
+    async with sdnotify.watchdog(), open_core(config) as core:
         adapters = build_adapters(core, role)
         # Watched from here: the adapters' modules are imported, the work is about to start.
         lag = LoopLag()
@@ -136,8 +137,10 @@ async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -
                 started.append(adapter)
                 log.info("%s adapter started", adapter.name)
             lag.report("while starting")  # the start's own line; serving starts afresh
+            sdnotify.ready("serving: " + ", ".join(a.name for a in started))
             await stop.wait()
         finally:
+            sdnotify.stopping()
             for task in (sweeper, checker):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
