@@ -40,6 +40,15 @@ class Core:
     def library(self) -> Library:
         return self.rehost.library
 
+    def configured_auto_rehost(self, platform: str) -> tuple[int, ...]:
+        """The chats (Telegram) or channels (Discord) the operator's configuration sets to
+        rehost every image; read at each use, so a reloaded configuration applies at once."""
+        if platform == "telegram" and self.config.telegram is not None:
+            return self.config.telegram.auto_rehost_chats
+        if platform == "discord" and self.config.discord is not None:
+            return self.config.discord.auto_rehost_channels
+        return ()
+
 
 @asynccontextmanager
 async def open_core(config: Config) -> AsyncIterator[Core]:

@@ -1,7 +1,8 @@
 """``rehost run``: every adapter whose token is set, in one process, until stopped.
 
-Ctrl-C or SIGTERM stops the adapters cleanly. Work a previous run left (jobs, answers not
-yet sent) is found by the job worker and the outbox senders like any other work, once its
+Ctrl-C or SIGTERM stops the adapters cleanly; SIGHUP re-reads the configuration
+(``bot.reload``: hosts, keys, limits and auto-rehost lists apply at once). Work a
+previous run left (jobs, answers not yet sent) is found by the job worker and the outbox senders like any other work, once its
 lease lapses; expired uploads are swept every few minutes. Every role logs how late its
 event loop runs (``bot.looplag``): a line once its adapters have started, one every 5 s,
 and one at stop.
@@ -17,6 +18,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Protocol
 
 from bot import sdnotify
@@ -27,6 +29,7 @@ from bot.inbox import Inbox
 from bot.linkcheck import LinkChecker
 from bot.logsafety import configure_logging, level_from_environment
 from bot.looplag import LoopLag
+from bot.reload import reload_config
 from bot.store import now_utc, to_text
 
 log = logging.getLogger(__name__)
@@ -116,12 +119,22 @@ async def run_bot(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await serve(config, stop, role)
+    reloads = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, reloads.set)
+    await serve(config, stop, role, reload_from=args.config, reloads=reloads)
     return EXIT_OK
 
 
-async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -> None:
-    """Run the adapters until ``stop`` is set (tests call this directly)."""
+async def serve(
+    config: Config,
+    stop: asyncio.Event,
+    role: Role | None = None,
+    *,
+    reload_from: Path | None = None,
+    reloads: asyncio.Event | None = None,
+) -> None:
+    """Run the adapters until ``stop`` is set (tests call this directly). Each time
+    ``reloads`` is set, the configuration is read again from ``reload_from``."""
     role = role or Role()
     async with sdnotify.watchdog(), open_core(config) as core:
         adapters = build_adapters(core, role)
@@ -131,6 +144,11 @@ async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -
         started: list[Adapter] = []
         sweeper = asyncio.create_task(_sweep(core) if role.works else asyncio.sleep(0))
         checker = asyncio.create_task(_check_links(core) if role.works else asyncio.sleep(0))
+        reloader = asyncio.create_task(
+            _reload_on_request(core, reload_from, reloads)
+            if reload_from is not None and reloads is not None
+            else asyncio.sleep(0)
+        )
         try:
             for adapter in adapters:
                 await adapter.start()
@@ -141,7 +159,7 @@ async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -
             await stop.wait()
         finally:
             sdnotify.stopping()
-            for task in (sweeper, checker):
+            for task in (sweeper, checker, reloader):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -152,6 +170,17 @@ async def serve(config: Config, stop: asyncio.Event, role: Role | None = None) -
                     log.exception("stopping the %s adapter failed", adapter.name)
             await lag.stop()
             log.info("stopped")
+
+
+async def _reload_on_request(core: Core, path: Path, reloads: asyncio.Event) -> None:
+    """Re-read the configuration each time ``reloads`` is set (SIGHUP)."""
+    while True:
+        await reloads.wait()
+        reloads.clear()
+        try:
+            reload_config(core, path)
+        except Exception:
+            log.exception("reloading the configuration failed; the running one is kept")
 
 
 async def _sweep(core: Core) -> None:

@@ -158,7 +158,7 @@ def build_commands(
         else:
             place = place_of(interaction.channel) or Place(interaction.channel_id or 0)
         enabled = state.value == "on"
-        if not enabled and place.channel_id in client.settings.auto_rehost_channels:
+        if not enabled and place.channel_id in client.core.configured_auto_rehost(PLATFORM):
             named = f"<#{place.channel_id}>" if channel is not None else "This channel"
             await interaction.response.send_message(
                 f"{named} auto-rehosts because of the bot's configuration; "

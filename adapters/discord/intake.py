@@ -97,7 +97,7 @@ class Intake:
         self.core = core
         self.settings = settings
         self.deletions = deletions
-        self.places = Places(client, core.library, settings)
+        self.places = Places(client, core.library, lambda: core.configured_auto_rehost(PLATFORM))
 
     # --- messages ------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,6 @@ import discord
 from discord import app_commands
 
 from adapters.discord.sources import PLATFORM
-from bot.config import DiscordSettings
 from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
 from bot.library import Library
@@ -86,10 +86,15 @@ def place_of(channel: object, parent: object | None = None) -> Place | None:
 
 
 class Places:
-    def __init__(self, client: discord.Client, library: Library, settings: DiscordSettings):
+    def __init__(
+        self,
+        client: discord.Client,
+        library: Library,
+        configured: Callable[[], tuple[int, ...]],
+    ) -> None:
         self.client = client
         self.library = library
-        self.settings = settings
+        self.configured = configured  # the configuration's auto-rehost channels, as of now
         self._fetched: OrderedDict[int, Place] = OrderedDict()
 
     async def locate(self, channel: Any) -> Place:
@@ -138,7 +143,7 @@ class Places:
     async def own_setting(self, channel_id: int) -> Setting | None:
         """The setting of this very channel or thread, if it has one."""
         stored = await self.library.own_chat_settings(PLATFORM, str(channel_id))
-        configured = channel_id in self.settings.auto_rehost_channels
+        configured = channel_id in self.configured()
         if stored is None and not configured:
             return None
         enabled = configured or (stored is not None and stored.auto_rehost)

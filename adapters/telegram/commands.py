@@ -126,7 +126,11 @@ class Commands:
             await answer(message, f"{error}.")
             return
         enabled = switch == "on"
-        if not here and not enabled and message.chat_id in self.settings.auto_rehost_chats:
+        if (
+            not here
+            and not enabled
+            and message.chat_id in self.core.configured_auto_rehost(PLATFORM)
+        ):
             await answer(
                 message,
                 "This group is set to auto-rehost in the bot's configuration; "

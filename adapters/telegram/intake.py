@@ -145,7 +145,7 @@ class Intake:
             )
             if topic is not None:
                 return topic.auto_rehost
-        if chat_id in self.settings.auto_rehost_chats:
+        if chat_id in self.core.configured_auto_rehost(PLATFORM):
             return True
         return (await self.core.library.chat_settings(PLATFORM, str(chat_id))).auto_rehost
 
