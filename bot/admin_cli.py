@@ -39,7 +39,7 @@ def _record(upload: UploadRecord) -> dict[str, Any]:
 
 async def run_history(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure_logging(secrets=config.secrets())
+    configure_logging(secrets=config.secrets(), format=config.logging.format)
     async with Store.opened(config.storage.target) as store:
         uploads = await store.history(owner_id=args.owner, limit=args.limit)
     for upload in uploads:
@@ -61,7 +61,7 @@ async def run_history(args: argparse.Namespace) -> int:
 
 async def run_delete(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure_logging(secrets=config.secrets())
+    configure_logging(secrets=config.secrets(), format=config.logging.format)
     async with Store.opened(config.storage.target) as store, new_http_client() as http:
         result = await delete_as_operator(store, http, args.id)
     print(result.message)
@@ -75,6 +75,7 @@ async def run_delete(args: argparse.Namespace) -> int:
 
 async def run_stats(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    configure_logging(secrets=config.secrets(), format=config.logging.format)
     async with Store.opened(config.storage.target) as store:
         stats = await store.stats()
     if args.json:

@@ -17,7 +17,7 @@ from bot.store import Store
 
 async def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure_logging(secrets=config.secrets())
+    configure_logging(secrets=config.secrets(), format=config.logging.format)
     if args.host is not None and args.host not in config.hosts:
         known = ", ".join(config.hosts) or "none"
         print(f"rehost: no host named {args.host!r} (configured: {known})", file=sys.stderr)

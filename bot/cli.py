@@ -209,6 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import asyncio
     import sqlite3
 
+    from bot.logsafety import configure_logging
+
+    # Every command: REHOST_LOG_LEVEL and REHOST_LOG_FORMAT from here on. A command that
+    # loads a configuration sets it up again with its secrets and [logging] format.
+    configure_logging(secrets=getattr(args, "api_keys", None) or ())
     if args.command == "emulate-host":
         return _emulate(args)
     try:

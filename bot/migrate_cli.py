@@ -26,7 +26,7 @@ from bot.uploader import RetryPolicy, Uploader
 
 async def run_migrate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure_logging(secrets=config.secrets())
+    configure_logging(secrets=config.secrets(), format=config.logging.format)
     targets = _targets(config, args.from_host, args.to_host)
     guard = AddressGuard(config.links.allowed_networks)
     async with (

@@ -103,7 +103,11 @@ def build_adapters(core: Core, role: Role | None = None) -> list[Adapter]:
 
 async def run_bot(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure_logging(level_from_environment(logging.INFO), secrets=config.secrets())
+    configure_logging(
+        level_from_environment(logging.INFO),
+        secrets=config.secrets(),
+        format=config.logging.format,
+    )
     if config.telegram is None and config.discord is None:
         print(
             "rehost: nothing to run: set [telegram] token or [discord] token "

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from bot.leases import DEFAULT_LEASE, ClaimLoop
+from bot.logcontext import log_context
 from bot.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,10 @@ class OutboxSender(ClaimLoop[OutboxRow]):
         return max(0.01, min(self.poll, due - time.time() + 0.01))
 
     async def work(self, item: OutboxRow) -> None:
+        with log_context(platform=self.platform, chat=item.target):
+            await self._work(item)
+
+    async def _work(self, item: OutboxRow) -> None:
         try:
             result = await self.deliver(item)
         except Exception:

@@ -60,7 +60,7 @@ async def run_delete_webhook(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace) -> tuple[TelegramSettings, Redactor]:
     config = load_config(args.config)
-    redact = configure_logging(secrets=config.secrets())
+    redact = configure_logging(secrets=config.secrets(), format=config.logging.format)
     # At DEBUG, python-telegram-bot logs each call's parameters, the secret token among
     # them (which the redactor may not catch: Telegram takes one character).
     bot_log = logging.getLogger("telegram.Bot")

@@ -56,7 +56,9 @@ class FileReport:
 
 async def run_upload(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure_logging(_log_level(args.verbose), secrets=config.secrets())
+    configure_logging(
+        _log_level(args.verbose), secrets=config.secrets(), format=config.logging.format
+    )
     duration = _duration(args.expire, config)
     names = _host_names(config, args.host)
     owner = args.owner.strip()

@@ -36,6 +36,7 @@ from bot.errors import (
 )
 from bot.expiration import Duration, minutes_phrase
 from bot.hosts.base import HostClient, UploadedImage, UploadSource
+from bot.logcontext import log_context
 from bot.media import BY_NAME, format_list
 
 log = logging.getLogger(__name__)
@@ -172,15 +173,16 @@ class Uploader:
         outcome: UploadOutcome,
     ) -> UploadedImage | None:
         """Every try on one host, within its time budget."""
-        try:
-            async with asyncio.timeout(client.time_budget):
-                return await self._tries(client, source, duration, now, outcome)
-        except TimeoutError:
-            log.warning("%s used up its %g s for one upload", client.name, client.time_budget)
-            outcome.failures.append(
-                HostTimedOut(client.name, f"{client.name} did not answer in time")
-            )
-            return None
+        with log_context(host=client.name):  # the configured name, never the endpoint
+            try:
+                async with asyncio.timeout(client.time_budget):
+                    return await self._tries(client, source, duration, now, outcome)
+            except TimeoutError:
+                log.warning("%s used up its %g s for one upload", client.name, client.time_budget)
+                outcome.failures.append(
+                    HostTimedOut(client.name, f"{client.name} did not answer in time")
+                )
+                return None
 
     async def _tries(
         self,

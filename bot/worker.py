@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 from bot.keyleases import KeyLeases
 from bot.leases import DEFAULT_LEASE, ClaimLoop
+from bot.logcontext import log_context
 from bot.outbox import Outbox
 from bot.queue import JobQueue
 from bot.rehosting import JobOutcome, Rehoster
@@ -208,13 +209,14 @@ async def run_job(
     worker: str,
 ) -> RehostResult:
     """Rehost one claimed job and record its end (with its batch's answer if last)."""
-    if job.attempts > MAX_JOB_ATTEMPTS:
-        await answering.abandon(job)
-        return RehostResult(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
-    try:
-        async with gate:
-            outcome = await rehoster.run(job, f"{worker}:{job.id}")
-    except Exception:
-        log.exception("rehosting job %d failed unexpectedly", job.id)
-        outcome = JobOutcome(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
-    return await answering.finish(job, outcome)
+    with log_context(platform=job.platform, chat=job.chat_id, job=job.id):
+        if job.attempts > MAX_JOB_ATTEMPTS:
+            await answering.abandon(job)
+            return RehostResult(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
+        try:
+            async with gate:
+                outcome = await rehoster.run(job, f"{worker}:{job.id}")
+        except Exception:
+            log.exception("rehosting job %d failed unexpectedly", job.id)
+            outcome = JobOutcome(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
+        return await answering.finish(job, outcome)

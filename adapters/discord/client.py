@@ -26,6 +26,7 @@ from adapters.discord.views import DYNAMIC_ITEMS
 from bot.app import Core
 from bot.config import DiscordSettings
 from bot.expiration import Duration
+from bot.logcontext import log_context
 
 log = logging.getLogger(__name__)
 # A rate limit longer than this is not slept through inside a request: discord.py raises
@@ -87,7 +88,8 @@ class RehostClient(discord.Client):
         self.add_dynamic_items(*DYNAMIC_ITEMS)
 
     async def on_message(self, message: discord.Message) -> None:
-        await self.intake.on_message(message)
+        with log_context(platform="discord", chat=message.channel.id):
+            await self.intake.on_message(message)
 
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         await errors.on_event_error(self, event_method, *args)

@@ -18,6 +18,7 @@ from telegram.ext import Application
 
 from adapters.telegram.trigger import PLATFORM
 from bot.inbox import Inbox
+from bot.logcontext import log_context
 
 log = logging.getLogger(__name__)
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -58,8 +59,10 @@ class UpdateHandling:
     async def _handle(self, update_id: int, payload: dict[str, Any]) -> None:
         try:
             update = Update.de_json(payload, self.app.bot)
+            chat = update.effective_chat
             # Handler errors go to the application's error handler, not here.
-            await self.app.process_update(update)
+            with log_context(platform=PLATFORM, chat=chat.id if chat is not None else None):
+                await self.app.process_update(update)
         except asyncio.CancelledError:
             raise
         except Exception:
