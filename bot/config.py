@@ -7,6 +7,10 @@ Secrets may stay out of the file: ``REHOST_HOST_<NAME>_API_KEY`` supplies or ove
 ``hosts.<name>.api_key`` (NAME upper-cased, anything but letters and digits turned into
 ``_``), ``REHOST_TELEGRAM_TOKEN`` / ``REHOST_DISCORD_TOKEN`` the bot tokens, and
 ``REHOST_TELEGRAM_WEBHOOK_SECRET`` the Telegram webhook's secret token.
+
+Where things are may come from the environment too, as a container image sets them:
+``REHOST_STORAGE_PATH`` the SQLite file, ``REHOST_OBSERVABILITY_LISTEN`` the address of
+/healthz and /metrics. Every one of these variables wins over the file.
 """
 
 from __future__ import annotations
@@ -240,6 +244,8 @@ ROOT_KEYS = (
 )  # fmt: skip
 LINK_KEYS = ("check_every", "allowed_networks")
 OBSERVABILITY_KEYS = ("listen",)
+OBSERVABILITY_LISTEN_VARIABLE = "REHOST_OBSERVABILITY_LISTEN"
+STORAGE_PATH_VARIABLE = "REHOST_STORAGE_PATH"
 LOGGING_KEYS = ("format",)
 TELEGRAM_KEYS = (
     "token",
@@ -311,14 +317,19 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str
     telegram = _telegram(root.table("telegram", TELEGRAM_KEYS), environ)
     discord = _discord(root.table("discord", DISCORD_KEYS), environ)
     links = _links(root.table("links", LINK_KEYS))
-    observability = _observability(root.table("observability", OBSERVABILITY_KEYS))
+    observability = _observability(root.table("observability", OBSERVABILITY_KEYS), environ)
     logging_settings = _logging(root.table("logging", LOGGING_KEYS), environ)
     root.finish()
     return Config(upload, hosts, storage, telegram, discord, links, observability, logging_settings)
 
 
-def _observability(table: _Table) -> ObservabilitySettings:
+def _observability(table: _Table, environ: Mapping[str, str]) -> ObservabilitySettings:
+    """``[observability] listen``; ``REHOST_OBSERVABILITY_LISTEN`` wins over the file (the
+    container image sets it, so that its HEALTHCHECK finds /healthz)."""
     listen = _listen_address(table, "listen")
+    from_environment = environ.get(OBSERVABILITY_LISTEN_VARIABLE, "").strip()
+    if from_environment:
+        listen = parse_listen(from_environment, OBSERVABILITY_LISTEN_VARIABLE)
     table.finish()
     return ObservabilitySettings(listen=listen)
 
@@ -525,16 +536,19 @@ def _telegram(table: _Table, environ: Mapping[str, str]) -> TelegramSettings | N
 def _listen_address(table: _Table, name: str) -> tuple[str, int] | None:
     """``"HOST:PORT"`` (an IPv6 address in brackets: ``"[::1]:8443"``)."""
     value = table.get(name, str)
-    if value is None:
-        return None
+    return None if value is None else parse_listen(value, table.key(name))
+
+
+def parse_listen(value: str, key: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` -> ``(host, port)``; a mistake is a ConfigError naming ``key``."""
     host, colon, port_text = value.strip().rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not colon or not host or not port_text.isdigit():
-        raise ConfigError(table.key(name), f'{value!r} is not "HOST:PORT", e.g. "0.0.0.0:8443"')
+        raise ConfigError(key, f'{value!r} is not "HOST:PORT", e.g. "0.0.0.0:8443"')
     port = int(port_text)
     if not 1 <= port <= 65535:
-        raise ConfigError(table.key(name), f"port {port} is out of range (1-65535)")
+        raise ConfigError(key, f"port {port} is out of range (1-65535)")
     return host, port
 
 
@@ -564,7 +578,9 @@ def _discord(table: _Table, environ: Mapping[str, str]) -> DiscordSettings | Non
 
 
 def _storage(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> StorageSettings:
-    path = Path(table.get("path", str, "rehost.db") or "rehost.db").expanduser()
+    # The environment wins: a container image keeps the database on its volume with it.
+    in_file = table.get("path", str, "rehost.db") or "rehost.db"
+    path = Path(environ.get(STORAGE_PATH_VARIABLE, "").strip() or in_file).expanduser()
     lease = table.positive("lease_seconds", float, 15.0)
     # The environment wins, so that the password need never be in the file.
     url = environ.get("REHOST_STORAGE_URL") or table.get("url", str, None) or None

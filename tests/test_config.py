@@ -228,3 +228,35 @@ def test_a_storage_url_that_is_not_postgresql_names_where_it_came_from(tmp_path:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, GOOD), environ=environ)
     assert caught.value.key == "REHOST_STORAGE_URL"
+
+
+def test_the_environment_says_where_the_database_and_health_endpoint_are(
+    tmp_path: Path,
+) -> None:
+    """What the container image sets: its database on the volume and /healthz on, whatever
+    the mounted file says."""
+    in_file = GOOD + '\n[observability]\nlisten = "127.0.0.1:9100"\n'
+    config = load_config(write(tmp_path, in_file), environ={})
+    assert config.storage.path == tmp_path / "data" / "rehost.db"
+    assert config.observability.listen == ("127.0.0.1", 9100)
+    environ = {
+        "REHOST_STORAGE_PATH": "/data/rehost.db",
+        "REHOST_OBSERVABILITY_LISTEN": "[::]:9464",
+    }
+    config = load_config(write(tmp_path, in_file), environ=environ)
+    assert config.storage.path == Path("/data/rehost.db")
+    assert config.observability.listen == ("::", 9464)
+    # Off in the file, on from the environment; an empty variable leaves the file's say.
+    environ = {"REHOST_OBSERVABILITY_LISTEN": "127.0.0.1:9464", "REHOST_STORAGE_PATH": ""}
+    config = load_config(write(tmp_path, GOOD), environ=environ)
+    assert config.observability.listen == ("127.0.0.1", 9464)
+    assert config.storage.path == tmp_path / "data" / "rehost.db"
+    assert load_config(write(tmp_path, GOOD), environ={}).observability.listen is None
+
+
+def test_a_bad_listen_address_in_the_environment_is_named_as_such(tmp_path: Path) -> None:
+    for value, words in (("9464", '"HOST:PORT"'), ("127.0.0.1:99999", "out of range")):
+        with pytest.raises(ConfigError) as caught:
+            load_config(write(tmp_path, GOOD), environ={"REHOST_OBSERVABILITY_LISTEN": value})
+        assert caught.value.key == "REHOST_OBSERVABILITY_LISTEN"
+        assert words in caught.value.user_message
