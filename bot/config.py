@@ -29,6 +29,7 @@ from bot.errors import ConfigError, ExpirationError
 from bot.expiration import Duration, parse_duration
 from bot.hosts.presets import DEFAULT_FORMATS, DEFAULT_MAX_BYTES, DIALECTS, PRESETS
 from bot.media import BY_NAME
+from bot.secretfiles import warn_if_exposed
 from bot.storageurl import is_postgres_url, redact_url
 
 T = TypeVar("T")
@@ -302,7 +303,9 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError("", f"{path}: cannot be read ({type(error).__name__})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError("", f"{path}: not valid TOML ({error})") from None
-    return parse_config(raw, base_dir=path.parent, environ=environ)
+    config = parse_config(raw, base_dir=path.parent, environ=environ)
+    warn_if_exposed(path, raw)  # a key or token in a file others can read
+    return config
 
 
 def parse_config(raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str, str]) -> Config:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import os
 import sqlite3
 import time
@@ -28,6 +29,7 @@ import sqlite_utils
 
 from bot.dialects import POSTGRES, SQLITE, Dialect
 from bot.errors import StorageError
+from bot.secretfiles import make_private
 from bot.storageurl import is_postgres_url, redact_url
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 Params = Sequence[Any]
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000  # how long a SQLite statement waits for another writer
 # SQLite's own automatic checkpoint comes at 1,000 pages of WAL; a commit writes a few.
@@ -145,6 +149,7 @@ class SQLiteDatabase(Database):
         self.sqlite = await self.call(self._connect)
 
     def _connect(self) -> sqlite_utils.Database:
+        tightened = None  # what make_private did, said once the database has opened
         if self.path is None:
             conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         else:
@@ -152,6 +157,7 @@ class SQLiteDatabase(Database):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise StorageError(self.path, _unmakeable(self.path.parent, error)) from None
+            tightened = make_private(self.path)
             try:
                 conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             except (sqlite3.Error, OSError) as error:
@@ -166,6 +172,8 @@ class SQLiteDatabase(Database):
         except (sqlite3.Error, OSError) as error:
             conn.close()
             raise StorageError(self.where, storage_problem(Path(self.where), error)) from None
+        if tightened:
+            log.info("%s", tightened)
         return sqlite_utils.Database(conn)
 
     @property

@@ -96,6 +96,7 @@ def write_config(
     text += f'\n[storage]\npath = "{tmp_path / "rehost.db"}"\nlease_seconds = 2.0\n'
     path = tmp_path / "rehost.toml"
     path.write_text(text)
+    path.chmod(0o600)  # it holds API keys: as an operator keeps it (else rehost warns)
     return path
 
 

@@ -331,6 +331,7 @@ def spoil(tmp_path: Path, kind: str) -> Path:
             conn.execute("create table uploads (id integer primary key)")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 100}")
         conn.close()
+        path.chmod(0o600)  # as the newer rehost that wrote it made it
     elif kind == "parent is a file":
         (tmp_path / "data").write_text("not a directory")
         path = tmp_path / "data" / "rehost.db"
