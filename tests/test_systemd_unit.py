@@ -9,10 +9,12 @@ import shlex
 import shutil
 import subprocess
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
 from bot.cli import build_parser
+from bot.config import load_config
 from tests.conftest import ROOT
 
 UNIT = ROOT / "deploy" / "rehost.service"
@@ -80,6 +82,20 @@ def test_its_command_lines_are_ones_rehost_accepts() -> None:
     assert parsed.command == "run"
     assert str(parsed.config) == "${CREDENTIALS_DIRECTORY}/rehost.toml"
     assert "#   LoadCredential=rehost.toml:/etc/rehost/rehost.toml" in UNIT.read_text()
+
+
+def test_the_database_is_in_the_state_directory(tmp_path: Path) -> None:
+    service = unit_settings()["Service"]
+    environ = dict(setting.split("=", 1) for setting in service["Environment"])
+    config = tmp_path / "rehost.toml"
+    config.write_text(
+        '[upload]\nhosts = ["h"]\n[hosts.h]\npreset = "zg.is"\n[storage]\npath = "rehost.db"\n'
+    )
+    environ["REHOST_HOST_H_API_KEY"] = "from-rehost.env"
+    storage = load_config(config, environ).storage
+    state = Path("/var/lib") / service["StateDirectory"][0]
+    assert storage.url is None and storage.path == state / "rehost.db"
+    assert service["WorkingDirectory"] == [str(state)]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
