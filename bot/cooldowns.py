@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from bot import metrics
 from bot.store import Store, now_utc, to_text
 
 
@@ -26,6 +27,7 @@ class Cooldowns:
     async def cool(self, host: str, seconds: float, reason: str) -> None:
         until = self._clock() + seconds
         self._memory[host] = (until, reason)
+        metrics.COOLDOWNS.labels(host).inc()
         if self._store is None:
             return
         longest = self._store.db.dialect.greatest("host_cooldowns.until", "excluded.until")

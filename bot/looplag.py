@@ -63,6 +63,7 @@ class LoopLag:
         self.worst_cpu = 0.0
         self.window_worst = 0.0
         self.window_worst_cpu = 0.0
+        self.last_window_worst = 0.0  # the window before the current one
         self.samples = 0
         self._log = logger
         self._clock = clock
@@ -107,8 +108,15 @@ class LoopLag:
             self.window_worst_cpu * 1000,
             suffix,
         )
+        self.last_window_worst = self.window_worst
         self.window_worst = self.window_worst_cpu = 0.0
         self._window_start = now
+
+    @property
+    def recent_worst(self) -> float:
+        """The worst lag of the current window and the one before it: over the last
+        ``report_every`` to twice that (a gauge that a report does not reset to 0)."""
+        return max(self.last_window_worst, self.window_worst)
 
     def report(self, note: str) -> None:
         """Log the current window now, with ``note`` after it, and start a new one."""

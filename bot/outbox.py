@@ -21,7 +21,7 @@ from bot.leases import EXTRA_CANDIDATES, lease_rows
 from bot.queue import marks
 from bot.replyplan import PlannedMessage
 from bot.states import OutboxState, Visibility
-from bot.store import Store, now_utc, to_text
+from bot.store import Store, from_text, now_utc, to_text
 
 # Where a row goes, for taking turns: the chat, or the owner's direct messages.
 TARGET = "coalesce(chat_id, 'dm:' || owner_id)"
@@ -200,6 +200,28 @@ class Outbox:
             sql += " and platform = ?"
             params.append(platform)
         return int(await self.db.fetchval(sql, params))
+
+    async def depth(self) -> dict[str, int]:
+        """Per platform: messages not yet sent (through the index on state, platform)."""
+        rows = await self.db.fetch(
+            "select platform, count(*) as n from outbox where state = ? group by platform",
+            (OutboxState.PENDING,),
+        )
+        return {row["platform"]: int(row["n"]) for row in rows}
+
+    async def received_at(self, batch: str) -> float | None:
+        """When the message a batch answers arrived (Unix time). A batch records that
+        time to the second (``created_at``) and, for one message, exactly as the moment it
+        became ready (``ready_at``); an album is ready only after its wait, so for it the
+        second of its first item's arrival is what is known."""
+        row = await self.db.fetchrow(
+            "select created_at, ready_at from batches where id = ?", (batch,)
+        )
+        created = from_text(row["created_at"]) if row is not None else None
+        if row is None or created is None:
+            return None
+        start, ready = created.timestamp(), row["ready_at"]
+        return float(ready) if ready is not None and start <= ready < start + 1 else start
 
 
 def _outbox_row(row: Row) -> OutboxRow:

@@ -532,6 +532,17 @@ class JobQueue:
                 )
         return len(ids)
 
+    async def depth(self) -> dict[str, tuple[int, str]]:
+        """Per platform: the jobs waiting or being worked, and when the oldest of them was
+        recorded. Read through the index on ``state``: it costs what is pending, however
+        many jobs the table keeps."""
+        rows = await self.db.fetch(
+            "select platform, count(*) as n, min(created_at) as oldest from jobs"
+            " where state = ? group by platform",
+            (JobState.PENDING,),
+        )
+        return {row["platform"]: (int(row["n"]), str(row["oldest"])) for row in rows}
+
     async def results(self, batch_id: str) -> list[Row]:
         """The batch's jobs in order, finished or not (dropped ones left out)."""
         return await self.db.fetch(

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from bot import metrics
 from bot.convert import ConversionError, convert, target_for
 from bot.dedup import Dedup, Reuse
 from bot.errors import ExpirationError
@@ -74,6 +75,7 @@ class Rehoster:
                 hidden=hidden,
             )
             if known is not None:
+                metrics.DEDUP_HITS.labels(job.platform, "source").inc()
                 return _reused(ref, known)
         fetched = await self._fetch(job.platform, ref)
         if isinstance(fetched, FetchProblem):
@@ -86,6 +88,7 @@ class Rehoster:
                 job.platform, job.owner_id, hosts, duration, sha256=fetched.sha256, hidden=hidden
             )
             if reused is not None:
+                metrics.DEDUP_HITS.labels(job.platform, "bytes").inc()
                 await self.keys.release(held, holder)
                 return _reused(ref, reused)
             if hidden:

@@ -29,6 +29,7 @@ from bot.inbox import Inbox
 from bot.linkcheck import LinkChecker
 from bot.logsafety import configure_logging, level_from_environment
 from bot.looplag import LoopLag
+from bot.observability import Observability, start_observability
 from bot.reload import reload_config
 from bot.store import now_utc, to_text
 
@@ -43,6 +44,9 @@ class Adapter(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def problem(self) -> str | None:
+        """Why it is not serving now (for /healthz), or None when it is connected."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,10 @@ async def serve(
             if reload_from is not None and reloads is not None
             else asyncio.sleep(0)
         )
+        observer: Observability | None = None
         try:
+            # /healthz and /metrics (if configured): 503 until the adapters are connected.
+            observer = await start_observability(core, adapters, lag)
             for adapter in adapters:
                 await adapter.start()
                 started.append(adapter)
@@ -172,6 +179,8 @@ async def serve(
                     await adapter.stop()
                 except Exception:
                     log.exception("stopping the %s adapter failed", adapter.name)
+            if observer is not None:
+                await observer.stop()
             await lag.stop()
             log.info("stopped")
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from bot import metrics
 from bot.leases import DEFAULT_LEASE, ClaimLoop
 from bot.logcontext import log_context
 from bot.outbox import Outbox, OutboxRow
@@ -103,6 +104,8 @@ class OutboxSender(ClaimLoop[OutboxRow]):
     async def _record(self, row: OutboxRow, result: Delivered) -> None:
         if result.kind in ("sent", "unreachable"):
             await self.outbox.sent(row, result.chat_id, result.message_id, result.kind)
+            if result.kind == "sent":
+                await self._time_reply(row, result)
         elif result.kind == "wait":
             log.info(
                 "%s asked to wait %.0f s before answering in %s",
@@ -124,3 +127,12 @@ class OutboxSender(ClaimLoop[OutboxRow]):
                 result.reason or result.kind,
             )
             await self.outbox.failed(row, result.reason or result.kind)
+
+    async def _time_reply(self, row: OutboxRow, result: Delivered) -> None:
+        """An answer's first message reached its chat: time it from the message's arrival
+        (not a re-rendered post, nor a backfilled message, which its summary answers)."""
+        if row.seq != 0 or result.chat_id is None or row.message.refresh_message_id:
+            return
+        received = await self.outbox.received_at(row.batch)
+        if received is not None:
+            metrics.REPLY_SECONDS.labels(self.platform).observe(max(0.0, time.time() - received))

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot import metrics
 from bot.cooldowns import Cooldowns
 from bot.errors import (
     CoolingDown,
@@ -95,6 +96,15 @@ def _last_per_host(failures: Sequence[HostError]) -> list[str]:
     return list(last.values())
 
 
+def _count(outcome: UploadOutcome) -> None:
+    """The metrics of one upload: every host that did not store it and why (each try),
+    and the one that did."""
+    for failure in outcome.failures:
+        metrics.UPLOAD_FAILURES.labels(failure.host, failure.kind).inc()
+    if outcome.image is not None:
+        metrics.UPLOADS.labels(outcome.image.host).inc()
+
+
 class Uploader:
     def __init__(
         self,
@@ -140,6 +150,17 @@ class Uploader:
         now: datetime | None = None,
     ) -> UploadOutcome:
         """Try each host (all, or only ``hosts``, in configured order) until one stores it."""
+        outcome = await self._upload(source, duration, hosts, now)
+        _count(outcome)
+        return outcome
+
+    async def _upload(
+        self,
+        source: UploadSource,
+        duration: Duration | None,
+        hosts: Sequence[str] | None,
+        now: datetime | None,
+    ) -> UploadOutcome:
         outcome = UploadOutcome(image=None)
         refused = self.refusal(source, hosts)
         if refused is not None:  # no host would take it: nothing is sent

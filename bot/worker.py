@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 
+from bot import metrics
 from bot.keyleases import KeyLeases
 from bot.leases import DEFAULT_LEASE, ClaimLoop
 from bot.logcontext import log_context
@@ -76,6 +77,7 @@ class Answering:
                 kind = Outcome.DEDUP if outcome.dedup else Outcome.UPLOADED
                 await self.queue.finish(job.id, kind, upload_id, note=outcome.note)
             answered = await self.answer_if_complete(job.batch)
+        metrics.rehost_ended(job.platform, stored=upload_id is not None, dedup=outcome.dedup)
         if answered is not None:
             self.on_answered(answered)
         record = await self.store.upload(upload_id) if upload_id is not None else None
@@ -89,6 +91,7 @@ class Answering:
                 job.id, Outcome.FAILED, error=GENERIC_FAILURE, state=JobState.ABANDONED
             )
             answered = await self.answer_if_complete(job.batch)
+        metrics.rehost_ended(job.platform, stored=False)
         if answered is not None:
             self.on_answered(answered)
 

@@ -136,6 +136,7 @@ class TelegramEmulator(UserActions, LocalServer):
         self._record_polling = record_polling
         self._fetch_previews = fetch_link_previews
         self._failures: dict[str, list[_Failure]] = {}
+        self._held: dict[str, asyncio.Event] = {}
         self._calls_changed: asyncio.Event | None = None
         webhook = self.world.webhook
         webhook.timing = webhook_timing
@@ -213,6 +214,9 @@ class TelegramEmulator(UserActions, LocalServer):
         try:
             if method not in METHODS:
                 raise _NOT_FOUND
+            held = self._held.get(method)
+            if held is not None:
+                await held.wait()
             self._scripted_failure(method)
             result = await self._run(method, params)
         except ApiError as exc:
@@ -308,6 +312,13 @@ class TelegramEmulator(UserActions, LocalServer):
         name = BY_LOWER_NAME.get(method.lower(), method)
         failure = _Failure(status, retry_after, description, times)
         self._failures.setdefault(name, []).append(failure)
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Leave calls of ``method`` unanswered until the returned event is set (a Bot API
+        slow to answer, e.g. ``getMe`` while a bot starts)."""
+        name = BY_LOWER_NAME.get(method.lower(), method)
+        held = self._held[name] = asyncio.Event()
+        return held
 
     def flood(self, chat_id: int, retry_after: int) -> None:
         """Put the chat in a flood wait now: for ``retry_after`` s every message sent to

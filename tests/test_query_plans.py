@@ -179,6 +179,9 @@ async def test_no_user_or_sweep_path_scans_a_big_table(
         await service.queue.next_lease_end(["test"])
         await service.outbox.next_due("test")
         await service.outbox.private_outcome("old-7")
+        await service.outbox.received_at("old-7")  # the reply histogram
+        await service.queue.depth()  # the gauges of /metrics
+        await service.outbox.depth()
         h.store.db.trace = None  # type: ignore[attr-defined]
     assert len(statements) > 40, "the workload ran the bot's statements"
     with sqlite3.connect(path) as conn:

@@ -146,6 +146,27 @@ class DiscordAdapter:
         await self._disconnect()
         self._restore_endpoints()
 
+    def problem(self) -> str | None:
+        """Why the adapter is not serving now, for the health check (None: it is). With the
+        gateway: ready, and every shard this process runs connected; without (a worker):
+        logged in. And its sender and backfill runner still running."""
+        client = self._client
+        if client is None or client.is_closed():
+            return "not connected"
+        if self.intake:
+            gateway = self._gateway
+            if gateway is None or gateway.done() or not client.is_ready():
+                return "not connected"
+            down = _shards_down(client)
+            if down:
+                return f"gateway disconnected (shards {', '.join(map(str, down))})"
+        elif client.user is None:
+            return "not logged in"
+        for task, what in ((self._sending, "sender"), (self._backfilling, "backfill runner")):
+            if task is not None and task.done():
+                return f"the {what} stopped"
+        return None
+
     @property
     def sender(self) -> OutboxSender:
         assert self._sender is not None, "the adapter is not started"
@@ -251,3 +272,15 @@ class DiscordAdapter:
                 error.status,
                 error.code,
             )
+
+
+def _shards_down(client: RehostClient) -> list[int]:
+    """The gateway shards of this process whose connection is not open now."""
+    if isinstance(client, discord.AutoShardedClient):
+        shards = client.shards
+        wanted = client.shard_ids
+        if wanted is None:
+            wanted = list(range(client.shard_count or 0))
+        return [i for i in wanted if i not in shards or shards[i].is_closed()]
+    ws = client.ws
+    return [] if ws is not None and ws.open else [client.shard_id or 0]

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -23,6 +24,7 @@ from adapters.discord.identify import IdentifyGate
 from adapters.discord.intake import Intake
 from adapters.discord.sources import AttachmentLinks
 from adapters.discord.views import DYNAMIC_ITEMS
+from bot import metrics
 from bot.app import Core
 from bot.config import DiscordSettings
 from bot.expiration import Duration
@@ -46,6 +48,21 @@ def wanted_intents(message_content: bool) -> discord.Intents:
     return intents
 
 
+def counting_rate_limits() -> aiohttp.TraceConfig:
+    """Count every 429 Discord answers, whether discord.py waits it out or raises: REST
+    calls and the interactions' webhooks go through the client's one session."""
+
+    async def on_end(
+        session: aiohttp.ClientSession, context: object, end: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if end.response.status == 429:
+            metrics.rate_limited("discord")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_end)
+    return trace
+
+
 class RehostClient(discord.Client):
     def __init__(
         self,
@@ -62,6 +79,7 @@ class RehostClient(discord.Client):
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
             max_ratelimit_timeout=MAX_RATE_LIMIT_SLEEP,
+            http_trace=counting_rate_limits(),
             **options,
         )
         self.core = core

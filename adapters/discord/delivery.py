@@ -40,6 +40,7 @@ from adapters.discord import errors, render
 from adapters.discord.intake import InteractionRef
 from adapters.discord.sources import PLATFORM
 from adapters.discord.views import delete_buttons
+from bot import metrics
 from bot.app import Core
 from bot.outbox import OutboxRow
 from bot.presenting import ResultLine
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 TOKEN_MARGIN = 60.0
 Refresh = Callable[[Sequence[BotMessage]], Awaitable[None]]
 CANNOT_DM = 50007  # Discord: "Cannot send messages to this user"
+# Discord's answers to a spent interaction token: "Invalid Webhook Token", "Unknown Webhook".
+TOKEN_REFUSED = (50027, 10015)
 # discord.py puts a webhook message id into the request path as it is: this is Discord's
 # name for an interaction's original response.
 ORIGINAL: Final = cast(int, "@original")
@@ -144,7 +147,9 @@ class Delivery:
         self, row: OutboxRow, shown: list[ResultLine], command: InteractionRef
     ) -> Delivered:
         message = row.message
-        if command.usable(self._clock(), self.token_margin):
+        if not command.usable(self._clock(), self.token_margin):
+            metrics.EXPIRED_TOKENS.inc()  # answered in the channel, below
+        else:
             try:
                 original = await self._webhook(command).edit_message(
                     ORIGINAL,
@@ -162,6 +167,8 @@ class Delivery:
                     error.status,
                     error.code,
                 )
+                if error.code in TOKEN_REFUSED:
+                    metrics.EXPIRED_TOKENS.inc()
             else:
                 return Delivered.sent(str(command.channel_id), str(original.id))
         # The token is (nearly) spent: an ordinary message, which needs no token.

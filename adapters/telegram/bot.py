@@ -89,6 +89,8 @@ class TelegramAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._webhook: WebhookServer | None = None
         self._handling: UpdateHandling | None = None
+        self._poller: DurablePoller | None = None
+        self._started = False
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -134,6 +136,7 @@ class TelegramAdapter:
                 self._start_work(app, delivery)
             if self.intake:
                 await self._start_intake(app)
+            self._started = True
         except BaseException:
             await self.stop()
             raise
@@ -160,7 +163,9 @@ class TelegramAdapter:
         inbox = Inbox(self.core.store)
         handling = self._handling = UpdateHandling(app, inbox)
         if self.settings.mode != "webhook":
-            poller = DurablePoller(app, inbox, poll_timeout=self._poll_timeout, handling=handling)
+            poller = self._poller = DurablePoller(
+                app, inbox, poll_timeout=self._poll_timeout, handling=handling
+            )
             self._spawn(poller.run(), "telegram-poller")
             return
         listen, secret = self.settings.webhook_listen, self.settings.webhook_secret
@@ -196,6 +201,7 @@ class TelegramAdapter:
         app = self._app
         if app is None:
             return
+        self._started, self._poller = False, None
         webhook, self._webhook = self._webhook, None
         if webhook is not None:
             await webhook.stop()
@@ -221,6 +227,23 @@ class TelegramAdapter:
         """The updates being handled (an adapter doing intake, once started)."""
         assert self._handling is not None, "the adapter is not started, or does no intake"
         return self._handling
+
+    def problem(self) -> str | None:
+        """Why the adapter is not serving now, for the health check (None: it is): not
+        started yet, a part of it stopped, the last getUpdates failed, or the webhook is
+        not listening."""
+        app = self._app
+        if not self._started or app is None or (self.intake and not app.running):
+            return "not connected"
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return f"{task.get_name()} stopped"
+        if self._poller is not None and self._poller.failing:
+            return f"getUpdates failing ({self._poller.failing})"
+        webhook = self._webhook
+        if self.intake and self.settings.mode == "webhook" and not (webhook and webhook.listening):
+            return "webhook not listening"
+        return None
 
     # --- errors --------------------------------------------------------------------------
 

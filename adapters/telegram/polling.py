@@ -41,6 +41,8 @@ class DurablePoller:
         self.inbox = inbox
         self.poll_timeout = poll_timeout
         self.handling = handling or UpdateHandling(app, inbox)
+        # Why the last getUpdates failed (None: it did not), for the health check.
+        self.failing: str | None = None
 
     async def run(self) -> None:
         try:
@@ -73,12 +75,13 @@ class DurablePoller:
                 await asyncio.sleep(_seconds(error.retry_after))
                 continue
             except (TimedOut, NetworkError) as error:
+                self.failing = type(error).__name__
                 failures += 1
                 delay = min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 6))
                 log.warning("polling Telegram failed (%s); again in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 continue
-            failures = 0
+            failures, self.failing = 0, None
             if not updates:
                 continue
             payloads = [(update.update_id, update.to_dict()) for update in updates]

@@ -54,6 +54,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 from yarl import URL
 
+from bot import metrics
 from bot.config import TelegramSettings
 from bot.logsafety import Redactor
 
@@ -202,6 +203,8 @@ class TelegramRequest(BaseRequest):
             raise NetworkError(_mask(f"aiohttp.{type(error).__name__}: {error}")) from error
         finally:
             slots.release()
+        if status == 429:  # PTB raises RetryAfter; every caller waits it out its own way
+            metrics.rate_limited("telegram")
         if log.isEnabledFor(logging.DEBUG):
             log.debug('HTTP Request: %s %s "%d"', method, url, status)
         return status, payload

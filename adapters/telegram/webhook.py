@@ -69,6 +69,10 @@ class WebhookServer:
         self._runner = runner
         log.info("Telegram webhook listening on %s:%d%s", host, port, self.path)
 
+    @property
+    def listening(self) -> bool:
+        return self._runner is not None
+
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
