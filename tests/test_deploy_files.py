@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
@@ -19,12 +21,15 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
 
 from bot.cli import build_parser
 from bot.config import load_config
 from bot.healthcheck import healthz_url
+from sandbox.hostemu import HostEmulator
+from sandbox.telegram_api import TelegramEmulator
 from tests.conftest import ROOT
+from tests.telegram_harness import free_port, telegram_config
+from tests.telegram_harness import telegram_world as populate_telegram
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 SECRET_WORDS = re.compile(r"TOKEN|KEY|SECRET|PASSWORD", re.I)
@@ -207,51 +212,82 @@ def test_the_image_serves_healthz_where_its_healthcheck_asks() -> None:
     assert healthz_url(environment) == f"http://{host}:{port}/healthz"
 
 
-async def test_the_healthcheck_says_healthy_only_on_a_200_from_healthz(tmp_path: Path) -> None:
-    """The image's HEALTHCHECK, run as Docker runs it, against a server answering as
-    /healthz does: 503 with a JSON reason, then 200; and against a closed port."""
-    answers = [
-        (503, {"healthy": False, "reason": "telegram: not connected"}),
-        (200, {"healthy": True}),
-    ]
-    asked: list[str] = []
+def test_the_healthcheck_asks_a_wildcard_listen_address_through_loopback() -> None:
+    assert healthz_url({}) == "http://127.0.0.1:9464/healthz"
+    assert healthz_url({"REHOST_OBSERVABILITY_LISTEN": "0.0.0.0:9100"}) == (
+        "http://127.0.0.1:9100/healthz"
+    )
+    assert healthz_url({"REHOST_OBSERVABILITY_LISTEN": "[::]:9100"}) == "http://[::1]:9100/healthz"
+    assert healthz_url({"REHOST_OBSERVABILITY_LISTEN": "[fd00::7]:80"}) == (
+        "http://[fd00::7]:80/healthz"
+    )
 
-    async def healthz(request: web.Request) -> web.Response:
-        asked.append(request.path)
-        status, body = answers[min(len(asked), len(answers)) - 1]
-        return web.json_response(body, status=status)
 
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+async def test_the_healthcheck_follows_the_bot_beside_it(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    """The image's HEALTHCHECK command, run as Docker runs it (the image's environment, a
+    proxy in it that must not be used) beside ``rehost run``, which has /healthz on only
+    through REHOST_OBSERVABILITY_LISTEN: unhealthy before the bot listens, and while
+    Telegram has not answered (with the bot's reason), healthy once it has, unhealthy
+    again once the bot stopped."""
+    listen = f"127.0.0.1:{free_port()}"
+    environment = {**os.environ, "REHOST_OBSERVABILITY_LISTEN": listen}
+    # An operator's proxy for the bot's own calls; a request to loopback must not take it.
+    proxied = {
+        **environment,
+        "HTTP_PROXY": "http://127.0.0.1:9/",
+        "http_proxy": "http://127.0.0.1:9/",
+    }
 
-    async def probe(listen: str) -> tuple[int, str]:
+    async def probe() -> tuple[int, str]:
         process = await asyncio.create_subprocess_exec(
-            *healthcheck_command(),
-            env={"REHOST_OBSERVABILITY_LISTEN": listen, "PATH": "/usr/bin:/bin",
-                 "HTTP_PROXY": "http://127.0.0.1:9/"},
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            *healthcheck_command(), env=proxied, cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(process.communicate(), 30)
         assert process.returncode is not None
-        return process.returncode, out.decode()
+        return process.returncode, out.decode().strip()
 
-    try:
-        # A wildcard address, as REHOST_OBSERVABILITY_LISTEN=0.0.0.0:PORT would be, is asked
-        # through loopback; the proxy in the environment is not used for it.
-        code, said = await probe(f"0.0.0.0:{port}")
-        assert code == 1 and said.startswith("503 ") and "telegram: not connected" in said
-        code, said = await probe(f"127.0.0.1:{port}")
-        assert code == 0 and said.startswith("200 ")
-        assert asked == ["/healthz", "/healthz"]
-    finally:
-        await runner.cleanup()
-    code, said = await probe(f"127.0.0.1:{port}")
-    assert code == 1 and f"127.0.0.1:{port}/healthz" in said
+    async def listening() -> None:
+        host, port = listen.rsplit(":", 1)
+        async with asyncio.timeout(30):
+            while True:
+                assert bot.returncode is None, "rehost run stopped"
+                try:
+                    _, writer = await asyncio.open_connection(host, int(port))
+                except OSError:
+                    await asyncio.sleep(0.02)
+                    continue
+                writer.close()
+                return
+
+    assert await probe() == (1, f"http://{listen}/healthz: [Errno 111] Connection refused")
+    async with TelegramEmulator() as tg:
+        populate_telegram(tg)
+        config = telegram_config(tmp_path, host_emu, tg)  # no [observability] in the file
+        starting = tg.hold("getMe")  # the bot's first call: it cannot be connected before
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", "-c", str(config), cwd=ROOT, env=environment,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        err = b""
+        try:
+            await listening()
+            code, said = await probe()
+            assert code == 1 and said.startswith("503 ") and "telegram: not connected" in said
+            starting.set()
+            async with asyncio.timeout(30):
+                while (answer := await probe())[0] != 0:
+                    assert answer[1].startswith("503 "), answer
+            assert answer[1].startswith("200 ")
+        finally:
+            if bot.returncode is None:
+                bot.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(bot.communicate(), 30)
+            print(err.decode()[-3000:])  # shown when the test fails
+    assert bot.returncode == 0
+    assert (await probe())[0] == 1
 
 
 def test_the_example_environment_names_what_the_bot_reads() -> None:
