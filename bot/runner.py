@@ -2,10 +2,10 @@
 
 Ctrl-C or SIGTERM stops the adapters cleanly; SIGHUP re-reads the configuration
 (``bot.reload``: hosts, keys, limits and auto-rehost lists apply at once). Work a
-previous run left (jobs, answers not yet sent) is found by the job worker and the outbox senders like any other work, once its
-lease lapses; expired uploads are swept every few minutes. Every role logs how late its
-event loop runs (``bot.looplag``): a line once its adapters have started, one every 5 s,
-and one at stop.
+previous run left (jobs, answers not yet sent) is found by the job worker and the outbox
+senders like any other work, once its lease lapses; expired uploads are swept every few
+minutes. Every role logs how late its event loop runs (``bot.looplag``): a line once its
+adapters have started, one every 5 s, and one at stop.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from tests.conftest import ROOT, assert_no_secrets, host_table, write_config
 from tests.telegram_harness import ANN, telegram_world
 
 
-
 def two_host_config(tmp_path: Path, host: HostEmulator, tg: TelegramEmulator, order: str) -> str:
     tables = [host_table("chev", host, "chevereto"), host_table("bb", host, "imgbb")]
     config = write_config(tmp_path, tables, order.split(","))
@@ -56,10 +55,12 @@ async def upload_of_next_photo(tg: TelegramEmulator, host: HostEmulator, seed: i
     earlier = {id(call) for call in tg.calls}
     tg.send_photo(ANN, ANN, samples.png(seed, 7))
     reply = await tg.wait_for(
-        lambda c: id(c) not in earlier
-        and c.method == "sendMessage"
-        and c.ok
-        and "Rehosted:" in str(c.params.get("text")),
+        lambda c: (
+            id(c) not in earlier
+            and c.method == "sendMessage"
+            and c.ok
+            and "Rehosted:" in str(c.params.get("text"))
+        ),
         timeout=30,
     )
     path = host.uploads[-1].path
