@@ -152,11 +152,7 @@ async def serve(
         started: list[Adapter] = []
         sweeper = asyncio.create_task(_sweep(core) if role.works else asyncio.sleep(0))
         checker = asyncio.create_task(_check_links(core) if role.works else asyncio.sleep(0))
-        reloader = asyncio.create_task(
-            _reload_on_request(core, reload_from, reloads)
-            if reload_from is not None and reloads is not None
-            else asyncio.sleep(0)
-        )
+        reloader: asyncio.Task[None] | None = None
         observer: Observability | None = None
         try:
             # /healthz and /metrics (if configured): 503 until the adapters are connected.
@@ -166,11 +162,17 @@ async def serve(
                 started.append(adapter)
                 log.info("%s adapter started", adapter.name)
             lag.report("while starting")  # the start's own line; serving starts afresh
-            sdnotify.ready("serving: " + ", ".join(a.name for a in started))
+            serving = "serving: " + ", ".join(a.name for a in started)
+            sdnotify.ready(serving)
+            if reload_from is not None and reloads is not None:
+                # From here: a SIGHUP during the start waits, so READY=1 comes first.
+                reloader = asyncio.create_task(
+                    _reload_on_request(core, reload_from, reloads, serving)
+                )
             await stop.wait()
         finally:
             sdnotify.stopping()
-            for task in (sweeper, checker, reloader):
+            for task in (sweeper, checker, *([reloader] if reloader else [])):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -185,15 +187,18 @@ async def serve(
             log.info("stopped")
 
 
-async def _reload_on_request(core: Core, path: Path, reloads: asyncio.Event) -> None:
-    """Re-read the configuration each time ``reloads`` is set (SIGHUP)."""
+async def _reload_on_request(core: Core, path: Path, reloads: asyncio.Event, serving: str) -> None:
+    """Re-read the configuration each time ``reloads`` is set (SIGHUP), telling systemd
+    (RELOADING=1, then READY=1 with ``serving`` again, whether or not it was applied)."""
     while True:
         await reloads.wait()
         reloads.clear()
+        sdnotify.reloading("reloading the configuration")
         try:
             reload_config(core, path)
         except Exception:
             log.exception("reloading the configuration failed; the running one is kept")
+        sdnotify.ready(serving)
 
 
 async def _sweep(core: Core) -> None:

@@ -110,6 +110,13 @@ async def test_rehost_run_notifies_ready_watchdog_and_stopping(
             )
             assert all(n.fields["WATCHDOG"] == "1" for n in listener.having("WATCHDOG"))
             assert not listener.having("STOPPING")
+            # A reload (SIGHUP) is announced, and READY=1 follows once it is done.
+            process.send_signal(signal.SIGHUP)
+            await listener.wait_until(lambda: len(listener.having("READY")) == 2)
+            [reloading] = listener.having("RELOADING")
+            assert reloading.at <= listener.having("READY")[1].at
+            assert int(reloading.fields["MONOTONIC_USEC"]) > 0
+            assert listener.having("READY")[1].fields["STATUS"] == "serving: telegram"
         finally:
             process.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(process.communicate(), 30)
@@ -117,7 +124,8 @@ async def test_rehost_run_notifies_ready_watchdog_and_stopping(
             listener.stop()
     assert process.returncode == 0, err.decode()
     assert [n.fields["STOPPING"] for n in listener.having("STOPPING")] == ["1"]
-    assert len(listener.having("READY")) == 1
+    assert len(listener.having("READY")) == 2
+    assert "configuration reloaded" in err.decode()
 
 
 async def test_a_stalled_event_loop_stops_the_watchdog_pings(
