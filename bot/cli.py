@@ -207,6 +207,11 @@ def _lazy(module: str, name: str) -> Handler:
     async def handler(args: argparse.Namespace) -> int:
         import importlib
 
+        from bot.logsafety import configure_logging
+
+        # Every command: REHOST_LOG_LEVEL and REHOST_LOG_FORMAT from here on. A command
+        # that loads a configuration sets logging up again with its secrets and format.
+        configure_logging()
         function: Handler = getattr(importlib.import_module(module), name)
         return await function(args)
 
@@ -226,11 +231,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import asyncio
     import sqlite3
 
-    from bot.logsafety import configure_logging
-
-    # Every command: REHOST_LOG_LEVEL and REHOST_LOG_FORMAT from here on. A command that
-    # loads a configuration sets it up again with its secrets and [logging] format.
-    configure_logging(secrets=getattr(args, "api_keys", None) or ())
     if args.command == "emulate-host":
         return _emulate(args)
     try:
@@ -296,8 +296,10 @@ def _database_name(args: argparse.Namespace) -> str:
 
 
 def _emulate(args: argparse.Namespace) -> int:
+    from bot.logsafety import configure_logging
     from sandbox.hostemu import main as emulate
 
+    configure_logging(secrets=args.api_keys or ())
     options = ["--host", args.host, "--port", str(args.port)]
     for key in args.api_keys or []:
         options += ["--api-key", key]

@@ -136,18 +136,22 @@ def test_secrets_with_json_special_characters_are_masked_and_lines_stay_json(
         assert secret not in json.dumps(record, ensure_ascii=False)
 
 
-async def test_operator_command_logs_json_at_the_level_asked(
-    host_emu: HostEmulator, tmp_path: Path
-) -> None:
+async def test_upload_logs_json_at_the_level_asked(host_emu: HostEmulator, tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(samples.png(9, 9))
     config = write_config(tmp_path, [host_table("h", host_emu, "chevereto")], ["h"])
-    ran = await run_rehost(
-        "history", "-c", str(config), env={"REHOST_LOG_LEVEL": "DEBUG", "REHOST_LOG_FORMAT": "json"}
-    )
+    upload = ("upload", str(image), "-c", str(config), "--no-record", "--json")
+    ran = await run_rehost(*upload, env={"REHOST_LOG_LEVEL": "DEBUG", "REHOST_LOG_FORMAT": "json"})
     assert ran.code == 0, ran.stderr
-    assert ran.stdout == "no uploads recorded\n"
-    assert "DEBUG" in {record["level"] for record in json_lines(ran.stderr)}
-    quiet = await run_rehost("history", "-c", str(config), env={"REHOST_LOG_LEVEL": "WARNING"})
-    assert quiet.code == 0 and " DEBUG " not in quiet.stderr and "{" not in quiet.stderr
+    delete_url = json.loads(ran.stdout)["delete_url"]
+    assert "/delete/" in delete_url
+    # Request lines are logged at DEBUG only, with the host's configured name.
+    requests = [r for r in json_lines(ran.stderr) if r["logger"] == "httpx"]
+    assert requests and all(r["host"] == "h" for r in requests)
+    assert delete_url not in ran.stderr
+    assert_no_secrets(ran.stderr)
+    quiet = await run_rehost(*upload, env={"REHOST_LOG_LEVEL": "INFO"})
+    assert quiet.code == 0 and "httpx" not in quiet.stderr and "{" not in quiet.stderr
 
 
 @pytest.mark.parametrize(
