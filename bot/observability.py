@@ -144,6 +144,9 @@ class Observability:
             log.warning("reading the queue for /metrics failed (%s)", type(error).__name__)
             return state
         now = time.time()
+        for adapter in self.adapters:  # this process's platforms show 0, not nothing
+            state.queue[adapter.name] = (0, 0.0)
+            state.outbox.setdefault(adapter.name, 0)
         for platform, (count, oldest) in queue.items():
             recorded = from_text(oldest)
             age = now - recorded.timestamp() if recorded is not None else 0.0

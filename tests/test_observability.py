@@ -183,8 +183,10 @@ async def test_rehost_run_is_unhealthy_until_telegram_answers_then_counts_a_reho
     assert grew("rehost_reply_seconds_bucket", le="+Inf", **telegram) == 1
     assert 0 < value(after, "rehost_reply_seconds_sum", **telegram) < 30
     # Read at the scrape: nothing waits, the host is usable, the loop is watched.
-    assert value(after, "rehost_queue_jobs", **telegram) == 0
-    assert value(after, "rehost_outbox_messages", **telegram) == 0
+    platform = frozenset(telegram.items())
+    assert after[("rehost_queue_jobs", platform)] == 0
+    assert after[("rehost_queue_oldest_job_age_seconds", platform)] == 0
+    assert after[("rehost_outbox_messages", platform)] == 0
     assert ("rehost_host_cooldown_seconds", frozenset({("host", "chev")})) in after
     assert value(after, "rehost_host_cooldown_seconds", host="chev") == 0
     assert 0 <= value(after, "rehost_event_loop_lag_seconds") < 5
