@@ -395,6 +395,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "create index idx_uploads_state_expires_at on uploads (state, expires_at)",
         "create index idx_inbox_state_received_at on inbox (state, received_at)",
     ),
+    # v15: communities (a Discord server, a Telegram group) and their managers' settings,
+    # moderators' takedowns, and what quotas count.
+    (
+        # One row per community: null means the operator's default. ``hosts`` is a JSON list
+        # of configured host names; ``own_host`` the community's own endpoint and key,
+        # encrypted (never shown back); expiries are labels such as "1d".
+        "create table community_settings (platform {text} not null,"
+        " community_id {text} not null, hosts {text}, own_host {text},"
+        " default_expiration {text}, max_expiration {text}, nsfw {int}, language {text},"
+        " quota_images_per_member {int}, quota_bytes_per_day {int},"
+        " takedown_on_source_delete {int}, updated_at {text},"
+        " primary key (platform, community_id))",
+        # Every change a manager made, with who made it (a key's value is never stored).
+        "create table settings_changes (id {id}, platform {text} not null,"
+        " community_id {text} not null, actor_id {text} not null, actor_name {text},"
+        " setting {text} not null, value {text}, changed_at {text} not null)",
+        "create index idx_settings_changes_community on settings_changes"
+        " (platform, community_id, changed_at)",
+        # Every takedown, with the moderator who did it.
+        "create table takedowns (id {id}, upload_id {int} not null, platform {text} not null,"
+        " community_id {text}, chat_id {text}, moderator_id {text} not null,"
+        " moderator_name {text}, reason {text}, host_deleted {int}, created_at {text} not null)",
+        "create index idx_takedowns_upload_id on takedowns (upload_id)",
+        # The community each piece of work belongs to (null: a private chat).
+        "alter table batches add column community_id {text}",
+        "alter table jobs add column community_id {text}",
+        "alter table uploads add column community_id {text}",
+        "create index idx_jobs_community_owner_counted on jobs"
+        " (platform, community_id, owner_id, counted_at)",
+        "create index idx_jobs_community_counted on jobs (platform, community_id, counted_at)",
+        "create index idx_uploads_community_created on uploads"
+        " (platform, community_id, created_at)",
+    ),
 )
 SCHEMA_VERSION = SNAPSHOT_VERSION + len(MIGRATIONS)
 
