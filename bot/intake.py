@@ -105,6 +105,7 @@ class Intake:
             skipped=tuple(request.skipped),
             answer=answer,
             state="open",
+            community_id=request.community_id,
         )
 
     async def duration(self, request: RehostRequest) -> Duration | None:

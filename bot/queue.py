@@ -44,6 +44,7 @@ class Batch:
     skipped: tuple[str, ...]
     answer: str
     state: str
+    community_id: str | None = None  # see RehostRequest.community_id
 
     @property
     def private_chat(self) -> bool:
@@ -64,6 +65,7 @@ class Batch:
             skipped=tuple(json.loads(row["skipped"] or "[]")),
             answer=row["answer"],
             state=row["state"],
+            community_id=row.get("community_id"),
         )
 
 
@@ -88,6 +90,7 @@ def _job(row: Row) -> JobRecord:
         expiration=row["expiration"],
         state=row["state"],
         attempts=row["attempts"] or 0,
+        community_id=row.get("community_id"),
     )
 
 
@@ -139,8 +142,8 @@ class JobQueue:
                 await db.execute(
                     "insert into batches (id, platform, chat_id, owner_id, owner_name,"
                     " message_id, chat_title, private_in_place, context, skipped, answer,"
-                    " ready_at, wanted, state, created_at)"
-                    " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " ready_at, wanted, state, created_at, community_id)"
+                    " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         batch.id,
                         batch.platform,
@@ -157,6 +160,7 @@ class JobQueue:
                         int(wanted),
                         BatchState.OPEN,
                         to_text(now_utc()),
+                        batch.community_id,
                     ),
                 )
             else:
@@ -211,8 +215,9 @@ class JobQueue:
             added = await self.db.execute(
                 "insert into jobs (batch, item_key, position, platform, chat_id,"
                 " message_id, owner_id, source, expiration, state, outcome, error, attempts,"
-                " counted_at, fair_key, lease_owner, lease_until, created_at, updated_at)"
-                " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " counted_at, fair_key, lease_owner, lease_until, created_at, updated_at,"
+                " community_id)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " on conflict do nothing",
                 (
                     batch.id,
@@ -234,6 +239,7 @@ class JobQueue:
                     now + until if leased and until is not None else None,
                     stamp,
                     stamp,
+                    batch.community_id,
                 ),
             )
             position += added

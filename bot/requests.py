@@ -68,6 +68,9 @@ class RehostRequest:
     gather: float = 0.0  # seconds to wait for more items of the same key (an album)
     # False: not counted against the owner's rate limit (a backfill an admin asked for).
     rate_limited: bool = True
+    # The community the message was posted in (a Discord server's id, a Telegram group's
+    # chat id); None for a private chat. Its managers' settings and quotas apply.
+    community_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class UploadRecord:
     # When the owner was first handed the delete link of an ImgBB-style upload (which
     # the bot cannot use itself); the upload stays active until the image is gone.
     delete_handed_at: datetime | None = None
+    community_id: str | None = None  # where it was posted (see RehostRequest.community_id)
 
     @classmethod
     def from_row(cls, row: Row) -> UploadRecord:
@@ -120,6 +121,7 @@ class JobRecord:
     expiration: str | None
     state: str
     attempts: int
+    community_id: str | None = None  # see RehostRequest.community_id
 
 
 @dataclass(frozen=True)

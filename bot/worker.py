@@ -69,6 +69,7 @@ class Answering:
                     chat_id=job.chat_id,
                     message_id=job.message_id,
                     owner_id=job.owner_id,
+                    community_id=job.community_id,
                     **outcome.new,
                 )
             if upload_id is None:

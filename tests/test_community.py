@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 from bot.community import Communities, CommunitySettings
+from bot.requests import RehostRequest, SourceRef
 from bot.store import Store
+from sandbox import samples
+from sandbox.hostemu import HostEmulator
+from tests.service_harness import service_for
 
 
 async def test_changes_are_stored_and_recorded_with_who_made_them(storage: Path | str) -> None:
@@ -43,3 +47,21 @@ async def test_changes_are_stored_and_recorded_with_who_made_them(storage: Path 
             await communities.change("discord", "42", "7", "ann", colour="red")
     finally:
         await store.close()
+
+
+async def test_work_carries_its_community_to_the_upload(
+    host_emu: HostEmulator, tmp_path: Path
+) -> None:
+    data = samples.png(61, 5)
+    ref = SourceRef("c.png", url=host_emu.add_blob("c.png", data), declared_size=len(data))
+    async with service_for(host_emu, tmp_path / "r.db") as h:
+        request = RehostRequest("telegram", "-100", "7", [ref], community_id="-100")
+        [result] = await h.service.rehost(request)
+        assert result.upload is not None and result.upload.community_id == "-100"
+        other = samples.png(62, 5)
+        mine = SourceRef("d.png", url=host_emu.add_blob("d.png", other), declared_size=len(other))
+        private = RehostRequest("telegram", "7", "7", [mine])
+        [again] = await h.service.rehost(private)
+        assert again.upload is not None and again.upload.community_id is None
+        rows = await h.store.db.fetch("select community_id from jobs order by id", ())
+        assert [row["community_id"] for row in rows] == ["-100", None]

@@ -368,6 +368,7 @@ class BackfillRun:
                 chat_title=channel_title(int(backfill.chat_id)),
                 context={"backfill": backfill.id},
                 rate_limited=False,
+                community_id=str(backfill.context.get("guild_id") or "") or None,
             )
         )
         await self.backfills.fed(backfill.id, item.position, batch)

@@ -170,6 +170,7 @@ class Intake:
                 owner_name=message.author.name,
                 chat_title=chat_title,
                 skipped=tuple(skipped),
+                community_id=str(message.guild.id) if message.guild is not None else None,
             )
         )
 
@@ -247,5 +248,6 @@ class Intake:
                 private_in_place=True,
                 context=ref.to_context(),
                 skipped=tuple(others),
+                community_id=str(interaction.guild_id) if interaction.guild_id else None,
             )
         )

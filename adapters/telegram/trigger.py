@@ -67,4 +67,6 @@ class Trigger:
             chat_title=self.chat_title,
             gather=gather,
             context=context,
+            # A group is its own community; a private chat belongs to none.
+            community_id=None if self.private else str(self.chat_id),
         )
