@@ -32,6 +32,7 @@ from bot.cli import UsageError
 from bot.cooldowns import Cooldowns
 from bot.looplag import LoopLag
 from bot.store import from_text
+from bot.webserve import listen
 
 log = logging.getLogger(__name__)
 DATABASE_TIMEOUT = 2.0  # seconds the database has to answer the health check
@@ -71,15 +72,8 @@ class Observability:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
-        await runner.setup()
-        host, port = self.listen
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        self._runner = await listen(app, self.listen, shutdown_grace=SHUTDOWN_GRACE)
+        host = self.listen[0]
         log.info("health and metrics on http://%s:%d (/healthz, /metrics)", host, self.port)
 
     @property

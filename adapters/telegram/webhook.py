@@ -28,6 +28,7 @@ from aiohttp import web
 from adapters.telegram.handling import UpdateHandling
 from adapters.telegram.trigger import PLATFORM
 from bot.inbox import Inbox
+from bot.webserve import listen
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -58,15 +59,8 @@ class WebhookServer:
         """Listen; raises OSError when the address cannot be used (in use, no permission)."""
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(self.path, self._receive)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
-        await runner.setup()
+        self._runner = await listen(app, self.listen, shutdown_grace=SHUTDOWN_GRACE)
         host, port = self.listen
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
         log.info("Telegram webhook listening on %s:%d%s", host, port, self.path)
 
     @property
