@@ -126,6 +126,16 @@ async def run_rehost(*args: str, env: dict[str, str] | None = None, timeout: flo
     return Ran(process.returncode, out.decode(), err.decode())
 
 
+async def start_rehost_run(config: Path, **env: str) -> asyncio.subprocess.Process:
+    """``rehost run -c CONFIG`` as a process of its own (``python -m bot``), with its output
+    piped and ``env`` added to this process's environment."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", "-c", str(config),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
 def assert_no_secrets(*texts: str) -> None:
     for text in texts:
         for key in ALL_KEYS:

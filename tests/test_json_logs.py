@@ -9,10 +9,8 @@ import asyncio
 import io
 import json
 import logging
-import os
 import re
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,13 @@ from bot.logsafety import MASK, RedactingFormatter, Redactor
 from sandbox import samples
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
-from tests.conftest import ROOT, assert_no_secrets, host_table, run_rehost, write_config
+from tests.conftest import (
+    assert_no_secrets,
+    host_table,
+    run_rehost,
+    start_rehost_run,
+    write_config,
+)
 from tests.telegram_harness import ANN, telegram_config, telegram_world
 
 DELETE_LINK = re.compile(r"https?://\S+/delete/\S+")
@@ -50,11 +54,7 @@ async def test_run_logs_json_lines_with_context_and_no_secrets(
     async with TelegramEmulator() as tg:
         telegram_world(tg)
         config = telegram_config(tmp_path, host_emu, tg)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "-c", str(config),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "REHOST_LOG_LEVEL": "DEBUG", "REHOST_LOG_FORMAT": "json"},
-        )  # fmt: skip
+        process = await start_rehost_run(config, REHOST_LOG_LEVEL="DEBUG", REHOST_LOG_FORMAT="json")
         try:
             tg.send_photo(ANN, ANN, samples.png(9, 9))
             reply = await tg.wait_for(lambda c: c.method == "sendMessage" and c.ok, timeout=30)

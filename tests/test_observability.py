@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +25,7 @@ from sandbox import samples
 from sandbox.discord_api import DiscordEmulator
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
-from tests.conftest import ALL_KEYS, ROOT, assert_no_secrets
+from tests.conftest import ALL_KEYS, assert_no_secrets, start_rehost_run
 from tests.telegram_harness import ANN, GROUP, free_port, running_adapter, telegram_config
 from tests.telegram_harness import telegram_world as populate_telegram
 from tests.test_discord_adapter import (
@@ -142,11 +140,7 @@ async def test_rehost_run_is_unhealthy_until_telegram_answers_then_counts_a_reho
         config = telegram_config(tmp_path, host_emu, tg)
         config.write_text(config.read_text() + f'\n[observability]\nlisten = "127.0.0.1:{port}"\n')
         starting = tg.hold("getMe")  # the bot's first call: it cannot be connected before
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "-c", str(config),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "REHOST_LOG_LEVEL": "DEBUG"},
-        )  # fmt: skip
+        process = await start_rehost_run(config, REHOST_LOG_LEVEL="DEBUG")
         bot = Endpoint(session, port)
         try:
             status, before = await bot.until_up()
@@ -206,10 +200,7 @@ async def test_a_port_in_use_stops_rehost_run_with_one_line(
         port = taken.sockets[0].getsockname()[1]
         config.write_text(config.read_text() + f'\n[observability]\nlisten = "127.0.0.1:{port}"\n')
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", "-c", str(config),
-                cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+            process = await start_rehost_run(config)
             _, err = await asyncio.wait_for(process.communicate(), 30)
         finally:
             taken.close()

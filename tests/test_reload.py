@@ -5,9 +5,7 @@ configuration keeps working."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,7 +15,7 @@ from bot.reload import needs_restart
 from sandbox import samples
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
-from tests.conftest import ROOT, assert_no_secrets, host_table, write_config
+from tests.conftest import assert_no_secrets, host_table, start_rehost_run, write_config
 from tests.telegram_harness import ANN, telegram_world
 
 
@@ -77,11 +75,7 @@ async def test_sighup_switches_hosts_and_refuses_a_broken_file(
         telegram_world(tg)
         config = tmp_path / "rehost.toml"
         config.write_text(two_host_config(tmp_path, host_emu, tg, "chev,bb"))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "-c", str(config),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "REHOST_LOG_LEVEL": "INFO"},
-        )  # fmt: skip
+        process = await start_rehost_run(config, REHOST_LOG_LEVEL="INFO")
         assert process.stderr is not None
         log = Log(process.stderr)
         try:

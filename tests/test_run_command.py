@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 from sandbox import samples
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
-from tests.conftest import ROOT, assert_no_secrets, host_table, run_rehost, write_config
+from tests.conftest import (
+    assert_no_secrets,
+    host_table,
+    run_rehost,
+    start_rehost_run,
+    write_config,
+)
 from tests.telegram_harness import ANN, telegram_config, telegram_world
 
 
@@ -19,11 +23,7 @@ async def test_run_serves_telegram_until_sigterm(host_emu: HostEmulator, tmp_pat
     async with TelegramEmulator() as tg:
         telegram_world(tg)
         config = telegram_config(tmp_path, host_emu, tg)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "-c", str(config),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "REHOST_LOG_LEVEL": "DEBUG"},
-        )  # fmt: skip
+        process = await start_rehost_run(config, REHOST_LOG_LEVEL="DEBUG")
         try:
             tg.send_photo(ANN, ANN, samples.png(9, 9))
             reply = await tg.wait_for(lambda c: c.method == "sendMessage" and c.ok, timeout=30)

@@ -8,7 +8,6 @@ import os
 import secrets
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pytest
 from bot import sdnotify
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import TelegramEmulator
-from tests.conftest import ROOT
+from tests.conftest import start_rehost_run
 from tests.telegram_harness import telegram_config, telegram_world
 
 
@@ -88,16 +87,12 @@ async def test_rehost_run_notifies_ready_watchdog_and_stopping(
         config = telegram_config(tmp_path, host_emu, tg)
         listener = Listener(bound(str(tmp_path / "notify")), lambda: [c.method for c in tg.calls])
         listener.start()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "-c", str(config),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={
-                **os.environ,
-                "NOTIFY_SOCKET": str(tmp_path / "notify"),
-                "WATCHDOG_USEC": "200000",  # a ping every 0.1 s
-                "REHOST_LOG_LEVEL": "INFO",
-            },
-        )  # fmt: skip
+        process = await start_rehost_run(
+            config,
+            NOTIFY_SOCKET=str(tmp_path / "notify"),
+            WATCHDOG_USEC="200000",
+            REHOST_LOG_LEVEL="INFO",
+        )  # WATCHDOG_USEC: a ping every 0.1 s
         try:
             await listener.wait_until(lambda: bool(listener.having("READY")))
             ready = listener.having("READY")[0]
