@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot import quotas
 from bot.database import Row
 from bot.leases import EXTRA_CANDIDATES, lease_rows
 from bot.ratelimit import RateLimit
@@ -170,10 +171,28 @@ class JobQueue:
                     (now + gather, batch.id),
                 )
                 wanted = bool(existing["wanted"])
+            if wanted:
+                jobs = await self._within_quota(batch, jobs, now)
             if wanted and limit is not None:
                 jobs = await self._limited(batch, jobs, limit, now)
             await self._insert_jobs(batch, jobs, expiration, wanted, now, lease_to)
         return True
+
+    async def _within_quota(self, batch: Batch, jobs: Sequence[NewJob], now: float) -> list[NewJob]:
+        """The jobs, those over the community's quotas refused (inside the transaction)."""
+        counted = [job for job in jobs if job.counted and job.refusal is None]
+        if not counted or batch.community_id is None:
+            return list(jobs)
+        grant = await quotas.take(
+            self.db, batch.platform, batch.community_id, batch.owner_id, len(counted), now
+        )
+        over = {id(job) for job in counted[grant.granted :]}
+        return [
+            NewJob(job.item_key, job.source, grant.refusal, counted=False)
+            if id(job) in over
+            else job
+            for job in jobs
+        ]
 
     async def _limited(
         self, batch: Batch, jobs: Sequence[NewJob], limit: RateLimit, now: float
@@ -297,10 +316,16 @@ class JobQueue:
                     (batch.id, JobState.HELD),
                 )
             ]
-            granted, refusal = len(held), None
+            refusals: list[str | None] = [None] * len(held)
             if limit is not None and held:
-                grant = await limit.take(db, batch.platform, batch.owner_id, len(held), now)
-                granted, refusal = grant.granted, limit.refusal(grant)
+                quota = await quotas.take(
+                    db, batch.platform, batch.community_id, batch.owner_id, len(held), now
+                )
+                grant = await limit.take(db, batch.platform, batch.owner_id, quota.granted, now)
+                refusals[grant.granted : quota.granted] = [limit.refusal(grant)] * (
+                    quota.granted - grant.granted
+                )
+                refusals[quota.granted :] = [quota.refusal] * (len(held) - quota.granted)
             await db.execute(
                 "update jobs set state = ?, expiration = ?, owner_id = ?, message_id = ?,"
                 " counted_at = ? where batch = ? and state = ?",
@@ -314,7 +339,9 @@ class JobQueue:
                     JobState.HELD,
                 ),
             )
-            for item_key in held[granted:]:
+            for item_key, refusal in zip(held, refusals, strict=True):
+                if refusal is None:
+                    continue
                 await db.execute(
                     "update jobs set state = ?, outcome = ?, error = ?, counted_at = null"
                     " where batch = ? and item_key = ?",

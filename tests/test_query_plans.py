@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from bot.community import Communities
 from bot.cooldowns import Cooldowns
 from bot.inbox import Inbox
 from bot.requests import RehostRequest, SourceRef
@@ -125,6 +126,15 @@ async def test_no_user_or_sweep_path_scans_a_big_table(
         )
         await service.rehost(
             RehostRequest("test", "chat-1", "bob", [SourceRef("a.png", url=urls[0])])
+        )
+        # A community's member, under its quotas.
+        await Communities(h.store.db).change(
+            "test", "g", "1", "A", quota_images_per_member=5, quota_bytes_per_day=10**9
+        )
+        await service.rehost(
+            RehostRequest(
+                "test", "chat-4", "dan", [SourceRef("c.png", url=urls[2])], community_id="g"
+            )
         )
         # A chat's request, worked by the worker and answered through the outbox.
         sent: list[int] = []

@@ -1,0 +1,141 @@
+"""A community's daily quotas: images per member, and bytes for the whole community.
+
+A community (a Discord server, a Telegram group; see :mod:`bot.community`) may set
+``quota_images_per_member`` and ``quota_bytes_per_day``. "Per day" is a rolling 24-hour
+window, not a calendar day: a quota frees up when the oldest image it counts is 24 hours
+old, so nobody gains a double allowance around midnight, and the reply can say exactly
+when that is.
+
+Both are kept in the database, like the rate limit (:mod:`bot.ratelimit`), so they hold
+across every process sharing the work, and are checked inside the transaction that
+records the jobs, under a lock on the community (SQLite's write lock; an advisory lock on
+PostgreSQL): two processes admitting the same community's images at once cannot both take
+the last image of a quota.
+
+- Images: the member's jobs in the community counted in the window (``jobs.counted_at``;
+  refused jobs are never counted), through the index on
+  ``jobs (platform, community_id, owner_id, counted_at)``.
+- Bytes: the size is known only once an image is downloaded, so the quota counts what was
+  uploaded (``uploads.size`` of the community's uploads made in the window; an image the
+  bot already had, reused without uploading, costs nothing). New images are refused once
+  the community is at or over its quota; images admitted before that finish, so the last
+  ones may pass the quota by at most what was admitted together.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.community import Communities
+from bot.database import Database
+from bot.store import from_text, to_text
+
+WINDOW = 24 * 3600.0  # seconds: "per day" is the last 24 hours
+
+
+@dataclass(frozen=True)
+class QuotaGrant:
+    granted: int  # how many of the images asked for may go ahead
+    refusal: str | None = None  # the answer for each image refused (None: all granted)
+
+
+async def take(
+    db: Database,
+    platform: str,
+    community_id: str | None,
+    owner_id: str,
+    wanted: int,
+    now: float,
+) -> QuotaGrant:
+    """Inside a transaction: how many of ``wanted`` images this member may rehost now in
+    this community. The caller records the granted jobs with ``counted_at = now`` before it
+    commits (so the next admission, in any process, counts them)."""
+    if community_id is None or wanted <= 0:
+        return QuotaGrant(wanted)  # a private chat: no community, no quota
+    settings = await Communities(db).settings(platform, community_id)
+    images, size = settings.quota_images_per_member, settings.quota_bytes_per_day
+    if images is None and size is None:
+        return QuotaGrant(wanted)
+    await db.lock_key(f"quota {platform} {community_id}")
+    place = "server" if platform == "discord" else "group"
+    if size is not None:
+        over, frees_at = await _bytes_used_up(db, platform, community_id, size, now)
+        if over:
+            what = f"this {place}'s daily quota of {bytes_phrase(size)}"
+            return QuotaGrant(0, refusal(what, platform, frees_at, now))
+    if images is None:
+        return QuotaGrant(wanted)
+    # One aggregate row, however many jobs are in the window (the quota caps the walk).
+    row = await db.fetchrow(
+        "select count(*) as counted, min(counted_at) as oldest from (select counted_at"
+        " from jobs where platform = ? and community_id = ? and owner_id = ?"
+        " and counted_at > ? order by counted_at limit ?) as recent",
+        (platform, community_id, owner_id, now - WINDOW, max(images, 0)),
+    )
+    counted = int(row["counted"]) if row is not None else 0
+    granted = max(0, min(wanted, images - counted))
+    if granted == wanted:
+        return QuotaGrant(granted)
+    oldest = row["oldest"] if row is not None else None
+    # The oldest image counted frees its slot first (one of this batch's, if none was).
+    first = float(oldest) if oldest is not None else now
+    frees = first + WINDOW if images > 0 else None  # a quota of 0 never frees up
+    what = f"this {place}'s daily quota of {count_phrase(images, 'image')} per member"
+    return QuotaGrant(granted, refusal(what, platform, frees, now))
+
+
+async def _bytes_used_up(
+    db: Database, platform: str, community_id: str, quota: int, now: float
+) -> tuple[bool, float | None]:
+    """Whether the community's uploads of the window reach ``quota`` bytes, and if so when
+    they drop below it again (None: never, a quota of 0)."""
+    since = to_text(datetime.fromtimestamp(now - WINDOW, UTC))
+    rows = await db.fetch(
+        "select size, created_at from uploads where platform = ? and community_id = ?"
+        " and created_at > ? order by created_at",
+        (platform, community_id, since),
+    )
+    total = sum(int(row["size"] or 0) for row in rows)
+    if total < quota:
+        return False, None
+    for row in rows:  # oldest first: each leaves the window 24 hours after it was made
+        total -= int(row["size"] or 0)
+        if total < quota:
+            made = from_text(row["created_at"])
+            return True, made.timestamp() + WINDOW if made is not None else now
+    return True, None
+
+
+def refusal(what: str, platform: str, frees_at: float | None, now: float) -> str:
+    """``<what> is used up; it frees up in 3 h 12 min (at 17:45 UTC)``. On Discord the
+    relative part is a Discord timestamp, which each reader's client renders (and keeps
+    current) in their own language and time zone."""
+    if frees_at is None:
+        return f"{what} is used up"
+    at = math.ceil(frees_at / 60) * 60  # to the minute, never before it frees
+    clock = datetime.fromtimestamp(at, UTC).strftime("%H:%M")
+    when = f"<t:{at}:R>" if platform == "discord" else f"in {wait_phrase(frees_at - now)}"
+    return f"{what} is used up; it frees up {when} (at {clock} UTC)"
+
+
+def wait_phrase(seconds: float) -> str:
+    """``3 h 12 min``, ``22 h``, ``45 min``, ``1 min`` (at least a minute, rounded up)."""
+    minutes = max(1, math.ceil(seconds / 60))
+    hours, minutes = divmod(minutes, 60)
+    parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
+    return " ".join(parts)
+
+
+def count_phrase(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def bytes_phrase(size: int) -> str:
+    """``50 MB``, ``1.5 GB``, ``800 KB``, ``12 bytes`` (decimal units, as hosts state
+    their limits)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return count_phrase(size, "byte")
