@@ -5,9 +5,13 @@ quota frees up; on both engines."""
 from __future__ import annotations
 
 import asyncio
+import html
+import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.community import Communities
 from bot.intake import Intake
@@ -18,7 +22,9 @@ from bot.requests import RehostRequest, SourceRef
 from bot.store import Store, to_text
 from sandbox import samples
 from sandbox.hostemu import HostEmulator
+from sandbox.telegram_api import SentCall, TelegramEmulator
 from tests.service_harness import service_for
+from tests.telegram_harness import ANN, BOB, GROUP, running_adapter, telegram_config
 from tests.test_shared_work import processes
 
 # 14:33 UTC: a quota filled now frees up at 14:33 UTC the next day.
@@ -215,3 +221,37 @@ def test_the_phrases() -> None:
         "50 MB",
         "2 GB",
     ]
+
+
+async def test_a_telegram_member_over_the_groups_quota_sees_when_it_frees_up(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator, engine: str
+) -> None:
+    def answer_to(sent: dict[str, Any]) -> Callable[[SentCall], bool]:
+        def match(call: SentCall) -> bool:
+            reply = call.params.get("reply_parameters") or {}
+            return (
+                call.method == "sendMessage"
+                and call.ok
+                and int(call.params["chat_id"]) == GROUP
+                and reply.get("message_id") == sent["message_id"]
+            )
+
+        return match
+
+    async with running_adapter(telegram_config(tmp_path, host, tg)) as adapter:
+        db = adapter.core.store.db
+        quota = {"quota_images_per_member": 1}
+        await Communities(db).change("telegram", str(GROUP), str(ANN), "Ann", **quota)
+        first = await tg.wait_for(answer_to(tg.send_photo(GROUP, BOB, samples.png(12, 12))), 10)
+        refused = await tg.wait_for(answer_to(tg.send_photo(GROUP, BOB, samples.png(13, 13))), 10)
+        other = await tg.wait_for(answer_to(tg.send_photo(GROUP, ANN, samples.png(14, 14))), 10)
+        counted = await db.fetchval(
+            "select min(counted_at) as first from jobs where owner_id = ?", (str(BOB),)
+        )
+    assert "Rehosted" in first.params["text"] and "Rehosted" in other.params["text"]
+    frees = datetime.fromtimestamp(math.ceil((float(counted) + WINDOW) / 60) * 60, UTC)
+    text = html.unescape(refused.params["text"])  # what the member reads (parse_mode HTML)
+    assert "this group's daily quota of 1 image per member is used up" in text
+    assert re.search(r"; it frees up in (23 h 59 min|24 h) \(at \d\d:\d\d UTC\)", text)
+    assert f"(at {frees:%H:%M} UTC)" in text, "a day after Bob's first image was counted"
+    assert len(host.uploads) == 2, "Bob's first image and Ann's"
