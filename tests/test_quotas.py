@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.app import open_core
 from bot.community import Communities
 from bot.intake import Intake
 from bot.queue import JobQueue
@@ -21,6 +22,7 @@ from bot.ratelimit import RateLimit
 from bot.requests import RehostRequest, SourceRef
 from bot.store import Store, to_text
 from sandbox import samples
+from sandbox.discord_api import DiscordEmulator, RestCall
 from sandbox.hostemu import HostEmulator
 from sandbox.telegram_api import SentCall, TelegramEmulator
 from tests.service_harness import service_for
@@ -255,3 +257,47 @@ async def test_a_telegram_member_over_the_groups_quota_sees_when_it_frees_up(
     assert re.search(r"; it frees up in (23 h 59 min|24 h) \(at \d\d:\d\d UTC\)", text)
     assert f"(at {frees:%H:%M} UTC)" in text, "a day after Bob's first image was counted"
     assert len(host.uploads) == 2, "Bob's first image and Ann's"
+
+
+def answering(channel: int, message_id: str) -> Callable[[RestCall], bool]:
+    """The bot's post in ``channel`` replying to message ``message_id``."""
+
+    def match(call: RestCall) -> bool:
+        if call.method != "POST" or call.path != f"/channels/{channel}/messages":
+            return False
+        reference = (call.json or {}).get("message_reference") or {}
+        return str(reference.get("message_id")) == message_id
+
+    return match
+
+
+async def test_on_discord_the_member_sees_a_discord_timestamp(
+    tmp_path: Path, host_emu: HostEmulator
+) -> None:
+    from tests import test_discord_adapter as discord_test
+
+    async with DiscordEmulator(application_id=discord_test.APP_ID) as dc:
+        discord_test._populate(dc)
+        config = discord_test.make_config(tmp_path, host_emu, dc)
+        async with open_core(config) as core, discord_test.running(core):
+            quota = {"quota_images_per_member": 1}
+            guild = discord_test.GUILD
+            await Communities(core.store.db).change("discord", str(guild), "1", "Ann", **quota)
+            channel, cat = discord_test.AUTO, discord_test.CAT
+            for shade in (30, 31):
+                photo = dc.add_attachment(
+                    discord_test.image(shade), f"{shade}.png", "image/png", channel_id=channel
+                )
+                posted = await dc.send_message(channel, cat, "", [photo], guild_id=guild)
+                await dc.wait_for(answering(channel, str(posted["id"])))
+            counted = await core.store.db.fetchval(
+                "select min(counted_at) as first from jobs where owner_id = ?", (str(cat),)
+            )
+        _, refused = discord_test.public_messages(dc, channel)
+        discord_test.assert_nothing_leaked(dc, host_emu)
+        assert dc.internal_errors == []
+    frees = math.ceil((float(counted) + WINDOW) / 60) * 60
+    at = datetime.fromtimestamp(frees, UTC)
+    assert "this server's daily quota of 1 image per member is used up;" in refused["content"]
+    assert f"it frees up <t:{frees}:R> (at {at:%H:%M} UTC)" in refused["content"]
+    assert len(host_emu.uploads) == 1
