@@ -135,6 +135,17 @@ class LoggingSettings:
     format: str = "text"  # "text" or "json" (JSON lines); REHOST_LOG_FORMAT wins
 
 
+SECRET_KEY_VARIABLE = "REHOST_SECRET_KEY"
+
+
+@dataclass(frozen=True)
+class CommunityConfig:
+    # Whether a server or group may bring its own image host (bot/ownhost.py).
+    allow_own_host: bool = False
+    # The Fernet key sealing own hosts' API keys at rest (REHOST_SECRET_KEY).
+    secret_key: str | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True)
 class Config:
     upload: UploadSettings
@@ -145,6 +156,7 @@ class Config:
     links: LinkSettings = LinkSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     logging: LoggingSettings = LoggingSettings()
+    communities: CommunityConfig = CommunityConfig()
 
     def ordered_hosts(self) -> list[HostSettings]:
         """The hosts of ``upload.hosts``, in the order they are tried."""
@@ -159,6 +171,8 @@ class Config:
         password = urlsplit(self.storage.url).password if self.storage.url else None
         if password:
             values.append(password)
+        if self.communities.secret_key:
+            values.append(self.communities.secret_key)
         return values
 
 
@@ -241,8 +255,10 @@ def _describe(value: Any) -> str:
 
 
 ROOT_KEYS = (
-    "upload", "hosts", "storage", "telegram", "discord", "links", "observability", "logging"
+    "upload", "hosts", "storage", "telegram", "discord", "links", "observability", "logging",
+    "communities",
 )  # fmt: skip
+COMMUNITY_KEYS = ("allow_own_host",)
 LINK_KEYS = ("check_every", "allowed_networks")
 OBSERVABILITY_KEYS = ("listen",)
 OBSERVABILITY_LISTEN_VARIABLE = "REHOST_OBSERVABILITY_LISTEN"
@@ -322,8 +338,44 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, environ: Mapping[str
     links = _links(root.table("links", LINK_KEYS))
     observability = _observability(root.table("observability", OBSERVABILITY_KEYS), environ)
     logging_settings = _logging(root.table("logging", LOGGING_KEYS), environ)
+    communities = _communities(root.table("communities", COMMUNITY_KEYS), environ)
     root.finish()
-    return Config(upload, hosts, storage, telegram, discord, links, observability, logging_settings)
+    return Config(
+        upload,
+        hosts,
+        storage,
+        telegram,
+        discord,
+        links,
+        observability,
+        logging_settings,
+        communities,
+    )
+
+
+def _communities(table: _Table, environ: Mapping[str, str]) -> CommunityConfig:
+    """``[communities] allow_own_host``: only with a Fernet key in ``REHOST_SECRET_KEY``,
+    which seals each own host's API key in the database."""
+    allow = bool(table.get("allow_own_host", bool, False))
+    table.finish()
+    key = environ.get(SECRET_KEY_VARIABLE, "").strip() or None
+    if allow and key is None:
+        raise ConfigError(
+            table.key("allow_own_host"),
+            f"needs {SECRET_KEY_VARIABLE} in the environment (a Fernet key, made with"
+            " `python -c 'from cryptography.fernet import Fernet;"
+            " print(Fernet.generate_key().decode())'`) to keep their API keys sealed",
+        )
+    if key is not None:
+        from cryptography.fernet import Fernet
+
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ConfigError(
+                SECRET_KEY_VARIABLE, "not a Fernet key (32 url-safe base64-encoded bytes)"
+            ) from None
+    return CommunityConfig(allow_own_host=allow, secret_key=key)
 
 
 def _observability(table: _Table, environ: Mapping[str, str]) -> ObservabilitySettings:

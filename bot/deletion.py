@@ -22,6 +22,7 @@ import httpx
 
 from bot.errors import HostError
 from bot.hosts.chevereto import DeleteOutcome, delete_by_link
+from bot.ownhost import OWN_HOST
 from bot.store import ACTIVE, DELETED, BotMessage, Store, UploadRecord
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,16 @@ class DeleteResult:
 
 
 class DeleteService:
-    def __init__(self, store: Store, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, store: Store, http: httpx.AsyncClient, links: httpx.AsyncClient | None = None
+    ) -> None:
         self.store = store
         self._http = http
+        # A community's own host gave its links: they get the users'-links guard.
+        self._links = links or http
+
+    def _client(self, upload: UploadRecord) -> httpx.AsyncClient:
+        return self._links if upload.host == OWN_HOST else self._http
 
     async def delete(self, upload_id: int, platform: str, requester_id: str) -> DeleteResult:
         """Delete for a chat user: only the owner may."""
@@ -94,7 +102,7 @@ class DeleteService:
                 upload,
             )
         try:
-            outcome = await delete_by_link(self._http, upload.delete_url, upload.host)
+            outcome = await delete_by_link(self._client(upload), upload.delete_url, upload.host)
         except HostError as error:
             log.warning("deleting upload %d failed: %s", upload.id, error.user_message)
             return DeleteResult(
@@ -112,7 +120,7 @@ class DeleteService:
 
     async def _hand_over(self, upload: UploadRecord, delete_url: str) -> DeleteResult:
         """ImgBB-style: the image gone already, or the link to open (the upload stays)."""
-        if await image_gone(self._http, upload):
+        if await image_gone(self._client(upload), upload):
             return await self._finish(
                 upload,
                 DeleteStatus.ALREADY_GONE,

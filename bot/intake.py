@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from bot.community import Communities
 from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
 from bot.queue import Batch, JobQueue, NewJob
@@ -118,4 +119,12 @@ class Intake:
                 return parse_duration(chat.default_expiration)
             except ExpirationError:
                 log.warning("ignoring a bad stored expiration for chat %s", request.chat_id)
+        community = await Communities(self.store.db).settings(
+            request.platform, request.community_id
+        )
+        if community.default_expiration:  # the community's managers chose it
+            try:
+                return parse_duration(community.default_expiration)
+            except ExpirationError:
+                log.warning("ignoring a bad community expiration for %s", request.community_id)
         return self.default_expiration

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import metrics
+from bot.community import Communities, CommunitySettings
 from bot.convert import ConversionError, convert, target_for
 from bot.dedup import Dedup, Reuse
 from bot.errors import ExpirationError
@@ -17,8 +18,9 @@ from bot.expiration import Duration, parse_duration
 from bot.fetch import Fetcher, FetchProblem
 from bot.hosts.base import UploadSource, record_fields
 from bot.keyleases import KeyLeases
+from bot.ownhost import OWN_HOST, OwnHosts
 from bot.requests import Resolver, SourceRef
-from bot.store import ChatSettings, JobRecord, Store, UploadRecord
+from bot.store import ChatSettings, JobRecord, Store, UploadRecord, now_utc
 from bot.uploader import Uploader
 
 
@@ -53,6 +55,8 @@ class Rehoster:
         self.dedup = dedup
         self.resolvers = resolvers
         self.keys = keys
+        self.communities = Communities(store.db)
+        self.own_hosts: OwnHosts | None = None  # set when the operator allows own hosts
 
     async def run(self, job: JobRecord, holder: str) -> JobOutcome:
         """Rehost the job's image; ``holder`` names who works it (for the key lease)."""
@@ -62,10 +66,15 @@ class Rehoster:
         except ExpirationError as error:
             return JobOutcome(ref, error=error.user_message)
         chat = await self.store.chat_settings(job.platform, job.chat_id) if job.chat_id else None
-        hosts = self._hosts(chat)
-        # Hidden by its sender (a spoiler), or from a chat that marks everything NSFW.
-        hidden = ref.spoiler or bool(chat and chat.nsfw)
-        if ref.source_key is not None:
+        community = await self.communities.settings(job.platform, job.community_id)
+        hosts = self._hosts(chat, community)
+        uploader = self._uploader(community, hosts)
+        duration, capped = _capped(duration, community)
+        # Hidden by its sender (a spoiler), or from a chat or community marking all NSFW.
+        hidden = ref.spoiler or bool(chat and chat.nsfw) or bool(community.nsfw)
+        # An own host's uploads are the community's: never reused from elsewhere.
+        reusable = uploader is self.uploader
+        if ref.source_key is not None and reusable:
             known = await self.dedup.find(
                 job.platform,
                 job.owner_id,
@@ -84,22 +93,33 @@ class Rehoster:
         held = f"sha256:{fetched.sha256}"
         try:
             await self.keys.acquire(held, holder)
-            reused = await self.dedup.find(
-                job.platform, job.owner_id, hosts, duration, sha256=fetched.sha256, hidden=hidden
-            )
+            reused = None
+            if reusable:
+                reused = await self.dedup.find(
+                    job.platform,
+                    job.owner_id,
+                    hosts,
+                    duration,
+                    sha256=fetched.sha256,
+                    hidden=hidden,
+                )
             if reused is not None:
                 metrics.DEDUP_HITS.labels(job.platform, "bytes").inc()
                 await self.keys.release(held, holder)
                 return _reused(ref, reused)
             if hidden:
                 fetched = dataclasses.replace(fetched, nsfw=True)
-            outcome = await self._upload_or_convert(ref, fetched, duration, hosts)
+            if uploader is not self.uploader:
+                hosts = (OWN_HOST, *hosts)
+            outcome = await self._upload_or_convert(ref, fetched, duration, hosts, uploader)
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.keys.release(held, holder))
             raise
         finally:
             fetched.discard()
+        if capped is not None and outcome.new is not None:
+            outcome = dataclasses.replace(outcome, note=_join(capped, outcome.note))
         # Released by the transaction that records the upload (bot.worker.Answering).
         return dataclasses.replace(outcome, held_key=(held, holder))
 
@@ -109,20 +129,21 @@ class Rehoster:
         fetched: UploadSource,
         duration: Duration | None,
         hosts: tuple[str, ...],
+        uploader: Uploader,
     ) -> JobOutcome:
         """Upload as it is, or converted when none of the hosts takes its format."""
-        accepted = self.uploader.formats(hosts)
+        accepted = uploader.formats(hosts)
         target = None
         if fetched.image_type.name not in accepted:
             target = target_for(fetched.image_type, accepted)
         if target is None:
-            return await self._upload(ref, fetched, duration, hosts)
+            return await self._upload(ref, fetched, duration, hosts, uploader)
         try:
             converted = await convert(fetched, target)
         except ConversionError as error:
             return JobOutcome(ref, error=str(error))
         try:
-            outcome = await self._upload(ref, converted.source, duration, hosts)
+            outcome = await self._upload(ref, converted.source, duration, hosts, uploader)
         finally:
             converted.source.discard()
         if outcome.new is not None:  # recognised by the bytes the user sent
@@ -135,8 +156,9 @@ class Rehoster:
         fetched: UploadSource,
         duration: Duration | None,
         hosts: tuple[str, ...],
+        uploader: Uploader,
     ) -> JobOutcome:
-        outcome = await self.uploader.upload(fetched, duration, hosts=hosts)
+        outcome = await uploader.upload(fetched, duration, hosts=hosts)
         if outcome.image is None:
             return JobOutcome(ref, error=outcome.reason())
         fields = record_fields(fetched, outcome.image)
@@ -159,11 +181,50 @@ class Rehoster:
             user_link=bool(ref.user_link),  # a user's link: public addresses only
         )
 
-    def _hosts(self, chat: ChatSettings | None) -> tuple[str, ...]:
-        """The configured hosts, or the chat's own choice among them."""
+    def _hosts(self, chat: ChatSettings | None, community: CommunitySettings) -> tuple[str, ...]:
+        """The configured hosts, or the chat's own choice among them, else its
+        community's."""
         configured = tuple(client.name for client in self.uploader.clients)
-        chosen = tuple(h for h in (chat.hosts if chat else None) or () if h in configured)
-        return chosen or configured
+        for choice in (chat.hosts if chat else None, community.hosts):
+            chosen = tuple(h for h in choice or () if h in configured)
+            if chosen:
+                return chosen
+        return configured
+
+    def _uploader(self, community: CommunitySettings, hosts: tuple[str, ...]) -> Uploader:
+        """The shared uploader, or one trying the community's own host first."""
+        if self.own_hosts is None or community.own_host is None:
+            return self.uploader
+        others = [c for c in self.uploader.clients if c.name in hosts]
+        return self.own_hosts.uploader(community.own_host, others) or self.uploader
+
+
+def _capped(
+    duration: Duration | None, community: CommunitySettings
+) -> tuple[Duration | None, str | None]:
+    """The expiry within the community's longest allowed, and the note saying it was
+    shortened (None when it was not)."""
+    if not community.max_expiration:
+        return duration, None
+    try:
+        longest = parse_duration(community.max_expiration)
+    except ExpirationError:
+        return duration, None
+    if longest is None:  # the longest allowed is "never": anything goes
+        return duration, None
+    start = now_utc()
+    if duration is not None and duration.after(start) <= longest.after(start):
+        return duration, None
+    asked = duration.describe() if duration is not None else "no expiry"
+    note = (
+        f"expires in {longest.describe()}, the longest this community allows"
+        f" (asked: {asked})"
+    )
+    return longest, note
+
+
+def _join(first: str, second: str | None) -> str:
+    return first if second is None else f"{first}; {second}"
 
 
 def _reused(ref: SourceRef, reuse: Reuse) -> JobOutcome:

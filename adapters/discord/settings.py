@@ -1,0 +1,364 @@
+"""``/rehost settings``: a server's managers see and change its settings.
+
+The command answers privately (ephemeral) with every value, who changed what last, and
+the controls: select menus for the hosts, the default and the longest expiry, and the
+switches (NSFW, language, taking down when the source is deleted); buttons open modals for
+the quotas and for the server's own host (its API key is asked for, never shown: the field
+is always empty). The menus and buttons are dynamic items (their custom id says which
+setting), so they keep working after a restart and no view stays in memory.
+
+Only members with Manage Server may use any of it. Discord hides the command from others
+(``default_permissions``), but a stale client or a forged request can still send it, or
+press a control: every handler checks the member's permissions the interaction carries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ui import Button, DynamicItem, Select
+
+from adapters.discord import errors
+from adapters.discord.sources import PLATFORM
+from bot.app import Core
+from bot.managing import MEGABYTE, MEMBER_LANGUAGE, UNSET, Managing, SettingError
+
+log = logging.getLogger(__name__)
+MAX_OPTIONS = 25  # Discord: options per select menu
+REFUSED = "Only members with Manage Server can change the bot's settings here."
+SWITCH_OPTIONS = (
+    ("nsfw=on", "NSFW: mark every image"),
+    ("nsfw=off", "NSFW: do not mark"),
+    ("language=en", "Language: English"),
+    ("language=es", "Language: Español"),
+    ("language=zh_Hans", "Language: 简体中文"),
+    (f"language={MEMBER_LANGUAGE}", "Language: each member's own"),
+    ("takedown_on_source_delete=on", "Deleting the source takes the rehost down"),
+    ("takedown_on_source_delete=off", "Deleting the source keeps the rehost"),
+)
+
+
+def _core(interaction: discord.Interaction[Any]) -> Core:
+    core = getattr(interaction.client, "core", None)
+    if not isinstance(core, Core):
+        raise TypeError("the client has no rehost core")
+    return core
+
+
+def may_manage(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the member may change the server's settings (the permissions Discord sent
+    with this very interaction, not what the command's visibility implied)."""
+    return interaction.guild_id is not None and interaction.permissions.manage_guild
+
+
+async def _refuse(interaction: discord.Interaction[Any]) -> bool:
+    """Refuse (privately) a member who may not manage; True when refused."""
+    if may_manage(interaction):
+        return False
+    log.info("settings refused to user %s in guild %s", interaction.user.id, interaction.guild_id)
+    await interaction.response.send_message(REFUSED, ephemeral=True)
+    return True
+
+
+def _actor(interaction: discord.Interaction[Any]) -> tuple[str, str]:
+    return str(interaction.user.id), interaction.user.name
+
+
+async def settings_message(core: Core, guild_id: int, title: str) -> tuple[str, discord.ui.View]:
+    """The settings text and its controls."""
+    managing = Managing(core, PLATFORM)
+    community = str(guild_id)
+    current = await managing.settings(community)
+    text = await managing.describe(community, title)
+    view = discord.ui.View(timeout=None)
+    hosts = managing.host_names()
+    chosen = set(current.hosts or hosts)
+    view.add_item(
+        SettingSelect(
+            "hosts",
+            "Hosts (none chosen: all)",
+            [discord.SelectOption(label=h, value=h, default=h in chosen) for h in hosts],
+            min_values=0,
+            max_values=len(hosts),
+        )
+    )
+    durations = [(d.label(), d.describe()) for d in managing.expiry_durations()]
+    expiries = [*durations[: MAX_OPTIONS - 2], ("never", "never")]
+    for name, placeholder, unset in (
+        ("default_expiration", "Default expiry", "Default expiry: the bot's"),
+        ("max_expiration", "Longest expiry allowed", "Longest expiry: any"),
+    ):
+        value = getattr(current, name)
+        options = [discord.SelectOption(label=unset, value=UNSET, default=value is None)]
+        options += [
+            discord.SelectOption(label=shown, value=label, default=value == label)
+            for label, shown in expiries
+        ]
+        view.add_item(SettingSelect(name, placeholder, options))
+    view.add_item(
+        SettingSelect(
+            "switch",
+            "NSFW, language, takedowns",
+            [discord.SelectOption(label=label, value=value) for value, label in SWITCH_OPTIONS],
+        )
+    )
+    view.add_item(SettingButton("quotas", "Quotas…"))
+    if managing.own_hosts is not None:
+        view.add_item(SettingButton("own", "Own host…"))
+        if current.own_host is not None:
+            view.add_item(SettingButton("ownoff", "Remove own host", discord.ButtonStyle.danger))
+    view.stop()  # dispatched by custom id (dynamic items): discord.py need not keep it
+    return text, view
+
+
+def _title(interaction: discord.Interaction[Any]) -> str:
+    return interaction.guild.name if interaction.guild is not None else "this server"
+
+
+async def _show(interaction: discord.Interaction[Any], note: str | None = None) -> None:
+    """Answer a control with the settings message as it is now (edited in place)."""
+    assert interaction.guild_id is not None
+    text, view = await settings_message(
+        _core(interaction), interaction.guild_id, _title(interaction)
+    )
+    if note:
+        text = f"{note}\n\n{text}"
+    await interaction.response.edit_message(content=text, view=view)
+
+
+class SettingSelect(DynamicItem[Select[Any]], template=r"rehost:set:(?P<name>[a-z_]{1,40})"):
+    def __init__(
+        self,
+        name: str,
+        placeholder: str = "",
+        options: list[discord.SelectOption] | None = None,
+        *,
+        min_values: int = 1,
+        max_values: int = 1,
+    ) -> None:
+        select: Select[Any] = Select(
+            custom_id=f"rehost:set:{name}",
+            placeholder=placeholder,
+            options=options or [discord.SelectOption(label="-")],
+            min_values=min_values,
+            max_values=max(max_values, 1),
+        )
+        super().__init__(select)
+        self.name = name
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> SettingSelect:
+        return cls(match["name"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self._chosen(interaction)
+        except Exception as error:
+            await errors.on_interaction_error(interaction, error, f"settings menu {self.name}")
+
+    async def _chosen(self, interaction: discord.Interaction[Any]) -> None:
+        if await _refuse(interaction):
+            return
+        data: Any = interaction.data or {}
+        values = [str(v) for v in data.get("values", [])]
+        name, value = self.name, values
+        if name != "hosts":
+            if not values:
+                return await _show(interaction)
+            if name == "switch":
+                name, _, picked = values[0].partition("=")
+            else:
+                picked = values[0]
+            value = [picked]
+        try:
+            await Managing(_core(interaction), PLATFORM).change(
+                str(interaction.guild_id),
+                *_actor(interaction),
+                name,
+                value if name == "hosts" else value[0],
+            )
+        except SettingError as error:
+            return await _show(interaction, str(error))
+        await _show(interaction, "Saved.")
+
+
+class SettingButton(DynamicItem[Button[Any]], template=r"rehost:setb:(?P<name>[a-z]{1,20})"):
+    def __init__(
+        self,
+        name: str,
+        label: str = "",
+        style: discord.ButtonStyle = discord.ButtonStyle.secondary,
+    ) -> None:
+        super().__init__(Button(label=label or name, style=style, custom_id=f"rehost:setb:{name}"))
+        self.name = name
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> SettingButton:
+        return cls(match["name"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self._pressed(interaction)
+        except Exception as error:
+            await errors.on_interaction_error(interaction, error, f"settings button {self.name}")
+
+    async def _pressed(self, interaction: discord.Interaction[Any]) -> None:
+        if await _refuse(interaction):
+            return
+        core = _core(interaction)
+        managing = Managing(core, PLATFORM)
+        community = str(interaction.guild_id)
+        if self.name == "quotas":
+            current = await managing.settings(community)
+            await interaction.response.send_modal(
+                QuotaModal(current.quota_images_per_member, current.quota_bytes_per_day)
+            )
+        elif self.name == "own":
+            await interaction.response.send_modal(OwnHostModal())
+        elif self.name == "ownoff":
+            await managing.communities.change(
+                PLATFORM, community, *_actor(interaction), own_host=None
+            )
+            await _show(interaction, "Own host removed.")
+
+
+def _shown(value: int | None, scale: int = 1) -> str | None:
+    return None if value is None else str(value // scale)
+
+
+class QuotaModal(discord.ui.Modal, title="Quotas"):
+    def __init__(self, images: int | None, total: int | None) -> None:
+        super().__init__(custom_id="rehost:setm:quotas", timeout=900)
+        self.images: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Images per member per day (empty: no limit)",
+            custom_id="quota_images_per_member",
+            required=False,
+            max_length=9,
+            default=_shown(images),
+        )
+        self.total: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Megabytes per day, whole server (empty: none)",
+            custom_id="quota_bytes_per_day",
+            required=False,
+            max_length=9,
+            default=_shown(total, MEGABYTE),
+        )
+        self.add_item(self.images)
+        self.add_item(self.total)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self._submitted(interaction)
+        except Exception as error:
+            await errors.on_interaction_error(interaction, error, "quotas form")
+
+    async def _submitted(self, interaction: discord.Interaction[Any]) -> None:
+        if await _refuse(interaction):
+            return
+        managing = Managing(_core(interaction), PLATFORM)
+        try:
+            for name, field in (
+                ("quota_images_per_member", self.images),
+                ("quota_bytes_per_day", self.total),
+            ):
+                await managing.change(
+                    str(interaction.guild_id), *_actor(interaction), name, field.value
+                )
+        except SettingError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+        await interaction.response.send_message("Quotas saved.", ephemeral=True)
+
+
+class OwnHostModal(discord.ui.Modal, title="Own image host"):
+    """The key field starts empty, always: a key is never shown back."""
+
+    def __init__(self) -> None:
+        super().__init__(custom_id="rehost:setm:own", timeout=900)
+        self.dialect: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Dialect: chevereto or imgbb", custom_id="dialect", default="chevereto"
+        )
+        self.endpoint: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Upload endpoint (https://...)", custom_id="endpoint", max_length=500
+        )
+        self.key: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="API key", custom_id="api_key", max_length=200
+        )
+        self.add_item(self.dialect)
+        self.add_item(self.endpoint)
+        self.add_item(self.key)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self._submitted(interaction)
+        except Exception as error:
+            await errors.on_interaction_error(interaction, error, "own host form")
+
+    async def _submitted(self, interaction: discord.Interaction[Any]) -> None:
+        if await _refuse(interaction):
+            return
+        managing = Managing(_core(interaction), PLATFORM)
+        try:
+            text = await managing.set_own_host(
+                str(interaction.guild_id),
+                *_actor(interaction),
+                self.dialect.value,
+                self.endpoint.value,
+                self.key.value,
+            )
+        except SettingError as error:
+            text = f"Not saved: {error}"
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+class ModalKeyFilter(logging.Filter):
+    """discord.py logs every gateway event at DEBUG, the own-host form's submission with
+    its API key included, before the bot has read it (and added it to the redaction):
+    this filter masks the key field of a submitted form in those records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, dict) for a in record.args):
+            record.args = tuple(_masked(a) if isinstance(a, dict) else a for a in record.args)
+        return True
+
+
+def _masked(event: dict[str, Any]) -> dict[str, Any]:
+    data = event.get("d")
+    if event.get("t") != "INTERACTION_CREATE" or not isinstance(data, dict):
+        return event
+    if data.get("type") != 5:  # only a modal submission carries typed-in values
+        return event
+    masked: dict[str, Any] = json.loads(json.dumps(event))
+    for row in masked["d"].get("data", {}).get("components", []):
+        for item in row.get("components", []):
+            if item.get("custom_id") == "api_key":
+                item["value"] = "***"
+    return masked
+
+
+logging.getLogger("discord.gateway").addFilter(ModalKeyFilter())
+
+SETTINGS_ITEMS: tuple[type[DynamicItem[Any]], ...] = (SettingSelect, SettingButton)
+
+
+def settings_command() -> app_commands.Command[Any, ..., Any]:
+    @app_commands.command(name="settings", description="Show and change this server's settings")
+    async def settings(interaction: discord.Interaction[Any]) -> None:
+        if await _refuse(interaction):
+            return
+        assert interaction.guild_id is not None
+        text, view = await settings_message(
+            _core(interaction), interaction.guild_id, _title(interaction)
+        )
+        await interaction.response.send_message(text, view=view, ephemeral=True)
+
+    return settings
