@@ -19,6 +19,7 @@ from bot.hosts.factory import build_client
 from bot.httpclient import new_http_client
 from bot.library import Library
 from bot.linkguard import AddressGuard, new_link_client
+from bot.moderation import Moderation
 from bot.ratelimit import RateLimit
 from bot.service import RehostService
 from bot.store import Store
@@ -39,6 +40,10 @@ class Core:
     @property
     def library(self) -> Library:
         return self.rehost.library
+
+    @property
+    def moderation(self) -> Moderation:
+        return Moderation(self.store, self.deleter, self.rehost.outbox, self.rehost.wake_sender)
 
     def configured_auto_rehost(self, platform: str) -> tuple[int, ...]:
         """The chats (Telegram) or channels (Discord) the operator's configuration sets to

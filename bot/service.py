@@ -106,6 +106,10 @@ class RehostService:
         """Call ``listener`` when an answer for ``platform`` is queued (wake its sender)."""
         self._answer_listeners[platform] = listener
 
+    def wake_sender(self, platform: str) -> None:
+        """An answer was queued outside a batch's work (a takedown's notice): send it."""
+        self._answered(platform)
+
     def _answered(self, platform: str) -> None:
         listener = self._answer_listeners.get(platform)
         if listener is not None:

@@ -599,15 +599,18 @@ class DiscordEmulator(LocalServer):
         resolved: Json | None = None,
         *,
         age: float = 0.0,
+        forged: bool = False,
     ) -> Json:
         """A user runs a registered chat-input command. An attachment option (type 11)
         may carry the attachment object itself as ``value``; it is moved to ``resolved``.
         ``age``: seconds the interaction's snowflake predates now; its token expires 15
-        minutes after that time (acknowledging still has 3 s from now)."""
+        minutes after that time (acknowledging still has 3 s from now). ``forged``: sent
+        although Discord would not show the command to this member (a stale client, or a
+        forged request); the payload still carries the member's real permissions."""
         self._require_session()
         world = self.world
         channel = event_channel(world, channel_id, guild_id, user_id)
-        data = command_data(find_command(world, name, 1, channel, user_id))
+        data = command_data(find_command(world, name, 1, channel, user_id, check=not forged))
         res = copy.deepcopy(resolved or {})
         opts = resolve_options(world, list(options), res, user_id)
         if opts:
@@ -625,14 +628,15 @@ class DiscordEmulator(LocalServer):
         guild_id: int | None = None,
         *,
         age: float = 0.0,
+        forged: bool = False,
     ) -> Json:
         """A user picks a message context-menu command on ``target_message`` (served
-        again: fresh attachment URLs). ``age`` as for :meth:`slash_command`."""
+        again: fresh attachment URLs). ``age`` and ``forged`` as for :meth:`slash_command`."""
         self._require_session()
         world = self.world
         channel = event_channel(world, channel_id, guild_id, user_id)
         target = self._stored_message(target_message)
-        data = command_data(find_command(world, name, 3, channel, user_id))
+        data = command_data(find_command(world, name, 3, channel, user_id, check=not forged))
         data["target_id"] = target["id"]
         data["resolved"] = {"messages": {target["id"]: served_view(world, target)}}
         return await self._push_interaction(APPLICATION_COMMAND, data, user_id, channel, age=age)

@@ -147,15 +147,19 @@ def new_interaction(
     return record
 
 
-def find_command(world: World, name: str, ctype: int, channel: Channel, user_id: int) -> Json:
+def find_command(
+    world: World, name: str, ctype: int, channel: Channel, user_id: int, *, check: bool = True
+) -> Json:
     """The command a user can pick here: the guild's, then global ones. Discord shows no
-    command outside its contexts or to a member without its default permissions."""
+    command outside its contexts or to a member without its default permissions
+    (``check=False``: a forged or stale use, which the bot must refuse on its own)."""
     guild_id = channel.guild_id
     scopes: list[int | None] = [guild_id, None] if guild_id is not None else [None]
     for scope in scopes:
         for cmd in world.commands.get(scope, []):
             if cmd["name"] == name and cmd["type"] == ctype:
-                _check_usable(world, cmd, channel, user_id)
+                if check:
+                    _check_usable(world, cmd, channel, user_id)
                 return cmd
     raise AssertionError(
         f"no command {name!r} of type {ctype} registered globally or in guild {guild_id};"

@@ -225,7 +225,7 @@ async def test_commands_are_registered_in_the_configured_guild(
     bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
 ) -> None:
     commands = {c["name"]: c for c in dc.registered_commands(GUILD)}
-    assert set(commands) == {"upload", "Rehost images", "mine", "delete", "rehost"}
+    assert set(commands) == {"upload", "Rehost images", "mine", "delete", "rehost", "Take down"}
     assert dc.registered_commands() == []
     expire = next(o for o in commands["upload"]["options"] if o["name"] == "expire")
     choices = {c["value"]: c["name"] for c in expire["choices"]}

@@ -22,6 +22,7 @@ from adapters.discord.deleting import Deletions
 from adapters.discord.delivery import Delivery
 from adapters.discord.identify import IdentifyGate
 from adapters.discord.intake import Intake
+from adapters.discord.moderating import Takedowns
 from adapters.discord.sources import AttachmentLinks
 from adapters.discord.views import DYNAMIC_ITEMS
 from bot import metrics
@@ -90,6 +91,7 @@ class RehostClient(discord.Client):
         self.deletions = Deletions(self, core.library, core.deleter)
         self.intake = Intake(self, core, settings, self.deletions)
         self.delivery = Delivery(self, core, refresh=self.deletions.refresh)
+        self.takedowns = Takedowns(self, core, self.deletions)
         self.links = AttachmentLinks(self)
         # Tells the backfill runner there is work (set once it runs; see bot.py).
         self.wake_backfills: Callable[[], None] = lambda: None
@@ -109,6 +111,10 @@ class RehostClient(discord.Client):
         with log_context(platform="discord", chat=message.channel.id):
             await self.intake.on_message(message)
 
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        with log_context(platform="discord", chat=payload.channel_id):
+            await self.takedowns.on_source_deleted(payload)
+
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         await errors.on_event_error(self, event_method, *args)
 
@@ -119,6 +125,13 @@ class RehostClient(discord.Client):
 
     async def confirm_delete(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
         await self.deletions.confirm_delete(interaction, upload_id)
+
+    # The Take down button (see views.TakedownHandler)
+
+    async def take_down_post(self, interaction: discord.Interaction[Any]) -> None:
+        if interaction.message is None:
+            return
+        await self.takedowns.post(interaction, interaction.message)
 
 
 class ShardedRehostClient(RehostClient, discord.AutoShardedClient):

@@ -198,10 +198,22 @@ def build_commands(
             else "Images rehosted here are no longer marked NSFW."
         )
 
+    @settings.command(name="takedown", description="Moderators: take down an upload posted here")
+    @app_commands.describe(upload_id="The upload's number (#12 in the bot's post)")
+    @app_commands.rename(upload_id="id")
+    async def takedown(interaction: Interaction, upload_id: app_commands.Range[int, 1]) -> None:
+        await client.takedowns.by_id(interaction, upload_id)
+
+    @app_commands.context_menu(name="Take down")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_messages=True)
+    async def take_down_post(interaction: Interaction, message: discord.Message) -> None:
+        await client.takedowns.post(interaction, message)
+
     settings.add_command(
         backfill_command(client.core, client.intake.places, lambda: client.wake_backfills())
     )
-    return [upload, rehost_images, mine, delete, settings]
+    return [upload, rehost_images, mine, delete, settings, take_down_post]
 
 
 def register(client: RehostClient) -> None:

@@ -19,7 +19,7 @@ import discord
 from adapters.discord import render
 from adapters.discord.errors import mark_answered
 from adapters.discord.sources import PLATFORM
-from adapters.discord.views import confirm_buttons, delete_buttons
+from adapters.discord.views import confirm_buttons, delete_buttons, public_buttons
 from bot.deletion import DeleteService, DeleteStatus
 from bot.library import Library
 from bot.presenting import upload_lines
@@ -102,7 +102,7 @@ class Deletions:
             await message.edit(
                 content=render.public_text(lines),
                 embeds=render.public_embeds(lines),
-                view=delete_buttons(lines),
+                view=public_buttons(lines),
             )
             return
         # A private post was sent with SUPPRESS_EMBEDS; an edit keeps the flag.

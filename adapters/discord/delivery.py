@@ -39,7 +39,7 @@ import discord
 from adapters.discord import errors, render
 from adapters.discord.intake import InteractionRef
 from adapters.discord.sources import PLATFORM
-from adapters.discord.views import delete_buttons
+from adapters.discord.views import delete_buttons, public_buttons
 from bot import metrics
 from bot.app import Core
 from bot.outbox import OutboxRow
@@ -138,7 +138,7 @@ class Delivery:
                 for_user=render.mention(message.owner_id) if named else None,
             ),
             embeds=render.public_embeds(shown),
-            view=delete_buttons(shown),
+            view=public_buttons(shown),
             private=False,
         )
         return Delivered.sent(str(channel_id), str(sent.id))
@@ -155,7 +155,7 @@ class Delivery:
                     ORIGINAL,
                     content=render.public_text(shown, message.skipped),
                     embeds=render.public_embeds(shown),
-                    view=delete_buttons(shown),
+                    view=public_buttons(shown),
                 )
             except discord.HTTPException as error:
                 if error.status >= 500 or error.status == 429:
@@ -179,7 +179,7 @@ class Delivery:
                 shown, message.skipped, for_user=render.mention(message.owner_id)
             ),
             embeds=render.public_embeds(shown),
-            view=delete_buttons(shown),
+            view=public_buttons(shown),
             private=False,
         )
         await self._clear_thinking(command)

@@ -108,10 +108,45 @@ class CancelDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delno:(?P<i
         await interaction.response.edit_message(content=f"Kept #{self.upload_id}.", view=None)
 
 
+@runtime_checkable
+class TakedownHandler(Protocol):
+    """What the client does when a moderator presses "Take down" on a public post."""
+
+    async def take_down_post(self, interaction: discord.Interaction[Any]) -> None:
+        """Take down what the post shows (moderators only), or refuse."""
+
+
+class TakeDownButton(DynamicItem[Button[Any]], template=r"rehost:takedown"):
+    """On every public post, for everyone to see: the handler checks the permission of
+    whoever pressed it (the post's uploads are found from the message it is on)."""
+
+    def __init__(self) -> None:
+        button: Button[Any] = Button(
+            label="Take down", style=discord.ButtonStyle.secondary, custom_id="rehost:takedown"
+        )
+        super().__init__(button)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> TakeDownButton:
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        client = interaction.client
+        try:
+            if not isinstance(client, TakedownHandler):
+                raise TypeError("the client cannot handle take-down buttons")
+            await client.take_down_post(interaction)
+        except Exception as error:
+            await errors.on_interaction_error(interaction, error, "take-down button")
+
+
 DYNAMIC_ITEMS: tuple[type[DynamicItem[Any]], ...] = (
     DeleteButton,
     ConfirmDeleteButton,
     CancelDeleteButton,
+    TakeDownButton,
 )
 
 
@@ -123,6 +158,19 @@ def delete_buttons(lines: Sequence[ResultLine]) -> discord.ui.View | None:
     view = discord.ui.View(timeout=None)
     for upload in live[:MAX_BUTTONS]:
         view.add_item(DeleteButton(upload.id, f"Delete #{upload.id}"))
+    return _unstored(view)
+
+
+def public_buttons(lines: Sequence[ResultLine]) -> discord.ui.View | None:
+    """A public post's buttons: Delete (for the owner) per live upload, and one "Take
+    down" for the server's moderators (``None`` when nothing is live)."""
+    live = [line.upload for line in lines if line.upload and line.upload.active]
+    if not live:
+        return None
+    view = discord.ui.View(timeout=None)
+    for upload in live[: MAX_BUTTONS - 1]:
+        view.add_item(DeleteButton(upload.id, f"Delete #{upload.id}"))
+    view.add_item(TakeDownButton())
     return _unstored(view)
 
 

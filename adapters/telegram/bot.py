@@ -42,6 +42,7 @@ from adapters.telegram.deleting import Deletions
 from adapters.telegram.delivery import Delivery, Pace, Pacer, with_retry
 from adapters.telegram.handling import UpdateHandling
 from adapters.telegram.intake import UPLOAD_CAPTION, Intake
+from adapters.telegram.moderating import GroupTakedowns
 from adapters.telegram.polling import DurablePoller
 from adapters.telegram.request import bot_requests
 from adapters.telegram.sources import make_resolver
@@ -119,9 +120,12 @@ class TelegramAdapter:
         app.add_handler(CommandHandler("delete", commands.on_delete))
         app.add_handler(CommandHandler("autorehost", commands.on_autorehost))
         app.add_handler(CommandHandler("nsfw", commands.on_nsfw))
+        takedowns = GroupTakedowns(self.core, commands.delivery)
+        app.add_handler(CommandHandler("takedown", takedowns.on_command))
         app.add_handler(MessageHandler(private & MEDIA, intake.on_private_media))
         app.add_handler(MessageHandler(private & LINKS & ~filters.COMMAND, intake.on_private_link))
         app.add_handler(MessageHandler(groups & MEDIA, intake.on_group_media))
+        app.add_handler(CallbackQueryHandler(takedowns.on_button, pattern=r"^td:\d{1,18}$"))
         app.add_handler(CallbackQueryHandler(commands.on_button))
         app.add_error_handler(self.on_error)
 

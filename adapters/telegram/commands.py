@@ -21,6 +21,7 @@ COMMANDS = [
     BotCommand("delete", "delete one of your uploads: /delete ID (private)"),
     BotCommand("autorehost", "admins: /autorehost on|off [duration] [here: this topic only]"),
     BotCommand("nsfw", "admins: /nsfw on|off: mark every image from here NSFW"),
+    BotCommand("takedown", "admins: /takedown ID, or reply to my post: take an image down"),
     BotCommand("help", "how to use this bot"),
 ]
 AUTOREHOST_USAGE = (

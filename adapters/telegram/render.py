@@ -89,8 +89,14 @@ def private_text(
 
 
 def public_keyboard(lines: Sequence[ResultLine]) -> InlineKeyboardMarkup | None:
+    """Open, and Take down for the group's admins (the bot checks who pressed it)."""
     rows = [
-        [InlineKeyboardButton(_label("Open", line, lines), url=line.upload.viewer_url)]
+        [
+            InlineKeyboardButton(_label("Open", line, lines), url=line.upload.viewer_url),
+            InlineKeyboardButton(
+                _label("Take down", line, lines), callback_data=f"td:{line.upload.id}"
+            ),
+        ]
         for line in lines
         if line.upload is not None and line.upload.state == "active"
     ]

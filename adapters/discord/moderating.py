@@ -1,0 +1,145 @@
+"""Moderators on Discord: who may take uploads down, and which uploads are the server's.
+
+A moderator is a member with Manage Messages in the channel the interaction comes from.
+Discord hides the "Take down" context menu from everyone else (its default permissions),
+but a button is visible to all and a command can be sent from a stale client, so the
+permissions in the interaction itself (``interaction.permissions``, which Discord computes
+for the member in that channel) are checked on every use. An upload is the server's when
+the channel or thread it was posted in belongs to the interaction's guild. The rest is
+:mod:`bot.moderation`'s; deleting the source message is handled in :meth:`on_source_deleted`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+
+from adapters.discord.deleting import Deletions
+from adapters.discord.sources import PLATFORM
+from bot.app import Core
+from bot.community import Communities
+from bot.moderation import SOURCE_DELETED, Community, Moderator, Takedown
+
+log = logging.getLogger(__name__)
+
+NOT_A_MODERATOR = "Only members who can manage messages here can take uploads down."
+NOT_OUR_POST = "That is not one of this bot's posts with images; nothing to take down."
+
+
+def is_moderator(interaction: discord.Interaction[Any]) -> bool:
+    """Manage Messages in this channel, as Discord resolved it for this interaction."""
+    return interaction.guild_id is not None and interaction.permissions.manage_messages
+
+
+class Takedowns:
+    def __init__(self, client: discord.Client, core: Core, deletions: Deletions) -> None:
+        self.client = client
+        self.core = core
+        self.deletions = deletions
+
+    # --- uses --------------------------------------------------------------------------------
+
+    async def by_id(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
+        """``/rehost takedown id:``."""
+        if not is_moderator(interaction):
+            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        results = await self._take_down(interaction, [upload_id])
+        await interaction.followup.send(_summary(results), ephemeral=True)
+
+    async def post(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        """The "Take down" button on a post, or the context menu on one: all it shows."""
+        if not is_moderator(interaction):
+            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            return
+        me = self.client.user
+        uploads = []
+        if me is not None and message.author.id == me.id:
+            uploads = await self.core.library.uploads_in_message(
+                PLATFORM, str(message.channel.id), str(message.id)
+            )
+        live = [upload.id for upload in uploads if upload.active]
+        if not live:
+            await interaction.response.send_message(NOT_OUR_POST, ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        results = await self._take_down(interaction, live)
+        await interaction.followup.send(_summary(results), ephemeral=True)
+
+    async def _take_down(
+        self, interaction: discord.Interaction[Any], upload_ids: Sequence[int]
+    ) -> list[Takedown]:
+        assert interaction.guild_id is not None
+        guild = interaction.guild
+        community = self.community(interaction.guild_id, guild.name if guild else "")
+        user = interaction.user
+        moderator = Moderator(str(user.id), user.name)
+        results = []
+        for upload_id in upload_ids:
+            result = await self.core.moderation.take_down(upload_id, moderator, community)
+            await self.deletions.refresh(result.bot_messages)
+            results.append(result)
+        return results
+
+    # --- deleting the source message ----------------------------------------------------------
+
+    async def on_source_deleted(self, payload: discord.RawMessageDeleteEvent) -> None:
+        """With the server's ``takedown_on_source_delete``, a deleted message takes down
+        what was rehosted from it (recorded as done by its author, when known)."""
+        if payload.guild_id is None:
+            return
+        settings = await Communities(self.core.store.db).settings(PLATFORM, str(payload.guild_id))
+        if not settings.takedown_on_source_delete:
+            return
+        rows = await self.core.store.db.fetch(
+            "select distinct jobs.upload_id from batches join jobs on jobs.batch = batches.id"
+            " where batches.platform = ? and batches.chat_id = ? and batches.message_id = ?"
+            " and jobs.upload_id is not null order by jobs.upload_id",
+            (PLATFORM, str(payload.channel_id), str(payload.message_id)),
+        )
+        if not rows:
+            return
+        cached = payload.cached_message
+        author = Moderator(str(cached.author.id), cached.author.name) if cached else None
+        guild = self.client.get_guild(payload.guild_id)
+        community = self.community(payload.guild_id, guild.name if guild else "")
+        for row in rows:
+            result = await self.core.moderation.take_down(
+                int(row["upload_id"]),
+                author or Moderator(SOURCE_DELETED),
+                community,
+                reason="source message deleted",
+                by_source=True,
+            )
+            await self.deletions.refresh(result.bot_messages)
+
+    # --- the server ------------------------------------------------------------------------
+
+    def community(self, guild_id: int, title: str) -> Community:
+        async def holds(chat_id: str) -> bool:
+            return await self.guild_of(int(chat_id)) == guild_id
+
+        return Community(PLATFORM, str(guild_id), holds, title)
+
+    async def guild_of(self, channel_id: int) -> int | None:
+        """The guild of a channel or thread: from discord.py's cache, else asked."""
+        channel: Any = self.client.get_channel(channel_id)
+        if channel is None:
+            try:
+                channel = await self.client.fetch_channel(channel_id)
+            except discord.HTTPException as error:
+                log.info("could not look up channel %s (HTTP %s)", channel_id, error.status)
+                return None
+        guild_id = getattr(channel, "guild_id", None)
+        if guild_id is None:
+            guild = getattr(channel, "guild", None)
+            guild_id = guild.id if guild is not None else None
+        return int(guild_id) if guild_id is not None else None
+
+
+def _summary(results: Sequence[Takedown]) -> str:
+    return "\n".join(result.message for result in results)

@@ -1,0 +1,188 @@
+"""Takedowns: a community's moderator removes an upload that was posted in it.
+
+Adapters decide who is a moderator (Discord's Manage Messages in the channel, a Telegram
+group's admins) and which chats belong to the community; this module does the rest, the
+same on every platform:
+
+- the upload must have been posted in the community: an id from elsewhere gets the same
+  answer as an unknown one, so ids of other communities cannot be probed;
+- the image is deleted on the host through :class:`~bot.deletion.DeleteService`, exactly
+  as its owner's delete would; where the host has no delete API (ImgBB-style hosts) or
+  gave no delete link, the upload is marked deleted so the bot stops showing it, and the
+  image stays on the host until it expires (the owner still has its delete link);
+- the takedown is recorded in ``takedowns`` with who did it;
+- the uploader is told in private, through the outbox like every other private answer;
+- the caller gets the bot posts to re-render (a public post with nothing left is removed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.deletion import DeleteService, DeleteStatus
+from bot.outbox import Outbox
+from bot.replyplan import PlannedMessage, ReplyItem
+from bot.states import Visibility
+from bot.store import ACTIVE, DELETED, BotMessage, Store, UploadRecord, now_utc, to_text
+
+log = logging.getLogger(__name__)
+
+# Moderator id of a takedown caused by deleting the source message, its author unknown.
+SOURCE_DELETED = "source-deleted"
+
+
+@dataclass(frozen=True)
+class Moderator:
+    id: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Community:
+    """A Discord server or a Telegram group; ``holds`` says whether a chat (a channel or
+    thread id; the group's own id) belongs to it."""
+
+    platform: str
+    id: str
+    holds: Callable[[str], Awaitable[bool]]
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Takedown:
+    taken_down: bool
+    message: str  # for the moderator
+    upload: UploadRecord | None = None
+    host_deleted: bool = False
+    bot_messages: list[BotMessage] = field(default_factory=list)
+
+
+class Moderation:
+    def __init__(
+        self,
+        store: Store,
+        deleter: DeleteService,
+        outbox: Outbox,
+        answered: Callable[[str], None] = lambda platform: None,
+    ) -> None:
+        """``answered(platform)``: a private notice was queued (wakes its sender)."""
+        self.store = store
+        self.deleter = deleter
+        self.outbox = outbox
+        self.answered = answered
+
+    async def take_down(
+        self,
+        upload_id: int,
+        moderator: Moderator,
+        community: Community,
+        reason: str | None = None,
+        *,
+        by_source: bool = False,
+    ) -> Takedown:
+        """Take ``upload_id`` down as ``moderator`` of ``community``; ``by_source``: because
+        its source message was deleted (the uploader is told so)."""
+        upload = await self.store.upload(upload_id)
+        if (
+            upload is None
+            or upload.platform != community.platform
+            or upload.chat_id is None
+            or not await community.holds(upload.chat_id)
+        ):
+            return Takedown(False, f"No upload #{upload_id} was posted here.")
+        if upload.state != ACTIVE:
+            return Takedown(False, f"Upload #{upload_id} is already {upload.state}.", upload)
+        host_deleted, messages = await self._remove(upload)
+        if messages is None:
+            return Takedown(
+                False,
+                f"Could not delete #{upload_id} from {upload.host} now; try again later.",
+                upload,
+            )
+        await self._record(upload, moderator, community, reason, host_deleted, by_source)
+        where = "and deleted from the image host" if host_deleted else "(it stays on the host"
+        where += "" if host_deleted else " until it expires; only its uploader can delete it)"
+        return Takedown(True, f"Took down #{upload_id} {where}.", upload, host_deleted, messages)
+
+    async def _remove(self, upload: UploadRecord) -> tuple[bool, list[BotMessage] | None]:
+        """Delete on the host where it can be; (deleted there, posts to re-render), or
+        ``None`` for the posts when the host could not be reached (nothing changed)."""
+        deletable = upload.reused_from is None and upload.dialect != "imgbb" and upload.delete_url
+        if deletable:
+            result = await self.deleter.delete_record(upload)
+            if result.status is DeleteStatus.FAILED:
+                return False, None
+            if result.removed:
+                return result.status is DeleteStatus.DELETED, result.bot_messages
+        # Not deletable from here: stop showing it (this upload only; the image stays).
+        async with self.store.transaction():
+            if not await self.store.take_state(upload.id, ACTIVE, DELETED):
+                return False, []
+            return False, await self.store.bot_messages(upload.id)
+
+    async def _record(
+        self,
+        upload: UploadRecord,
+        moderator: Moderator,
+        community: Community,
+        reason: str | None,
+        host_deleted: bool,
+        by_source: bool,
+    ) -> None:
+        db = self.store.db
+        platform = community.platform
+        async with db.transaction():
+            takedown_id = await db.fetchval(
+                "insert into takedowns (upload_id, platform, community_id, chat_id,"
+                " moderator_id, moderator_name, reason, host_deleted, created_at)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?, ?) returning id",
+                (
+                    upload.id,
+                    platform,
+                    community.id,
+                    upload.chat_id,
+                    moderator.id,
+                    moderator.name or None,
+                    reason,
+                    int(host_deleted),
+                    to_text(now_utc()),
+                ),
+            )
+            await self.outbox.add(
+                f"takedown:{takedown_id}:{platform}",
+                platform,
+                [notice(upload, community, by_source=by_source)],
+            )
+        log.info(
+            "upload %d taken down in %s community %s by %s",
+            upload.id,
+            platform,
+            community.id,
+            moderator.id,
+        )
+        self.answered(platform)
+
+    async def takedowns(self, upload_id: int) -> list[dict[str, object]]:
+        """The takedowns recorded for an upload, oldest first."""
+        return await self.store.db.fetch(
+            "select * from takedowns where upload_id = ? order by id", (upload_id,)
+        )
+
+
+def notice(upload: UploadRecord, community: Community, *, by_source: bool) -> PlannedMessage:
+    """The uploader's private notice (their upload's line, now deleted, below it)."""
+    where = f" in {community.title}" if community.title else ""
+    if by_source:
+        why = f"its source message{where} was deleted"
+    else:
+        why = f"a moderator{where} took it down"
+    return PlannedMessage(
+        Visibility.PRIVATE,
+        None,
+        upload.owner_id,
+        reply_to=None,
+        items=(ReplyItem(f"#{upload.id}", upload.id),),
+        note=f"Your upload #{upload.id} was taken down: {why}.",
+    )
