@@ -92,14 +92,13 @@ async def _bytes_used_up(
     """Whether the community's uploads of the window reach ``quota`` bytes, and if so when
     they drop below it again (None: never, a quota of 0)."""
     since = to_text(datetime.fromtimestamp(now - WINDOW, UTC))
-    rows = await db.fetch(
-        "select size, created_at from uploads where platform = ? and community_id = ?"
-        " and created_at > ? order by created_at",
-        (platform, community_id, since),
-    )
-    total = sum(int(row["size"] or 0) for row in rows)
+    where = "from uploads where platform = ? and community_id = ? and created_at > ?"
+    params = (platform, community_id, since)
+    total = int(await db.fetchval(f"select coalesce(sum(size), 0) as total {where}", params))
     if total < quota:
-        return False, None
+        return False, None  # the usual case: one row back, not the day's uploads
+    rows = await db.fetch(f"select size, created_at {where} order by created_at", params)
+    total = sum(int(row["size"] or 0) for row in rows)  # uploads may have finished since
     for row in rows:  # oldest first: each leaves the window 24 hours after it was made
         total -= int(row["size"] or 0)
         if total < quota:
