@@ -281,3 +281,26 @@ async def test_telegram_group_admins_take_uploads_down_and_members_cannot(
         assert done.params["text"].startswith(f"Took down #{second.id}")
         assert next(img for img in host_emu.images.values() if img.data == second_data).deleted
         await until(lambda: _posts(tg) == [])
+
+        # /takedown in reply to the bot's post; Bob's own /takedown is refused first.
+        third_data = samples.png(14, 14)
+        tg.send_photo(TG_GROUP, TG_BOB, third_data)
+        await until(lambda: len(_posts(tg)) == 1, timeout=10)
+        third_id = int(_posts(tg)[0]["message_id"])
+        [third] = await _shown(adapter.core, "telegram", TG_GROUP, third_id)
+        tg.send_text(TG_GROUP, TG_BOB, "/takedown", reply_to_message_id=third_id)
+        refused = await tg.wait_for(
+            lambda call: _sent_to(TG_GROUP)(call) and "admins" in call.params["text"]
+        )
+        assert refused.params["text"] == "Only the group's admins can take uploads down."
+        third_image = next(img for img in host_emu.images.values() if img.data == third_data)
+        assert not third_image.deleted
+        tg.send_text(TG_GROUP, TG_ANN, "/takedown", reply_to_message_id=third_id)
+        await until(lambda: _posts(tg) == [])
+        assert third_image.deleted
+        takedowns = await Moderation(
+            adapter.core.store, adapter.core.deleter, adapter.core.rehost.outbox
+        ).takedowns(third.id)
+        assert [(t["moderator_id"], t["moderator_name"]) for t in takedowns] == [
+            (str(TG_ANN), "Ann")
+        ]

@@ -62,7 +62,9 @@ class GroupTakedowns:
         if message.chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP):
             await _reply(message, "Use /takedown in the group the image was posted in.")
             return
-        if not await self._admin(context.bot, message.chat, user):
+        # An admin posting anonymously writes as the group itself.
+        anonymous = message.sender_chat is not None and message.sender_chat.id == message.chat_id
+        if not anonymous and not await self._admin(context.bot, message.chat, user):
             await _reply(message, NOT_AN_ADMIN)
             return
         raw = (context.args or [""])[0].lstrip("#")
