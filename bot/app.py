@@ -20,6 +20,7 @@ from bot.httpclient import new_http_client
 from bot.library import Library
 from bot.linkguard import AddressGuard, new_link_client
 from bot.moderation import Moderation
+from bot.ownhost import OwnHosts, Sealer
 from bot.ratelimit import RateLimit
 from bot.service import RehostService
 from bot.store import Store
@@ -84,9 +85,16 @@ async def open_core(config: Config) -> AsyncIterator[Core]:
                 limit=RateLimit(upload.user_rate_limit, upload.user_rate_window),
                 lease=config.storage.lease_seconds,
             )
+            secret = config.communities.secret_key
+            service.rehoster.own_hosts = OwnHosts(
+                Sealer(secret) if secret and config.communities.allow_own_host else None,
+                links,  # an own host's endpoint: public addresses only, as users' links
+                uploader.policy,
+                upload.host_time_budget,
+            )
             worker = asyncio.create_task(service.worker.run(), name="job-worker")
             try:
-                yield Core(config, store, http, service, DeleteService(store, http))
+                yield Core(config, store, http, service, DeleteService(store, http, links))
             finally:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

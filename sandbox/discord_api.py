@@ -37,6 +37,7 @@ from sandbox.discord_http import RestCall, RestFrontend
 from sandbox.discord_interactions import (
     APPLICATION_COMMAND,
     MESSAGE_COMPONENT,
+    MODAL_SUBMIT,
     command_data,
     event_channel,
     find_command,
@@ -667,6 +668,45 @@ class DiscordEmulator(LocalServer):
         if values is not None:
             data["values"] = values
         return await self._push_interaction(MESSAGE_COMPONENT, data, user_id, channel, msg, age=age)
+
+    async def submit_modal(
+        self,
+        opened_by: Json | int | str,
+        values: dict[str, str],
+        *,
+        user_id: int | None = None,
+    ) -> Json:
+        """The user fills in and submits the modal the bot answered ``opened_by`` (an
+        interaction) with: ``values`` by text input custom id; a field not given is sent
+        as its default. ``user_id``: another user submitting it (a forged request)."""
+        self._require_session()
+        world = self.world
+        inter_id = int(opened_by["id"] if isinstance(opened_by, dict) else opened_by)
+        opener = world.interactions[inter_id]
+        modals = [r["data"] for r in opener.responses if r.get("type") == 9]
+        if not modals:
+            raise AssertionError(f"interaction {inter_id} was not answered with a modal")
+        modal = modals[-1]
+        rows: list[Json] = []
+        for row in modal.get("components", []):
+            inputs: list[Json] = []
+            for item in row.get("components", []):
+                if item.get("type") != 4:
+                    continue
+                value = values.get(item["custom_id"], item.get("value") or "")
+                inputs.append({"type": 4, "custom_id": item["custom_id"], "value": value})
+            rows.append({"type": 1, "components": inputs})
+        fields = {str(item["custom_id"]) for row in rows for item in row["components"]}
+        unknown = set(values) - fields
+        if unknown:
+            raise AssertionError(f"the modal has no field {sorted(unknown)}")
+        data: Json = {"custom_id": modal["custom_id"], "components": rows}
+        channel = world.channels[opener.channel_id]
+        source = None
+        if opener.source_message_id is not None:
+            source = world.messages.get(opener.source_message_id)
+        submitter = opener.user_id if user_id is None else user_id
+        return await self._push_interaction(MODAL_SUBMIT, data, submitter, channel, source)
 
     async def _push_interaction(
         self,

@@ -28,7 +28,19 @@ from sandbox import samples
 from sandbox.discord_api import DiscordEmulator
 from sandbox.discord_interactions import APPLICATION_COMMAND, command_data
 from sandbox.hostemu import HostEmulator
+from sandbox.telegram_api import TelegramEmulator
 from tests.conftest import CHEV_KEY, IMGBB_KEY, run_rehost
+from tests.telegram_harness import (
+    ANN as TG_ANN,
+)
+from tests.telegram_harness import (
+    BOB,
+    GROUP,
+    running_adapter,
+    settled,
+    telegram_config,
+    telegram_world,
+)
 
 APP_ID = 1_400_000_000_000_000_001
 GUILD = 1_400_000_000_000_000_100
@@ -319,3 +331,84 @@ def test_own_hosts_need_a_secret_key_from_the_environment(tmp_path: Path) -> Non
         environ={"REHOST_SECRET_KEY": SECRET},
     )
     assert config.communities.allow_own_host and SECRET in config.secrets()
+
+
+# --- Telegram ------------------------------------------------------------------------------
+
+
+def telegram_messages(tg: TelegramEmulator, chat_id: int) -> list[str]:
+    return [str(m.get("text", "")) for m in tg.messages(chat_id) if not m.get("deleted")]
+
+
+def answers_to_buttons(tg: TelegramEmulator) -> list[str]:
+    return [str(c.params.get("text", "")) for c in tg.calls_to("answerCallbackQuery")]
+
+
+async def test_a_telegram_admin_changes_a_setting_with_the_keyboard_and_a_member_cannot(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    telegram_world(tg)
+    async with running_adapter(telegram_config(tmp_path, host, tg)) as adapter:
+        db = adapter.core.store.db
+        tg.send_text(GROUP, BOB, "/settings")
+        await until(
+            lambda: any("Only the group's admins" in t for t in telegram_messages(tg, GROUP))
+        )
+
+        tg.send_text(GROUP, TG_ANN, "/settings")
+        await until(lambda: any("Settings of Photos" in t for t in telegram_messages(tg, GROUP)))
+        [shown] = [m for m in tg.messages(GROUP) if "Settings of Photos" in m.get("text", "")]
+        assert "NSFW: default" in shown["text"]
+        nsfw_on = f"set:{GROUP}:nsfw=on"
+
+        tg.press_button(GROUP, BOB, shown["message_id"], nsfw_on)  # anyone can press it
+        await until(lambda: any("Only the group's admins" in t for t in answers_to_buttons(tg)))
+        assert (await Communities(db).settings("telegram", str(GROUP))).nsfw is None
+
+        tg.press_button(GROUP, TG_ANN, shown["message_id"], nsfw_on)
+        await until(lambda: "NSFW: on" in tg.message(GROUP, shown["message_id"])["text"])
+        assert (await Communities(db).settings("telegram", str(GROUP))).nsfw is True
+        [change] = await Communities(db).changes("telegram", str(GROUP))
+        assert (change["actor_id"], change["setting"]) == (str(TG_ANN), "nsfw")
+        assert "ann: nsfw → 1" in tg.message(GROUP, shown["message_id"])["text"]
+
+        tg.send_photo(GROUP, BOB, image(7))  # auto-rehosted here: now marked NSFW
+        await until(lambda: len(host.uploads) == 1)
+    assert host.uploads[0].param("nsfw") == "1"
+
+
+async def test_a_telegram_group_gets_its_own_host_in_private_and_the_key_is_deleted(
+    tmp_path: Path,
+    host: HostEmulator,
+    tg: TelegramEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    telegram_world(tg)
+    monkeypatch.setenv("REHOST_SECRET_KEY", SECRET)
+    extra = '\n[communities]\nallow_own_host = true\n[links]\nallowed_networks = ["127.0.0.0/8"]\n'
+    config = telegram_config(tmp_path, host, tg)
+    config.write_text(config.read_text() + extra)
+    async with HostEmulator(api_keys=(OWN_KEY,)) as own, running_adapter(config) as adapter:
+        tg.send_text(GROUP, TG_ANN, "/settings")  # the bot sees Ann as an admin of Photos
+        await until(lambda: any("Settings of Photos" in t for t in telegram_messages(tg, GROUP)))
+        tg.send_text(TG_ANN, TG_ANN, "/settings")
+        await until(lambda: any("Which group?" in t for t in telegram_messages(tg, TG_ANN)))
+
+        sent = tg.send_text(
+            TG_ANN, TG_ANN, f"/ownhost {GROUP} chevereto {own.chevereto_endpoint} {OWN_KEY}"
+        )
+        await until(lambda: any("Own host set" in t for t in telegram_messages(tg, TG_ANN)))
+        deleted = [c.params for c in tg.calls_to("deleteMessage")]
+        assert {"chat_id": TG_ANN, "message_id": sent["message_id"]} in [
+            {"chat_id": int(p["chat_id"]), "message_id": int(p["message_id"])} for p in deleted
+        ]
+        tg.send_photo(GROUP, BOB, image(8))
+        await until(lambda: len(own.uploads) == 1)
+        await settled(adapter, tg)
+    assert host.uploads == []
+    assert own.uploads[0].headers.get("x-api-key") == OWN_KEY
+    said = json.dumps([c.params for c in tg.calls], default=str)
+    assert OWN_KEY not in said
+    assert OWN_KEY not in caplog.text

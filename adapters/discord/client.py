@@ -23,6 +23,7 @@ from adapters.discord.delivery import Delivery
 from adapters.discord.identify import IdentifyGate
 from adapters.discord.intake import Intake
 from adapters.discord.moderating import Takedowns
+from adapters.discord.settings import SETTINGS_ITEMS
 from adapters.discord.sources import AttachmentLinks
 from adapters.discord.views import DYNAMIC_ITEMS
 from bot import metrics
@@ -105,7 +106,7 @@ class RehostClient(discord.Client):
         await self.identify_gate.wait(shard_id)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.add_dynamic_items(*DYNAMIC_ITEMS, *SETTINGS_ITEMS)
 
     async def on_message(self, message: discord.Message) -> None:
         with log_context(platform="discord", chat=message.channel.id):

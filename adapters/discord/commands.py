@@ -22,6 +22,7 @@ from adapters.discord.backfill import backfill_command
 from adapters.discord.client import RehostClient
 from adapters.discord.links import message_links
 from adapters.discord.places import AutoTarget, AutoTargetTransformer, Expiry, Place, place_of
+from adapters.discord.settings import settings_command
 from adapters.discord.sources import PLATFORM, attachments_of
 from adapters.discord.views import delete_buttons
 from bot.expiration import Duration
@@ -210,6 +211,7 @@ def build_commands(
     async def take_down_post(interaction: Interaction, message: discord.Message) -> None:
         await client.takedowns.post(interaction, message)
 
+    settings.add_command(settings_command())
     settings.add_command(
         backfill_command(client.core, client.intake.places, lambda: client.wake_backfills())
     )

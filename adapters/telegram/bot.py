@@ -45,6 +45,7 @@ from adapters.telegram.intake import UPLOAD_CAPTION, Intake
 from adapters.telegram.moderating import GroupTakedowns
 from adapters.telegram.polling import DurablePoller
 from adapters.telegram.request import bot_requests
+from adapters.telegram.settings import GroupSettings
 from adapters.telegram.sources import make_resolver
 from adapters.telegram.trigger import PLATFORM, topic_of
 from adapters.telegram.webhook import WebhookServer
@@ -120,6 +121,10 @@ class TelegramAdapter:
         app.add_handler(CommandHandler("delete", commands.on_delete))
         app.add_handler(CommandHandler("autorehost", commands.on_autorehost))
         app.add_handler(CommandHandler("nsfw", commands.on_nsfw))
+        group_settings = GroupSettings(self.core)
+        app.add_handler(CommandHandler("settings", group_settings.on_command))
+        app.add_handler(CommandHandler("ownhost", group_settings.on_own_host))
+        app.add_handler(CallbackQueryHandler(group_settings.on_button, pattern=r"^set:-?\d+:"))
         takedowns = GroupTakedowns(self.core, commands.delivery)
         app.add_handler(CommandHandler("takedown", takedowns.on_command))
         app.add_handler(MessageHandler(private & MEDIA, intake.on_private_media))

@@ -1,0 +1,302 @@
+"""``/settings``: a group's admins see and change its settings with an inline keyboard.
+
+In a group, ``/settings`` (admins only, checked with getChatMember) answers with every
+value, who changed what last, and buttons: switches (NSFW, language, taking down when the
+source is deleted) and menus for the hosts and the expiries. Every press is checked again
+(anyone in the group can press a button): only the group's admins change anything.
+
+In a private chat, ``/settings`` offers the groups where the bot has seen the user as an
+admin (since it started), or ``/settings GROUP_ID`` opens one directly; the same keyboard
+then works there. Quotas are numbers: ``/settings quota IMAGES MEGABYTES``. A group's own
+image host is set only in private, with ``/ownhost GROUP_ID DIALECT ENDPOINT API_KEY``
+(``/ownhost GROUP_ID off`` removes it): the message holding the key is deleted as soon as
+it is read, and the key is never shown back. Sent in a group by mistake, it is deleted
+there too, and nothing is saved.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from adapters.telegram.delivery import with_retry
+from adapters.telegram.trigger import PLATFORM
+from bot.app import Core
+from bot.managing import MEMBER_LANGUAGE, UNSET, Managing, SettingError
+
+log = logging.getLogger(__name__)
+Context = ContextTypes.DEFAULT_TYPE
+PREFIX = "set"  # callback data: set:CHAT:ACTION
+ADMINS = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+REFUSED = "Only the group's admins can change its settings."
+OWNHOST_USAGE = (
+    "Usage, in a private chat with me: /ownhost GROUP_ID chevereto|imgbb ENDPOINT API_KEY,"
+    " or /ownhost GROUP_ID off"
+)
+QUOTA_USAGE = "Usage: /settings quota IMAGES_PER_MEMBER MEGABYTES_PER_DAY (0 or more; - for none)"
+LANGUAGE_BUTTONS = (("en", "English"), ("es", "Español"), ("zh_Hans", "简体中文"))
+
+
+def _switch(value: bool | None) -> str:
+    return "on" if value else "off"
+
+
+class GroupSettings:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.managing = Managing(core, PLATFORM)
+        # Where the bot has seen each user as an admin: user id -> {chat id: title}.
+        self.admin_of: dict[int, dict[int, str]] = {}
+
+    async def is_admin(self, context: Context, chat_id: int, user_id: int) -> bool:
+        try:
+            member = await context.bot.get_chat_member(chat_id, user_id)
+        except TelegramError:
+            return False
+        return member.status in ADMINS
+
+    # --- /settings ------------------------------------------------------------------------
+
+    async def on_command(self, update: Update, context: Context) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        args = list(context.args or [])
+        if message.chat.type == ChatType.PRIVATE:
+            if args and args[0].lstrip("-").isdigit():
+                chat_id = int(args.pop(0))
+            else:
+                await self._pick(message, user.id)
+                return
+        else:
+            chat_id = message.chat_id
+        if not await self.is_admin(context, chat_id, user.id):
+            await _reply(message, REFUSED)
+            return
+        title = await self._title(context, chat_id)
+        self.admin_of.setdefault(user.id, {})[chat_id] = title
+        if args and args[0].lower() == "quota":
+            await self._quota(message, chat_id, user, args[1:])
+            return
+        text, keyboard = await self.view(chat_id, title)
+        await with_retry(lambda: message.reply_text(text, reply_markup=keyboard))
+
+    async def _pick(self, message: Message, user_id: int) -> None:
+        known = self.admin_of.get(user_id, {})
+        if not known:
+            await _reply(
+                message,
+                "Send /settings in a group where you are an admin, or /settings GROUP_ID here.",
+            )
+            return
+        rows = [
+            [InlineKeyboardButton(title, callback_data=f"{PREFIX}:{chat_id}:open")]
+            for chat_id, title in known.items()
+        ]
+        await with_retry(
+            lambda: message.reply_text("Which group?", reply_markup=InlineKeyboardMarkup(rows[:20]))
+        )
+
+    async def _quota(self, message: Message, chat_id: int, user: Any, args: list[str]) -> None:
+        if len(args) != 2:
+            await _reply(message, QUOTA_USAGE)
+            return
+        try:
+            for name, raw in zip(
+                ("quota_images_per_member", "quota_bytes_per_day"), args, strict=True
+            ):
+                value = UNSET if raw == "-" else raw
+                await self.managing.change(str(chat_id), str(user.id), _name(user), name, value)
+        except SettingError as error:
+            await _reply(message, f"Not saved: {error}")
+            return
+        await _reply(message, "Quotas saved.")
+
+    async def _title(self, context: Context, chat_id: int) -> str:
+        try:
+            chat = await context.bot.get_chat(chat_id)
+        except TelegramError:
+            return str(chat_id)
+        return chat.title or str(chat_id)
+
+    async def view(
+        self, chat_id: int, title: str, menu: str = ""
+    ) -> tuple[str, InlineKeyboardMarkup]:
+        """The settings text and its keyboard (``menu``: "hosts", "default_expiration" or
+        "max_expiration" show that menu's choices instead of the main buttons)."""
+        community = str(chat_id)
+        settings = await self.managing.settings(community)
+        text = await self.managing.describe(community, title)
+
+        def button(label: str, action: str) -> InlineKeyboardButton:
+            return InlineKeyboardButton(label, callback_data=f"{PREFIX}:{chat_id}:{action}")
+
+        rows: list[list[InlineKeyboardButton]] = []
+        if menu == "hosts":
+            chosen = settings.hosts or ()
+            for name in self.managing.host_names():
+                mark = "✓ " if name in chosen else ""
+                rows.append([button(f"{mark}{name}", f"h={name}")])
+            rows.append([button("All hosts", "h=*"), button("Back", "open")])
+        elif menu in ("default_expiration", "max_expiration"):
+            code = "d" if menu == "default_expiration" else "x"
+            durations = [(d.label(), d.describe()) for d in self.managing.expiry_durations()]
+            choices = [*durations, ("never", "never")]
+            row: list[InlineKeyboardButton] = []
+            for label, shown in choices:
+                row.append(button(shown, f"{code}={label}"))
+                if len(row) == 3:
+                    rows.append(row)
+                    row = []
+            if row:
+                rows.append(row)
+            rows.append([button("The bot's" if code == "d" else "Any", f"{code}={UNSET}"),
+                         button("Back", "open")])  # fmt: skip
+        else:
+            takedown = settings.takedown_on_source_delete
+            rows.append(
+                [
+                    button(f"NSFW: {_switch(settings.nsfw)}", f"nsfw={_switch(not settings.nsfw)}"),
+                    button(
+                        f"Take down on source delete: {_switch(takedown)}",
+                        f"takedown_on_source_delete={_switch(not takedown)}",
+                    ),
+                ]
+            )
+            rows.append(
+                [button(shown, f"language={code}") for code, shown in LANGUAGE_BUTTONS]
+                + [button("Each member's", f"language={MEMBER_LANGUAGE}")]
+            )
+            rows.append([
+                button("Hosts…", "m=hosts"),
+                button("Default expiry…", "m=default_expiration"),
+                button("Longest expiry…", "m=max_expiration"),
+            ])  # fmt: skip
+        return text, InlineKeyboardMarkup(rows)
+
+    # --- the buttons ----------------------------------------------------------------------
+
+    async def on_button(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        if query is None or query.data is None:
+            return
+        _, raw_chat, action = query.data.split(":", 2)
+        chat_id, user = int(raw_chat), query.from_user
+        if not await self.is_admin(context, chat_id, user.id):
+            log.info("settings refused to user %s in chat %s", user.id, chat_id)
+            await query.answer(REFUSED, show_alert=True)
+            return
+        title = await self._title(context, chat_id)
+        self.admin_of.setdefault(user.id, {})[chat_id] = title
+        community = str(chat_id)
+        menu, note = "", ""
+        name, _, value = action.partition("=")
+        try:
+            if name == "m":
+                menu = value
+            elif name == "h":
+                current = (await self.managing.settings(community)).hosts or ()
+                if value == "*":
+                    chosen: list[str] = []
+                elif value in current:
+                    chosen = [h for h in current if h != value]
+                else:
+                    chosen = [h for h in self.managing.host_names() if h in (*current, value)]
+                await self.managing.change(community, str(user.id), _name(user), "hosts", chosen)
+                menu = "hosts"
+            elif name in ("d", "x"):
+                setting = "default_expiration" if name == "d" else "max_expiration"
+                await self.managing.change(community, str(user.id), _name(user), setting, value)
+            elif name != "open":
+                await self.managing.change(community, str(user.id), _name(user), name, value)
+        except SettingError as error:
+            note = str(error)
+        await query.answer(note or None)
+        text, keyboard = await self.view(chat_id, title, menu)
+        if query.message is not None:
+            await with_retry(lambda: query.edit_message_text(text, reply_markup=keyboard))
+
+    # --- /ownhost -------------------------------------------------------------------------
+
+    async def on_own_host(self, update: Update, context: Context) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        args = list(context.args or [])
+        if len(args) >= 3 or message.chat.type != ChatType.PRIVATE:
+            await _forget(message)  # it may hold a key: no longer on the chat
+        if message.chat.type != ChatType.PRIVATE:
+            await _reply_in(context, message.chat_id, "Deleted: send /ownhost to me in private.")
+            return
+        if len(args) not in (2, 4) or not args[0].lstrip("-").isdigit():
+            await _reply_in(context, message.chat_id, OWNHOST_USAGE)
+            return
+        chat_id = int(args[0])
+        if not await self.is_admin(context, chat_id, user.id):
+            await _reply_in(context, message.chat_id, REFUSED)
+            return
+        community = str(chat_id)
+        try:
+            if len(args) == 2:
+                if args[1].lower() != "off":
+                    raise SettingError(OWNHOST_USAGE)
+                await self.managing.communities.change(
+                    PLATFORM, community, str(user.id), _name(user), own_host=None
+                )
+                text = "Own host removed."
+            else:
+                dialect, endpoint, key = args[1:]
+                text = await self.managing.set_own_host(
+                    community, str(user.id), _name(user), dialect, endpoint, key
+                )
+        except SettingError as error:
+            text = f"Not saved: {error}"
+        await _reply_in(context, message.chat_id, text)
+
+
+def _name(user: Any) -> str:
+    return str(user.username or user.full_name or user.id)
+
+
+async def _reply(message: Message, text: str) -> None:
+    await with_retry(lambda: message.reply_text(text))
+
+
+async def _reply_in(context: Context, chat_id: int, text: str) -> None:
+    """Not a reply: the message it would answer may be deleted."""
+    await with_retry(lambda: context.bot.send_message(chat_id, text))
+
+
+async def _forget(message: Message) -> None:
+    try:
+        await message.delete()
+    except TelegramError as error:
+        log.warning("could not delete a message holding an API key: %s", error)
+
+
+class OwnHostLogFilter(logging.Filter):
+    """python-telegram-bot logs the updates it fetches and processes at DEBUG, an
+    /ownhost message (with its API key) included, before the bot has read it: such
+    values are left out of those records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_holds_key(a) for a in record.args):
+            record.args = tuple(
+                "<updates holding an /ownhost message>" if _holds_key(a) else a for a in record.args
+            )
+        return True
+
+
+def _holds_key(value: object) -> bool:
+    if isinstance(value, str | int | float | None):
+        return False
+    return "/ownhost" in repr(value)
+
+
+for _name_of_logger in ("telegram.ext.Application", "telegram.ext.ExtBot", "telegram.Bot"):
+    logging.getLogger(_name_of_logger).addFilter(OwnHostLogFilter())
