@@ -216,10 +216,7 @@ def _capped(
     if duration is not None and duration.after(start) <= longest.after(start):
         return duration, None
     asked = duration.describe() if duration is not None else "no expiry"
-    note = (
-        f"expires in {longest.describe()}, the longest this community allows"
-        f" (asked: {asked})"
-    )
+    note = f"expires in {longest.describe()}, the longest this community allows (asked: {asked})"
     return longest, note
 
 
