@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import httpx
 from aiolimiter import AsyncLimiter
 
+from bot.ownhost import OWN_HOST
 from bot.states import UploadState
 from bot.store import Store, now_utc, to_text
 
@@ -61,7 +62,10 @@ class LinkChecker:
             "select id, host, coalesce(url, viewer_url) as link from uploads where state = ?"
             " and (expires_at is null or expires_at > ?)"
         )
-        params: list[object] = [UploadState.ACTIVE, to_text(now_utc())]
+        # A community's own host gave those links: the operator's client does not follow
+        # them (they could lead into the operator's network; see bot.ownhost).
+        sql += " and host <> ?"
+        params: list[object] = [UploadState.ACTIVE, to_text(now_utc()), OWN_HOST]
         if host is not None:
             sql += " and host = ?"
             params.append(host)

@@ -24,6 +24,7 @@ from adapters.discord.bot import DiscordAdapter
 from bot.app import Core, open_core
 from bot.community import Communities
 from bot.config import Config, ConfigError, parse_config
+from bot.linkcheck import LinkChecker
 from sandbox import samples
 from sandbox.discord_api import DiscordEmulator
 from sandbox.discord_interactions import APPLICATION_COMMAND, command_data
@@ -243,7 +244,7 @@ async def test_a_server_with_its_own_chevereto_uploads_there_and_its_key_stays_s
 ) -> None:
     caplog.set_level(logging.DEBUG)
     config = discord_config(tmp_path, host_emu, dc, own=True)
-    async with HostEmulator(api_keys=(OWN_KEY,)) as own, discord_bot(config):
+    async with HostEmulator(api_keys=(OWN_KEY,)) as own, discord_bot(config) as core:
         message = settings_message(dc, await open_settings(dc))
         pressed = await dc.press_button("rehost:setb:own", ANN, CHANNEL, message, GUILD)
         form = await answered(dc, pressed)
@@ -261,6 +262,9 @@ async def test_a_server_with_its_own_chevereto_uploads_there_and_its_key_stays_s
         again = settings_message(dc, await open_settings(dc))
         assert "Own host: chevereto at 127.0.0.1" in again["content"]
         await upload(dc, image(3))
+        # Its links came from the community's endpoint: the link check leaves them alone.
+        probes = await LinkChecker(core.store, core.http).probes()
+        assert [p.host for p in probes] == []
 
     [received] = own.uploads
     assert received.headers.get("x-api-key") == OWN_KEY or received.param("key") == OWN_KEY
