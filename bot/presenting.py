@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
+from bot.i18n import ENGLISH, N_, format_datetime, format_duration, ntranslate, translate
 from bot.media import SUPPORTED, format_list
 from bot.requests import RehostResult
 from bot.store import UploadRecord, now_utc
@@ -15,24 +16,28 @@ from bot.store import UploadRecord, now_utc
 # What opening a delete link does, per host dialect. Chevereto deletes on the first request
 # (a preview crawler's included); an ImgBB-style link is a page with a confirm button.
 DELETE_LINK_EFFECTS = {
-    "chevereto": "opening it deletes the image at once",
-    "imgbb": "it opens a page where you confirm the deletion",
+    "chevereto": N_("opening it deletes the image at once"),
+    "imgbb": N_("it opens a page where you confirm the deletion"),
 }
-_UNKNOWN_EFFECT = "opening it may delete the image at once"
+_UNKNOWN_EFFECT = N_("opening it may delete the image at once")
 
 
-def delete_link_effect(dialect: str | None) -> str:
+def delete_link_effect(dialect: str | None, language: str = ENGLISH) -> str:
     """What opening a delete link of this dialect does, e.g. for ``(private: ...)``."""
-    return DELETE_LINK_EFFECTS.get(dialect or "", _UNKNOWN_EFFECT)
+    return translate(language, DELETE_LINK_EFFECTS.get(dialect or "", _UNKNOWN_EFFECT))
 
 
-def delete_warning(dialect: str | None) -> str:
+def delete_warning(dialect: str | None, language: str = ENGLISH) -> str:
     """The sentence under one delete link, e.g. ``Keep it private: it opens a page where
     you confirm the deletion.``"""
-    return f"Keep it private: {delete_link_effect(dialect)}."
+    return translate(
+        language, "Keep it private: {effect}.", effect=delete_link_effect(dialect, language)
+    )
 
 
-def delete_warning_for(uploads: Iterable[UploadRecord | None]) -> str | None:
+def delete_warning_for(
+    uploads: Iterable[UploadRecord | None], language: str = ENGLISH
+) -> str | None:
     """The sentence under a message's delete links: the wording of their dialect, or both
     wordings naming the hosts when the links come from both; ``None`` without links."""
     hosts: dict[str, list[str]] = {}
@@ -44,18 +49,29 @@ def delete_warning_for(uploads: Iterable[UploadRecord | None]) -> str | None:
     if not hosts:
         return None
     if len(hosts) == 1:
-        return delete_warning(next(iter(hosts)))
-    parts = [f"on {', '.join(names)} {delete_link_effect(d)}" for d, names in hosts.items()]
-    return f"Keep them private: {'; '.join(parts)}."
+        return delete_warning(next(iter(hosts)), language)
+    parts = [
+        translate(
+            language,
+            "on {hosts} {effect}",
+            hosts=", ".join(names),
+            effect=delete_link_effect(d, language),
+        )
+        for d, names in hosts.items()
+    ]
+    return translate(language, "Keep them private: {parts}.", parts="; ".join(parts))
 
 
-def expiry_phrase(expires_at: datetime | None, now: datetime | None = None) -> str:
-    """``never expires`` or ``expires 2026-11-25 10:00 UTC``."""
+def expiry_phrase(
+    expires_at: datetime | None, now: datetime | None = None, language: str = ENGLISH
+) -> str:
+    """``never expires`` or ``expires Nov 25, 2026 10:00 UTC`` (dates as ``language``
+    writes them)."""
     if expires_at is None:
-        return "never expires"
+        return translate(language, "never expires")
     if expires_at <= (now or now_utc()):
-        return "expired"
-    return f"expires {expires_at:%Y-%m-%d %H:%M} UTC"
+        return translate(language, "expired")
+    return translate(language, "expires {date}", date=format_datetime(expires_at, language))
 
 
 def parse_expiry_argument(text: str | None) -> tuple[bool, Duration | None, str | None]:
@@ -71,19 +87,38 @@ def parse_expiry_argument(text: str | None) -> tuple[bool, Duration | None, str 
         return True, None, error.user_message
 
 
-def chat_expiry_phrase(label: str | None) -> str:
+def chat_expiry_phrase(label: str | None, language: str = ENGLISH) -> str:
     """How long a chat's auto-rehosted images last, from its stored setting."""
     if label is None:
-        return "with the bot's default expiry"
+        return translate(language, "with the bot's default expiry")
     _, duration, error = parse_expiry_argument(label)
     if error:
-        return "with the bot's default expiry"
-    return f"kept for {duration.describe()}" if duration else "kept until deleted"
+        return translate(language, "with the bot's default expiry")
+    if not duration:
+        return translate(language, "kept until deleted")
+    return translate(language, "kept for {duration}", duration=format_duration(duration, language))
 
 
 # --- result lines, the same for every platform ----------------------------------------------
 
 NOT_AN_IMAGE = f"not an image: I rehost {format_list(SUPPORTED)} files"
+
+
+def not_an_image(language: str = ENGLISH) -> str:
+    """:data:`NOT_AN_IMAGE` in ``language``."""
+    return translate(
+        language, "not an image: I rehost {formats} files", formats=format_list(SUPPORTED)
+    )
+
+
+def error_text(error: str | None, language: str = ENGLISH) -> str:
+    """Why an image failed, as the core recorded it (an English sentence, its msgid), in
+    ``language`` when the catalogue has it; ``failed`` when nothing was recorded."""
+    if not error:
+        return translate(language, "failed")
+    if error == NOT_AN_IMAGE:
+        return not_an_image(language)
+    return translate(language, error)
 
 
 @dataclass(frozen=True)
@@ -112,9 +147,11 @@ def upload_lines(uploads: Sequence[UploadRecord]) -> list[ResultLine]:
     return [ResultLine(i, f"#{u.id}", u) for i, u in enumerate(uploads, 1)]
 
 
-def rehosted_heading(lines: Sequence[ResultLine]) -> str:
+def rehosted_heading(lines: Sequence[ResultLine], language: str = ENGLISH) -> str:
     """``Rehosted:``, ``Rehosted 2 images:`` or ``Nothing was rehosted.``"""
     done = sum(1 for line in lines if line.upload is not None)
     if done == 0:
-        return "Nothing was rehosted."
-    return f"Rehosted {done} image{'s' if done != 1 else ''}:" if len(lines) > 1 else "Rehosted:"
+        return translate(language, "Nothing was rehosted.")
+    if len(lines) == 1:
+        return translate(language, "Rehosted:")
+    return ntranslate(language, "Rehosted {n} image:", "Rehosted {n} images:", done)

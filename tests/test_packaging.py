@@ -37,7 +37,7 @@ VERSION: str = PROJECT["version"]
 # What a checkout holds beside the sources, which a build must not see.
 NOT_SOURCES = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".*_cache", ".hypothesis",
-    "*.db", "*.db-wal", "*.db-shm", ".env",
+    "*.db", "*.db-wal", "*.db-shm", ".env", "*.mo",
 )  # fmt: skip
 
 
@@ -114,6 +114,13 @@ def test_the_wheel_carries_what_rehost_runs_and_nothing_else(dist: Dist) -> None
             path.relative_to(dist.source).as_posix()
             for path in (dist.source / package).rglob("*.py")
         }
+        if package == "bot":  # and the message catalogues, compiled by the build
+            catalogues = {
+                path.relative_to(dist.source).as_posix()
+                for path in (dist.source / "bot" / "locales").glob("*/LC_MESSAGES/*.po")
+            }
+            assert catalogues, "no catalogue in the checkout"
+            sources |= catalogues | {name[: -len(".po")] + ".mo" for name in catalogues}
         assert {name for name in names if name.startswith(f"{package}/")} == sources
     # Of the emulators, only the host emulator and what it imports.
     assert {n for n in names if n.startswith("sandbox/")} == sandbox_modules_emulate_host_imports()
