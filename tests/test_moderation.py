@@ -11,12 +11,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from adapters.discord.bot import DiscordAdapter
 from bot.app import open_core
 from bot.community import Communities
-from bot.moderation import Moderation
+from bot.deletion import DeleteService
+from bot.moderation import Community, Moderation, Moderator
+from bot.outbox import Outbox
+from bot.store import Store
 from sandbox import samples
 from sandbox.discord_api import DiscordEmulator
 from sandbox.discord_model import MANAGE_MESSAGES
@@ -304,3 +308,69 @@ async def test_telegram_group_admins_take_uploads_down_and_members_cannot(
         assert [(t["moderator_id"], t["moderator_name"]) for t in takedowns] == [
             (str(TG_ANN), "Ann")
         ]
+
+
+# --- the core, on both engines ---------------------------------------------------------------
+
+
+async def test_an_imgbb_upload_is_no_longer_shown_and_other_communities_cannot_touch_it(
+    storage: Path | str,
+) -> None:
+    """ImgBB-style hosts have no delete API: the takedown stops the bot showing the image
+    (the uploader keeps its delete link); an id from another group is simply unknown."""
+    store = await Store.open(storage)
+    try:
+        async with httpx.AsyncClient() as http:
+            outbox = Outbox(store)
+            woken: list[str] = []
+            moderation = Moderation(store, DeleteService(store, http), outbox, woken.append)
+            upload_id = await store.add_upload(
+                platform="telegram",
+                chat_id="-100",
+                owner_id="8",
+                sha256="ab" * 32,
+                size=10,
+                host="ibb",
+                dialect="imgbb",
+                viewer_url="https://ibb.example/v/1",
+                url="https://ibb.example/i/1.png",
+                delete_url="https://ibb.example/v/1/delete-token",
+            )
+            await store.add_bot_message(upload_id, "telegram", "-100", "55", "public")
+
+            async def group(chat_id: str) -> bool:
+                return chat_id == "-100"
+
+            async def other_group(chat_id: str) -> bool:
+                return chat_id == "-200"
+
+            here = Community("telegram", "-100", group, "Photos")
+            elsewhere = Community("telegram", "-200", other_group, "Other")
+            ann = Moderator("7", "Ann")
+            for unknown in (upload_id, upload_id + 1000):
+                refused = await moderation.take_down(unknown, ann, elsewhere)
+                assert not refused.taken_down
+                assert refused.message == f"No upload #{unknown} was posted here."
+            record = await store.upload(upload_id)
+            assert record is not None and record.state == "active"
+
+            done = await moderation.take_down(upload_id, ann, here, "spam")
+            assert done.taken_down and not done.host_deleted
+            assert "stays on the host" in done.message
+            assert [(p.chat_id, p.message_id) for p in done.bot_messages] == [("-100", "55")]
+            record = await store.upload(upload_id)
+            assert record is not None and record.state == "deleted"
+            [row] = await moderation.takedowns(upload_id)
+            assert (row["moderator_id"], row["reason"], row["host_deleted"]) == ("7", "spam", 0)
+            assert woken == ["telegram"]
+            [notice] = await outbox.claim("test", "telegram", 30.0, 10)
+            assert notice.message.owner_id == "8" and notice.message.chat_id is None
+            assert notice.message.note == (
+                f"Your upload #{upload_id} was taken down: a moderator in Photos took it down."
+            )
+            again = await moderation.take_down(upload_id, ann, here)
+            assert (
+                not again.taken_down and again.message == f"Upload #{upload_id} is already deleted."
+            )
+    finally:
+        await store.close()
