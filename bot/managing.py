@@ -17,6 +17,7 @@ from bot.app import Core
 from bot.community import Communities, CommunitySettings
 from bot.errors import ExpirationError
 from bot.expiration import Duration, offered_durations, parse_duration
+from bot.i18n import ENGLISH, LANGUAGES, translate
 from bot.linkguard import AddressGuard
 from bot.ownhost import OwnHost, OwnHostError, OwnHosts, endpoint_refusal
 
@@ -25,14 +26,6 @@ MEMBER_LANGUAGE = "member"  # language: each member's own
 SWITCHES = ("nsfw", "takedown_on_source_delete")
 CHANGES_SHOWN = 5
 MEGABYTE = 1024 * 1024
-LANGUAGES = ("en", "es", "zh_Hans")  # the languages with complete catalogues
-ENGLISH = "en"
-
-
-def translate(language: str, text: str, **params: Any) -> str:
-    """The text for a reader of ``language``; in English until these texts join the
-    catalogues (bot.i18n)."""
-    return text.format(**params) if params else text
 
 
 class SettingError(ValueError):
