@@ -188,7 +188,7 @@ def all_messages(dc: DiscordEmulator) -> str:
 async def test_a_manager_sets_hosts_expiry_and_nsfw_and_the_next_upload_follows_them(
     tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
 ) -> None:
-    async with discord_bot(discord_config(tmp_path, host_emu, dc)):
+    async with discord_bot(discord_config(tmp_path, host_emu, dc)) as core:
         opened = await open_settings(dc)
         message = settings_message(dc, opened)
         assert message["flags"] & EPHEMERAL
@@ -204,6 +204,16 @@ async def test_a_manager_sets_hosts_expiry_and_nsfw_and_the_next_upload_follows_
         assert "Hosts: chev" in shown and "Default expiry: 1 day" in shown
         assert "NSFW: on" in shown and "Longest expiry: 1 week" in shown
         assert "ann: nsfw → 1" in shown  # who changed what, newest first
+
+        pressed = await dc.press_button("rehost:setb:quotas", ANN, CHANNEL, message, GUILD)
+        assert (await answered(dc, pressed))["type"] == 9  # the quotas form
+        submitted = await dc.submit_modal(
+            pressed, {"quota_images_per_member": "5", "quota_bytes_per_day": "100"}
+        )
+        assert (await answered(dc, submitted))["data"]["content"] == "Quotas saved."
+        settings = await Communities(core.store.db).settings("discord", str(GUILD))
+        assert settings.quota_images_per_member == 5
+        assert settings.quota_bytes_per_day == 100 * 1024 * 1024
 
         await upload(dc, image(1))  # the server's default expiry
         await upload(dc, image(2), {"name": "expire", "type": 3, "value": "never"})
