@@ -17,11 +17,13 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from bot.errors import HostError
 from bot.hosts.chevereto import DeleteOutcome, delete_by_link
+from bot.i18n import N_, Said
 from bot.ownhost import OWN_HOST
 from bot.store import ACTIVE, DELETED, BotMessage, Store, UploadRecord
 
@@ -41,10 +43,15 @@ class DeleteStatus(enum.Enum):
 @dataclass(frozen=True)
 class DeleteResult:
     status: DeleteStatus
-    message: str  # for the requester, in private
+    message: str  # for the requester, in private (English; message_in for others)
     upload: UploadRecord | None = None
     delete_url: str | None = None  # only with OPEN_LINK, only for the owner, only in private
     bot_messages: list[BotMessage] = field(default_factory=list)
+    said: Said | None = None  # ``message`` as msgid and parameters, for other languages
+
+    def message_in(self, language: str) -> str:
+        """``message`` in ``language``."""
+        return self.said.in_language(language) if self.said else self.message
 
     @property
     def removed(self) -> bool:
@@ -54,6 +61,16 @@ class DeleteResult:
             DeleteStatus.ALREADY_GONE,
             DeleteStatus.UNLISTED,
         )
+
+
+def _result(
+    status: DeleteStatus, said: Said, upload: UploadRecord | None = None, **more: Any
+) -> DeleteResult:
+    return DeleteResult(status, str(said), upload, said=said, **more)
+
+
+def _said(message: str, **params: object) -> Said:
+    return Said(message, params)
 
 
 class DeleteService:
@@ -73,8 +90,9 @@ class DeleteService:
         upload = await self.store.upload(upload_id)
         if upload is None or upload.platform != platform or upload.owner_id != requester_id:
             # The same answer whether it exists or not: ids reveal nothing about others.
-            return DeleteResult(
-                DeleteStatus.NOT_ALLOWED, f"You have no upload #{upload_id}; see /mine."
+            return _result(
+                DeleteStatus.NOT_ALLOWED,
+                _said(N_("You have no upload #{id}; see /mine."), id=upload_id),
             )
         return await self.delete_record(upload)
 
@@ -82,40 +100,56 @@ class DeleteService:
         """Delete an upload with no ownership check (callers have done it)."""
         upload_id = upload.id
         if upload.state != "active":
-            return DeleteResult(
-                DeleteStatus.ALREADY_GONE, f"Upload #{upload_id} is already {upload.state}.", upload
-            )
+            return _result(DeleteStatus.ALREADY_GONE, _gone_already(upload), upload)
         if upload.reused_from is not None:
             return await self._finish(
                 upload,
                 DeleteStatus.UNLISTED,
-                f"Removed #{upload_id} from your list. Someone else uploaded the same image "
-                "first, so it stays on the host until they delete it or it expires.",
+                _said(
+                    N_(
+                        "Removed #{id} from your list. Someone else uploaded the same image "
+                        "first, so it stays on the host until they delete it or it expires."
+                    ),
+                    id=upload_id,
+                ),
             )
         if upload.dialect == "imgbb" and upload.delete_url:
             return await self._hand_over(upload, upload.delete_url)
         if not upload.delete_url:
-            return DeleteResult(
+            return _result(
                 DeleteStatus.NOT_POSSIBLE,
-                f"{upload.host} gave no delete link for #{upload_id}; it cannot be deleted "
-                "from here.",
+                _said(
+                    N_("{host} gave no delete link for #{id}; it cannot be deleted from here."),
+                    host=upload.host,
+                    id=upload_id,
+                ),
                 upload,
             )
         try:
             outcome = await delete_by_link(self._client(upload), upload.delete_url, upload.host)
         except HostError as error:
             log.warning("deleting upload %d failed: %s", upload.id, error.user_message)
-            return DeleteResult(
+            return _result(
                 DeleteStatus.FAILED,
-                f"Could not delete #{upload_id} now ({error.user_message}); try again later.",
+                _said(
+                    N_("Could not delete #{id} now ({reason}); try again later."),
+                    id=upload_id,
+                    reason=Said(error.user_message),
+                ),
                 upload,
             )
         if outcome is DeleteOutcome.DELETED:
-            return await self._finish(upload, DeleteStatus.DELETED, f"Deleted #{upload_id}.")
+            return await self._finish(
+                upload, DeleteStatus.DELETED, _said(N_("Deleted #{id}."), id=upload_id)
+            )
         return await self._finish(
             upload,
             DeleteStatus.ALREADY_GONE,
-            f"#{upload_id} was already gone from {upload.host}; marked deleted.",
+            _said(
+                N_("#{id} was already gone from {host}; marked deleted."),
+                id=upload_id,
+                host=upload.host,
+            ),
         )
 
     async def _hand_over(self, upload: UploadRecord, delete_url: str) -> DeleteResult:
@@ -124,24 +158,37 @@ class DeleteService:
             return await self._finish(
                 upload,
                 DeleteStatus.ALREADY_GONE,
-                f"#{upload.id} is already gone from {upload.host}; marked deleted.",
+                _said(
+                    N_("#{id} is already gone from {host}; marked deleted."),
+                    id=upload.id,
+                    host=upload.host,
+                ),
             )
         earlier = upload.delete_handed_at
         record = await self.store.hand_over_delete_link(upload.id) or upload
         if earlier is None:
-            first = f"{upload.host} deletes only on its own page: open this link and confirm there"
-            message = f"{first} to delete #{upload.id}."
-        else:
-            message = (
-                f"#{upload.id} is still on {upload.host} (you were given its delete link on"
-                f" {earlier:%Y-%m-%d %H:%M} UTC): open the link again and confirm on the page."
+            said = _said(
+                N_(
+                    "{host} deletes only on its own page: open this link and confirm there"
+                    " to delete #{id}. It stays in your list until the image is gone."
+                ),
+                host=upload.host,
+                id=upload.id,
             )
-        message += " It stays in your list until the image is gone."
-        return DeleteResult(DeleteStatus.OPEN_LINK, message, record, delete_url=delete_url)
+        else:
+            said = _said(
+                N_(
+                    "#{id} is still on {host} (you were given its delete link on {date}):"
+                    " open the link again and confirm on the page. It stays in your list"
+                    " until the image is gone."
+                ),
+                id=upload.id,
+                host=upload.host,
+                date=earlier,
+            )
+        return _result(DeleteStatus.OPEN_LINK, said, record, delete_url=delete_url)
 
-    async def _finish(
-        self, upload: UploadRecord, status: DeleteStatus, message: str
-    ) -> DeleteResult:
+    async def _finish(self, upload: UploadRecord, status: DeleteStatus, said: Said) -> DeleteResult:
         """Mark the upload (and, when the image itself is gone, every reuse of it) deleted.
 
         The mark is a conditional update: of two deletes at once (two processes, or a
@@ -151,16 +198,33 @@ class DeleteService:
                 # Another delete recorded it first (and changes the posts). If the host
                 # deleted the image at this request, that is still what happened here.
                 if status is DeleteStatus.DELETED:
-                    return DeleteResult(status, message, upload)
-                return DeleteResult(
-                    DeleteStatus.ALREADY_GONE, f"Upload #{upload.id} is already deleted.", upload
+                    return _result(status, said, upload)
+                return _result(
+                    DeleteStatus.ALREADY_GONE,
+                    _said(N_("Upload #{id} is already deleted."), id=upload.id),
+                    upload,
                 )
             messages = await self.store.bot_messages(upload.id)
             if status is not DeleteStatus.UNLISTED:
                 for record in await self.store.sharing(upload.id):
                     if await self.store.take_state(record.id, ACTIVE, DELETED):
                         messages += await self.store.bot_messages(record.id)
-        return DeleteResult(status, message, upload, bot_messages=messages)
+        return _result(status, said, upload, bot_messages=messages)
+
+
+_GONE = {
+    "deleted": N_("Upload #{id} is already deleted."),
+    "expired": N_("Upload #{id} is already expired."),
+    "failed": N_("Upload #{id} is already failed."),
+}
+
+
+def _gone_already(upload: UploadRecord) -> Said:
+    return _said(
+        _GONE.get(upload.state, "Upload #{id} is already {state}."),
+        id=upload.id,
+        state=upload.state,
+    )
 
 
 # How long a look at an image may take before it is taken to be still there.
@@ -187,5 +251,7 @@ async def delete_as_operator(store: Store, http: httpx.AsyncClient, upload_id: i
     """Delete any upload, as the operator does from the command line."""
     upload = await store.upload(upload_id)
     if upload is None:
-        return DeleteResult(DeleteStatus.NOT_ALLOWED, f"No upload #{upload_id} is recorded.")
+        return _result(
+            DeleteStatus.NOT_ALLOWED, _said(N_("No upload #{id} is recorded."), id=upload_id)
+        )
     return await DeleteService(store, http).delete_record(upload)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
+from bot.i18n import N_
 from bot.requests import SourceRef
 
 MAX_LINKS = 10  # per message or command: more is someone pasting a page of links
@@ -18,7 +19,7 @@ MAX_NAME = 80
 _LINK = re.compile(r"https?://[^\s<>\"'`|]+", re.IGNORECASE)
 _TRAILING = ".,;:!?*_~"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-LINK_USAGE = "Give an image link starting with http:// or https://."
+LINK_USAGE = N_("Give an image link starting with http:// or https://.")
 
 
 def _trimmed(link: str) -> str:

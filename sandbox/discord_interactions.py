@@ -114,7 +114,7 @@ def new_interaction(
         "version": 1,
         "channel_id": str(channel.id),
         "channel": channel_json,
-        "locale": "en-US",
+        "locale": world.ensure_user(user_id).locale,
         "entitlements": [],
         "attachment_size_limit": world.attachment_size_limit,
         "context": 1 if channel.guild_id is None else 0,
@@ -130,8 +130,8 @@ def new_interaction(
         member["permissions"] = channel_json["permissions"] = perms
         payload.update(
             guild_id=str(guild.id),
-            guild={"id": str(guild.id), "locale": "en-US", "features": []},
-            guild_locale="en-US",
+            guild={"id": str(guild.id), "locale": guild.preferred_locale, "features": []},
+            guild_locale=guild.preferred_locale,
             member=member,
             app_permissions=str(world.permissions(guild, world.bot_user_id)),
             authorizing_integration_owners={"0": str(guild.id)},

@@ -297,6 +297,7 @@ class User:
     name: str
     bot: bool = False
     dms_open: bool = True
+    locale: str = "en-US"  # the user's client language, sent with their interactions
 
     def payload(self) -> Json:
         return {
@@ -429,6 +430,7 @@ class Guild:
     roles: dict[int, Role] = field(default_factory=dict)
     # member user id -> role ids (besides @everyone)
     members: dict[int, list[int]] = field(default_factory=dict)
+    preferred_locale: str = "en-US"  # sent as an interaction's guild_locale
 
 
 class World:
@@ -594,7 +596,7 @@ class World:
             "stage_instances": [],
             "guild_scheduled_events": [],
             "soundboard_sounds": [],
-            "preferred_locale": "en-US",
+            "preferred_locale": guild.preferred_locale,
             "verification_level": 0,
             "default_message_notifications": 0,
             "explicit_content_filter": 0,

@@ -29,6 +29,7 @@ from adapters.discord import render
 from adapters.discord.bot import DiscordAdapter
 from adapters.discord.sources import PLATFORM
 from bot.app import Core, open_core
+from bot.community import Communities
 from bot.config import Config, parse_config
 from bot.logsafety import Redactor
 from bot.migrate import Migrator
@@ -1359,3 +1360,57 @@ async def test_a_channel_marked_nsfw_sends_every_image_as_nsfw(
     await dc.wait_for(posted_in(AUTO))
     assert "now marked NSFW" in answer["data"]["content"]
     assert [upload.form.get("nsfw") for upload in host_emu.uploads] == ["1"]
+
+
+# --- languages ------------------------------------------------------------------------------
+
+
+async def test_the_ephemeral_answer_follows_the_users_locale_and_the_post_the_servers(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    dc.world.users[ANN].locale = "es-ES"
+    dc.world.guilds[GUILD].preferred_locale = "zh-CN"
+    interaction = await _upload(dc, "cat.png", image(40))
+    public, private = bot_messages(dc, OTHER)
+    [hosted] = host_emu.images.values()
+    # Only ANN sees this: in Spanish, the delete link with its warning.
+    assert private["flags"] == EPHEMERAL | SUPPRESS_EMBEDS
+    assert private["content"].startswith("Solo tú puedes ver esto. Imagen realojada:")
+    assert f"borrar: <{hosted.delete_url}>" in private["content"]
+    assert "O usa el botón Borrar." in private["content"]
+    # The server's post: in the server's language (Chinese), the expiry a Discord timestamp.
+    assert public["content"].startswith("已转存：")
+    assert f"[查看页](<{hosted.viewer_url}>)" in public["content"]
+    assert "Rehosted" not in public["content"] and "Solo" not in public["content"]
+    assert interaction["locale"] == "es-ES" and interaction["guild_locale"] == "zh-CN"
+
+    # A language chosen for the server wins over its locale, for the public post only.
+    await Communities(bot.core.store.db).change(
+        PLATFORM, str(GUILD), str(ANN), "ann", language="es"
+    )
+    dc.world.users[ANN].locale = "en-US"
+    await _upload(dc, "dog.png", image(41))
+    public, private = bot_messages(dc, OTHER)[2:]
+    assert public["content"].startswith("Imagen realojada:")
+    assert private["content"].startswith("Only you can see this. Rehosted:")
+
+
+async def test_command_descriptions_are_localised_and_names_stay_english(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    commands = {c["name"]: c for c in dc.registered_commands(GUILD)}
+    upload = commands["upload"]
+    assert upload["description"] == "Rehost an image and get stable links"
+    localised = upload["description_localizations"]
+    assert (
+        localised["es-ES"] == localised["es-419"] == "Realoja una imagen y obtén enlaces estables"
+    )
+    assert localised["zh-CN"] == "转存一张图片并获取稳定链接"
+    assert not upload.get("name_localizations")
+    expire = next(o for o in upload["options"] if o["name"] == "expire")
+    assert not expire.get("name_localizations")
+    assert expire["description_localizations"]["es-ES"].startswith("Cuándo caduca la imagen")
+    choices = {c["value"]: c for c in expire["choices"]}
+    assert choices["1d"]["name_localizations"]["es-ES"] == "1 día"
+    assert choices["never"]["name_localizations"]["zh-CN"] == "永不"
+    await _upload(dc, "cat.png", image(42))  # something for the leak check

@@ -50,6 +50,7 @@ from bot.backfills import (
 from bot.database import Row
 from bot.errors import ExpirationError
 from bot.expiration import parse_duration
+from bot.i18n import N_
 from bot.leases import ClaimLoop
 from bot.requests import RehostRequest, SourceRef
 from bot.store import UploadRecord
@@ -141,12 +142,12 @@ def backfill_command(
     backfills = Backfills(core.store)
 
     @app_commands.command(
-        name="backfill", description="Rehost the images of this channel's earlier messages"
+        name="backfill", description=N_("Rehost the images of this channel's earlier messages")
     )
     @app_commands.describe(
         limit=f"How many earlier messages to look through (default {DEFAULT_LIMIT})",
-        before="Start above this message (its id or link); default: here and now",
-        stop="True: stop the backfill under way here",
+        before=N_("Start above this message (its id or link); default: here and now"),
+        stop=N_("True: stop the backfill under way here"),
     )
     async def backfill(
         interaction: discord.Interaction[Any],

@@ -39,6 +39,7 @@ from adapters.discord.backfill import BackfillLoop
 from adapters.discord.client import RehostClient, ShardedRehostClient
 from adapters.discord.identify import IDENTIFY_INTERVAL, IdentifyGate
 from adapters.discord.sources import PLATFORM
+from adapters.discord.translator import CatalogueTranslator
 from bot.app import Core
 from bot.config import DiscordSettings
 from bot.expiration import offered_durations
@@ -257,6 +258,8 @@ class DiscordAdapter:
     async def _sync_commands(self) -> None:
         """Guild commands appear at once (``guild_ids``); global ones everywhere, DMs too."""
         tree = self.client.tree
+        # Descriptions and choices in every language of the catalogues.
+        await tree.set_translator(CatalogueTranslator())
         try:
             if not self.settings.guild_ids:
                 await tree.sync()

@@ -20,12 +20,14 @@ from discord import app_commands
 from adapters.discord import errors, render
 from adapters.discord.backfill import backfill_command
 from adapters.discord.client import RehostClient
+from adapters.discord.language import server_language, user_language
 from adapters.discord.links import message_links
 from adapters.discord.places import AutoTarget, AutoTargetTransformer, Expiry, Place, place_of
 from adapters.discord.settings import settings_command
 from adapters.discord.sources import PLATFORM, attachments_of
 from adapters.discord.views import delete_buttons
 from bot.expiration import Duration
+from bot.i18n import ENGLISH, N_, translate
 from bot.links import LINK_USAGE, find_links, link_sources
 from bot.presenting import chat_expiry_phrase, parse_expiry_argument, upload_lines
 
@@ -42,7 +44,7 @@ def expiry_choices(
     choices = [app_commands.Choice(name=d.describe(), value=d.label()) for d in durations]
     if not never:
         return choices[:MAX_CHOICES]
-    return [*choices[: MAX_CHOICES - 1], app_commands.Choice(name="never", value="never")]
+    return [*choices[: MAX_CHOICES - 1], app_commands.Choice(name=N_("never"), value="never")]
 
 
 def _expiry(choice: app_commands.Choice[str] | None) -> Expiry:
@@ -53,14 +55,18 @@ def _expiry(choice: app_commands.Choice[str] | None) -> Expiry:
 
 
 def upload_problem(
-    file: discord.Attachment | None, url: str | None, links: Sequence[str]
+    file: discord.Attachment | None,
+    url: str | None,
+    links: Sequence[str],
+    language: str = ENGLISH,
 ) -> str | None:
     """What is wrong with how /upload was asked (neither a file nor a link, or a link that
     is not one), in one plain sentence; ``None`` when nothing is."""
     if file is None and not url:
-        return "Give /upload a file, or a url: a link to an image."
+        return translate(language, "Give /upload a file, or a url: a link to an image.")
     if url and not links:
-        return f"That url is not a web link. {LINK_USAGE}"
+        usage = translate(language, LINK_USAGE)
+        return translate(language, "That url is not a web link. {usage}", usage=usage)
     return None
 
 
@@ -71,11 +77,11 @@ def build_commands(
     # A channel's setting can name a duration; without one the bot's default applies.
     channel_choices = expiry_choices(client.expiry_choices)
 
-    @app_commands.command(name="upload", description="Rehost an image and get stable links")
+    @app_commands.command(name="upload", description=N_("Rehost an image and get stable links"))
     @app_commands.describe(
-        file="The image to rehost",
-        url="Or a link to an image (http:// or https://)",
-        expire="When the image expires (default: this channel's setting or the bot's)",
+        file=N_("The image to rehost"),
+        url=N_("Or a link to an image (http:// or https://)"),
+        expire=N_("When the image expires (default: this channel's setting or the bot's)"),
     )
     @app_commands.choices(expire=choices)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
@@ -86,7 +92,7 @@ def build_commands(
         expire: app_commands.Choice[str] | None = None,
     ) -> None:
         links = find_links(url)
-        problem = upload_problem(file, url, links)
+        problem = upload_problem(file, url, links, user_language(interaction))
         if problem is not None:
             await interaction.response.send_message(problem, ephemeral=True)
             return
@@ -105,45 +111,48 @@ def build_commands(
             links=link_sources(message_links(message, bot_user=client.user)),
         )
 
-    @app_commands.command(name="mine", description="Your live uploads, with delete buttons")
+    @app_commands.command(name="mine", description=N_("Your live uploads, with delete buttons"))
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def mine(interaction: Interaction) -> None:
         uploads = await client.core.library.live_uploads(PLATFORM, str(interaction.user.id))
         lines = upload_lines(uploads)
+        language = user_language(interaction)
         await interaction.response.send_message(
-            render.mine_text(uploads, lines),
+            render.mine_text(uploads, lines, language),
             ephemeral=True,
             suppress_embeds=True,
-            view=delete_buttons(lines) or discord.utils.MISSING,
+            view=delete_buttons(lines, language) or discord.utils.MISSING,
         )
 
-    @app_commands.command(name="delete", description="Delete one of your uploads")
-    @app_commands.describe(upload_id="The number shown in /mine")
+    @app_commands.command(name="delete", description=N_("Delete one of your uploads"))
+    @app_commands.describe(upload_id=N_("The number shown in /mine"))
     @app_commands.rename(upload_id="id")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def delete(interaction: Interaction, upload_id: app_commands.Range[int, 1]) -> None:
-        text, view = await client.deletions.confirm_prompt(interaction.user.id, upload_id)
+        text, view = await client.deletions.confirm_prompt(
+            interaction.user.id, upload_id, user_language(interaction)
+        )
         await interaction.response.send_message(
             text, ephemeral=True, suppress_embeds=True, view=view or discord.utils.MISSING
         )
 
     settings = app_commands.Group(
         name="rehost",
-        description="Server settings of the rehost bot",
+        description=N_("Server settings of the rehost bot"),
         guild_only=True,
         default_permissions=discord.Permissions(manage_guild=True),
     )
 
-    @settings.command(name="auto", description="Rehost every image posted in this channel")
+    @settings.command(name="auto", description=N_("Rehost every image posted in this channel"))
     @app_commands.describe(
-        state="on or off",
-        expire="When images rehosted here expire",
-        channel="Where (default: here); a forum or media channel means all its posts",
+        state=N_("on or off"),
+        expire=N_("When images rehosted here expire"),
+        channel=N_("Where (default: here); a forum or media channel means all its posts"),
     )
     @app_commands.choices(
         state=[
-            app_commands.Choice(name="on", value="on"),
-            app_commands.Choice(name="off", value="off"),
+            app_commands.Choice(name=N_("on"), value="on"),
+            app_commands.Choice(name=N_("off"), value="off"),
         ],
         expire=channel_choices,
     )
@@ -160,10 +169,17 @@ def build_commands(
             place = place_of(interaction.channel) or Place(interaction.channel_id or 0)
         enabled = state.value == "on"
         if not enabled and place.channel_id in client.core.configured_auto_rehost(PLATFORM):
-            named = f"<#{place.channel_id}>" if channel is not None else "This channel"
+            mine = user_language(interaction)
+            named = (
+                f"<#{place.channel_id}>" if channel is not None else translate(mine, "This channel")
+            )
             await interaction.response.send_message(
-                f"{named} auto-rehosts because of the bot's configuration; "
-                "ask the bot's operator to change it.",
+                translate(
+                    mine,
+                    "{channel} auto-rehosts because of the bot's configuration; "
+                    "ask the bot's operator to change it.",
+                    channel=named,
+                ),
                 ephemeral=True,
             )
             return
@@ -171,36 +187,49 @@ def build_commands(
         updated = await client.core.library.set_auto_rehost(
             PLATFORM, str(place.channel_id), enabled, duration if given else "keep"
         )
-        text = render.auto_text(place, enabled, chat_expiry_phrase(updated.default_expiration))
+        # Everyone in the channel sees the answer: in the server's language.
+        ours = await server_language(client.core, interaction.guild_id, interaction.guild_locale)
+        lasting = chat_expiry_phrase(updated.default_expiration, ours)
+        text = render.auto_text(place, enabled, lasting, ours)
         if place.in_thread and channel is None:
-            text += f"\nFor all of <#{place.parent_id}>, add `channel:` <#{place.parent_id}>."
+            parent = f"<#{place.parent_id}>"
+            text += "\n" + translate(
+                ours, "For all of {channel}, add `channel:` {channel}.", channel=parent
+            )
         if enabled and not client.message_content:
-            text += (
-                "\nBut Discord does not let the bot read messages here: its operator must "
-                "enable the Message Content intent."
+            text += "\n" + translate(
+                ours,
+                "But Discord does not let the bot read messages here: its operator must "
+                "enable the Message Content intent.",
             )
         await interaction.response.send_message(text)
 
-    @settings.command(name="nsfw", description="Mark every image rehosted here as NSFW")
-    @app_commands.describe(state="on or off")
+    @settings.command(name="nsfw", description=N_("Mark every image rehosted here as NSFW"))
+    @app_commands.describe(state=N_("on or off"))
     @app_commands.choices(
         state=[
-            app_commands.Choice(name="on", value="on"),
-            app_commands.Choice(name="off", value="off"),
+            app_commands.Choice(name=N_("on"), value="on"),
+            app_commands.Choice(name=N_("off"), value="off"),
         ]
     )
     async def nsfw(interaction: Interaction, state: app_commands.Choice[str]) -> None:
         on = state.value == "on"
         where = str(interaction.channel_id or 0)
         await client.core.library.set_nsfw(PLATFORM, where, on)
+        ours = await server_language(client.core, interaction.guild_id, interaction.guild_locale)
         await interaction.response.send_message(
-            "Images rehosted here are now marked NSFW on the image hosts that support it."
+            translate(
+                ours,
+                "Images rehosted here are now marked NSFW on the image hosts that support it.",
+            )
             if on
-            else "Images rehosted here are no longer marked NSFW."
+            else translate(ours, "Images rehosted here are no longer marked NSFW.")
         )
 
-    @settings.command(name="takedown", description="Moderators: take down an upload posted here")
-    @app_commands.describe(upload_id="The upload's number (#12 in the bot's post)")
+    @settings.command(
+        name="takedown", description=N_("Moderators: take down an upload posted here")
+    )
+    @app_commands.describe(upload_id=N_("The upload's number (#12 in the bot's post)"))
     @app_commands.rename(upload_id="id")
     async def takedown(interaction: Interaction, upload_id: app_commands.Range[int, 1]) -> None:
         await client.takedowns.by_id(interaction, upload_id)

@@ -21,6 +21,7 @@ from adapters.discord.errors import mark_answered
 from adapters.discord.sources import PLATFORM
 from adapters.discord.views import confirm_buttons, delete_buttons, public_buttons
 from bot.deletion import DeleteService, DeleteStatus
+from bot.i18n import ENGLISH, negotiate
 from bot.library import Library
 from bot.presenting import upload_lines
 from bot.replyplan import public_view
@@ -37,18 +38,18 @@ class Deletions:
         self.deleter = deleter
 
     async def confirm_prompt(
-        self, user_id: int, upload_id: int
+        self, user_id: int, upload_id: int, language: str = ENGLISH
     ) -> tuple[str, discord.ui.View | None]:
         """The question to ask the owner, with Yes / Cancel; a refusal for anyone else."""
         upload = await self.library.owned_upload(upload_id, PLATFORM, str(user_id))
         if upload is None or not upload.active:
-            return render.not_yours(upload_id), None
-        return render.confirm_text(upload), confirm_buttons(upload_id)
+            return render.not_yours(upload_id, language), None
+        return render.confirm_text(upload, language), confirm_buttons(upload_id, language)
 
-    async def delete_for(self, user_id: int, upload_id: int) -> str:
+    async def delete_for(self, user_id: int, upload_id: int, language: str = ENGLISH) -> str:
         """Delete as ``user_id`` (refused unless theirs); what to tell them, in private."""
         result = await self.deleter.delete(upload_id, PLATFORM, str(user_id))
-        text = result.message
+        text = result.message_in(language)
         if result.status is DeleteStatus.OPEN_LINK and result.delete_url:
             text += f"\n<{result.delete_url}>"
         await self.refresh(result.bot_messages)
@@ -57,7 +58,8 @@ class Deletions:
     # --- answering buttons ---------------------------------------------------------------
 
     async def ask_to_confirm(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
-        text, view = await self.confirm_prompt(interaction.user.id, upload_id)
+        language = negotiate(str(interaction.locale))
+        text, view = await self.confirm_prompt(interaction.user.id, upload_id, language)
         if view is None:
             await interaction.response.send_message(text, ephemeral=True)
             return
@@ -68,7 +70,8 @@ class Deletions:
     async def confirm_delete(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
         # Deleting may take a host round trip: acknowledge first (this edits the question).
         await interaction.response.defer()
-        text = await self.delete_for(interaction.user.id, upload_id)
+        language = negotiate(str(interaction.locale))
+        text = await self.delete_for(interaction.user.id, upload_id, language)
         await interaction.edit_original_response(content=text, view=None)
         mark_answered(interaction)
 

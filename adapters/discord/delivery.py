@@ -42,6 +42,7 @@ from adapters.discord.sources import PLATFORM
 from adapters.discord.views import delete_buttons, public_buttons
 from bot import metrics
 from bot.app import Core
+from bot.i18n import languages_of
 from bot.outbox import OutboxRow
 from bot.presenting import ResultLine
 from bot.replyplan import lines, uploads_of
@@ -107,25 +108,32 @@ class Delivery:
             return Delivered("sent")
         command = InteractionRef.from_context(batch.context) if batch is not None else None
         about = batch.chat_title if batch is not None else None
+        # The owner reads the private part in their language, the chat the public one.
+        mine, ours = languages_of(batch.context if batch is not None else None)
         records = await uploads_of(message, self.core.library.upload)
         shown = lines(message, records.get)
         if message.visibility is Visibility.PUBLIC:
             if command is not None:
-                return await self._public_for_command(row, shown, command)
-            return await self._public_in_channel(row, shown)
+                return await self._public_for_command(row, shown, command, ours, mine)
+            return await self._public_in_channel(row, shown, ours, mine)
         if message.in_place:
             if command is None:  # nothing to show it in place with: the owner's DMs
-                return await self._private_by_dm(row, shown, about)
-            return await self._private_in_place(row, shown, command, about)
+                return await self._private_by_dm(row, shown, about, mine)
+            return await self._private_in_place(row, shown, command, about, mine)
         if message.chat_id is None:
-            return await self._private_by_dm(row, shown, message.about_chat)
-        return await self._private_in_chat(row, shown)
+            return await self._private_by_dm(row, shown, message.about_chat, mine)
+        return await self._private_in_chat(row, shown, mine)
 
     # --- public ----------------------------------------------------------------------------
 
-    async def _public_in_channel(self, row: OutboxRow, shown: list[ResultLine]) -> Delivered:
+    async def _public_in_channel(
+        self, row: OutboxRow, shown: list[ResultLine], language: str, owners: str
+    ) -> Delivered:
+        """``language``: the chat's; ``owners``: the owner's (a line addressed to them)."""
         message = row.message
-        note = await self._where_private_went(row) if message.tells_where_private_went else ""
+        note = (
+            await self._where_private_went(row, owners) if message.tells_where_private_went else ""
+        )
         assert message.chat_id is not None, "a public message goes to a chat"
         channel_id = int(message.chat_id)
         sent = await self._send(
@@ -136,15 +144,21 @@ class Delivery:
                 message.skipped,
                 note,
                 for_user=render.mention(message.owner_id) if named else None,
+                language=language,
             ),
             embeds=render.public_embeds(shown),
-            view=public_buttons(shown),
+            view=public_buttons(shown, language),
             private=False,
         )
         return Delivered.sent(str(channel_id), str(sent.id))
 
     async def _public_for_command(
-        self, row: OutboxRow, shown: list[ResultLine], command: InteractionRef
+        self,
+        row: OutboxRow,
+        shown: list[ResultLine],
+        command: InteractionRef,
+        language: str,
+        owners: str,
     ) -> Delivered:
         message = row.message
         if not command.usable(self._clock(), self.token_margin):
@@ -153,9 +167,9 @@ class Delivery:
             try:
                 original = await self._webhook(command).edit_message(
                     ORIGINAL,
-                    content=render.public_text(shown, message.skipped),
+                    content=render.public_text(shown, message.skipped, language=language),
                     embeds=render.public_embeds(shown),
-                    view=public_buttons(shown),
+                    view=public_buttons(shown, language),
                 )
             except discord.HTTPException as error:
                 if error.status >= 500 or error.status == 429:
@@ -176,10 +190,10 @@ class Delivery:
             row,
             command.channel_id,
             lambda named: render.public_text(
-                shown, message.skipped, for_user=render.mention(message.owner_id)
+                shown, message.skipped, for_user=render.mention(message.owner_id), language=language
             ),
             embeds=render.public_embeds(shown),
-            view=public_buttons(shown),
+            view=public_buttons(shown, language),
             private=False,
         )
         await self._clear_thinking(command)
@@ -195,14 +209,14 @@ class Delivery:
         except discord.HTTPException as error:
             log.debug("the original response stays (HTTP %s, code %s)", error.status, error.code)
 
-    async def _where_private_went(self, row: OutboxRow) -> str:
+    async def _where_private_went(self, row: OutboxRow, language: str) -> str:
         outcome = await self.core.rehost.outbox.private_outcome(row.batch)
         owner = render.mention(row.message.owner_id)
         if outcome == "sent":
-            return render.DM_SENT_NOTE
+            return render.dm_sent_note(language)
         if outcome == "unreachable":
-            return render.dm_closed_note(owner)
-        return render.dm_failed_note(owner)
+            return render.dm_closed_note(owner, language)
+        return render.dm_failed_note(owner, language)
 
     # --- private ---------------------------------------------------------------------------
 
@@ -212,6 +226,7 @@ class Delivery:
         shown: list[ResultLine],
         command: InteractionRef,
         about: str | None,
+        language: str,
     ) -> Delivered:
         if command.usable(self._clock()):
             webhook = self._webhook(command)
@@ -220,11 +235,15 @@ class Delivery:
                 if not original.flags.loading:  # it holds the public answer
                     await webhook.send(
                         render.private_text(
-                            shown, heading=render.private_heading(shown, in_place=True, about=None)
+                            shown,
+                            heading=render.private_heading(
+                                shown, in_place=True, about=None, language=language
+                            ),
+                            language=language,
                         ),
                         ephemeral=True,
                         suppress_embeds=True,
-                        view=delete_buttons(shown) or discord.utils.MISSING,
+                        view=delete_buttons(shown, language) or discord.utils.MISSING,
                         wait=True,
                     )
                     # Ephemeral: nothing the bot could edit later, so nothing to remember.
@@ -238,29 +257,30 @@ class Delivery:
                     error.status,
                     error.code,
                 )
-        return await self._private_by_dm(row, shown, about, tell_in=command.channel_id)
+        return await self._private_by_dm(row, shown, about, language, tell_in=command.channel_id)
 
     async def _private_by_dm(
         self,
         row: OutboxRow,
         shown: list[ResultLine],
         about: str | None,
+        language: str,
         *,
         tell_in: int | None = None,
     ) -> Delivered:
         """To the owner's DMs. ``tell_in``: a channel to say so in if their DMs are closed
         (when the public answer, already sent, could not say it)."""
         owner_id = row.message.owner_id
-        heading = render.private_heading(shown, in_place=False, about=about)
+        heading = render.private_heading(shown, in_place=False, about=about, language=language)
         if row.message.note:
             heading = discord.utils.escape_markdown(row.message.note)
-        text = render.private_text(shown, heading=heading)
+        text = render.private_text(shown, heading=heading, language=language)
         try:
             channel = await self.client.create_dm(discord.Object(int(owner_id)))
             sent = await channel.send(
                 text,
                 suppress_embeds=True,
-                view=delete_buttons(shown) or discord.utils.MISSING,
+                view=delete_buttons(shown, language) or discord.utils.MISSING,
                 nonce=row.nonce,
             )
         except discord.Forbidden as error:
@@ -269,23 +289,26 @@ class Delivery:
             log.info("cannot DM user %s their delete links (DMs closed)", owner_id)
             if tell_in is not None:
                 await self.client.get_partial_messageable(tell_in).send(
-                    render.dm_closed_note(render.mention(owner_id)).strip(), nonce=row.nonce
+                    render.dm_closed_note(render.mention(owner_id), language).strip(),
+                    nonce=row.nonce,
                 )
             return Delivered("unreachable")
         return Delivered.sent(str(channel.id), str(sent.id))
 
-    async def _private_in_chat(self, row: OutboxRow, shown: list[ResultLine]) -> Delivered:
+    async def _private_in_chat(
+        self, row: OutboxRow, shown: list[ResultLine], language: str
+    ) -> Delivered:
         """The owner's DM with the bot, where they sent the images."""
         message = row.message
         assert message.chat_id is not None
-        text = render.private_text(shown, skipped=message.skipped)
+        text = render.private_text(shown, skipped=message.skipped, language=language)
         try:
             sent = await self._send(
                 row,
                 int(message.chat_id),
                 lambda named: text,
                 embeds=[],
-                view=delete_buttons(shown),
+                view=delete_buttons(shown, language),
                 private=True,
             )
         except discord.Forbidden as error:

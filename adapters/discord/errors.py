@@ -27,6 +27,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.render import SORRY
+from bot.i18n import negotiate, translate
 from bot.outbox import OutboxRow
 from bot.sending import Delivered
 
@@ -82,8 +83,10 @@ async def tell(interaction: discord.Interaction[Any], text: str) -> None:
 
     Not acknowledged yet: a private answer. Deferred but not answered: edit the "thinking"
     message (a follow-up would take its place anyway, public or not, as it was deferred).
-    Already answered: a private follow-up, leaving the answer as it is.
+    Already answered: a private follow-up, leaving the answer as it is. In the user's
+    language: ``text`` is an English message of the catalogues (or already translated).
     """
+    text = translate(negotiate(str(interaction.locale)), text)
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(text, ephemeral=True)

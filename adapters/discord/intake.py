@@ -34,11 +34,13 @@ import discord
 
 from adapters.discord import render
 from adapters.discord.deleting import Deletions
+from adapters.discord.language import interaction_languages, message_languages, user_language
 from adapters.discord.places import Expiry, Places
 from adapters.discord.sources import PLATFORM, attachments_of, split_attachments
 from bot.app import Core
 from bot.config import DiscordSettings
-from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument
+from bot.i18n import ENGLISH, translate
+from bot.presenting import not_an_image, parse_expiry_argument
 from bot.requests import RehostRequest, SourceRef
 
 log = logging.getLogger(__name__)
@@ -138,11 +140,14 @@ class Intake:
             await self._typing(message)
             return
         if others:
-            await message.reply(f"{render.name(others[0])} is {NOT_AN_IMAGE}.")
+            why = not_an_image(ENGLISH)
+            await message.reply(
+                translate(ENGLISH, "{name} is {reason}.", name=render.name(others[0]), reason=why)
+            )
             return
         command = DELETE_COMMAND.match(message.content or "")
         if command is None:
-            await message.reply(render.HELP)
+            await message.reply(render.help_text())
             return
         text, view = await self.deletions.confirm_prompt(message.author.id, int(command[1]))
         await message.reply(text, suppress_embeds=True, view=view or discord.utils.MISSING)
@@ -171,6 +176,7 @@ class Intake:
                 chat_title=chat_title,
                 skipped=tuple(skipped),
                 community_id=str(message.guild.id) if message.guild is not None else None,
+                context=await message_languages(self.core, message),
             )
         )
 
@@ -199,9 +205,15 @@ class Intake:
         images, others = split_attachments(attachments)
         images += links
         if not images:
-            text = "There is no image or image link to rehost there."
+            language = user_language(interaction)
+            text = translate(language, "There is no image or image link to rehost there.")
             if others:
-                text = f"{render.name(others[0])} is {NOT_AN_IMAGE}."
+                text = translate(
+                    language,
+                    "{name} is {reason}.",
+                    name=render.name(others[0]),
+                    reason=not_an_image(language),
+                )
             await interaction.response.send_message(text, ephemeral=True)
             return
         # Within Discord's 3 seconds; public, so that the links can replace it.
@@ -246,7 +258,10 @@ class Intake:
                 # answer is public links first, then the delete links in place.
                 chat_title=channel_title(channel_id) if interaction.guild_id else "",
                 private_in_place=True,
-                context=ref.to_context(),
+                context={
+                    **ref.to_context(),
+                    **await interaction_languages(self.core, interaction),
+                },
                 skipped=tuple(others),
                 community_id=str(interaction.guild_id) if interaction.guild_id else None,
             )

@@ -18,6 +18,7 @@ import discord
 from discord.ui import Button, DynamicItem
 
 from adapters.discord import errors
+from bot.i18n import ENGLISH, negotiate, translate
 from bot.presenting import ResultLine
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,9 @@ class DeleteButton(DynamicItem[Button[Any]], template=r"rehost:del:(?P<id>\d{1,1
 
 
 class ConfirmDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delok:(?P<id>\d{1,18})"):
-    def __init__(self, upload_id: int) -> None:
+    def __init__(self, upload_id: int, language: str = ENGLISH) -> None:
         button: Button[Any] = Button(
-            label="Yes, delete",
+            label=translate(language, "Yes, delete"),
             style=discord.ButtonStyle.danger,
             custom_id=f"rehost:delok:{upload_id}",
         )
@@ -89,9 +90,9 @@ class ConfirmDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delok:(?P<
 
 
 class CancelDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delno:(?P<id>\d{1,18})"):
-    def __init__(self, upload_id: int) -> None:
+    def __init__(self, upload_id: int, language: str = ENGLISH) -> None:
         button: Button[Any] = Button(
-            label="Cancel",
+            label=translate(language, "Cancel"),
             style=discord.ButtonStyle.secondary,
             custom_id=f"rehost:delno:{upload_id}",
         )
@@ -105,7 +106,9 @@ class CancelDeleteButton(DynamicItem[Button[Any]], template=r"rehost:delno:(?P<i
         return cls(int(match["id"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.edit_message(content=f"Kept #{self.upload_id}.", view=None)
+        language = negotiate(str(interaction.locale))
+        kept = translate(language, "Kept #{id}.", id=self.upload_id)
+        await interaction.response.edit_message(content=kept, view=None)
 
 
 @runtime_checkable
@@ -120,9 +123,11 @@ class TakeDownButton(DynamicItem[Button[Any]], template=r"rehost:takedown"):
     """On every public post, for everyone to see: the handler checks the permission of
     whoever pressed it (the post's uploads are found from the message it is on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, language: str = ENGLISH) -> None:
         button: Button[Any] = Button(
-            label="Take down", style=discord.ButtonStyle.secondary, custom_id="rehost:takedown"
+            label=translate(language, "Take down"),
+            style=discord.ButtonStyle.secondary,
+            custom_id="rehost:takedown",
         )
         super().__init__(button)
 
@@ -150,18 +155,18 @@ DYNAMIC_ITEMS: tuple[type[DynamicItem[Any]], ...] = (
 )
 
 
-def delete_buttons(lines: Sequence[ResultLine]) -> discord.ui.View | None:
+def delete_buttons(lines: Sequence[ResultLine], language: str = ENGLISH) -> discord.ui.View | None:
     """A Delete button per live upload (``None`` when there is none)."""
     live = [line.upload for line in lines if line.upload and line.upload.active]
     if not live:
         return None
     view = discord.ui.View(timeout=None)
     for upload in live[:MAX_BUTTONS]:
-        view.add_item(DeleteButton(upload.id, f"Delete #{upload.id}"))
+        view.add_item(DeleteButton(upload.id, translate(language, "Delete #{id}", id=upload.id)))
     return _unstored(view)
 
 
-def public_buttons(lines: Sequence[ResultLine]) -> discord.ui.View | None:
+def public_buttons(lines: Sequence[ResultLine], language: str = ENGLISH) -> discord.ui.View | None:
     """A public post's buttons: Delete (for the owner) per live upload, and one "Take
     down" for the server's moderators (``None`` when nothing is live)."""
     live = [line.upload for line in lines if line.upload and line.upload.active]
@@ -169,15 +174,15 @@ def public_buttons(lines: Sequence[ResultLine]) -> discord.ui.View | None:
         return None
     view = discord.ui.View(timeout=None)
     for upload in live[: MAX_BUTTONS - 1]:
-        view.add_item(DeleteButton(upload.id, f"Delete #{upload.id}"))
-    view.add_item(TakeDownButton())
+        view.add_item(DeleteButton(upload.id, translate(language, "Delete #{id}", id=upload.id)))
+    view.add_item(TakeDownButton(language))
     return _unstored(view)
 
 
-def confirm_buttons(upload_id: int) -> discord.ui.View:
+def confirm_buttons(upload_id: int, language: str = ENGLISH) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(ConfirmDeleteButton(upload_id))
-    view.add_item(CancelDeleteButton(upload_id))
+    view.add_item(ConfirmDeleteButton(upload_id, language))
+    view.add_item(CancelDeleteButton(upload_id, language))
     return _unstored(view)
 
 

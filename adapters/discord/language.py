@@ -1,0 +1,51 @@
+"""Which language a Discord answer is in.
+
+Private and ephemeral replies follow the user's client ``locale`` (sent with every
+interaction); public posts follow the server: its community ``language`` setting when a
+manager chose one, else its ``guild_locale``. A message (not an interaction) carries no
+locale: its owner is answered in the server's language, in DMs in English.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from adapters.discord.sources import PLATFORM
+from bot.app import Core
+from bot.community import Communities
+from bot.i18n import context_languages, negotiate
+
+
+async def server_language(core: Core, guild_id: int | None, guild_locale: object) -> str:
+    """A server's public language: its setting, else its locale; English in DMs."""
+    if guild_id is None:
+        return negotiate(None)
+    chosen = (await Communities(core.store.db).settings(PLATFORM, str(guild_id))).language
+    return negotiate(chosen or (str(guild_locale) if guild_locale else None))
+
+
+async def interaction_languages(
+    core: Core, interaction: discord.Interaction[Any]
+) -> dict[str, str]:
+    """Batch context entries: the user's language and the public post's."""
+    user = str(interaction.locale)
+    if interaction.guild_id is None:
+        return context_languages(user, user)
+    public = await server_language(core, interaction.guild_id, interaction.guild_locale)
+    return context_languages(user, public)
+
+
+async def message_languages(core: Core, message: discord.Message) -> dict[str, str]:
+    """Batch context entries for a message's answer (no user locale: the server's)."""
+    guild = message.guild
+    if guild is None:
+        return context_languages(None, None)
+    public = await server_language(core, guild.id, guild.preferred_locale)
+    return context_languages(public, public)
+
+
+def user_language(interaction: discord.Interaction[Any]) -> str:
+    """The language of a reply only the interaction's user sees."""
+    return negotiate(str(interaction.locale))
