@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from pillow_heif import register_heif_opener
 
+from bot.community import Communities
 from sandbox import samples
 from sandbox.hostemu import Fault, HostEmulator
 from sandbox.telegram_api import SentCall, TelegramEmulator
@@ -329,3 +330,40 @@ async def test_upload_in_reply_to_an_album_nobody_asked_for_in_time_is_answered(
         again = await tg.wait_for(lambda c: sent_to(QUIET_GROUP)(c) and c is not public, timeout=10)
     assert "Rehosted" in public.params["text"]
     assert "Rehosted" in again.params["text"], "asking again gets an answer too"
+
+
+async def test_a_user_with_language_code_zh_hans_is_answered_in_chinese(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    chen = 10
+    tg.add_user(chen, first_name="Chen", username="chen", language_code="zh-hans")
+    async with running_adapter(telegram_config(tmp_path, host, tg)) as adapter:
+        tg.send_photo(chen, chen, samples.png(30, 30))
+        reply = await tg.wait_for(sent_to(chen), timeout=10)
+        # In a group: the public post follows the group (English until its managers
+        # choose), the delete link comes in Chinese.
+        tg.send_photo(GROUP, chen, samples.png(31, 31))
+        public = await tg.wait_for(sent_to(GROUP), timeout=10)
+        private = await tg.wait_for(lambda call: sent_to(chen)(call) and call is not reply)
+        communities = Communities(adapter.core.store.db)
+        await communities.change("telegram", str(GROUP), str(ANN), "Ann", language="es")
+        tg.send_photo(GROUP, chen, samples.png(32, 32))
+        spanish = await tg.wait_for(lambda call: sent_to(GROUP)(call) and call is not public)
+    first, second, _ = host.images.values()
+    text = reply.params["text"]
+    assert text.startswith("已转存：")
+    assert f"删除：{first.delete_url}" in text and "请勿公开：" in text
+    assert [b["text"] for b in buttons(reply)] == ["打开", "删除"]
+    assert public.params["text"].startswith("Rehosted: (for Chen)")
+    assert second.delete_url not in str(public.params)
+    assert private.params["text"].startswith("已转存：（在 Photos）")
+    assert f"删除：{second.delete_url}" in private.params["text"]
+    assert spanish.params["text"].startswith("Imagen realojada: (para Chen)")
+    # The command list, once per language.
+    lists = {
+        c.params.get("language_code"): c.params["commands"] for c in tg.calls_to("setMyCommands")
+    }
+    assert {"es", "zh"} <= set(lists)
+    descriptions = {c["command"]: c["description"] for c in lists["zh"]}
+    assert descriptions["help"] == "如何使用这个机器人"
+    assert [c["command"] for c in lists["zh"]] == [c["command"] for c in lists[None]]

@@ -22,6 +22,7 @@ for them in /mine.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -37,7 +38,7 @@ from telegram.ext import (
     filters,
 )
 
-from adapters.telegram.commands import COMMANDS, Commands
+from adapters.telegram.commands import COMMANDS, Commands, commands_in
 from adapters.telegram.deleting import Deletions
 from adapters.telegram.delivery import Delivery, Pace, Pacer, with_retry
 from adapters.telegram.handling import UpdateHandling
@@ -51,6 +52,7 @@ from adapters.telegram.trigger import PLATFORM, topic_of
 from adapters.telegram.webhook import WebhookServer
 from bot.app import Core
 from bot.config import TelegramSettings
+from bot.i18n import LANGUAGES, N_, iso639_1, negotiate, translate
 from bot.inbox import Inbox
 from bot.sending import OutboxSender
 
@@ -60,7 +62,7 @@ Context = ContextTypes.DEFAULT_TYPE
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 MEDIA = filters.PHOTO | filters.Document.ALL
 LINKS = filters.Entity(MessageEntity.URL) | filters.Entity(MessageEntity.TEXT_LINK)
-SORRY = "Sorry, something went wrong with that. Please try again later."
+SORRY = N_("Sorry, something went wrong with that. Please try again later.")
 
 
 class TelegramAdapter:
@@ -157,6 +159,14 @@ class TelegramAdapter:
         await app.start()
         try:
             await with_retry(lambda: app.bot.set_my_commands(COMMANDS))
+            # Once per language: Telegram shows a user the list of their language_code.
+            for language in LANGUAGES[1:]:
+                listed = commands_in(language)
+                await with_retry(
+                    functools.partial(
+                        app.bot.set_my_commands, listed, language_code=iso639_1(language)
+                    )
+                )
         except TelegramError:
             log.warning("could not register the command list with Telegram", exc_info=True)
 
@@ -271,7 +281,9 @@ class TelegramAdapter:
         message = update.effective_message if isinstance(update, Update) else None
         thread_id = topic_of(message) if message is not None else None
         try:
-            await context.bot.send_message(chat.id, SORRY, message_thread_id=thread_id)
+            user = update.effective_user if isinstance(update, Update) else None
+            sorry = translate(negotiate(user.language_code if user else None), SORRY)
+            await context.bot.send_message(chat.id, sorry, message_thread_id=thread_id)
         except TelegramError as error:
             log.warning("could not tell chat %s that something failed: %s", chat.id, error)
 

@@ -30,6 +30,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from adapters.telegram import render
 from adapters.telegram.trigger import PHOTO, PLATFORM, THREAD
 from bot.app import Core
+from bot.i18n import ENGLISH, languages_of, translate
 from bot.outbox import OutboxRow
 from bot.presenting import upload_lines
 from bot.replyplan import PlannedMessage, lines, public_view, uploads_of
@@ -114,7 +115,7 @@ class Delivery:
             and any(item.upload_id is not None for item in message.items)
             and await self._claim_photo_note(row)
         )
-        text, keyboard, hidden = await self._render(row, message, photo_note)
+        text, keyboard, hidden = await self._render(row, message, photo_note, languages_of(context))
         await self.pacer.wait(chat_id)
         try:
             sent = await self.send(
@@ -169,30 +170,41 @@ class Delivery:
         return Delivered.sent(str(chat_id), message_id)
 
     async def _render(
-        self, row: OutboxRow, message: PlannedMessage, photo_note: bool = False
+        self,
+        row: OutboxRow,
+        message: PlannedMessage,
+        photo_note: bool = False,
+        languages: tuple[str, str] = (ENGLISH, ENGLISH),
     ) -> tuple[str, InlineKeyboardMarkup | None, bool]:
-        """Text, keyboard, and whether it shows spoilers (so no link preview)."""
+        """Text, keyboard, and whether it shows spoilers (so no link preview);
+        ``languages``: the owner's (private) and the chat's (public)."""
+        mine, ours = languages
         records = await uploads_of(message, self.core.library.upload)
         shown = lines(message, records.get)
         if message.visibility is Visibility.PRIVATE:
             where = message.about_chat or None if message.chat_id is None else None
             heading = html.escape(message.note) if message.note else None
-            text = render.private_text(shown, where=where, heading=heading)
+            text = render.private_text(shown, where=where, heading=heading, language=mine)
             if photo_note:
-                text += render.PHOTO_NOTE
-            return text, render.private_keyboard(shown), False
-        text = render.public_text(shown, owner=message.owner_name or None)
+                text += render.photo_note(mine)
+            return text, render.private_keyboard(shown, mine), False
+        text = render.public_text(shown, owner=message.owner_name or None, language=ours)
         if message.tells_where_private_went:
-            text += await self._private_note(row, message)
-        return text, render.public_keyboard(shown), any(line.spoiler for line in shown)
+            text += await self._private_note(row, message, ours)
+        return text, render.public_keyboard(shown, ours), any(line.spoiler for line in shown)
 
-    async def _private_note(self, row: OutboxRow, message: PlannedMessage) -> str:
+    async def _private_note(
+        self, row: OutboxRow, message: PlannedMessage, language: str = ENGLISH
+    ) -> str:
         if await self.core.rehost.outbox.private_outcome(row.batch) == "sent":
-            return "\n\nDelete links were sent privately."
-        mention = html.escape(message.owner_name or "The uploader")
-        return (
-            f"\n\n{mention}: start a private chat with @{self.bot.username} to get "
-            "your delete links; they wait there in /mine."
+            return "\n\n" + translate(language, "Delete links were sent privately.")
+        mention = html.escape(message.owner_name or translate(language, "The uploader"))
+        return "\n\n" + translate(
+            language,
+            "{user}: start a private chat with @{bot} to get your delete links;"
+            " they wait there in /mine.",
+            user=mention,
+            bot=self.bot.username,
         )
 
     async def send(

@@ -22,6 +22,7 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from adapters.telegram.language import group_language
 from adapters.telegram.links import (
     expiry_beside_links,
     link_request,
@@ -32,6 +33,7 @@ from adapters.telegram.sources import has_media, image_sources, is_video_animati
 from adapters.telegram.trigger import PLATFORM, Trigger, topic_key, topic_of
 from bot.app import Core
 from bot.config import TelegramSettings
+from bot.i18n import negotiate
 from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument
 from bot.states import BatchState
 
@@ -164,6 +166,9 @@ class Intake:
                 given, duration, error = parse_expiry_argument(topic.default_expiration)
                 if error:
                     given, duration = False, None
+        language = negotiate(user.language_code)
+        private = chat.type == ChatType.PRIVATE
+        public = language if private else await group_language(self.core, chat.id)
         key = f"{PLATFORM}:{chat.id}:{message.message_id}"
         if message.media_group_id is not None:
             key = f"{PLATFORM}:{chat.id}:album:{message.media_group_id}"
@@ -178,6 +183,8 @@ class Intake:
             expiration=duration,
             explicit=explicit,
             thread_id=thread_id,
+            language=language,
+            public_language=public,
         )
 
     async def rehost(self, trigger: Trigger, message: Message, context: Context) -> None:

@@ -13,9 +13,11 @@ from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 
+from bot.i18n import ENGLISH, N_, translate
 from bot.presenting import (
     ResultLine,
     delete_warning_for,
+    error_text,
     expiry_phrase,
     rehosted_heading,
     upload_lines,
@@ -27,74 +29,123 @@ MAX_BUTTON_ROWS = 10
 MAX_TEXT = 4096  # Telegram's limit for one message
 
 
-def _link(label: str, url: str | None) -> str:
-    return f'<a href="{escape(url, quote=True)}">{label}</a>' if url else f"{label}: pending"
+STATES = {
+    "deleted": N_("#{id} deleted"),
+    "expired": N_("#{id} expired"),
+    "failed": N_("#{id} failed"),
+}
 
 
-def _state(upload: UploadRecord) -> str:
+def _link(label: str, url: str | None, language: str = ENGLISH) -> str:
+    if url:
+        return f'<a href="{escape(url, quote=True)}">{label}</a>'
+    return translate(language, "{label}: pending", label=label)
+
+
+def _state(upload: UploadRecord, language: str = ENGLISH) -> str:
     if upload.state != "active":
-        return f"#{upload.id} {upload.state}"
-    return f"#{upload.id} on {escape(upload.host)}, {expiry_phrase(upload.expires_at)}"
+        said = STATES.get(upload.state)
+        if said is None:
+            return f"#{upload.id} {upload.state}"
+        return translate(language, said, id=upload.id)
+    return translate(
+        language,
+        "#{id} on {host}, {expiry}",
+        id=upload.id,
+        host=escape(upload.host),
+        expiry=expiry_phrase(upload.expires_at, language=language),
+    )
 
 
 def _note(line: ResultLine) -> str:
     return f"; {escape(line.note)}" if line.note else ""
 
 
-def public_text(lines: Sequence[ResultLine], owner: str | None = None) -> str:
+def public_text(
+    lines: Sequence[ResultLine], owner: str | None = None, language: str = ENGLISH
+) -> str:
     """Viewer and direct links; a spoiler's as spoilers (send it with NO_PREVIEW)."""
-    parts = [rehosted_heading(lines) + (f" (for {escape(owner)})" if owner else "")]
+    heading = rehosted_heading(lines, language)
+    if owner:
+        heading = translate(
+            language, "{heading} (for {owner})", heading=heading, owner=escape(owner)
+        )
+    parts = [heading]
     for line in lines:
         prefix = f"{line.number}. " if len(lines) > 1 else ""
         upload = line.upload
         if upload is None:
-            parts.append(f"{prefix}{escape(line.name)}: {escape(line.error or 'failed')}")
+            parts.append(f"{prefix}{escape(line.name)}: {escape(error_text(line.error, language))}")
         elif upload.state != "active":
-            parts.append(f"{prefix}{_state(upload)}")
+            parts.append(f"{prefix}{_state(upload, language)}")
         else:
-            links = f"{_link('viewer', upload.viewer_url)} · {_link('direct', upload.url)}"
+            viewer, direct = translate(language, "viewer"), translate(language, "direct")
+            links = f"{_link(viewer, upload.viewer_url)} · {_link(direct, upload.url, language)}"
             if line.spoiler:
-                links = f"<tg-spoiler>{links}</tg-spoiler> (spoiler)"
-            parts.append(f"{prefix}{links} ({_state(upload)}{_note(line)})")
+                links = translate(
+                    language, "<tg-spoiler>{links}</tg-spoiler> (spoiler)", links=links
+                )
+            parts.append(f"{prefix}{links} ({_state(upload, language)}{_note(line)})")
     return "\n".join(parts)
 
 
 def private_text(
-    lines: Sequence[ResultLine], where: str | None = None, heading: str | None = None
+    lines: Sequence[ResultLine],
+    where: str | None = None,
+    heading: str | None = None,
+    language: str = ENGLISH,
 ) -> str:
     """Full details, delete links included. Send only in private, with NO_PREVIEW."""
-    heading = heading or rehosted_heading(lines) + (f" (in {escape(where)})" if where else "")
+    if not heading:
+        heading = rehosted_heading(lines, language)
+        if where:
+            heading = translate(
+                language, "{heading} (in {place})", heading=heading, place=escape(where)
+            )
     parts = [heading]
     any_delete = False
     for line in lines:
         upload = line.upload
         parts.append("")
         if upload is None:
-            parts.append(f"{line.number}. {escape(line.name)}: {escape(line.error or 'failed')}")
+            why = escape(error_text(line.error, language))
+            parts.append(f"{line.number}. {escape(line.name)}: {why}")
             continue
-        parts.append(f"{line.number}. {_state(upload)}{_note(line)}")
+        parts.append(f"{line.number}. {_state(upload, language)}{_note(line)}")
         if upload.state != "active":
             continue
-        parts.append(f"Viewer: {escape(upload.viewer_url)}")
-        parts.append(f"Direct: {escape(upload.url or 'held for moderation')}")
+        parts.append(translate(language, "Viewer: {url}", url=escape(upload.viewer_url)))
+        direct = upload.url or translate(language, "held for moderation")
+        parts.append(translate(language, "Direct: {url}", url=escape(direct)))
         if upload.delete_url:
             any_delete = True
-            parts.append(f"Delete: {escape(upload.delete_url)}")
+            parts.append(translate(language, "Delete: {url}", url=escape(upload.delete_url)))
         elif upload.reused_from is not None:
-            parts.append("(same image as an earlier upload by someone else: no delete link)")
-    warning = delete_warning_for(line.upload for line in lines) if any_delete else None
+            parts.append(
+                translate(
+                    language, "(same image as an earlier upload by someone else: no delete link)"
+                )
+            )
+    warning = delete_warning_for((line.upload for line in lines), language) if any_delete else None
     if warning:
-        parts += ["", f"<i>{escape(warning)} Or use the Delete button.</i>"]
+        tail = translate(language, "{warning} Or use the Delete button.", warning=escape(warning))
+        parts += ["", f"<i>{tail}</i>"]
     return "\n".join(parts)
 
 
-def public_keyboard(lines: Sequence[ResultLine]) -> InlineKeyboardMarkup | None:
+# Button verbs (:func:`_label` translates them).
+VERBS = (N_("Open"), N_("Delete"), N_("Take down"))
+
+
+def public_keyboard(
+    lines: Sequence[ResultLine], language: str = ENGLISH
+) -> InlineKeyboardMarkup | None:
     """Open, and Take down for the group's admins (the bot checks who pressed it)."""
     rows = [
         [
-            InlineKeyboardButton(_label("Open", line, lines), url=line.upload.viewer_url),
+            InlineKeyboardButton(_label("Open", line, lines, language), url=line.upload.viewer_url),
             InlineKeyboardButton(
-                _label("Take down", line, lines), callback_data=f"td:{line.upload.id}"
+                _label("Take down", line, lines, language), callback_data=f"td:{line.upload.id}"
             ),
         ]
         for line in lines
@@ -103,7 +154,9 @@ def public_keyboard(lines: Sequence[ResultLine]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows[:MAX_BUTTON_ROWS]) if rows else None
 
 
-def private_keyboard(lines: Sequence[ResultLine]) -> InlineKeyboardMarkup | None:
+def private_keyboard(
+    lines: Sequence[ResultLine], language: str = ENGLISH
+) -> InlineKeyboardMarkup | None:
     rows = []
     for line in lines:
         upload = line.upload
@@ -111,59 +164,88 @@ def private_keyboard(lines: Sequence[ResultLine]) -> InlineKeyboardMarkup | None
             continue
         rows.append(
             [
-                InlineKeyboardButton(_label("Open", line, lines), url=upload.viewer_url),
+                InlineKeyboardButton(_label("Open", line, lines, language), url=upload.viewer_url),
                 InlineKeyboardButton(
-                    _label("Delete", line, lines), callback_data=f"del:{upload.id}"
+                    _label("Delete", line, lines, language), callback_data=f"del:{upload.id}"
                 ),
             ]
         )
     return InlineKeyboardMarkup(rows[:MAX_BUTTON_ROWS]) if rows else None
 
 
-def _label(verb: str, line: ResultLine, lines: Sequence[ResultLine]) -> str:
-    return f"{verb} {line.number}" if len(lines) > 1 else verb
+def _label(
+    verb: str, line: ResultLine, lines: Sequence[ResultLine], language: str = ENGLISH
+) -> str:
+    """A button's verb (one of :data:`VERBS`) in ``language``, numbered among several."""
+    said = translate(language, verb)
+    return f"{said} {line.number}" if len(lines) > 1 else said
 
 
-def confirm_text(upload: UploadRecord) -> str:
-    return (
-        f"Delete #{upload.id} ({escape(upload.viewer_url)})? "
-        "The image will be gone for everyone it was shared with."
+def confirm_text(upload: UploadRecord, language: str = ENGLISH) -> str:
+    return translate(
+        language,
+        "Delete #{id} ({viewer})? The image will be gone for everyone it was shared with.",
+        id=upload.id,
+        viewer=escape(upload.viewer_url),
     )
 
 
-def confirm_keyboard(upload_id: int) -> InlineKeyboardMarkup:
+def confirm_keyboard(upload_id: int, language: str = ENGLISH) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("Yes, delete", callback_data=f"delok:{upload_id}"),
-                InlineKeyboardButton("Cancel", callback_data=f"delno:{upload_id}"),
+                InlineKeyboardButton(
+                    translate(language, "Yes, delete"), callback_data=f"delok:{upload_id}"
+                ),
+                InlineKeyboardButton(
+                    translate(language, "Cancel"), callback_data=f"delno:{upload_id}"
+                ),
             ]
         ]
     )
 
 
-def mine(uploads: Sequence[UploadRecord]) -> tuple[str, InlineKeyboardMarkup | None]:
+def mine(
+    uploads: Sequence[UploadRecord], language: str = ENGLISH
+) -> tuple[str, InlineKeyboardMarkup | None]:
     """The /mine answer: as many of the newest uploads as fit one message (and its
     buttons), saying how many more there are."""
     if not uploads:
-        return "You have no live uploads.", None
+        return translate(language, "You have no live uploads."), None
     shown = list(uploads[:MAX_BUTTON_ROWS])
     while True:
         rest = len(uploads) - len(shown)
-        heading = "Your live uploads" + (f" (newest {len(shown)}; {rest} more):" if rest else ":")
-        text = private_text(upload_lines(shown), heading=heading)
+        if rest:
+            heading = translate(
+                language,
+                "Your live uploads (newest {shown}; {rest} more):",
+                shown=len(shown),
+                rest=rest,
+            )
+        else:
+            heading = translate(language, "Your live uploads:")
+        text = private_text(upload_lines(shown), heading=heading, language=language)
         if len(text) <= MAX_TEXT or len(shown) == 1:
-            return text, private_keyboard(upload_lines(shown))
+            return text, private_keyboard(upload_lines(shown), language)
         shown.pop()
 
 
+def photo_note(language: str = ENGLISH) -> str:
+    return "\n\n<i>" + translate(language, PHOTO_NOTE_TEXT) + "</i>"
+
+
+PHOTO_NOTE_TEXT = N_(
+    "Telegram sends photos recompressed, as a smaller JPEG, and that is what was "
+    "rehosted. To keep your original, send it as a file (📎 > File): Telegram leaves "
+    "files as they are."
+)
 PHOTO_NOTE = (
     "\n\n<i>Telegram sends photos recompressed, as a smaller JPEG, and that is what was "
     "rehosted. To keep your original, send it as a file (📎 > File): Telegram leaves "
     "files as they are.</i>"
 )
 
-HELP = (
+HELP = N_(
     "I rehost images on a stable image host and give you links that keep working.\n\n"
     "• Send me a photo or an image file here: you get the links and a private delete link.\n"
     "• In a group, send /upload [duration] as the caption of a photo, or reply /upload to "
@@ -176,3 +258,7 @@ HELP = (
     "• Group admins: /autorehost on [duration] rehosts every image in the group; "
     "/autorehost off stops. In a topic, add “here” to switch only that topic."
 )
+
+
+def help_text(language: str = ENGLISH) -> str:
+    return translate(language, HELP)

@@ -9,6 +9,7 @@ from telegram import Message
 
 from adapters.telegram.sources import image_sources
 from bot.expiration import Duration
+from bot.i18n import ENGLISH, context_languages
 from bot.requests import RehostRequest
 
 PLATFORM = "telegram"
@@ -40,6 +41,8 @@ class Trigger:
     expiration: Duration | None = None
     explicit: bool = False  # /upload: answer non-images plainly instead of ignoring them
     thread_id: int | None = None  # the forum topic to answer in
+    language: str = ENGLISH  # the owner's (their language_code): private replies
+    public_language: str = ENGLISH  # the group's setting: public posts
 
     @property
     def private(self) -> bool:
@@ -49,7 +52,7 @@ class Trigger:
         sources = []
         for message in messages:
             sources += image_sources(message)[0]
-        context: dict[str, object] = {}
+        context: dict[str, object] = dict(context_languages(self.language, self.public_language))
         if self.thread_id is not None:
             context[THREAD] = self.thread_id
         if any(message.photo for message in messages):
