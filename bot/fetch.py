@@ -24,19 +24,20 @@ from typing import IO
 import httpx
 
 from bot.hosts.base import UploadSource
+from bot.i18n import N_
 from bot.linkguard import AddressRefused
 from bot.media import SNIFF_BYTES, SUPPORTED, ImageType, human_size, sniff
 
 FORMATS = ", ".join(t.extension.upper() for t in SUPPORTED)
 MAX_REDIRECTS = 5
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-WEB_PAGE = "that link is a web page, not an image"
-NOT_PUBLIC = (
+WEB_PAGE = N_("that link is a web page, not an image")
+NOT_PUBLIC = N_(
     "that link leads to a private or local network address; the bot fetches only public ones"
 )
-NOT_WEB = "only http:// and https:// links can be rehosted"
-DELETE_LINK = "that is an image's delete link, and opening it would delete the image"
-LINK_TOO_SLOW = "downloading the link took too long"
+NOT_WEB = N_("only http:// and https:// links can be rehosted")
+DELETE_LINK = N_("that is an image's delete link, and opening it would delete the image")
+LINK_TOO_SLOW = N_("downloading the link took too long")
 # Seconds a link may take in all, redirects and body: a site sending a byte now and then
 # would otherwise hold a download slot for as long as each read stays under its timeout.
 LINK_DEADLINE = 120.0
@@ -109,13 +110,13 @@ class Fetcher:
                     return self.too_large(int(length))
                 return await self._read(response, filename)
         except httpx.TimeoutException:
-            return FetchProblem("unavailable", "downloading the file took too long")
+            return FetchProblem("unavailable", N_("downloading the file took too long"))
         except httpx.TransportError:
-            return FetchProblem("unavailable", "the file could not be downloaded")
+            return FetchProblem("unavailable", N_("the file could not be downloaded"))
 
     async def _fetch_link(self, url: str, filename: str) -> UploadSource | FetchProblem:
         if self._links is None:
-            return FetchProblem("not_public", "the bot does not fetch links here")
+            return FetchProblem("not_public", N_("the bot does not fetch links here"))
         deadline = asyncio.get_running_loop().time() + self.link_deadline
         try:
             for _ in range(MAX_REDIRECTS + 1):
@@ -152,7 +153,7 @@ class Fetcher:
         except httpx.TimeoutException:
             return FetchProblem("unavailable", LINK_TOO_SLOW)
         except httpx.TransportError:
-            return FetchProblem("unavailable", "the link could not be downloaded")
+            return FetchProblem("unavailable", N_("the link could not be downloaded"))
 
     def _not_image(self, response: httpx.Response, head: bytes, link: bool) -> FetchProblem:
         if not link:

@@ -17,6 +17,7 @@ from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
 from bot.fetch import Fetcher, FetchProblem
 from bot.hosts.base import UploadSource, record_fields
+from bot.i18n import N_
 from bot.keyleases import KeyLeases
 from bot.ownhost import OWN_HOST, OwnHosts
 from bot.requests import Resolver, SourceRef
@@ -173,7 +174,7 @@ class Rehoster:
             except ValueError as error:
                 return FetchProblem("unavailable", str(error))
         if url is None:
-            return FetchProblem("unavailable", "the file cannot be downloaded")
+            return FetchProblem("unavailable", N_("the file cannot be downloaded"))
         return await self.fetcher.fetch(
             url,
             filename=ref.filename,

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.i18n import N_
 from bot.presenting import ResultLine
 from bot.queue import Batch
 from bot.states import Visibility
@@ -147,7 +148,7 @@ def lines(
             record = dataclasses.replace(record, delete_url=None)
         error = item.error if record is None else None
         if item.upload_id is not None and record is None:
-            error = "no longer recorded"
+            error = N_("no longer recorded")
         shown.append(
             ResultLine(number, item.name, record, error, item.dedup, item.spoiler, item.note)
         )

@@ -37,6 +37,7 @@ from bot.errors import (
 )
 from bot.expiration import Duration, minutes_phrase
 from bot.hosts.base import HostClient, UploadedImage, UploadSource
+from bot.i18n import N_
 from bot.logcontext import log_context
 from bot.media import BY_NAME, format_list
 
@@ -71,7 +72,7 @@ class UploadOutcome:
     def reason(self) -> str:
         """One plain sentence for the user about why nothing was stored."""
         if not self.failures:
-            return "no image host is configured"
+            return N_("no image host is configured")
         for failure in self.failures:
             if isinstance(failure, FileRejected) and not failure.fail_over:
                 return failure.user_message

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from bot import metrics
+from bot.i18n import N_
 from bot.keyleases import KeyLeases
 from bot.leases import DEFAULT_LEASE, ClaimLoop
 from bot.logcontext import log_context
@@ -29,7 +30,7 @@ from bot.store import JobRecord, Store
 
 log = logging.getLogger(__name__)
 
-GENERIC_FAILURE = "something went wrong while rehosting this image"
+GENERIC_FAILURE = N_("something went wrong while rehosting this image")
 # A job claimed this many times without finishing is given up (it may be what crashes the
 # bot); it is answered as a failure, never left unanswered.
 MAX_JOB_ATTEMPTS = 3

@@ -18,7 +18,9 @@ from babel.messages.pofile import read_po
 
 from bot import i18n
 from bot.expiration import parse_duration
-from bot.presenting import ResultLine, rehosted_heading
+from bot.fetch import WEB_PAGE
+from bot.presenting import ResultLine, error_text, rehosted_heading
+from bot.worker import GENERIC_FAILURE
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("bot", "adapters")
@@ -142,3 +144,12 @@ def test_a_catalogue_without_its_compiled_file_is_compiled_in_memory() -> None:
     assert i18n.translate("es", "Only you can see this.") == "Solo tú puedes ver esto."
     assert i18n.translate("zh_Hans", "Only you can see this.") == "仅你可见。"
     assert i18n.translate("en", "Only you can see this.") == "Only you can see this."
+
+
+def test_a_failure_recorded_by_the_core_is_shown_in_the_readers_language() -> None:
+    """The core records why an image failed as an English sentence (its msgid)."""
+    assert error_text(WEB_PAGE, "es") == "ese enlace es una página web, no una imagen"
+    assert error_text(GENERIC_FAILURE, "zh_Hans") == "转存这张图片时出了问题"
+    assert error_text(WEB_PAGE, "en") == WEB_PAGE
+    assert error_text("the host said no", "es") == "the host said no"  # not catalogued
+    assert error_text(None, "es") == "falló"
