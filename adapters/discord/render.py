@@ -310,9 +310,8 @@ def auto_text(place: Place, enabled: bool, lasting: str, language: str = ENGLISH
             lasting=lasting,
         )
     if place.in_thread:
-        text += " " + translate(
-            language, "{channel} keeps its own setting.", channel=f"<#{place.parent_id}>"
-        )
+        parent = f"<#{place.parent_id}>"
+        text += " " + translate(language, "{channel} keeps its own setting.", channel=parent)
     elif place.kind in ("channel", "posts"):
         text += " " + translate(language, "A thread set on its own keeps its setting.")
     return text
