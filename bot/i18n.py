@@ -44,6 +44,7 @@ KEYWORDS: dict[str, tuple[int, ...] | None] = {
     "translate": (2,),
     "ntranslate": (2, 3),
     "N_": None,
+    "t": (1,),  # a local translate() with the language bound (bot/managing.py)
 }
 _PLACEHOLDER = re.compile(r"\{(\w*)[^{}]*\}")
 
