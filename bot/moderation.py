@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.deletion import DeleteService, DeleteStatus
+from bot.i18n import N_, Said
 from bot.outbox import Outbox
 from bot.replyplan import PlannedMessage, ReplyItem
 from bot.states import Visibility
@@ -53,10 +55,27 @@ class Community:
 @dataclass(frozen=True)
 class Takedown:
     taken_down: bool
-    message: str  # for the moderator
+    message: str  # for the moderator (English; message_in for other languages)
     upload: UploadRecord | None = None
     host_deleted: bool = False
     bot_messages: list[BotMessage] = field(default_factory=list)
+    said: Said | None = None  # ``message`` as msgid and parameters
+
+    def message_in(self, language: str) -> str:
+        return self.said.in_language(language) if self.said else self.message
+
+
+def _takedown(
+    taken_down: bool, said: Said, upload: UploadRecord | None = None, **more: Any
+) -> Takedown:
+    return Takedown(taken_down, str(said), upload, said=said, **more)
+
+
+_ALREADY = {
+    "deleted": N_("Upload #{id} is already deleted."),
+    "expired": N_("Upload #{id} is already expired."),
+    "failed": N_("Upload #{id} is already failed."),
+}
 
 
 class Moderation:
@@ -91,20 +110,34 @@ class Moderation:
             or upload.chat_id is None
             or not await community.holds(upload.chat_id)
         ):
-            return Takedown(False, f"No upload #{upload_id} was posted here.")
+            return _takedown(False, Said(N_("No upload #{id} was posted here."), {"id": upload_id}))
         if upload.state != ACTIVE:
-            return Takedown(False, f"Upload #{upload_id} is already {upload.state}.", upload)
+            gone = _ALREADY.get(upload.state)
+            if gone is None:
+                return Takedown(False, f"Upload #{upload_id} is already {upload.state}.", upload)
+            return _takedown(False, Said(gone, {"id": upload_id}), upload)
         host_deleted, messages = await self._remove(upload)
         if messages is None:
-            return Takedown(
+            return _takedown(
                 False,
-                f"Could not delete #{upload_id} from {upload.host} now; try again later.",
+                Said(
+                    N_("Could not delete #{id} from {host} now; try again later."),
+                    {"id": upload_id, "host": upload.host},
+                ),
                 upload,
             )
         await self._record(upload, moderator, community, reason, host_deleted, by_source)
-        where = "and deleted from the image host" if host_deleted else "(it stays on the host"
-        where += "" if host_deleted else " until it expires; only its uploader can delete it)"
-        return Takedown(True, f"Took down #{upload_id} {where}.", upload, host_deleted, messages)
+        if host_deleted:
+            said = Said(N_("Took down #{id} and deleted from the image host."), {"id": upload_id})
+        else:
+            said = Said(
+                N_(
+                    "Took down #{id} (it stays on the host until it expires; only its uploader"
+                    " can delete it)."
+                ),
+                {"id": upload_id},
+            )
+        return _takedown(True, said, upload, host_deleted=host_deleted, bot_messages=messages)
 
     async def _remove(self, upload: UploadRecord) -> tuple[bool, list[BotMessage] | None]:
         """Delete on the host where it can be; (deleted there, posts to re-render), or

@@ -18,15 +18,17 @@ from typing import Any
 import discord
 
 from adapters.discord.deleting import Deletions
+from adapters.discord.language import user_language
 from adapters.discord.sources import PLATFORM
 from bot.app import Core
 from bot.community import Communities
+from bot.i18n import ENGLISH, N_, translate
 from bot.moderation import SOURCE_DELETED, Community, Moderator, Takedown
 
 log = logging.getLogger(__name__)
 
-NOT_A_MODERATOR = "Only members who can manage messages here can take uploads down."
-NOT_OUR_POST = "That is not one of this bot's posts with images; nothing to take down."
+NOT_A_MODERATOR = N_("Only members who can manage messages here can take uploads down.")
+NOT_OUR_POST = N_("That is not one of this bot's posts with images; nothing to take down.")
 
 
 def is_moderator(interaction: discord.Interaction[Any]) -> bool:
@@ -45,16 +47,22 @@ class Takedowns:
     async def by_id(self, interaction: discord.Interaction[Any], upload_id: int) -> None:
         """``/rehost takedown id:``."""
         if not is_moderator(interaction):
-            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            await interaction.response.send_message(
+                translate(user_language(interaction), NOT_A_MODERATOR), ephemeral=True
+            )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         results = await self._take_down(interaction, [upload_id])
-        await interaction.followup.send(_summary(results), ephemeral=True)
+        await interaction.followup.send(
+            _summary(results, user_language(interaction)), ephemeral=True
+        )
 
     async def post(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
         """The "Take down" button on a post, or the context menu on one: all it shows."""
         if not is_moderator(interaction):
-            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            await interaction.response.send_message(
+                translate(user_language(interaction), NOT_A_MODERATOR), ephemeral=True
+            )
             return
         me = self.client.user
         uploads = []
@@ -64,11 +72,15 @@ class Takedowns:
             )
         live = [upload.id for upload in uploads if upload.active]
         if not live:
-            await interaction.response.send_message(NOT_OUR_POST, ephemeral=True)
+            await interaction.response.send_message(
+                translate(user_language(interaction), NOT_OUR_POST), ephemeral=True
+            )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         results = await self._take_down(interaction, live)
-        await interaction.followup.send(_summary(results), ephemeral=True)
+        await interaction.followup.send(
+            _summary(results, user_language(interaction)), ephemeral=True
+        )
 
     async def _take_down(
         self, interaction: discord.Interaction[Any], upload_ids: Sequence[int]
@@ -141,5 +153,5 @@ class Takedowns:
         return int(guild_id) if guild_id is not None else None
 
 
-def _summary(results: Sequence[Takedown]) -> str:
-    return "\n".join(result.message for result in results)
+def _summary(results: Sequence[Takedown], language: str = ENGLISH) -> str:
+    return "\n".join(result.message_in(language) for result in results)

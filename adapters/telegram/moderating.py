@@ -21,14 +21,16 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from adapters.telegram.delivery import Delivery, with_retry
+from adapters.telegram.language import group_language
 from adapters.telegram.trigger import PLATFORM
 from bot.app import Core
+from bot.i18n import ENGLISH, N_, negotiate, translate
 from bot.moderation import Community, Moderator, Takedown
 
 Context = ContextTypes.DEFAULT_TYPE
 ADMINS_FOR = 60.0  # seconds a group's admin list is trusted
-NOT_AN_ADMIN = "Only the group's admins can take uploads down."
-USAGE = "Usage: /takedown ID, or reply /takedown to my post."
+NOT_AN_ADMIN = N_("Only the group's admins can take uploads down.")
+USAGE = N_("Usage: /takedown ID, or reply /takedown to my post.")
 
 
 class Admins:
@@ -60,12 +62,16 @@ class GroupTakedowns:
         if message is None or user is None:
             return
         if message.chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP):
-            await _reply(message, "Use /takedown in the group the image was posted in.")
+            mine = negotiate(user.language_code)
+            await _reply(
+                message, translate(mine, "Use /takedown in the group the image was posted in.")
+            )
             return
+        ours = await group_language(self.core, message.chat_id)  # the group reads the answer
         # An admin posting anonymously writes as the group itself.
         anonymous = message.sender_chat is not None and message.sender_chat.id == message.chat_id
         if not anonymous and not await self._admin(context.bot, message.chat, user):
-            await _reply(message, NOT_AN_ADMIN)
+            await _reply(message, translate(ours, NOT_AN_ADMIN))
             return
         raw = (context.args or [""])[0].lstrip("#")
         replied = message.reply_to_message
@@ -77,13 +83,13 @@ class GroupTakedowns:
             )
             upload_ids = [upload.id for upload in uploads if upload.active]
             if not upload_ids:
-                await _reply(message, "That post shows nothing to take down.")
+                await _reply(message, translate(ours, "That post shows nothing to take down."))
                 return
         else:
-            await _reply(message, USAGE)
+            await _reply(message, translate(ours, USAGE))
             return
         results = await self._take_down(message.chat, user, upload_ids)
-        await _reply(message, _summary(results))
+        await _reply(message, _summary(results, ours))
 
     async def on_button(self, update: Update, context: Context) -> None:
         """The "Take down" button (``td:ID``) on the bot's public post."""
@@ -92,14 +98,15 @@ class GroupTakedowns:
             return
         upload_id = int(query.data.partition(":")[2])
         message = query.message
+        mine = negotiate(query.from_user.language_code)  # only the presser sees the answer
         if message is None or not isinstance(message, Message):
-            await query.answer("This button is no longer valid.")
+            await query.answer(translate(mine, "This button is no longer valid."))
             return
         if not await self._admin(context.bot, message.chat, query.from_user):
-            await query.answer(NOT_AN_ADMIN, show_alert=True)
+            await query.answer(translate(mine, NOT_AN_ADMIN), show_alert=True)
             return
         [result] = await self._take_down(message.chat, query.from_user, [upload_id])
-        await query.answer(result.message, show_alert=not result.taken_down)
+        await query.answer(result.message_in(mine), show_alert=not result.taken_down)
 
     async def _admin(self, bot: Bot, chat: Chat, user: User) -> bool:
         try:
@@ -127,5 +134,5 @@ async def _reply(message: Message, text: str) -> None:
     await with_retry(lambda: message.reply_text(text))
 
 
-def _summary(results: Sequence[Takedown]) -> str:
-    return "\n".join(result.message for result in results)
+def _summary(results: Sequence[Takedown], language: str = ENGLISH) -> str:
+    return "\n".join(result.message_in(language) for result in results)
