@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.community import Communities
 from bot.deletion import DeleteService, DeleteStatus
 from bot.i18n import N_, Said
 from bot.outbox import Outbox
@@ -166,6 +167,8 @@ class Moderation:
     ) -> None:
         db = self.store.db
         platform = community.platform
+        # The uploader's notice: in the community's language when it chose one.
+        language = (await Communities(db).settings(platform, community.id)).language
         async with db.transaction():
             takedown_id = await db.fetchval(
                 "insert into takedowns (upload_id, platform, community_id, chat_id,"
@@ -186,7 +189,7 @@ class Moderation:
             await self.outbox.add(
                 f"takedown:{takedown_id}:{platform}",
                 platform,
-                [notice(upload, community, by_source=by_source)],
+                [notice(upload, community, by_source=by_source, language=language)],
             )
         log.info(
             "upload %d taken down in %s community %s by %s",
@@ -204,18 +207,28 @@ class Moderation:
         )
 
 
-def notice(upload: UploadRecord, community: Community, *, by_source: bool) -> PlannedMessage:
-    """The uploader's private notice (their upload's line, now deleted, below it)."""
-    where = f" in {community.title}" if community.title else ""
-    if by_source:
-        why = f"its source message{where} was deleted"
-    else:
-        why = f"a moderator{where} took it down"
+_NOTICES = {
+    (True, True): N_(
+        "Your upload #{id} was taken down: its source message in {place} was deleted."
+    ),
+    (True, False): N_("Your upload #{id} was taken down: its source message was deleted."),
+    (False, True): N_("Your upload #{id} was taken down: a moderator in {place} took it down."),
+    (False, False): N_("Your upload #{id} was taken down: a moderator took it down."),
+}
+
+
+def notice(
+    upload: UploadRecord, community: Community, *, by_source: bool, language: str | None = None
+) -> PlannedMessage:
+    """The uploader's private notice (their upload's line, now deleted, below it);
+    ``language``: the community's, when it chose one."""
     return PlannedMessage(
         Visibility.PRIVATE,
         None,
         upload.owner_id,
         reply_to=None,
         items=(ReplyItem(f"#{upload.id}", upload.id),),
-        note=f"Your upload #{upload.id} was taken down: {why}.",
+        note=_NOTICES[by_source, bool(community.title)],
+        note_params={"id": upload.id, "place": community.title},
+        language=language,
     )

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.i18n import N_
+from bot.i18n import N_, translate
 from bot.presenting import ResultLine
 from bot.queue import Batch
 from bot.states import Visibility
@@ -59,6 +59,17 @@ class PlannedMessage:
     # holds for it (edited, or removed when nothing in it is live), as after a deletion.
     refresh_message_id: str | None = None
     note: str | None = None  # a line from the core to put first (e.g. "moved to ...")
+    # With these, ``note`` is a msgid of the catalogues and its parameters (see note_in).
+    note_params: dict[str, Any] | None = None
+    # The reader's language when the core knows it (a community's setting) and no batch
+    # says it; None: the adapter decides.
+    language: str | None = None
+
+    def note_in(self, language: str) -> str | None:
+        """``note`` in ``language`` (a note made without parameters stays as it is)."""
+        if self.note is None or self.note_params is None:
+            return self.note
+        return translate(language, self.note, **self.note_params)
 
     @property
     def previews(self) -> bool:
@@ -177,7 +188,8 @@ def moved_notice(owner_id: str, upload_id: int, old_host: str, new_host: str) ->
         owner_id,
         reply_to=None,
         items=(ReplyItem(f"#{upload_id}", upload_id),),
-        note=f"Your image #{upload_id} moved from {old_host} to {new_host}: new links.",
+        note=N_("Your image #{id} moved from {old} to {new}: new links."),
+        note_params={"id": upload_id, "old": old_host, "new": new_host},
     )
 
 

@@ -365,7 +365,7 @@ async def test_an_imgbb_upload_is_no_longer_shown_and_other_communities_cannot_t
             assert woken == ["telegram"]
             [notice] = await outbox.claim("test", "telegram", 30.0, 10)
             assert notice.message.owner_id == "8" and notice.message.chat_id is None
-            assert notice.message.note == (
+            assert notice.message.note_in("en") == (
                 f"Your upload #{upload_id} was taken down: a moderator in Photos took it down."
             )
             again = await moderation.take_down(upload_id, ann, here)
@@ -374,3 +374,31 @@ async def test_an_imgbb_upload_is_no_longer_shown_and_other_communities_cannot_t
             )
     finally:
         await store.close()
+
+
+async def test_a_takedown_is_told_in_the_groups_language_and_the_alert_in_the_pressers(
+    tmp_path: Path, host_emu: HostEmulator, tg: TelegramEmulator
+) -> None:
+    tg.world.users[TG_ANN].language_code = "zh-hans"
+    async with running_adapter(telegram_config(tmp_path, host_emu, tg)) as adapter:
+        communities = Communities(adapter.core.store.db)
+        await communities.change("telegram", str(TG_GROUP), str(TG_ANN), "Ann", language="es")
+        tg.send_photo(TG_GROUP, TG_BOB, samples.png(15, 15))
+        await tg.wait_for(_sent_to(TG_GROUP), timeout=10)
+        [post] = _posts(tg)
+        post_id = int(post["message_id"])
+        assert post["text"].startswith("Imagen realojada:")
+        [upload] = await _shown(adapter.core, "telegram", TG_GROUP, post_id)
+        assert [b["text"] for b in post["reply_markup"]["inline_keyboard"][0]] == [
+            "Abrir",
+            "Retirar",
+        ]
+        query = tg.press_button(TG_GROUP, TG_ANN, post_id, f"td:{upload.id}")
+        done = await tg.wait_for(_answered(tg, query["id"]))
+        assert done.params["text"] == f"已下架 #{upload.id}，并已从图床删除。"
+        notice = await tg.wait_for(
+            lambda call: _sent_to(TG_BOB)(call) and "retirada" in call.params["text"]
+        )
+        assert notice.params["text"].startswith(
+            f"Tu subida #{upload.id} fue retirada: la retiró un moderador de Photos."
+        )

@@ -42,7 +42,7 @@ from adapters.discord.sources import PLATFORM
 from adapters.discord.views import delete_buttons, public_buttons
 from bot import metrics
 from bot.app import Core
-from bot.i18n import languages_of
+from bot.i18n import languages_of, negotiate
 from bot.outbox import OutboxRow
 from bot.presenting import ResultLine
 from bot.replyplan import lines, uploads_of
@@ -110,6 +110,8 @@ class Delivery:
         about = batch.chat_title if batch is not None else None
         # The owner reads the private part in their language, the chat the public one.
         mine, ours = languages_of(batch.context if batch is not None else None)
+        if batch is None and message.language:  # a notice from the core
+            mine = ours = negotiate(message.language)
         records = await uploads_of(message, self.core.library.upload)
         shown = lines(message, records.get)
         if message.visibility is Visibility.PUBLIC:
@@ -272,8 +274,9 @@ class Delivery:
         (when the public answer, already sent, could not say it)."""
         owner_id = row.message.owner_id
         heading = render.private_heading(shown, in_place=False, about=about, language=language)
-        if row.message.note:
-            heading = discord.utils.escape_markdown(row.message.note)
+        note = row.message.note_in(language)
+        if note:
+            heading = discord.utils.escape_markdown(note)
         text = render.private_text(shown, heading=heading, language=language)
         try:
             channel = await self.client.create_dm(discord.Object(int(owner_id)))

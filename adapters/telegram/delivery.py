@@ -30,7 +30,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from adapters.telegram import render
 from adapters.telegram.trigger import PHOTO, PLATFORM, THREAD
 from bot.app import Core
-from bot.i18n import ENGLISH, languages_of, translate
+from bot.i18n import ENGLISH, languages_of, negotiate, translate
 from bot.outbox import OutboxRow
 from bot.presenting import upload_lines
 from bot.replyplan import PlannedMessage, lines, public_view, uploads_of
@@ -115,7 +115,10 @@ class Delivery:
             and any(item.upload_id is not None for item in message.items)
             and await self._claim_photo_note(row)
         )
-        text, keyboard, hidden = await self._render(row, message, photo_note, languages_of(context))
+        languages = languages_of(context)
+        if batch is None and message.language:  # a notice from the core
+            languages = (negotiate(message.language),) * 2
+        text, keyboard, hidden = await self._render(row, message, photo_note, languages)
         await self.pacer.wait(chat_id)
         try:
             sent = await self.send(
@@ -183,7 +186,8 @@ class Delivery:
         shown = lines(message, records.get)
         if message.visibility is Visibility.PRIVATE:
             where = message.about_chat or None if message.chat_id is None else None
-            heading = html.escape(message.note) if message.note else None
+            note = message.note_in(mine)
+            heading = html.escape(note) if note else None
             text = render.private_text(shown, where=where, heading=heading, language=mine)
             if photo_note:
                 text += render.photo_note(mine)
