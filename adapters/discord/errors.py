@@ -27,7 +27,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.render import SORRY
-from bot.i18n import negotiate, translate
+from bot.i18n import N_, negotiate, translate
 from bot.outbox import OutboxRow
 from bot.sending import Delivered
 
@@ -49,13 +49,13 @@ async def on_command_error(
 ) -> None:
     """The command tree's error handler."""
     if isinstance(error, app_commands.NoPrivateMessage):
-        text = "Use this command in a server."
+        text = N_("Use this command in a server.")
     elif isinstance(error, app_commands.MissingPermissions):
-        text = "You need the Manage Server permission for that."
+        text = N_("You need the Manage Server permission for that.")
     elif isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
-        text = "This command has changed; please try again in a minute."
+        text = N_("This command has changed; please try again in a minute.")
     elif isinstance(error, app_commands.CheckFailure):
-        text = "You cannot use this command here."
+        text = N_("You cannot use this command here.")
     else:
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         name = interaction.command.name if interaction.command else "?"
