@@ -33,6 +33,7 @@ from discord import app_commands
 
 from adapters.discord import render
 from adapters.discord.intake import USER_MESSAGES, channel_title
+from adapters.discord.language import user_language
 from adapters.discord.places import Places
 from adapters.discord.sources import PLATFORM, attachments_of, split_attachments
 from bot.app import Core
@@ -50,7 +51,7 @@ from bot.backfills import (
 from bot.database import Row
 from bot.errors import ExpirationError
 from bot.expiration import parse_duration
-from bot.i18n import N_
+from bot.i18n import N_, translate
 from bot.leases import ClaimLoop
 from bot.requests import RehostRequest, SourceRef
 from bot.store import UploadRecord
@@ -62,7 +63,7 @@ EDIT_EVERY = 2.0  # seconds between progress edits
 LOOK_EVERY = 0.25  # seconds between looks at the queue
 RETRY_AFTER = 30.0  # seconds before a backfill that failed unexpectedly is tried again
 SLOTS = 2  # backfills run at once by one process
-STOP_HINT = "Stop it with `/rehost backfill stop:True`."
+STOP_HINT = N_("Stop it with `/rehost backfill stop:True`.")
 DELETE_LINKS = "Delete links: each author finds theirs in /mine."
 
 
@@ -157,13 +158,18 @@ def backfill_command(
     ) -> None:
         chat_id = str(interaction.channel_id or 0)
         where = channel_title(int(chat_id))
+        mine = user_language(interaction)  # the answers below are ephemeral
         if stop:
             stopping = await backfills.request_stop(PLATFORM, chat_id)
             text = (
-                f"Stopping the backfill of {where}: what is under way finishes, then its "
-                "links are posted."
+                translate(
+                    mine,
+                    "Stopping the backfill of {place}: what is under way finishes, then its "
+                    "links are posted.",
+                    place=where,
+                )
                 if stopping is not None
-                else f"No backfill is under way in {where}."
+                else translate(mine, "No backfill is under way in {place}.", place=where)
             )
             await interaction.response.send_message(text, ephemeral=True)
             wake()
@@ -171,7 +177,7 @@ def backfill_command(
         start_at = message_id_of(before) if before else str(interaction.id)
         if not start_at:
             await interaction.response.send_message(
-                "`before` takes a message's id or link.", ephemeral=True
+                translate(mine, "`before` takes a message's id or link."), ephemeral=True
             )
             return
         place = await places.locate(interaction.channel)
@@ -186,12 +192,20 @@ def backfill_command(
         )
         if started is None:
             await interaction.response.send_message(
-                f"A backfill of {where} is under way already. {STOP_HINT}", ephemeral=True
+                translate(mine, "A backfill of {place} is under way already.", place=where)
+                + " "
+                + translate(mine, STOP_HINT),
+                ephemeral=True,
             )
             return
         await interaction.response.send_message(
-            f"Backfill of up to {limit} earlier messages of {where} started; its progress "
-            "is shown in the channel.",
+            translate(
+                mine,
+                "Backfill of up to {limit} earlier messages of {place} started; its progress "
+                "is shown in the channel.",
+                limit=limit,
+                place=where,
+            ),
             ephemeral=True,
         )
         wake()
