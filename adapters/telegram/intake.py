@@ -33,18 +33,18 @@ from adapters.telegram.sources import has_media, image_sources, is_video_animati
 from adapters.telegram.trigger import PLATFORM, Trigger, topic_key, topic_of
 from bot.app import Core
 from bot.config import TelegramSettings
-from bot.i18n import negotiate
-from bot.presenting import NOT_AN_IMAGE, parse_expiry_argument
+from bot.i18n import N_, negotiate, translate
+from bot.presenting import not_an_image, parse_expiry_argument
 from bot.states import BatchState
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 UPLOAD_CAPTION = re.compile(r"^/upload(@\w+)?(\s|$)", re.IGNORECASE)
-USAGE = (
+USAGE = N_(
     "Send /upload [duration] as the caption of a photo or image file, reply /upload "
     "to a message that has one, or send /upload <image link> [duration]."
 )
-ANIMATION = (
+ANIMATION = N_(
     "That is an animation, which Telegram makes into an MP4 video, and the image hosts "
     "take no video, so I left it alone. To rehost the GIF itself, send it as a file "
     "(📎 > File, pick the .gif): Telegram then keeps it uncompressed, as a GIF."
@@ -72,7 +72,7 @@ class Intake:
         expiry = argument[0] if argument else None
         _, _, error = parse_expiry_argument(expiry)
         if error:
-            await message.reply_text(f"{error}.")
+            await message.reply_text(translate(await self._language(message, user), error) + ".")
             return
         if links:
             await self.rehost_links(
@@ -88,7 +88,7 @@ class Intake:
                     dataclasses.replace(trigger, reply_to=target.message_id), quoted
                 )
                 return
-            await message.reply_text(USAGE)
+            await message.reply_text(translate(await self._language(message, user), USAGE))
             return
         trigger = await self.trigger(message, user, explicit=True, expiry=expiry)
         if target is not message:
@@ -151,6 +151,12 @@ class Intake:
             return True
         return (await self.core.library.chat_settings(PLATFORM, str(chat_id))).auto_rehost
 
+    async def _language(self, message: Message, user: User) -> str:
+        """An answer in the chat: the user's language in private, the group's in a group."""
+        if message.chat.type == ChatType.PRIVATE:
+            return negotiate(user.language_code)
+        return await group_language(self.core, message.chat_id)
+
     # --- recording -----------------------------------------------------------------------
 
     async def trigger(
@@ -190,12 +196,17 @@ class Intake:
     async def rehost(self, trigger: Trigger, message: Message, context: Context) -> None:
         if is_video_animation(message):
             if trigger.explicit:  # auto-rehost leaves GIFs be, as any other non-image
-                await message.reply_text(ANIMATION)
+                await message.reply_text(translate(trigger.public_language, ANIMATION))
             return
         images, others = image_sources(message)
         if not images:
             if trigger.explicit and others:
-                await message.reply_text(f"{others[0]} is {NOT_AN_IMAGE}.")
+                ours = trigger.public_language  # in the chat: its language
+                await message.reply_text(
+                    translate(
+                        ours, "{name} is {reason}.", name=others[0], reason=not_an_image(ours)
+                    )
+                )
             return
         album_key = f"{PLATFORM}:{message.chat_id}:album:{message.media_group_id}"
         album = message.media_group_id is not None
