@@ -24,22 +24,25 @@ from discord import app_commands
 from discord.ui import Button, DynamicItem, Select
 
 from adapters.discord import errors
+from adapters.discord.language import user_language
 from adapters.discord.sources import PLATFORM
 from bot.app import Core
+from bot.i18n import ENGLISH, N_, format_duration, translate
 from bot.managing import MEGABYTE, MEMBER_LANGUAGE, UNSET, Managing, SettingError
 
 log = logging.getLogger(__name__)
 MAX_OPTIONS = 25  # Discord: options per select menu
-REFUSED = "Only members with Manage Server can change the bot's settings here."
+REFUSED = N_("Only members with Manage Server can change the bot's settings here.")
+# Labels are msgids, translated where the menu is built; the languages keep their own names.
 SWITCH_OPTIONS = (
-    ("nsfw=on", "NSFW: mark every image"),
-    ("nsfw=off", "NSFW: do not mark"),
+    ("nsfw=on", N_("NSFW: mark every image")),
+    ("nsfw=off", N_("NSFW: do not mark")),
     ("language=en", "Language: English"),
     ("language=es", "Language: Español"),
     ("language=zh_Hans", "Language: 简体中文"),
-    (f"language={MEMBER_LANGUAGE}", "Language: each member's own"),
-    ("takedown_on_source_delete=on", "Deleting the source takes the rehost down"),
-    ("takedown_on_source_delete=off", "Deleting the source keeps the rehost"),
+    (f"language={MEMBER_LANGUAGE}", N_("Language: each member's own")),
+    ("takedown_on_source_delete=on", N_("Deleting the source takes the rehost down")),
+    ("takedown_on_source_delete=off", N_("Deleting the source keeps the rehost")),
 )
 
 
@@ -61,7 +64,9 @@ async def _refuse(interaction: discord.Interaction[Any]) -> bool:
     if may_manage(interaction):
         return False
     log.info("settings refused to user %s in guild %s", interaction.user.id, interaction.guild_id)
-    await interaction.response.send_message(REFUSED, ephemeral=True)
+    await interaction.response.send_message(
+        translate(user_language(interaction), REFUSED), ephemeral=True
+    )
     return True
 
 
@@ -69,29 +74,35 @@ def _actor(interaction: discord.Interaction[Any]) -> tuple[str, str]:
     return str(interaction.user.id), interaction.user.name
 
 
-async def settings_message(core: Core, guild_id: int, title: str) -> tuple[str, discord.ui.View]:
-    """The settings text and its controls."""
+async def settings_message(
+    core: Core, guild_id: int, title: str, language: str = ENGLISH
+) -> tuple[str, discord.ui.View]:
+    """The settings text and its controls, in ``language`` (the manager's)."""
+
+    def t(text: str, **params: Any) -> str:
+        return translate(language, text, **params)
+
     managing = Managing(core, PLATFORM)
     community = str(guild_id)
     current = await managing.settings(community)
-    text = await managing.describe(community, title)
+    text = await managing.describe(community, title, language)
     view = discord.ui.View(timeout=None)
     hosts = managing.host_names()
     chosen = set(current.hosts or hosts)
     view.add_item(
         SettingSelect(
             "hosts",
-            "Hosts (none chosen: all)",
+            t("Hosts (none chosen: all)"),
             [discord.SelectOption(label=h, value=h, default=h in chosen) for h in hosts],
             min_values=0,
             max_values=len(hosts),
         )
     )
-    durations = [(d.label(), d.describe()) for d in managing.expiry_durations()]
-    expiries = [*durations[: MAX_OPTIONS - 2], ("never", "never")]
+    durations = [(d.label(), format_duration(d, language)) for d in managing.expiry_durations()]
+    expiries = [*durations[: MAX_OPTIONS - 2], ("never", t("never"))]
     for name, placeholder, unset in (
-        ("default_expiration", "Default expiry", "Default expiry: the bot's"),
-        ("max_expiration", "Longest expiry allowed", "Longest expiry: any"),
+        ("default_expiration", t("Default expiry"), t("Default expiry: the bot's")),
+        ("max_expiration", t("Longest expiry allowed"), t("Longest expiry: any")),
     ):
         value = getattr(current, name)
         options = [discord.SelectOption(label=unset, value=UNSET, default=value is None)]
@@ -103,15 +114,15 @@ async def settings_message(core: Core, guild_id: int, title: str) -> tuple[str, 
     view.add_item(
         SettingSelect(
             "switch",
-            "NSFW, language, takedowns",
-            [discord.SelectOption(label=label, value=value) for value, label in SWITCH_OPTIONS],
+            t("NSFW, language, takedowns"),
+            [discord.SelectOption(label=t(label), value=value) for value, label in SWITCH_OPTIONS],
         )
     )
-    view.add_item(SettingButton("quotas", "Quotas…"))
+    view.add_item(SettingButton("quotas", t("Quotas…")))
     if managing.own_hosts is not None:
-        view.add_item(SettingButton("own", "Own host…"))
+        view.add_item(SettingButton("own", t("Own host…")))
         if current.own_host is not None:
-            view.add_item(SettingButton("ownoff", "Remove own host", discord.ButtonStyle.danger))
+            view.add_item(SettingButton("ownoff", t("Remove own host"), discord.ButtonStyle.danger))
     view.stop()  # dispatched by custom id (dynamic items): discord.py need not keep it
     return text, view
 
@@ -123,10 +134,12 @@ def _title(interaction: discord.Interaction[Any]) -> str:
 async def _show(interaction: discord.Interaction[Any], note: str | None = None) -> None:
     """Answer a control with the settings message as it is now (edited in place)."""
     assert interaction.guild_id is not None
+    language = user_language(interaction)
     text, view = await settings_message(
-        _core(interaction), interaction.guild_id, _title(interaction)
+        _core(interaction), interaction.guild_id, _title(interaction), language
     )
     if note:
+        note = translate(language, note)
         text = f"{note}\n\n{text}"
     await interaction.response.edit_message(content=text, view=view)
 
@@ -186,7 +199,7 @@ class SettingSelect(DynamicItem[Select[Any]], template=r"rehost:set:(?P<name>[a-
             )
         except SettingError as error:
             return await _show(interaction, str(error))
-        await _show(interaction, "Saved.")
+        await _show(interaction, N_("Saved."))
 
 
 class SettingButton(DynamicItem[Button[Any]], template=r"rehost:setb:(?P<name>[a-z]{1,20})"):
@@ -228,7 +241,7 @@ class SettingButton(DynamicItem[Button[Any]], template=r"rehost:setb:(?P<name>[a
             await managing.communities.change(
                 PLATFORM, community, *_actor(interaction), own_host=None
             )
-            await _show(interaction, "Own host removed.")
+            await _show(interaction, N_("Own host removed."))
 
 
 def _shown(value: int | None, scale: int = 1) -> str | None:
@@ -276,7 +289,9 @@ class QuotaModal(discord.ui.Modal, title="Quotas"):
         except SettingError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
-        await interaction.response.send_message("Quotas saved.", ephemeral=True)
+        await interaction.response.send_message(
+            translate(user_language(interaction), "Quotas saved."), ephemeral=True
+        )
 
 
 class OwnHostModal(discord.ui.Modal, title="Own image host"):
@@ -351,13 +366,16 @@ SETTINGS_ITEMS: tuple[type[DynamicItem[Any]], ...] = (SettingSelect, SettingButt
 
 
 def settings_command() -> app_commands.Command[Any, ..., Any]:
-    @app_commands.command(name="settings", description="Show and change this server's settings")
+    @app_commands.command(name="settings", description=N_("Show and change this server's settings"))
     async def settings(interaction: discord.Interaction[Any]) -> None:
         if await _refuse(interaction):
             return
         assert interaction.guild_id is not None
         text, view = await settings_message(
-            _core(interaction), interaction.guild_id, _title(interaction)
+            _core(interaction),
+            interaction.guild_id,
+            _title(interaction),
+            user_language(interaction),
         )
         await interaction.response.send_message(text, view=view, ephemeral=True)
 
