@@ -25,20 +25,24 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from adapters.telegram.delivery import with_retry
+from adapters.telegram.language import group_language
 from adapters.telegram.trigger import PLATFORM
 from bot.app import Core
+from bot.i18n import ENGLISH, N_, format_duration, negotiate, translate
 from bot.managing import MEMBER_LANGUAGE, UNSET, Managing, SettingError
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 PREFIX = "set"  # callback data: set:CHAT:ACTION
 ADMINS = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
-REFUSED = "Only the group's admins can change its settings."
-OWNHOST_USAGE = (
+REFUSED = N_("Only the group's admins can change its settings.")
+OWNHOST_USAGE = N_(
     "Usage, in a private chat with me: /ownhost GROUP_ID chevereto|imgbb ENDPOINT API_KEY,"
     " or /ownhost GROUP_ID off"
 )
-QUOTA_USAGE = "Usage: /settings quota IMAGES_PER_MEMBER MEGABYTES_PER_DAY (0 or more; - for none)"
+QUOTA_USAGE = N_(
+    "Usage: /settings quota IMAGES_PER_MEMBER MEGABYTES_PER_DAY (0 or more; - for none)"
+)
 LANGUAGE_BUTTONS = (("en", "English"), ("es", "Español"), ("zh_Hans", "简体中文"))
 
 
@@ -71,27 +75,38 @@ class GroupSettings:
             if args and args[0].lstrip("-").isdigit():
                 chat_id = int(args.pop(0))
             else:
-                await self._pick(message, user.id)
+                await self._pick(message, user.id, negotiate(user.language_code))
                 return
         else:
             chat_id = message.chat_id
+        private = message.chat.type == ChatType.PRIVATE
+        language = await self._language(private, user, chat_id)
         if not await self.is_admin(context, chat_id, user.id):
-            await _reply(message, REFUSED)
+            await _reply(message, translate(language, REFUSED))
             return
         title = await self._title(context, chat_id)
         self.admin_of.setdefault(user.id, {})[chat_id] = title
         if args and args[0].lower() == "quota":
-            await self._quota(message, chat_id, user, args[1:])
+            await self._quota(message, chat_id, user, args[1:], language)
             return
-        text, keyboard = await self.view(chat_id, title)
+        text, keyboard = await self.view(chat_id, title, language=language)
         await with_retry(lambda: message.reply_text(text, reply_markup=keyboard))
 
-    async def _pick(self, message: Message, user_id: int) -> None:
+    async def _language(self, private: bool, user: Any, chat_id: int) -> str:
+        """Where the settings show: the user's language in private, the group's in it."""
+        if private:
+            return negotiate(getattr(user, "language_code", None))
+        return await group_language(self.core, chat_id)
+
+    async def _pick(self, message: Message, user_id: int, language: str = ENGLISH) -> None:
         known = self.admin_of.get(user_id, {})
         if not known:
             await _reply(
                 message,
-                "Send /settings in a group where you are an admin, or /settings GROUP_ID here.",
+                translate(
+                    language,
+                    "Send /settings in a group where you are an admin, or /settings GROUP_ID here.",
+                ),
             )
             return
         rows = [
@@ -99,12 +114,16 @@ class GroupSettings:
             for chat_id, title in known.items()
         ]
         await with_retry(
-            lambda: message.reply_text("Which group?", reply_markup=InlineKeyboardMarkup(rows[:20]))
+            lambda: message.reply_text(
+                translate(language, "Which group?"), reply_markup=InlineKeyboardMarkup(rows[:20])
+            )
         )
 
-    async def _quota(self, message: Message, chat_id: int, user: Any, args: list[str]) -> None:
+    async def _quota(
+        self, message: Message, chat_id: int, user: Any, args: list[str], language: str
+    ) -> None:
         if len(args) != 2:
-            await _reply(message, QUOTA_USAGE)
+            await _reply(message, translate(language, QUOTA_USAGE))
             return
         try:
             for name, raw in zip(
@@ -113,9 +132,9 @@ class GroupSettings:
                 value = UNSET if raw == "-" else raw
                 await self.managing.change(str(chat_id), str(user.id), _name(user), name, value)
         except SettingError as error:
-            await _reply(message, f"Not saved: {error}")
+            await _reply(message, translate(language, "Not saved: {error}", error=str(error)))
             return
-        await _reply(message, "Quotas saved.")
+        await _reply(message, translate(language, "Quotas saved."))
 
     async def _title(self, context: Context, chat_id: int) -> str:
         try:
@@ -125,13 +144,16 @@ class GroupSettings:
         return chat.title or str(chat_id)
 
     async def view(
-        self, chat_id: int, title: str, menu: str = ""
+        self, chat_id: int, title: str, menu: str = "", *, language: str = ENGLISH
     ) -> tuple[str, InlineKeyboardMarkup]:
         """The settings text and its keyboard (``menu``: "hosts", "default_expiration" or
         "max_expiration" show that menu's choices instead of the main buttons)."""
         community = str(chat_id)
         settings = await self.managing.settings(community)
-        text = await self.managing.describe(community, title)
+        text = await self.managing.describe(community, title, language)
+
+        def t(text: str, **params: Any) -> str:
+            return translate(language, text, **params)
 
         def button(label: str, action: str) -> InlineKeyboardButton:
             return InlineKeyboardButton(label, callback_data=f"{PREFIX}:{chat_id}:{action}")
@@ -142,11 +164,13 @@ class GroupSettings:
             for name in self.managing.host_names():
                 mark = "✓ " if name in chosen else ""
                 rows.append([button(f"{mark}{name}", f"h={name}")])
-            rows.append([button("All hosts", "h=*"), button("Back", "open")])
+            rows.append([button(t("All hosts"), "h=*"), button(t("Back"), "open")])
         elif menu in ("default_expiration", "max_expiration"):
             code = "d" if menu == "default_expiration" else "x"
-            durations = [(d.label(), d.describe()) for d in self.managing.expiry_durations()]
-            choices = [*durations, ("never", "never")]
+            durations = [
+                (d.label(), format_duration(d, language)) for d in self.managing.expiry_durations()
+            ]
+            choices = [*durations, ("never", t("never"))]
             row: list[InlineKeyboardButton] = []
             for label, shown in choices:
                 row.append(button(shown, f"{code}={label}"))
@@ -155,27 +179,30 @@ class GroupSettings:
                     row = []
             if row:
                 rows.append(row)
-            rows.append([button("The bot's" if code == "d" else "Any", f"{code}={UNSET}"),
-                         button("Back", "open")])  # fmt: skip
+            rows.append([button(t("The bot's") if code == "d" else t("Any"), f"{code}={UNSET}"),
+                         button(t("Back"), "open")])  # fmt: skip
         else:
             takedown = settings.takedown_on_source_delete
             rows.append(
                 [
-                    button(f"NSFW: {_switch(settings.nsfw)}", f"nsfw={_switch(not settings.nsfw)}"),
                     button(
-                        f"Take down on source delete: {_switch(takedown)}",
+                        t("NSFW: {state}", state=t(_switch(settings.nsfw))),
+                        f"nsfw={_switch(not settings.nsfw)}",
+                    ),
+                    button(
+                        t("Take down on source delete: {state}", state=t(_switch(takedown))),
                         f"takedown_on_source_delete={_switch(not takedown)}",
                     ),
                 ]
             )
             rows.append(
                 [button(shown, f"language={code}") for code, shown in LANGUAGE_BUTTONS]
-                + [button("Each member's", f"language={MEMBER_LANGUAGE}")]
+                + [button(t("Each member's"), f"language={MEMBER_LANGUAGE}")]
             )
             rows.append([
-                button("Hosts…", "m=hosts"),
-                button("Default expiry…", "m=default_expiration"),
-                button("Longest expiry…", "m=max_expiration"),
+                button(t("Hosts…"), "m=hosts"),
+                button(t("Default expiry…"), "m=default_expiration"),
+                button(t("Longest expiry…"), "m=max_expiration"),
             ])  # fmt: skip
         return text, InlineKeyboardMarkup(rows)
 
@@ -187,9 +214,13 @@ class GroupSettings:
             return
         _, raw_chat, action = query.data.split(":", 2)
         chat_id, user = int(raw_chat), query.from_user
+        shown_in = query.message.chat if query.message is not None else None
+        private = shown_in is None or shown_in.type == ChatType.PRIVATE
+        language = await self._language(private, user, chat_id)
         if not await self.is_admin(context, chat_id, user.id):
             log.info("settings refused to user %s in chat %s", user.id, chat_id)
-            await query.answer(REFUSED, show_alert=True)
+            # The alert shows to the presser alone: in their language.
+            await query.answer(translate(negotiate(user.language_code), REFUSED), show_alert=True)
             return
         title = await self._title(context, chat_id)
         self.admin_of.setdefault(user.id, {})[chat_id] = title
@@ -217,7 +248,7 @@ class GroupSettings:
         except SettingError as error:
             note = str(error)
         await query.answer(note or None)
-        text, keyboard = await self.view(chat_id, title, menu)
+        text, keyboard = await self.view(chat_id, title, menu, language=language)
         if query.message is not None:
             await with_retry(lambda: query.edit_message_text(text, reply_markup=keyboard))
 
@@ -230,15 +261,18 @@ class GroupSettings:
         args = list(context.args or [])
         if len(args) >= 3 or message.chat.type != ChatType.PRIVATE:
             await _forget(message)  # it may hold a key: no longer on the chat
+        mine = negotiate(user.language_code)
         if message.chat.type != ChatType.PRIVATE:
-            await _reply_in(context, message.chat_id, "Deleted: send /ownhost to me in private.")
+            ours = await group_language(self.core, message.chat_id)
+            deleted = translate(ours, "Deleted: send /ownhost to me in private.")
+            await _reply_in(context, message.chat_id, deleted)
             return
         if len(args) not in (2, 4) or not args[0].lstrip("-").isdigit():
-            await _reply_in(context, message.chat_id, OWNHOST_USAGE)
+            await _reply_in(context, message.chat_id, translate(mine, OWNHOST_USAGE))
             return
         chat_id = int(args[0])
         if not await self.is_admin(context, chat_id, user.id):
-            await _reply_in(context, message.chat_id, REFUSED)
+            await _reply_in(context, message.chat_id, translate(mine, REFUSED))
             return
         community = str(chat_id)
         try:
@@ -248,14 +282,14 @@ class GroupSettings:
                 await self.managing.communities.change(
                     PLATFORM, community, str(user.id), _name(user), own_host=None
                 )
-                text = "Own host removed."
+                text = translate(mine, "Own host removed.")
             else:
                 dialect, endpoint, key = args[1:]
                 text = await self.managing.set_own_host(
                     community, str(user.id), _name(user), dialect, endpoint, key
                 )
         except SettingError as error:
-            text = f"Not saved: {error}"
+            text = translate(mine, "Not saved: {error}", error=translate(mine, str(error)))
         await _reply_in(context, message.chat_id, text)
 
 
