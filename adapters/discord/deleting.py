@@ -18,6 +18,7 @@ import discord
 
 from adapters.discord import render
 from adapters.discord.errors import mark_answered
+from adapters.discord.language import community_language
 from adapters.discord.sources import PLATFORM
 from adapters.discord.views import confirm_buttons, delete_buttons, public_buttons
 from bot.deletion import DeleteService, DeleteStatus
@@ -102,10 +103,18 @@ class Deletions:
                 replace(line, spoiler=line.upload is not None and line.upload.id in hidden)
                 for line in upload_lines(public_view(uploads))
             ]
+            # Still the server's language: its setting, else its locale.
+            server = next((u.community_id for u in uploads if u.community_id), None)
+            guild = self.client.get_guild(int(server)) if server else None
+            language = await community_language(
+                self.library.store.db,
+                int(server) if server else None,
+                guild.preferred_locale if guild is not None else None,
+            )
             await message.edit(
-                content=render.public_text(lines),
+                content=render.public_text(lines, language=language),
                 embeds=render.public_embeds(lines),
-                view=public_buttons(lines),
+                view=public_buttons(lines, language),
             )
             return
         # A private post was sent with SUPPRESS_EMBEDS; an edit keeps the flag.

@@ -15,14 +15,20 @@ import discord
 from adapters.discord.sources import PLATFORM
 from bot.app import Core
 from bot.community import Communities
+from bot.database import Database
 from bot.i18n import context_languages, negotiate
 
 
 async def server_language(core: Core, guild_id: int | None, guild_locale: object) -> str:
     """A server's public language: its setting, else its locale; English in DMs."""
+    return await community_language(core.store.db, guild_id, guild_locale)
+
+
+async def community_language(db: Database, guild_id: int | None, guild_locale: object) -> str:
+    """:func:`server_language` from the database itself."""
     if guild_id is None:
         return negotiate(None)
-    chosen = (await Communities(core.store.db).settings(PLATFORM, str(guild_id))).language
+    chosen = (await Communities(db).settings(PLATFORM, str(guild_id))).language
     return negotiate(chosen or (str(guild_locale) if guild_locale else None))
 
 

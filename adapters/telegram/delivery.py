@@ -28,6 +28,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from adapters.telegram import render
+from adapters.telegram.language import group_language
 from adapters.telegram.trigger import PHOTO, PLATFORM, THREAD
 from bot.app import Core
 from bot.i18n import ENGLISH, languages_of, negotiate, translate
@@ -271,7 +272,10 @@ class Delivery:
                 for line in upload_lines(public_view(uploads))
                 if line.upload is not None
             ]
-            text, keyboard = render.public_text(shown), render.public_keyboard(shown)
+            # Still the group's language (its setting), as when it was posted.
+            ours = await group_language(self.core, chat_id) if chat_id < 0 else ENGLISH
+            text = render.public_text(shown, language=ours)
+            keyboard = render.public_keyboard(shown, ours)
         else:
             shown = upload_lines(uploads)
             text, keyboard = render.private_text(shown), render.private_keyboard(shown)
