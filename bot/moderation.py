@@ -18,7 +18,7 @@ same on every platform:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,22 @@ class Moderation:
         self.deleter = deleter
         self.outbox = outbox
         self.answered = answered
+
+    async def take_down_each(
+        self,
+        upload_ids: Sequence[int],
+        moderator: Moderator,
+        community: Community,
+        refresh: Callable[[Sequence[BotMessage]], Awaitable[None]],
+    ) -> list[Takedown]:
+        """Take each upload down in turn, re-rendering (``refresh``) the bot's posts that
+        showed it as soon as it is down."""
+        results = []
+        for upload_id in upload_ids:
+            result = await self.take_down(upload_id, moderator, community)
+            await refresh(result.bot_messages)
+            results.append(result)
+        return results
 
     async def take_down(
         self,

@@ -9,10 +9,9 @@ line, no ``rehost history`` output.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from tests.telegram_harness import (
     telegram_config,
     telegram_world,
 )
+from tests.test_discord_adapter import until
 
 APP_ID = 1_400_000_000_000_000_001
 GUILD = 1_400_000_000_000_000_100
@@ -55,19 +55,6 @@ Json = dict[str, Any]
 
 def image(shade: int) -> bytes:
     return samples.png(3, 2, (shade, 70, 20))
-
-
-async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        held = condition()
-        if not isinstance(held, bool):
-            held = await held
-        if held:
-            return
-        assert loop.time() < deadline, "the bot did not do it in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

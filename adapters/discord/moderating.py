@@ -90,12 +90,9 @@ class Takedowns:
         community = self.community(interaction.guild_id, guild.name if guild else "")
         user = interaction.user
         moderator = Moderator(str(user.id), user.name)
-        results = []
-        for upload_id in upload_ids:
-            result = await self.core.moderation.take_down(upload_id, moderator, community)
-            await self.deletions.refresh(result.bot_messages)
-            results.append(result)
-        return results
+        return await self.core.moderation.take_down_each(
+            upload_ids, moderator, community, self.deletions.refresh
+        )
 
     # --- deleting the source message ----------------------------------------------------------
 

@@ -122,12 +122,9 @@ class GroupTakedowns:
 
         community = Community(PLATFORM, group, holds, chat.title or "")
         moderator = Moderator(str(user.id), user.full_name)
-        results = []
-        for upload_id in upload_ids:
-            result = await self.core.moderation.take_down(upload_id, moderator, community)
-            await self.delivery.refresh(result.bot_messages)
-            results.append(result)
-        return results
+        return await self.core.moderation.take_down_each(
+            upload_ids, moderator, community, self.delivery.refresh
+        )
 
 
 async def _reply(message: Message, text: str) -> None:
