@@ -3,9 +3,9 @@
 What takes effect at once: the hosts and their keys, the host order, the retry policy,
 the per-user limit, the default expiry, and the configured auto-rehost chats and
 channels. What needs a restart (tokens, the storage, listening addresses, the number of
-concurrent uploads, the log format) makes the whole new file refused: the running
-configuration stays, whole, and one line says why. A file with a mistake is refused the
-same way, with the mistake named.
+concurrent uploads, the log format, communities' own hosts and their key) makes the
+whole new file refused: the running configuration stays, whole, and one line says why.
+A file with a mistake is refused the same way, with the mistake named.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def needs_restart(old: Config, new: Config) -> list[str]:
         changed.append("[observability]")
     if new.logging != old.logging:
         changed.append("[logging]")
+    if new.communities != old.communities:  # the own hosts' sealer is made at start
+        changed.append("[communities]")
     telegram = [(section, "auto_rehost_chats") for section in (old.telegram, new.telegram)]
     discord = [(section, "auto_rehost_channels") for section in (old.discord, new.discord)]
     for name, pair in (("telegram", telegram), ("discord", discord)):

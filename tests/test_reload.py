@@ -126,3 +126,5 @@ def test_only_the_auto_rehost_lists_of_the_platform_sections_may_change(
     assert needs_restart(old, dropped) == ["[telegram] (other than its auto-rehost list)"]
     slots = replace(old, upload=replace(old.upload, max_concurrency=9))
     assert needs_restart(old, slots) == ["upload.max_concurrency"]
+    own = replace(old, communities=replace(old.communities, allow_own_host=True))
+    assert needs_restart(old, own) == ["[communities]"]
