@@ -21,8 +21,10 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from bot.errors import RehostError
 from bot.hosts.base import UploadSource
 from bot.media import AVIF, HEIC, JPEG, PNG, TIFF, ImageType
+from bot.said import N_, Said
 
 # 50 megapixels: every phone camera fits; decoded, at most about 200 MB of RGBA.
 MAX_PIXELS = 50_000_000
@@ -40,10 +42,10 @@ _registered = False
 @dataclass(frozen=True)
 class Converted:
     source: UploadSource
-    note: str  # for the user: "converted from HEIC to JPEG"
+    note: Said  # for the user: "converted from HEIC to JPEG"
 
 
-class ConversionError(Exception):
+class ConversionError(RehostError):
     """The image could not be converted; the message is fit to show the user."""
 
 
@@ -69,15 +71,22 @@ def _convert(source: UploadSource, target: ImageType) -> Converted:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise ConversionError(
-                    f"the image is {width}x{height} pixels; the most I convert is "
-                    f"{MAX_PIXELS // 1_000_000} megapixels"
+                    Said(
+                        N_(
+                            "the image is {width}x{height} pixels; the most I convert is "
+                            "{most} megapixels"
+                        ),
+                        {"width": width, "height": height, "most": MAX_PIXELS // 1_000_000},
+                    )
                 )
             image.load()
             data = _encode(image, target)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ConversionError(f"the {source.image_type.label} file could not be read") from error
+        raise ConversionError(
+            Said(N_("the {format} file could not be read"), {"format": source.image_type.label})
+        ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ConversionError("the image has too many pixels to convert") from None
+        raise ConversionError(N_("the image has too many pixels to convert")) from None
     name = f"{Path(source.filename).stem}.{target.extension}"
     digest = hashlib.sha256(data).hexdigest()
     if len(data) <= SPOOL_THRESHOLD:
@@ -90,7 +99,11 @@ def _convert(source: UploadSource, target: ImageType) -> Converted:
             name, target, len(data), digest, path=Path(spool.name), temporary=True,
             nsfw=source.nsfw,
         )  # fmt: skip
-    return Converted(converted, f"converted from {source.image_type.label} to {target.label}")
+    note = Said(
+        N_("converted from {source} to {target}"),
+        {"source": source.image_type.label, "target": target.label},
+    )
+    return Converted(converted, note)
 
 
 def _encode(image: Image.Image, target: ImageType) -> bytes:

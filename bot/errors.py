@@ -3,6 +3,8 @@
     RehostError
     ├── ConfigError ............ the configuration file or environment is wrong (names the key)
     ├── ExpirationError ........ a duration cannot be parsed or a host cannot honour it
+    ├── SourceUnavailable ...... the platform will not hand over the file (also a
+    │                            ValueError, what a resolver raises)
     └── HostError .............. an image host did not store the image
         ├── CredentialsError ... the host refused the API key (fail over, never retry)
         ├── FileRejected ....... the file's own fault: not an image (never retry or fail
@@ -20,19 +22,24 @@
         ├── HostRefused ........ any other refusal (duplicate, unknown code): fail over
         └── ExpiryUnsupported .. this host cannot honour the asked expiry: try the next one
 
-Every error carries ``user_message``: a plain sentence fit to show in a chat or a terminal.
-It never contains an API key, a token or a delete link; ``str(error)`` is the same text.
+Every error carries ``said``: what to tell the user, as a msgid of the catalogues and its
+parameters (:class:`bot.said.Said`), written out in each reader's language where it is
+shown; ``user_message`` (and ``str(error)``) is its English text, for a terminal or a log.
+It never contains an API key, a token or a delete link.
 """
 
 from __future__ import annotations
+
+from bot.said import N_, Said, said
 
 
 class RehostError(Exception):
     """Base class of every error rehost raises on purpose."""
 
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
+    def __init__(self, user_message: str | Said) -> None:
+        self.said = said(user_message)
+        self.user_message = str(self.said)
+        super().__init__(self.user_message)
 
 
 class ConfigError(RehostError):
@@ -51,6 +58,11 @@ class ExpirationError(RehostError):
     """A duration is malformed, or no configured host can honour it."""
 
 
+class SourceUnavailable(RehostError, ValueError):
+    """The platform will not hand over the file: too large for it, a link that has
+    expired and cannot be renewed (raised by an adapter's resolver)."""
+
+
 class HostError(RehostError):
     """An image host did not store the image.
 
@@ -62,7 +74,7 @@ class HostError(RehostError):
     fail_over = True
     kind = "unknown"
 
-    def __init__(self, host: str, user_message: str, detail: str = "") -> None:
+    def __init__(self, host: str, user_message: str | Said, detail: str = "") -> None:
         super().__init__(user_message)
         self.host = host
         self.detail = detail
@@ -94,7 +106,7 @@ class RateLimited(HostError):
     kind = "rate_limited"
 
     def __init__(
-        self, host: str, user_message: str, detail: str = "", cooldown: float = 60.0
+        self, host: str, user_message: str | Said, detail: str = "", cooldown: float = 60.0
     ) -> None:
         super().__init__(host, user_message, detail)
         self.cooldown = cooldown
@@ -106,7 +118,7 @@ class CoolingDown(HostError):
     kind = "cooldown"
 
     def __init__(self, host: str, remaining: float) -> None:
-        super().__init__(host, f"{host} is resting after rate limiting")
+        super().__init__(host, Said(N_("{host} is resting after rate limiting"), {"host": host}))
         self.remaining = remaining
 
 

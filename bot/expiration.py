@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.errors import ExpirationError
+from bot.said import N_, Said, said_n
 
 
 @dataclass(frozen=True, order=False)
@@ -111,15 +112,25 @@ def parse_duration(text: str) -> Duration | None:
     unit = _UNIT_ALIASES.get(match.group(2)) if match else None
     if match is None or unit is None:
         raise ExpirationError(
-            f"'{text.strip()[:40]}' is not a duration: use a number and a unit, "
-            "e.g. 10m, 1h, 3d, 2w, 1mo, 1y, or 'never'"
+            Said(
+                N_(
+                    "'{text}' is not a duration: use a number and a unit, "
+                    "e.g. 10m, 1h, 3d, 2w, 1mo, 1y, or 'never'"
+                ),
+                {"text": text.strip()[:40]},
+            )
         )
     count = int(match.group(1))
     if count == 0:
         # "0m" reads as "at once" as much as "never": refuse to guess.
         raise ExpirationError(
-            f"'{text.strip()[:40]}' is zero: give a positive duration such as 10m, "
-            "or say 'never' to mean never"
+            Said(
+                N_(
+                    "'{text}' is zero: give a positive duration such as 10m, "
+                    "or say 'never' to mean never"
+                ),
+                {"text": text.strip()[:40]},
+            )
         )
     if unit == "mo":
         duration = Duration(months=count)
@@ -128,7 +139,7 @@ def parse_duration(text: str) -> Duration | None:
     else:
         duration = Duration(seconds=count * dict(_SECOND_UNITS)[unit])
     if duration.months > MAX_MONTHS or duration.seconds > MAX_MONTHS * 31 * 86400:
-        raise ExpirationError("durations longer than 10 years are not supported; use 'never'")
+        raise ExpirationError(N_("durations longer than 10 years are not supported; use 'never'"))
     return duration
 
 
@@ -142,9 +153,9 @@ def imgbb_seconds(duration: Duration, now: datetime) -> int:
     """The ``expiration`` value for an ImgBB-style host, or an error a user can act on."""
     seconds = duration.total_seconds(now)
     if seconds < IMGBB_MIN_SECONDS:
-        raise ExpirationError("this host cannot expire images sooner than 1 minute")
+        raise ExpirationError(N_("this host cannot expire images sooner than 1 minute"))
     if seconds > IMGBB_MAX_SECONDS:
-        raise ExpirationError("this host keeps expiring images at most 180 days")
+        raise ExpirationError(N_("this host keeps expiring images at most 180 days"))
     return seconds
 
 
@@ -188,7 +199,7 @@ def chevereto_interval(duration: Duration, now: datetime) -> tuple[str, Duration
         if interval.after(now) <= wanted:
             best = (value, interval)
     if best is None:
-        raise ExpirationError("this host cannot expire images sooner than 5 minutes")
+        raise ExpirationError(N_("this host cannot expire images sooner than 5 minutes"))
     return best
 
 
@@ -204,7 +215,6 @@ def offered_durations(dialects: set[str]) -> list[Duration]:
     return choices
 
 
-def minutes_phrase(seconds: float) -> str:
+def minutes_phrase(seconds: float) -> Said:
     """``1 minute`` or ``N minutes`` (at least one): how long until something may be tried."""
-    minutes = max(1, round(seconds / 60))
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return said_n("{n} minute", "{n} minutes", max(1, round(seconds / 60)))

@@ -24,11 +24,12 @@ from typing import IO
 import httpx
 
 from bot.hosts.base import UploadSource
-from bot.i18n import N_
+from bot.i18n import N_, Said, said
 from bot.linkguard import AddressRefused
 from bot.media import SNIFF_BYTES, SUPPORTED, ImageType, human_size, sniff
 
 FORMATS = ", ".join(t.extension.upper() for t in SUPPORTED)
+_FORMATS = {"formats": FORMATS}
 MAX_REDIRECTS = 5
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 WEB_PAGE = N_("that link is a web page, not an image")
@@ -51,7 +52,11 @@ class FetchProblem:
     # too_large, not_image, unavailable; for links also web_page, not_public, bad_link,
     # delete_link
     kind: str
-    message: str
+    message: str | Said  # a msgid (the module's constants), or one with parameters
+
+    @property
+    def said(self) -> Said:
+        return said(self.message)
 
 
 class Fetcher:
@@ -79,11 +84,16 @@ class Fetcher:
     def too_large(self, size: int) -> FetchProblem:
         return FetchProblem(
             "too_large",
-            f"the file is {human_size(size)}; the limit is {human_size(self.max_bytes)}",
+            Said(
+                N_("the file is {size}; the limit is {limit}"),
+                {"size": human_size(size), "limit": human_size(self.max_bytes)},
+            ),
         )
 
     def not_image(self) -> FetchProblem:
-        return FetchProblem("not_image", f"the file is not a supported image ({FORMATS})")
+        return FetchProblem(
+            "not_image", Said(N_("the file is not a supported image ({formats})"), _FORMATS)
+        )
 
     async def fetch(
         self,
@@ -103,7 +113,10 @@ class Fetcher:
                 if response.status_code != 200:
                     return FetchProblem(
                         "unavailable",
-                        f"the file could not be downloaded (HTTP {response.status_code})",
+                        Said(
+                            N_("the file could not be downloaded (HTTP {status})"),
+                            {"status": response.status_code},
+                        ),
                     )
                 length = response.headers.get("content-length", "")
                 if length.isdigit() and int(length) > self.max_bytes:
@@ -137,14 +150,18 @@ class Fetcher:
                     if response.status_code != 200:
                         return FetchProblem(
                             "unavailable",
-                            f"the link could not be downloaded (HTTP {response.status_code})",
+                            Said(
+                                N_("the link could not be downloaded (HTTP {status})"),
+                                {"status": response.status_code},
+                            ),
                         )
                     length = response.headers.get("content-length", "")
                     if length.isdigit() and int(length) > self.max_bytes:
                         return self.too_large(int(length))
                     return await self._read(response, filename, deadline=deadline)
             return FetchProblem(
-                "unavailable", f"that link redirects more than {MAX_REDIRECTS} times"
+                "unavailable",
+                Said(N_("that link redirects more than {n} times"), {"n": MAX_REDIRECTS}),
             )
         except AddressRefused:
             return FetchProblem("not_public", NOT_PUBLIC)
@@ -162,7 +179,9 @@ class Fetcher:
         start = head.lstrip().lower()
         if content_type in _PAGE_TYPES or start.startswith((b"<!doctype html", b"<html")):
             return FetchProblem("web_page", WEB_PAGE)
-        return FetchProblem("not_image", f"that link is not a supported image ({FORMATS})")
+        return FetchProblem(
+            "not_image", Said(N_("that link is not a supported image ({formats})"), _FORMATS)
+        )
 
     async def _read(
         self, response: httpx.Response, filename: str, *, deadline: float | None = None

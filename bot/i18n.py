@@ -20,10 +20,9 @@ import gettext
 import io
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from babel import Locale
 from babel.dates import format_date
@@ -33,25 +32,31 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from babel.units import format_unit
 
-from bot.expiration import Duration
+# Re-exported: the message type and its helpers are part of this module's interface.
+from bot.said import ENGLISH as ENGLISH
+from bot.said import N_ as N_
+from bot.said import Said as Said
+from bot.said import from_stored as from_stored
+from bot.said import joined as joined
+from bot.said import said as said
+from bot.said import said_n as said_n
+from bot.said import stored as stored
+
+if TYPE_CHECKING:
+    from bot.expiration import Duration
 
 DOMAIN = "rehost"
 LOCALES = Path(__file__).parent / "locales"
-ENGLISH = "en"
 LANGUAGES = (ENGLISH, "es", "zh_Hans")  # complete catalogues, English first
 # For pybabel extract and the catalogue test: function name -> which arguments are text.
 KEYWORDS: dict[str, tuple[int, ...] | None] = {
     "translate": (2,),
     "ntranslate": (2, 3),
     "N_": None,
+    "said_n": (1, 2),
     "t": (1,),  # a local translate() with the language bound (bot/managing.py)
 }
 _PLACEHOLDER = re.compile(r"\{(\w*)[^{}]*\}")
-
-
-def N_(message: str) -> str:
-    """Marks a module-level text for extraction; translate it where it is shown."""
-    return message
 
 
 def negotiate(code: str | None) -> str:
@@ -155,36 +160,6 @@ def format_duration(duration: Duration, language: str) -> str:
                 count = duration.seconds // size
                 return format_unit(count, f"duration-{unit}", length="long", locale=where)
     return duration.describe()
-
-
-@dataclass(frozen=True)
-class Said:
-    """A message made where the reader's language is not known (the core): its msgid and
-    parameters, written out in each reader's language later. A parameter that is itself
-    a :class:`Said` is translated too, a datetime is written as the language writes
-    dates; ``str()`` is the English text."""
-
-    message: str
-    params: Mapping[str, object] = field(default_factory=dict)
-
-    def in_language(self, language: str) -> str:
-        values = {name: _written(value, language) for name, value in self.params.items()}
-        return (
-            translate(language, self.message, **values)
-            if values
-            else translate(language, self.message)
-        )
-
-    def __str__(self) -> str:
-        return self.in_language(ENGLISH)
-
-
-def _written(value: object, language: str) -> object:
-    if isinstance(value, Said):
-        return value.in_language(language)
-    if isinstance(value, datetime):
-        return format_datetime(value, language)
-    return value
 
 
 # Where a batch's context (adapters put it there at intake) keeps who reads its answer.

@@ -113,7 +113,7 @@ class Migrator:
         finally:
             source.discard()
         if outcome.image is None:
-            return Moved(record.id, record.host, None, outcome.reason())
+            return Moved(record.id, record.host, None, str(outcome.reason()))
         image = outcome.image
         db = self.store.db
         async with db.transaction():

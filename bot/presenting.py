@@ -8,8 +8,17 @@ from datetime import datetime
 
 from bot.errors import ExpirationError
 from bot.expiration import Duration, parse_duration
-from bot.i18n import ENGLISH, N_, format_datetime, format_duration, ntranslate, translate
-from bot.media import SUPPORTED, format_list
+from bot.i18n import (
+    ENGLISH,
+    N_,
+    Said,
+    format_datetime,
+    format_duration,
+    from_stored,
+    ntranslate,
+    translate,
+)
+from bot.media import SUPPORTED
 from bot.requests import RehostResult
 from bot.store import UploadRecord, now_utc
 
@@ -101,24 +110,28 @@ def chat_expiry_phrase(label: str | None, language: str = ENGLISH) -> str:
 
 # --- result lines, the same for every platform ----------------------------------------------
 
-NOT_AN_IMAGE = f"not an image: I rehost {format_list(SUPPORTED)} files"
-
 
 def not_an_image(language: str = ENGLISH) -> str:
-    """:data:`NOT_AN_IMAGE` in ``language``."""
-    return translate(
-        language, "not an image: I rehost {formats} files", formats=format_list(SUPPORTED)
+    """``not an image: I rehost JPEG, PNG and GIF files`` in ``language``."""
+    formats = [image_type.label for image_type in SUPPORTED]
+    return Said(N_("not an image: I rehost {formats} files"), {"formats": formats}).in_language(
+        language
     )
 
 
-def error_text(error: str | None, language: str = ENGLISH) -> str:
-    """Why an image failed, as the core recorded it (an English sentence, its msgid), in
-    ``language`` when the catalogue has it; ``failed`` when nothing was recorded."""
-    if not error:
+def error_text(error: Said | str | None, language: str = ENGLISH) -> str:
+    """Why an image failed, as the core recorded it (a :class:`Said`, or as a job keeps
+    it: :meth:`Said.to_text`), in ``language``; ``failed`` when nothing was recorded."""
+    if isinstance(error, str):
+        error = from_stored(error)
+    if error is None or not error.message:
         return translate(language, "failed")
-    if error == NOT_AN_IMAGE:
-        return not_an_image(language)
-    return translate(language, error)
+    return error.in_language(language)
+
+
+def note_text(note: Said | None, language: str = ENGLISH) -> str | None:
+    """How an image was handled (``converted from HEIC to JPEG``), in ``language``."""
+    return None if note is None else note.in_language(language)
 
 
 @dataclass(frozen=True)
@@ -128,10 +141,10 @@ class ResultLine:
     number: int
     name: str
     upload: UploadRecord | None = None
-    error: str | None = None
+    error: Said | None = None
     dedup: bool = False
     spoiler: bool = False  # hidden by its sender: no preview, links as spoilers in public
-    note: str | None = None  # how it was handled, e.g. "converted from HEIC to JPEG"
+    note: Said | None = None  # how it was handled, e.g. "converted from HEIC to JPEG"
 
 
 def result_lines(results: Sequence[RehostResult]) -> list[ResultLine]:

@@ -27,6 +27,7 @@ from bot import quotas
 from bot.database import Row
 from bot.leases import EXTRA_CANDIDATES, lease_rows
 from bot.ratelimit import RateLimit
+from bot.said import Said, stored
 from bot.states import BatchState, JobOutcome, JobState
 from bot.store import JobRecord, Store, now_utc, to_text
 
@@ -74,7 +75,7 @@ class Batch:
 class NewJob:
     item_key: str  # unique within the batch: recording the same item twice adds nothing
     source: dict[str, Any]
-    refusal: str | None = None  # recorded as already failed with this message
+    refusal: Said | None = None  # recorded as already failed with this message
     counted: bool = False  # counts against its owner's rate limit
 
 
@@ -250,7 +251,7 @@ class JobQueue:
                     expiration,
                     state,
                     JobOutcome.FAILED if job.refusal else None,
-                    job.refusal,
+                    stored(job.refusal),
                     1 if leased else 0,
                     counted_at,
                     key,
@@ -316,7 +317,7 @@ class JobQueue:
                     (batch.id, JobState.HELD),
                 )
             ]
-            refusals: list[str | None] = [None] * len(held)
+            refusals: list[Said | None] = [None] * len(held)
             if limit is not None and held:
                 quota = await quotas.take(
                     db, batch.platform, batch.community_id, batch.owner_id, len(held), now
@@ -345,7 +346,7 @@ class JobQueue:
                 await db.execute(
                     "update jobs set state = ?, outcome = ?, error = ?, counted_at = null"
                     " where batch = ? and item_key = ?",
-                    (JobState.FAILED, JobOutcome.FAILED, refusal, batch.id, item_key),
+                    (JobState.FAILED, JobOutcome.FAILED, stored(refusal), batch.id, item_key),
                 )
         return True
 
@@ -497,18 +498,20 @@ class JobQueue:
         job_id: int,
         outcome: JobOutcome,
         upload_id: int | None = None,
-        error: str | None = None,
+        error: Said | None = None,
         *,
         state: JobState | None = None,
-        note: str | None = None,
+        note: Said | None = None,
     ) -> None:
-        """Record a job's end (inside the caller's transaction)."""
+        """Record a job's end (inside the caller's transaction). The error and the note
+        are kept as msgid and parameters (:meth:`Said.to_text`), written out in each
+        reader's language when shown."""
         if state is None:
             state = JobState.FAILED if outcome is JobOutcome.FAILED else JobState.DONE
         await self.db.execute(
             "update jobs set state = ?, outcome = ?, upload_id = ?, error = ?, note = ?,"
             " updated_at = ?, lease_owner = null, lease_until = null where id = ?",
-            (state, outcome, upload_id, error, note, to_text(now_utc()), job_id),
+            (state, outcome, upload_id, stored(error), stored(note), to_text(now_utc()), job_id),
         )
 
     async def complete(self, batch_id: str) -> Batch | None:

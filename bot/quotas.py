@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 from bot.community import Communities
 from bot.database import Database
+from bot.said import N_, Said, said_n
 from bot.store import from_text, to_text
 
 WINDOW = 24 * 3600.0  # seconds: "per day" is the last 24 hours
@@ -38,7 +39,7 @@ WINDOW = 24 * 3600.0  # seconds: "per day" is the last 24 hours
 @dataclass(frozen=True)
 class QuotaGrant:
     granted: int  # how many of the images asked for may go ahead
-    refusal: str | None = None  # the answer for each image refused (None: all granted)
+    refusal: Said | None = None  # the answer for each image refused (None: all granted)
 
 
 async def take(
@@ -59,11 +60,16 @@ async def take(
     if images is None and size is None:
         return QuotaGrant(wanted)
     await db.lock_key(f"quota {platform} {community_id}")
-    place = "server" if platform == "discord" else "group"
+    server = platform == "discord"
     if size is not None:
         over, frees_at = await _bytes_used_up(db, platform, community_id, size, now)
         if over:
-            what = f"this {place}'s daily quota of {bytes_phrase(size)}"
+            what = Said(
+                N_("this server's daily quota of {size}")
+                if server
+                else N_("this group's daily quota of {size}"),
+                {"size": bytes_phrase(size)},
+            )
             return QuotaGrant(0, refusal(what, platform, frees_at, now))
     if images is None:
         return QuotaGrant(wanted)
@@ -82,7 +88,19 @@ async def take(
     # The oldest image counted frees its slot first (one of this batch's, if none was).
     first = float(oldest) if oldest is not None else now
     frees = first + WINDOW if images > 0 else None  # a quota of 0 never frees up
-    what = f"this {place}'s daily quota of {count_phrase(images, 'image')} per member"
+    what = (
+        said_n(
+            "this server's daily quota of {n} image per member",
+            "this server's daily quota of {n} images per member",
+            images,
+        )
+        if server
+        else said_n(
+            "this group's daily quota of {n} image per member",
+            "this group's daily quota of {n} images per member",
+            images,
+        )
+    )
     return QuotaGrant(granted, refusal(what, platform, frees, now))
 
 
@@ -107,34 +125,38 @@ async def _bytes_used_up(
     return True, None
 
 
-def refusal(what: str, platform: str, frees_at: float | None, now: float) -> str:
+def refusal(what: Said, platform: str, frees_at: float | None, now: float) -> Said:
     """``<what> is used up; it frees up in 3 h 12 min (at 17:45 UTC)``. On Discord the
     relative part is a Discord timestamp, which each reader's client renders (and keeps
     current) in their own language and time zone."""
     if frees_at is None:
-        return f"{what} is used up"
+        return Said(N_("{what} is used up"), {"what": what})
     at = math.ceil(frees_at / 60) * 60  # to the minute, never before it frees
     clock = datetime.fromtimestamp(at, UTC).strftime("%H:%M")
-    when = f"<t:{at}:R>" if platform == "discord" else f"in {wait_phrase(frees_at - now)}"
-    return f"{what} is used up; it frees up {when} (at {clock} UTC)"
+    if platform == "discord":
+        return Said(
+            N_("{what} is used up; it frees up {when} (at {clock} UTC)"),
+            {"what": what, "when": f"<t:{at}:R>", "clock": clock},
+        )
+    return Said(
+        N_("{what} is used up; it frees up in {wait} (at {clock} UTC)"),
+        {"what": what, "wait": wait_phrase(frees_at - now), "clock": clock},
+    )
 
 
 def wait_phrase(seconds: float) -> str:
-    """``3 h 12 min``, ``22 h``, ``45 min``, ``1 min`` (at least a minute, rounded up)."""
+    """``3 h 12 min``, ``22 h``, ``45 min``, ``1 min`` (at least a minute, rounded up;
+    the unit symbols read the same in every language the bot speaks)."""
     minutes = max(1, math.ceil(seconds / 60))
     hours, minutes = divmod(minutes, 60)
     parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
     return " ".join(parts)
 
 
-def count_phrase(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
 def bytes_phrase(size: int) -> str:
-    """``50 MB``, ``1.5 GB``, ``800 KB``, ``12 bytes`` (decimal units, as hosts state
+    """``50 MB``, ``1.5 GB``, ``800 KB``, ``12 B`` (decimal units, as hosts state
     their limits)."""
     for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
         if size >= scale:
             return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
-    return count_phrase(size, "byte")
+    return f"{size} B"

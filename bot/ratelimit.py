@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bot.database import Database
 from bot.expiration import minutes_phrase
+from bot.said import Said, said_n
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,11 @@ class RateLimit:
             retry_after = max(0.0, first + self.window - now)
         return Grant(granted, retry_after)
 
-    def refusal(self, grant: Grant) -> str:
+    def refusal(self, grant: Grant) -> Said:
         """The answer for each image over the limit."""
-        wait = minutes_phrase(grant.retry_after)
-        return f"you have rehosted {self.limit} images recently; try again in {wait}"
+        return said_n(
+            "you have rehosted {n} image recently; try again in {wait}",
+            "you have rehosted {n} images recently; try again in {wait}",
+            self.limit,
+            wait=minutes_phrase(grant.retry_after),
+        )

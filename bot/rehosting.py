@@ -13,11 +13,11 @@ from bot import metrics
 from bot.community import Communities, CommunitySettings
 from bot.convert import ConversionError, convert, target_for
 from bot.dedup import Dedup, Reuse
-from bot.errors import ExpirationError
+from bot.errors import ExpirationError, SourceUnavailable
 from bot.expiration import Duration, parse_duration
 from bot.fetch import Fetcher, FetchProblem
 from bot.hosts.base import UploadSource, record_fields
-from bot.i18n import N_
+from bot.i18n import N_, Said, joined
 from bot.keyleases import KeyLeases
 from bot.ownhost import OWN_HOST, OwnHosts
 from bot.requests import Resolver, SourceRef
@@ -34,8 +34,8 @@ class JobOutcome:
     new: dict[str, Any] | None = None
     existing: UploadRecord | None = None
     dedup: bool = False
-    error: str | None = None
-    note: str | None = None  # how it was handled, for the answer ("converted ...")
+    error: Said | None = None
+    note: Said | None = None  # how it was handled, for the answer ("converted ...")
     # The lease on the bytes' key (key, holder), released when the upload is recorded.
     held_key: tuple[str, str] | None = None
 
@@ -65,7 +65,7 @@ class Rehoster:
         try:
             duration = parse_duration(job.expiration) if job.expiration else None
         except ExpirationError as error:
-            return JobOutcome(ref, error=error.user_message)
+            return JobOutcome(ref, error=error.said)
         chat = await self.store.chat_settings(job.platform, job.chat_id) if job.chat_id else None
         community = await self.communities.settings(job.platform, job.community_id)
         hosts = self._hosts(chat, community)
@@ -89,7 +89,7 @@ class Rehoster:
                 return _reused(ref, known)
         fetched = await self._fetch(job.platform, ref)
         if isinstance(fetched, FetchProblem):
-            return JobOutcome(ref, error=fetched.message)
+            return JobOutcome(ref, error=fetched.said)
         # The same bytes in another worker right now: wait for its record and reuse it.
         held = f"sha256:{fetched.sha256}"
         try:
@@ -142,7 +142,7 @@ class Rehoster:
         try:
             converted = await convert(fetched, target)
         except ConversionError as error:
-            return JobOutcome(ref, error=str(error))
+            return JobOutcome(ref, error=error.said)
         try:
             outcome = await self._upload(ref, converted.source, duration, hosts, uploader)
         finally:
@@ -172,7 +172,8 @@ class Rehoster:
             try:
                 url = await resolver(ref)
             except ValueError as error:
-                return FetchProblem("unavailable", str(error))
+                reason = error.said if isinstance(error, SourceUnavailable) else str(error)
+                return FetchProblem("unavailable", reason)
         if url is None:
             return FetchProblem("unavailable", N_("the file cannot be downloaded"))
         return await self.fetcher.fetch(
@@ -202,7 +203,7 @@ class Rehoster:
 
 def _capped(
     duration: Duration | None, community: CommunitySettings
-) -> tuple[Duration | None, str | None]:
+) -> tuple[Duration | None, Said | None]:
     """The expiry within the community's longest allowed, and the note saying it was
     shortened (None when it was not)."""
     if not community.max_expiration:
@@ -216,13 +217,16 @@ def _capped(
     start = now_utc()
     if duration is not None and duration.after(start) <= longest.after(start):
         return duration, None
-    asked = duration.describe() if duration is not None else "no expiry"
-    note = f"expires in {longest.describe()}, the longest this community allows (asked: {asked})"
+    asked: object = duration if duration is not None else Said(N_("no expiry"))
+    note = Said(
+        N_("expires in {longest}, the longest this community allows (asked: {asked})"),
+        {"longest": longest, "asked": asked},
+    )
     return longest, note
 
 
-def _join(first: str, second: str | None) -> str:
-    return first if second is None else f"{first}; {second}"
+def _join(first: Said, second: Said | None) -> Said:
+    return first if second is None else joined([first, second])
 
 
 def _reused(ref: SourceRef, reuse: Reuse) -> JobOutcome:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.i18n import N_, translate
+from bot.i18n import N_, Said, from_stored, translate
 from bot.presenting import ResultLine
 from bot.queue import Batch
 from bot.states import Visibility
@@ -35,6 +35,7 @@ class ReplyItem:
 
     name: str
     upload_id: int | None = None
+    # As the job keeps them (bot.said.Said.to_text): a msgid, or one with parameters.
     error: str | None = None
     dedup: bool = False
     spoiler: bool = False  # hidden by its sender: no preview, links as spoilers in public
@@ -157,12 +158,11 @@ def lines(
         record = upload(item.upload_id) if item.upload_id is not None else None
         if record is not None and message.visibility is Visibility.PUBLIC:
             record = dataclasses.replace(record, delete_url=None)
-        error = item.error if record is None else None
+        error = from_stored(item.error) if record is None else None
         if item.upload_id is not None and record is None:
-            error = N_("no longer recorded")
-        shown.append(
-            ResultLine(number, item.name, record, error, item.dedup, item.spoiler, item.note)
-        )
+            error = Said(N_("no longer recorded"))
+        note = from_stored(item.note)
+        shown.append(ResultLine(number, item.name, record, error, item.dedup, item.spoiler, note))
     return shown
 
 

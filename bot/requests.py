@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.expiration import Duration
+from bot.said import Said
 from bot.store import UploadRecord
 
 
@@ -78,8 +79,8 @@ class RehostResult:
     source: SourceRef
     upload: UploadRecord | None = None
     dedup: bool = False
-    error: str | None = None
-    note: str | None = None  # how it was handled, e.g. "converted from HEIC to JPEG"
+    error: Said | None = None  # why it was not stored, in words for the user
+    note: Said | None = None  # how it was handled, e.g. "converted from HEIC to JPEG"
 
     @property
     def ok(self) -> bool:

@@ -33,6 +33,7 @@ from bot.queue import JobQueue
 from bot.ratelimit import RateLimit
 from bot.rehosting import Rehoster
 from bot.requests import RehostRequest, RehostResult, Resolver, SourceRef
+from bot.said import from_stored
 from bot.store import Store, now_utc
 from bot.uploader import Uploader
 from bot.worker import Answering, JobWorker, run_job
@@ -141,4 +142,4 @@ class RehostService:
 
     @staticmethod
     def _refused(source: str, error: str | None) -> RehostResult:
-        return RehostResult(SourceRef.from_json(json.loads(source)), error=error)
+        return RehostResult(SourceRef.from_json(json.loads(source)), error=from_stored(error))

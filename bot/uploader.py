@@ -36,10 +36,10 @@ from bot.errors import (
     RateLimited,
 )
 from bot.expiration import Duration, minutes_phrase
-from bot.hosts.base import HostClient, UploadedImage, UploadSource
-from bot.i18n import N_
+from bot.hosts.base import HostClient, UploadedImage, UploadSource, did_not_answer
+from bot.i18n import N_, Said, joined
 from bot.logcontext import log_context
-from bot.media import BY_NAME, format_list
+from bot.media import BY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +69,23 @@ class UploadOutcome:
     def ok(self) -> bool:
         return self.image is not None
 
-    def reason(self) -> str:
+    def reason(self) -> Said:
         """One plain sentence for the user about why nothing was stored."""
         if not self.failures:
-            return N_("no image host is configured")
+            return Said(N_("no image host is configured"))
         for failure in self.failures:
             if isinstance(failure, FileRejected) and not failure.fail_over:
-                return failure.user_message
+                return failure.said
         resting = [f for f in self.failures if isinstance(f, CoolingDown)]
         if resting and len(resting) == len({f.host for f in self.failures}):
             wait = minutes_phrase(min(f.remaining for f in resting))
-            return f"every image host is resting after rate limiting; try again in {wait}"
+            return Said(
+                N_("every image host is resting after rate limiting; try again in {wait}"),
+                {"wait": wait},
+            )
         if len({f.host for f in self.failures}) == 1:
-            return self.failures[-1].user_message
-        return "; ".join(_last_per_host(self.failures))
+            return self.failures[-1].said
+        return joined(_last_per_host(self.failures))
 
     @property
     def refused_keys(self) -> list[str]:
@@ -90,10 +93,10 @@ class UploadOutcome:
         return [f.host for f in self.failures if isinstance(f, CredentialsError)]
 
 
-def _last_per_host(failures: Sequence[HostError]) -> list[str]:
-    last: dict[str, str] = {}
+def _last_per_host(failures: Sequence[HostError]) -> list[Said]:
+    last: dict[str, Said] = {}
     for failure in failures:
-        last[failure.host] = failure.user_message
+        last[failure.host] = failure.said
     return list(last.values())
 
 
@@ -125,7 +128,7 @@ class Uploader:
         clients = [c for c in self.clients if hosts is None or c.name in hosts]
         return frozenset(name for c in clients for name in c.formats)
 
-    def refusal(self, source: UploadSource, hosts: Sequence[str] | None = None) -> str | None:
+    def refusal(self, source: UploadSource, hosts: Sequence[str] | None = None) -> Said | None:
         """Why no configured host would take ``source`` (format, size), if none would."""
         clients = [c for c in self.clients if hosts is None or c.name in hosts]
         reasons = [c.refusal(source) for c in clients]
@@ -133,11 +136,14 @@ class Uploader:
             return None
         if not any(c.accepts(source.image_type) for c in clients):
             taken = sorted({name for c in clients for name in c.formats})
-            return (
-                f"{source.image_type.label} files are not taken by any configured host "
-                f"(they take {format_list(BY_NAME[n] for n in taken if n in BY_NAME)})"
+            return Said(
+                N_("{format} files are not taken by any configured host (they take {formats})"),
+                {
+                    "format": source.image_type.label,
+                    "formats": [BY_NAME[n].label for n in taken if n in BY_NAME],
+                },
             )
-        return "; ".join(reason.user_message for reason in reasons if reason is not None)
+        return joined([reason.said for reason in reasons if reason is not None])
 
     def largest_accepted(self) -> int:
         return max((c.max_bytes for c in self.clients), default=0)
@@ -201,9 +207,7 @@ class Uploader:
                     return await self._tries(client, source, duration, now, outcome)
             except TimeoutError:
                 log.warning("%s used up its %g s for one upload", client.name, client.time_budget)
-                outcome.failures.append(
-                    HostTimedOut(client.name, f"{client.name} did not answer in time")
-                )
+                outcome.failures.append(HostTimedOut(client.name, did_not_answer(client.name)))
                 return None
 
     async def _tries(
@@ -220,7 +224,10 @@ class Uploader:
                 return await client.upload(source, duration, now)
             except ExpirationError as error:
                 outcome.failures.append(
-                    ExpiryUnsupported(client.name, f"{client.name}: {error.user_message}")
+                    ExpiryUnsupported(
+                        client.name,
+                        Said(N_("{host}: {reason}"), {"host": client.name, "reason": error.said}),
+                    )
                 )
                 return None
             except RateLimited as error:

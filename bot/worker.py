@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from bot import metrics
-from bot.i18n import N_
+from bot.i18n import N_, Said
 from bot.keyleases import KeyLeases
 from bot.leases import DEFAULT_LEASE, ClaimLoop
 from bot.logcontext import log_context
@@ -90,7 +90,7 @@ class Answering:
         answered = None
         async with self.store.transaction():
             await self.queue.finish(
-                job.id, Outcome.FAILED, error=GENERIC_FAILURE, state=JobState.ABANDONED
+                job.id, Outcome.FAILED, error=Said(GENERIC_FAILURE), state=JobState.ABANDONED
             )
             answered = await self.answer_if_complete(job.batch)
         metrics.rehost_ended(job.platform, stored=False)
@@ -217,11 +217,11 @@ async def run_job(
     with log_context(platform=job.platform, chat=job.chat_id, job=job.id):
         if job.attempts > MAX_JOB_ATTEMPTS:
             await answering.abandon(job)
-            return RehostResult(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
+            return RehostResult(SourceRef.from_json(job.source), error=Said(GENERIC_FAILURE))
         try:
             async with gate:
                 outcome = await rehoster.run(job, f"{worker}:{job.id}")
         except Exception:
             log.exception("rehosting job %d failed unexpectedly", job.id)
-            outcome = JobOutcome(SourceRef.from_json(job.source), error=GENERIC_FAILURE)
+            outcome = JobOutcome(SourceRef.from_json(job.source), error=Said(GENERIC_FAILURE))
         return await answering.finish(job, outcome)

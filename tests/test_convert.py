@@ -59,7 +59,7 @@ async def test_a_format_chevereto_refuses_arrives_converted_and_the_answer_says_
     kind = sniff(sent.data[:16])
     assert kind is not None and kind.mime == arrives_as
     label = "HEIC" if fmt == "HEIF" else fmt
-    assert result.note == f"converted from {label} to {kind.label}"
+    assert str(result.note) == f"converted from {label} to {kind.label}"
     assert result.upload is not None and result.upload.mime == arrives_as
 
 

@@ -77,7 +77,7 @@ async def test_each_host_gets_only_the_formats_it_takes(http: httpx.AsyncClient)
     assert tiff_outcome.image is not None and tiff_outcome.image.host == "zg"
     assert avif_outcome.image is not None and avif_outcome.image.host == "chev"
     assert heic_outcome.image is None
-    assert "HEIC files are not taken by any configured host" in heic_outcome.reason()
+    assert "HEIC files are not taken by any configured host" in str(heic_outcome.reason())
     assert paths(emu) == ["/1/upload", "/api/1/upload"], "nothing sent that would be refused"
 
 
@@ -130,7 +130,7 @@ async def test_when_every_host_is_cooling_down_the_answer_says_when_to_try_again
             png(), None
         )
     assert outcome.image is None
-    assert outcome.reason() == (
+    assert str(outcome.reason()) == (
         "every image host is resting after rate limiting; try again in 2 minutes"
     )
     assert emu.uploads == []

@@ -87,6 +87,8 @@ def test_messages_given_to_the_translation_functions_are_plain_literals() -> Non
     wrong = []
     for folder in SOURCES:
         for path in (ROOT / folder).rglob("*.py"):
+            if path == ROOT / "bot" / "said.py":
+                continue  # where a message's msgids are passed on, once marked
             tree = ast.parse(path.read_text(encoding="utf-8"))
             for node in ast.walk(tree):
                 if not isinstance(node, ast.Call):
@@ -98,7 +100,7 @@ def test_messages_given_to_the_translation_functions_are_plain_literals() -> Non
                     if isinstance(node.args[1], (ast.JoinedStr, ast.BinOp)):
                         wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}")
                     continue
-                if name not in ("ntranslate", "N_"):
+                if name not in ("ntranslate", "N_", "said_n"):
                     continue
                 positions = i18n.KEYWORDS[name] or (1,)
                 for position in positions:

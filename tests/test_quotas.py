@@ -16,6 +16,7 @@ from typing import Any
 from bot.app import open_core
 from bot.community import Communities
 from bot.intake import Intake
+from bot.presenting import error_text
 from bot.queue import JobQueue
 from bot.quotas import WINDOW, bytes_phrase, wait_phrase
 from bot.ratelimit import RateLimit
@@ -53,7 +54,10 @@ def request(
 
 
 async def errors(queue: JobQueue, batch: str) -> list[str | None]:
-    return [row["error"] for row in await queue.results(batch)]
+    """Each job's error as an English reader sees it."""
+    return [
+        error_text(row["error"]) if row["error"] else None for row in await queue.results(batch)
+    ]
 
 
 async def test_a_member_over_the_images_quota_is_told_when_it_frees_up(
@@ -181,7 +185,7 @@ async def test_a_quota_counts_every_processs_images(
     refused = [r for r in flat if not r.ok]
     assert sum(r.ok for r in flat) == 4 and len(refused) == 2
     pattern = r"daily quota of 4 images per member is used up; it frees up in 2[34] h"
-    assert all(r.error and re.search(pattern, r.error) for r in refused), refused
+    assert all(r.error and re.search(pattern, str(r.error)) for r in refused), refused
 
 
 async def test_the_bytes_quota_counts_what_was_uploaded(
@@ -201,8 +205,9 @@ async def test_the_bytes_quota_counts_what_was_uploaded(
         await Communities(h.store.db).change("test", "-6", "1", "A", quota_bytes_per_day=size)
         [refused] = await h.service.rehost(asked(second))
     assert refused.error is not None
-    assert refused.error.startswith(f"this group's daily quota of {bytes_phrase(size)} is used up")
-    assert re.search(r"it frees up in (23 h 59 min|24 h) \(at \d\d:\d\d UTC\)$", refused.error)
+    said = str(refused.error)
+    assert said.startswith(f"this group's daily quota of {bytes_phrase(size)} is used up")
+    assert re.search(r"it frees up in (23 h 59 min|24 h) \(at \d\d:\d\d UTC\)$", said)
     assert len(host_emu.uploads) == 1
 
 
@@ -216,8 +221,8 @@ def test_the_phrases() -> None:
         "24 h",
     ]
     assert [bytes_phrase(n) for n in (1, 12, 1000, 1500, 50_000_000, 2 * 10**9)] == [
-        "1 byte",
-        "12 bytes",
+        "1 B",
+        "12 B",
         "1 KB",
         "1.5 KB",
         "50 MB",

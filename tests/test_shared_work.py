@@ -81,7 +81,7 @@ async def test_the_rate_limit_counts_every_processs_images(
     flat = [result for batch in results for result in batch]
     refused = [r for r in flat if not r.ok]
     assert sum(r.ok for r in flat) == 4 and len(refused) == 2
-    assert all(r.error and "try again in" in r.error for r in refused), "each gets its reply"
+    assert all(r.error and "try again in" in str(r.error) for r in refused), "each gets its reply"
 
 
 async def test_a_delete_from_two_processes_at_once_is_done_once(

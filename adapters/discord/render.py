@@ -19,7 +19,13 @@ from discord.utils import escape_markdown, escape_mentions, format_dt
 
 from adapters.discord.places import Place
 from bot.i18n import ENGLISH, N_, translate
-from bot.presenting import ResultLine, delete_warning_for, error_text, rehosted_heading
+from bot.presenting import (
+    ResultLine,
+    delete_warning_for,
+    error_text,
+    note_text,
+    rehosted_heading,
+)
 from bot.store import UploadRecord
 
 MAX_CONTENT = 2000
@@ -118,12 +124,13 @@ def public_line(line: ResultLine, language: str = ENGLISH) -> str:
     shown = f"{_title(line, upload)} {links}"
     if line.spoiler:
         shown = f"||{shown}||"
-    return f"{line.number}. {shown} · {expiry(upload, language)}{_note(line)}"
+    return f"{line.number}. {shown} · {expiry(upload, language)}{_note(line, language)}"
 
 
-def _note(line: ResultLine) -> str:
+def _note(line: ResultLine, language: str) -> str:
     """How the image was handled, e.g. `` · converted from HEIC to JPEG``."""
-    return f" · {escape_markdown(line.note)}" if line.note else ""
+    note = note_text(line.note, language)
+    return f" · {escape_markdown(note)}" if note else ""
 
 
 def mention(user_id: str | int) -> str:
@@ -178,7 +185,7 @@ def private_line(line: ResultLine, language: str = ENGLISH) -> str:
         host=upload.host,
         expiry=expiry(upload, language),
     )
-    about += _note(line)
+    about += _note(line, language)
     if line.name != f"#{upload.id}":
         about = f"**{name(line.name)}** ({about})"
     viewer, direct = translate(language, "viewer"), translate(language, "direct")

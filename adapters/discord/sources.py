@@ -24,15 +24,17 @@ import discord
 from discord.http import Route
 
 from adapters.discord.links import is_attachment_link
+from bot.errors import SourceUnavailable
 from bot.media import IMAGE_EXTENSIONS, IMAGE_MIME_TYPES
 from bot.requests import SourceRef
+from bot.said import N_
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 # Re-sign a link with less than this left: a download must start before it expires.
 REFRESH_MARGIN = 60.0
-LINK_EXPIRED = "Discord's link to this file has expired and could not be renewed; post it again"
+LINK_EXPIRED = N_("Discord's link to this file has expired and could not be renewed; post it again")
 
 
 def is_image(attachment: discord.Attachment) -> bool:
@@ -101,7 +103,7 @@ class AttachmentLinks:
 
     async def resolve(self, ref: SourceRef) -> str:
         if ref.url is None:
-            raise ValueError("the file cannot be downloaded")
+            raise SourceUnavailable(N_("the file cannot be downloaded"))
         if ref.user_link and not is_attachment_link(ref.url):
             return ref.url  # a link to elsewhere: nothing for Discord to renew
         expires = link_expiry(ref.url)
@@ -120,9 +122,9 @@ class AttachmentLinks:
                 error.status,
                 error.code,
             )
-            raise ValueError(LINK_EXPIRED) from error
+            raise SourceUnavailable(LINK_EXPIRED) from error
         for item in answer.get("refreshed_urls", []) if isinstance(answer, dict) else []:
             if item.get("original") == url and item.get("refreshed"):
                 return str(item["refreshed"])
         log.warning("Discord's answer to refresh-urls did not renew the link")
-        raise ValueError(LINK_EXPIRED)
+        raise SourceUnavailable(LINK_EXPIRED)

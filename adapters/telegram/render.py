@@ -19,6 +19,7 @@ from bot.presenting import (
     delete_warning_for,
     error_text,
     expiry_phrase,
+    note_text,
     rehosted_heading,
     upload_lines,
 )
@@ -57,8 +58,9 @@ def _state(upload: UploadRecord, language: str = ENGLISH) -> str:
     )
 
 
-def _note(line: ResultLine) -> str:
-    return f"; {escape(line.note)}" if line.note else ""
+def _note(line: ResultLine, language: str) -> str:
+    note = note_text(line.note, language)
+    return f"; {escape(note)}" if note else ""
 
 
 def public_text(
@@ -85,7 +87,7 @@ def public_text(
                 links = translate(
                     language, "<tg-spoiler>{links}</tg-spoiler> (spoiler)", links=links
                 )
-            parts.append(f"{prefix}{links} ({_state(upload, language)}{_note(line)})")
+            parts.append(f"{prefix}{links} ({_state(upload, language)}{_note(line, language)})")
     return "\n".join(parts)
 
 
@@ -111,7 +113,7 @@ def private_text(
             why = escape(error_text(line.error, language))
             parts.append(f"{line.number}. {escape(line.name)}: {why}")
             continue
-        parts.append(f"{line.number}. {_state(upload, language)}{_note(line)}")
+        parts.append(f"{line.number}. {_state(upload, language)}{_note(line, language)}")
         if upload.state != "active":
             continue
         parts.append(translate(language, "Viewer: {url}", url=escape(upload.viewer_url)))

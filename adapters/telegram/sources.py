@@ -5,8 +5,10 @@ from __future__ import annotations
 from telegram import Bot, Message
 from telegram.error import BadRequest, TelegramError
 
+from bot.errors import SourceUnavailable
 from bot.media import IMAGE_MIME_TYPES, human_size
 from bot.requests import Resolver, SourceRef
+from bot.said import N_, Said
 
 
 def has_media(message: Message | None) -> bool:
@@ -59,24 +61,33 @@ def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
 
 def make_resolver(bot: Bot, max_download_bytes: int) -> Resolver:
     """Turn a file_id into a download URL (getFile), refusing files over the limit."""
-    too_big = f"Telegram lets bots download files of at most {human_size(max_download_bytes)}"
+    most = human_size(max_download_bytes)
+
+    def too_large(size: int | None) -> SourceUnavailable:
+        if size is None:
+            message = N_(
+                "the file is too large; Telegram lets bots download files of at most {most}"
+            )
+            return SourceUnavailable(Said(message, {"most": most}))
+        message = N_("the file is {size}; Telegram lets bots download files of at most {most}")
+        return SourceUnavailable(Said(message, {"size": human_size(size), "most": most}))
 
     async def resolve(ref: SourceRef) -> str:
         if ref.user_link and ref.url is not None:
             return ref.url  # a user's link, fetched as it is (from public addresses only)
         if ref.declared_size is not None and ref.declared_size > max_download_bytes:
-            raise ValueError(f"the file is {human_size(ref.declared_size)}; {too_big}")
+            raise too_large(ref.declared_size)
         assert ref.file_id is not None
         try:
             file = await bot.get_file(ref.file_id)
         except BadRequest as error:
             if "too big" in error.message.lower():
-                raise ValueError(f"the file is too large; {too_big}") from None
-            raise ValueError("Telegram would not hand over the file") from None
+                raise too_large(None) from None
+            raise SourceUnavailable(N_("Telegram would not hand over the file")) from None
         except TelegramError:
-            raise ValueError("the file could not be fetched from Telegram") from None
+            raise SourceUnavailable(N_("the file could not be fetched from Telegram")) from None
         if not file.file_path:
-            raise ValueError("Telegram gave no download link for the file")
+            raise SourceUnavailable(N_("Telegram gave no download link for the file"))
         return file.file_path
 
     return resolve

@@ -29,7 +29,8 @@ from bot.errors import (
 from bot.expiration import Duration
 from bot.hosts.multipart import multipart
 from bot.hosts.presets import DEFAULT_FORMATS
-from bot.media import BY_NAME, SNIFF_BYTES, ImageType, format_list, human_size, sniff
+from bot.media import BY_NAME, SNIFF_BYTES, ImageType, human_size, sniff
+from bot.said import N_, Said
 
 CHUNK = 64 * 1024
 CONNECT_TIMEOUT = 5.0
@@ -154,14 +155,20 @@ class HostClient(ABC):
             taken = sorted(self.formats)
             return HostLimit(
                 self.name,
-                f"{self.name} does not take {source.image_type.label} files (it takes "
-                f"{format_list(t for t in _types(taken))})",
+                self.says(
+                    N_("{host} does not take {format} files (it takes {formats})"),
+                    format=source.image_type.label,
+                    formats=[t.label for t in _types(taken)],
+                ),
             )
         if source.size > self.max_bytes:
             return HostLimit(
                 self.name,
-                f"the file is {human_size(source.size)}; {self.name} accepts at most "
-                f"{human_size(self.max_bytes)}",
+                self.says(
+                    N_("the file is {size}; {host} accepts at most {limit}"),
+                    size=human_size(source.size),
+                    limit=human_size(self.max_bytes),
+                ),
             )
         return None
 
@@ -244,10 +251,14 @@ class HostClient(ABC):
             )
         return self.parse_answer(response, json_object(response), planned)
 
+    def says(self, message: str, **params: object) -> Said:
+        """A message about this host (its name is ``{host}``), for :mod:`bot.errors`."""
+        return Said(message, {"host": self.name, **params})
+
     def rate_limited(self, cooldown: float | None = None, detail: str = "") -> RateLimited:
         return RateLimited(
             self.name,
-            f"{self.name} is rate limiting uploads",
+            self.says(N_("{host} is rate limiting uploads")),
             detail,
             cooldown=cooldown or DEFAULT_COOLDOWN,
         )
@@ -255,7 +266,9 @@ class HostClient(ABC):
     def empty_source(self, detail: str) -> HostLimit:
         """The host says it got no file although one was sent: over its post size limit."""
         return HostLimit(
-            self.name, f"{self.name} received no file: it probably refused its size", detail
+            self.name,
+            self.says(N_("{host} received no file: it probably refused its size")),
+            detail,
         )
 
     def redact(self, text: str) -> str:
@@ -268,7 +281,10 @@ class HostClient(ABC):
         """The error for an answer that is not the JSON the dialect promises."""
         return HostUnavailable(
             self.name,
-            f"{self.name} answered something unreadable (HTTP {response.status_code})",
+            self.says(
+                N_("{host} answered something unreadable (HTTP {status})"),
+                status=response.status_code,
+            ),
             self.redact(response.text[:200]),
         )
 
@@ -278,9 +294,11 @@ class HostClient(ABC):
     def refused(self, response: httpx.Response, message: str) -> HostRefused:
         return HostRefused(
             self.name,
-            f"{self.name} refused the upload: {self.redact(message)}"
+            self.says(N_("{host} refused the upload: {reason}"), reason=self.redact(message))
             if message
-            else f"{self.name} refused the upload (HTTP {response.status_code})",
+            else self.says(
+                N_("{host} refused the upload (HTTP {status})"), status=response.status_code
+            ),
             self.redact(message),
         )
 
@@ -292,9 +310,15 @@ async def send(
     try:
         return await http.request(method, url, **kwargs)
     except httpx.TimeoutException:
-        raise HostTimedOut(host, f"{host} did not answer in time") from None
+        raise HostTimedOut(host, did_not_answer(host)) from None
     except httpx.TransportError as error:
-        raise HostUnavailable(host, f"{host} could not be reached", type(error).__name__) from None
+        raise HostUnavailable(
+            host, Said(N_("{host} could not be reached"), {"host": host}), type(error).__name__
+        ) from None
+
+
+def did_not_answer(host: str) -> Said:
+    return Said(N_("{host} did not answer in time"), {"host": host})
 
 
 def default_formats(dialect: str) -> frozenset[str]:
@@ -322,7 +346,13 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def server_error(host: str, response: httpx.Response) -> HostUnavailable:
-    return HostUnavailable(host, f"{host} is having trouble (HTTP {response.status_code})")
+    return HostUnavailable(
+        host,
+        Said(
+            N_("{host} is having trouble (HTTP {status})"),
+            {"host": host, "status": response.status_code},
+        ),
+    )
 
 
 def json_object(response: httpx.Response) -> dict[str, Any] | None:

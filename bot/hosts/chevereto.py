@@ -34,6 +34,7 @@ from bot.hosts.base import (
     server_error,
     text_field,
 )
+from bot.said import N_, Said
 
 
 class DeleteOutcome(enum.Enum):
@@ -93,23 +94,37 @@ class CheveretoClient(HostClient):
         if "empty upload source" in text:  # sent, but over the server's post size limit
             return self.empty_source(detail)
         if code == 100 or "api key" in text or "no key" in text:
-            return CredentialsError(self.name, f"{self.name} refused the API key", detail)
+            return CredentialsError(self.name, self.says(N_("{host} refused the API key")), detail)
         if code == 401 or "denied" in text:
             return CredentialsError(
-                self.name, f"{self.name} does not allow uploads with this API key", detail
+                self.name,
+                self.says(N_("{host} does not allow uploads with this API key")),
+                detail,
             )
         if code in (101, 102, 103) or "duplicat" in text:
-            return HostRefused(self.name, f"{self.name} already has this file", detail)
+            return HostRefused(self.name, self.says(N_("{host} already has this file")), detail)
         if code in (120, 130):
-            return FileRejected(self.name, f"{self.name} received no usable image", detail)
+            return FileRejected(self.name, self.says(N_("{host} received no usable image")), detail)
         if "too big" in text or "too large" in text or code == 601:
-            return HostLimit(self.name, f"the file is too large for {self.name}", detail)
+            return HostLimit(self.name, self.says(N_("the file is too large for {host}")), detail)
         if code in (612, 613, 614) or "format" in text or "mime" in text:
-            return HostLimit(self.name, f"{self.name} does not accept this format", detail)
+            return HostLimit(
+                self.name,
+                self.says(N_("{host} does not accept this format")),
+                detail,
+            )
         if "invalid image" in text or code == 610:
-            return FileRejected(self.name, f"{self.name} says the file is not an image", detail)
+            return FileRejected(
+                self.name,
+                self.says(N_("{host} says the file is not an image")),
+                detail,
+            )
         if code == 400:
-            return FileRejected(self.name, f"{self.name} refused the file: {detail}", detail)
+            return FileRejected(
+                self.name,
+                self.says(N_("{host} refused the file: {reason}"), reason=detail),
+                detail,
+            )
         return self.refused(response, message)
 
 
@@ -125,7 +140,13 @@ async def delete_by_link(http: httpx.AsyncClient, delete_url: str, host: str) ->
         return DeleteOutcome.ALREADY_GONE
     if response.status_code >= 500:
         raise server_error(host, response)
-    raise HostRefused(host, f"{host} did not confirm the deletion (HTTP {response.status_code})")
+    raise HostRefused(
+        host,
+        Said(
+            N_("{host} did not confirm the deletion (HTTP {status})"),
+            {"host": host, "status": response.status_code},
+        ),
+    )
 
 
 def _gmt(value: str | None) -> datetime | None:

@@ -24,6 +24,7 @@ from bot.hosts.base import (
     error_parts,
     text_field,
 )
+from bot.said import N_
 
 _FILE_WORDS = ("format", "size", "big", "large", "mime", "upload failed")
 
@@ -74,13 +75,21 @@ class ImgbbClient(HostClient):
         if "rate limit" in text or "flood" in text:  # ImgBB reports these as 400
             return self.rate_limited(cooldown_from(message), detail)
         if status in (401, 403) or code == 100 or "key" in text:
-            return CredentialsError(self.name, f"{self.name} refused the API key", detail)
+            return CredentialsError(self.name, self.says(N_("{host} refused the API key")), detail)
         if code in (130, 200) or "required" in text or "empty" in text:
             return self.empty_source(detail)  # a file was sent: its size, most likely
         if "invalid image" in text or "not an image" in text:
-            return FileRejected(self.name, f"{self.name} says the file is not an image", detail)
+            return FileRejected(
+                self.name,
+                self.says(N_("{host} says the file is not an image")),
+                detail,
+            )
         if code in (300, 310) or any(word in text for word in _FILE_WORDS):
-            return HostLimit(self.name, f"{self.name} refused the file: {detail}", detail)
+            return HostLimit(
+                self.name,
+                self.says(N_("{host} refused the file: {reason}"), reason=detail),
+                detail,
+            )
         return self.refused(response, message)
 
 
