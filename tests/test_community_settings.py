@@ -410,6 +410,20 @@ async def test_a_telegram_group_gets_its_own_host_in_private_and_the_key_is_dele
         await settled(adapter, tg)
     assert host.uploads == []
     assert own.uploads[0].headers.get("x-api-key") == OWN_KEY
+    # Allowed here, so /ownhost is in the command list, in every language.
+    lists = {
+        c.params.get("language_code"): {
+            d["command"]: d["description"] for d in c.params["commands"]
+        }
+        for c in tg.calls_to("setMyCommands")
+    }
+    assert lists[None]["ownhost"] == (
+        "admins, in private: /ownhost GROUP_ID: set a group's own image host"
+    )
+    assert lists["es"]["ownhost"] == (
+        "admins, en privado: /ownhost GROUP_ID: define el alojamiento propio de un grupo"
+    )
+    assert lists["zh"]["ownhost"] == "管理员，私聊中：/ownhost GROUP_ID：设置群组的自有图床"
     said = json.dumps([c.params for c in tg.calls], default=str)
     assert OWN_KEY not in said
     assert OWN_KEY not in caplog.text

@@ -887,6 +887,51 @@ async def test_a_backfill_stopped_halfway_is_finished_by_the_next_run_and_can_be
     assert_nothing_leaked(dc, host_emu)
 
 
+async def test_a_backfill_posts_in_the_servers_language_and_answers_in_the_users(
+    tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
+) -> None:
+    dc.add_channel(GUILD, HISTORY, "history")
+    dc.world.guilds[GUILD].preferred_locale = "es-ES"  # the public posts: Spanish
+    dc.world.users[ANN].locale = "zh-CN"  # her own answer: Chinese
+    with_images = [m for m in write_history(dc, HISTORY, 6) if m["attachments"]]  # 4
+    config = make_config(tmp_path, host_emu, dc)
+    async with open_core(config) as core:  # one of them was rehosted before
+        await core.rehost.rehost(earlier_request(with_images[0]))
+    async with open_core(config) as core, running(core):
+        command = await dc.slash_command(
+            "rehost", ANN, HISTORY, GUILD, options=rehost_backfill(limit=6)
+        )
+        assert (await command_answer(dc, command)).startswith("已开始补录")
+        done = f"Recuperación de <#{HISTORY}> terminada:"
+        await until(
+            lambda: any(m["content"].startswith(done) for m in public_messages(dc, HISTORY)),
+            timeout=10,
+        )
+    first = channel_posts(dc, HISTORY)[0]
+    assert first.json["content"] == (
+        f"Recuperación de <#{HISTORY}>: leyendo hasta 6 mensajes anteriores…"
+    )
+    progress, *summary = public_messages(dc, HISTORY)
+    assert progress["content"] == (
+        f"{done} 3 de 3 imágenes realojadas de 3 mensajes, 0 con error. "
+        "1 mensaje ya se había realojado. Los enlaces van a continuación. "
+        "Enlaces de borrado: cada autor encuentra los suyos en /mine."
+    )
+    [part] = summary
+    head, *lines = part["content"].split("\n")
+    assert head == f"Recuperación de <#{HISTORY}>: los enlaces, por mensaje."
+    assert lines[-1] == "Enlaces de borrado: cada autor encuentra los suyos en /mine."
+    for message, line in zip(with_images[1:], lines[:-1], strict=True):  # oldest first
+        img = hosted(host_emu, image(150 + int(message["content"].split()[-1])))
+        link = f"https://discord.com/channels/{GUILD}/{HISTORY}/{message['id']}"
+        author = message["author"]["id"]
+        assert line == (
+            f"- [mensaje](<{link}>) de <@{author}>: "
+            f"[visor](<{img.viewer_url}>) · [directo](<{img.url}>)"
+        )
+    assert_nothing_leaked(dc, host_emu)
+
+
 async def test_a_backfill_killed_halfway_is_finished_by_the_next_process(
     tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator
 ) -> None:
@@ -1413,4 +1458,12 @@ async def test_command_descriptions_are_localised_and_names_stay_english(
     choices = {c["value"]: c for c in expire["choices"]}
     assert choices["1d"]["name_localizations"]["es-ES"] == "1 día"
     assert choices["never"]["name_localizations"]["zh-CN"] == "永不"
+    # A description with a number in it: the same number in every language.
+    backfill = next(o for o in commands["rehost"]["options"] if o["name"] == "backfill")
+    limit = next(o for o in backfill["options"] if o["name"] == "limit")
+    assert limit["description"] == "How many earlier messages to look through (default 100)"
+    assert limit["description_localizations"]["es-ES"] == (
+        "Cuántos mensajes anteriores revisar (por defecto 100)"
+    )
+    assert limit["description_localizations"]["zh-CN"] == "要查看多少条较早的消息（默认 100）"
     await _upload(dc, "cat.png", image(42))  # something for the leak check

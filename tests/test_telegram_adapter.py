@@ -366,4 +366,8 @@ async def test_a_user_with_language_code_zh_hans_is_answered_in_chinese(
     assert {"es", "zh"} <= set(lists)
     descriptions = {c["command"]: c["description"] for c in lists["zh"]}
     assert descriptions["help"] == "如何使用这个机器人"
+    assert descriptions["settings"] == "管理员：群组设置（私聊中：选择一个群组）"
+    spanish = {c["command"]: c["description"] for c in lists["es"]}
+    assert spanish["settings"] == "admins: los ajustes del grupo (en privado: elige un grupo)"
     assert [c["command"] for c in lists["zh"]] == [c["command"] for c in lists[None]]
+    assert "ownhost" not in descriptions  # the operator allows no own hosts here

@@ -17,6 +17,10 @@ A :class:`BackfillLoop` runs it, in this process or, after a crash, the next one
    :data:`EDIT_EVERY` seconds.
 3. It posts the summary: the public links per message, in as few messages as Discord's
    2,000 characters allow. Each author finds the delete links in ``/mine``: no mass DMs.
+
+Its posts are in the server's public language (its ``language`` setting, else its
+``guild_locale``), as it was when the command recorded the backfill: the process that
+finishes it, maybe another one after a restart, writes in the same language.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from discord import app_commands
 
 from adapters.discord import render
 from adapters.discord.intake import USER_MESSAGES, channel_title
-from adapters.discord.language import user_language
+from adapters.discord.language import interaction_languages, user_language
 from adapters.discord.places import Places
 from adapters.discord.sources import PLATFORM, attachments_of, split_attachments
+from adapters.discord.translator import described
 from bot.app import Core
 from bot.backfills import (
     DONE,
@@ -51,8 +56,9 @@ from bot.backfills import (
 from bot.database import Row
 from bot.errors import ExpirationError
 from bot.expiration import parse_duration
-from bot.i18n import N_, translate
+from bot.i18n import N_, context_languages, languages_of, ntranslate, translate
 from bot.leases import ClaimLoop
+from bot.presenting import error_text
 from bot.requests import RehostRequest, SourceRef
 from bot.store import UploadRecord
 
@@ -64,7 +70,8 @@ LOOK_EVERY = 0.25  # seconds between looks at the queue
 RETRY_AFTER = 30.0  # seconds before a backfill that failed unexpectedly is tried again
 SLOTS = 2  # backfills run at once by one process
 STOP_HINT = N_("Stop it with `/rehost backfill stop:True`.")
-DELETE_LINKS = "Delete links: each author finds theirs in /mine."
+DELETE_LINKS = N_("Delete links: each author finds theirs in /mine.")
+LIMIT_HELP = N_("How many earlier messages to look through (default {n})")
 
 
 def jump(guild_id: object, chat_id: str, message_id: str) -> str:
@@ -72,50 +79,130 @@ def jump(guild_id: object, chat_id: str, message_id: str) -> str:
 
 
 # --- texts ---------------------------------------------------------------------------------
+# Public: in the language of the server's other posts, as recorded with the backfill.
+
+
+def public_language(backfill: Backfill) -> str:
+    """The language the backfill's posts are written in (English if none was recorded)."""
+    return languages_of(backfill.context)[1]
+
+
+def _sentences(language: str, *parts: str) -> str:
+    """Sentences one after the other: Chinese puts no space after its full stop."""
+    gap = "" if language == "zh_Hans" else " "
+    return gap.join(part for part in parts if part)
+
+
+def _tally(language: str, counts: Progress) -> str:
+    messages = ntranslate(language, "{n} message", "{n} messages", counts.messages)
+    return ntranslate(
+        language,
+        "{rehosted} of {n} image rehosted from {messages}, {failed} failed.",
+        "{rehosted} of {n} images rehosted from {messages}, {failed} failed.",
+        counts.images,
+        rehosted=counts.rehosted,
+        messages=messages,
+        failed=counts.failed,
+    )
 
 
 def progress_text(backfill: Backfill, counts: Progress | None) -> str:
     """The progress message, as the backfill stands."""
-    where = f"Backfill of {channel_title(int(backfill.chat_id))}"
+    language = public_language(backfill)
+    place = channel_title(int(backfill.chat_id))
     if counts is None:
-        return f"{where}: reading up to {backfill.limit} earlier messages…"
+        return ntranslate(
+            language,
+            "Backfill of {place}: reading up to {n} earlier message…",
+            "Backfill of {place}: reading up to {n} earlier messages…",
+            backfill.limit,
+            place=place,
+        )
     earlier = ""
     if backfill.skipped:
-        were = "message was" if backfill.skipped == 1 else "messages were"
-        earlier = f" {backfill.skipped} {were} rehosted before."
+        earlier = ntranslate(
+            language,
+            "{n} message was rehosted before.",
+            "{n} messages were rehosted before.",
+            backfill.skipped,
+        )
     if not counts.images:
-        return f"{where} done: nothing new to rehost in {backfill.scanned} messages.{earlier}"
-    tally = (
-        f"{counts.rehosted} of {counts.images} images rehosted from {counts.messages} "
-        f"messages, {counts.failed} failed."
-    )
+        nothing = ntranslate(
+            language,
+            "Backfill of {place} done: nothing new to rehost in {n} message.",
+            "Backfill of {place} done: nothing new to rehost in {n} messages.",
+            backfill.scanned,
+            place=place,
+        )
+        return _sentences(language, nothing, earlier)
+    tally = _tally(language, counts)
     if backfill.state in (DONE, REPORTING):
-        ended = "stopped" if backfill.stop_requested else "done"
-        return f"{where} {ended}: {tally}{earlier} The links follow. {DELETE_LINKS}"
+        ended = (
+            translate(language, "Backfill of {place} stopped: {tally}", place=place, tally=tally)
+            if backfill.stop_requested
+            else translate(language, "Backfill of {place} done: {tally}", place=place, tally=tally)
+        )
+        follow = translate(language, "The links follow.")
+        return _sentences(language, ended, earlier, follow, translate(language, DELETE_LINKS))
     if backfill.stop_requested:
-        return f"{where}, stopping: {tally}{earlier}"
-    return f"{where}: {tally}{earlier} {STOP_HINT}"
+        stopping = translate(
+            language, "Backfill of {place}, stopping: {tally}", place=place, tally=tally
+        )
+        return _sentences(language, stopping, earlier)
+    running = translate(language, "Backfill of {place}: {tally}", place=place, tally=tally)
+    return _sentences(language, running, earlier, translate(language, STOP_HINT))
 
 
-def _image_part(row: Row, number: int | None, upload: UploadRecord | None) -> str:
+def unreadable_text(backfill: Backfill) -> str:
+    return translate(
+        public_language(backfill),
+        "Backfill of {place} stopped: Discord does not let the bot read this channel's "
+        "history (it needs the Read Message History permission).",
+        place=channel_title(int(backfill.chat_id)),
+    )
+
+
+def _image_part(row: Row, number: int | None, upload: UploadRecord | None, language: str) -> str:
     """One image of a message in the summary: its public links, or why there are none."""
     source = SourceRef.from_json(json.loads(row["source"]))
     prefix = f"{number}. " if number is not None else ""
     if upload is None or not upload.active:
-        reason = row["error"] or "not rehosted"
+        reason = (
+            error_text(row["error"], language)
+            if row["error"]
+            else translate(language, "not rehosted")
+        )
         return f"{prefix}{render.name(source.filename)}: {render.escape(reason)}"
-    links = render.link("viewer", upload.viewer_url)
+    links = render.link(translate(language, "viewer"), upload.viewer_url)
     if upload.url:
-        links += f" · {render.link('direct', upload.url)}"
+        links += " · " + render.link(translate(language, "direct"), upload.url)
     return f"{prefix}||{links}||" if source.spoiler else f"{prefix}{links}"
+
+
+def message_block(language: str, link: str, owner_id: str, images: Sequence[str]) -> str:
+    """A message's line in the summary: a link to it, its author, its images."""
+    separator = "；" if language == "zh_Hans" else "; "
+    said = translate(
+        language,
+        "{link} by {author}: {images}",
+        link=link,
+        author=render.mention(owner_id),
+        images=separator.join(images),
+    )
+    return f"- {said}"
 
 
 def summary_parts(backfill: Backfill, blocks: Sequence[str]) -> list[str]:
     """The summary, packed into as few messages as Discord's limit allows."""
-    head = f"Backfill of {channel_title(int(backfill.chat_id))}: the links, by message."
+    language = public_language(backfill)
+    head = translate(
+        language,
+        "Backfill of {place}: the links, by message.",
+        place=channel_title(int(backfill.chat_id)),
+    )
     parts: list[str] = []
     current = head
-    for whole in [*blocks, DELETE_LINKS]:
+    for whole in [*blocks, translate(language, DELETE_LINKS)]:
         block = whole[: render.MAX_CONTENT]
         if len(current) + 1 + len(block) > render.MAX_CONTENT:
             parts.append(current)
@@ -146,7 +233,7 @@ def backfill_command(
         name="backfill", description=N_("Rehost the images of this channel's earlier messages")
     )
     @app_commands.describe(
-        limit=f"How many earlier messages to look through (default {DEFAULT_LIMIT})",
+        limit=described(LIMIT_HELP, n=DEFAULT_LIMIT),
         before=N_("Start above this message (its id or link); default: here and now"),
         stop=N_("True: stop the backfill under way here"),
     )
@@ -186,6 +273,8 @@ def backfill_command(
             "guild_id": str(interaction.guild_id or ""),
             "expire_given": given,
             "expire": duration.label() if duration else None,
+            # Its posts, written by whichever process runs it, in the server's language.
+            **await interaction_languages(core, interaction),
         }
         started = await backfills.start(
             PLATFORM, chat_id, str(interaction.user.id), limit, start_at, context
@@ -334,12 +423,8 @@ class BackfillRun:
         return NewItem(str(message.id), str(message.author.id), message.author.name, images)
 
     async def _say_unreadable(self) -> None:
-        where = f"Backfill of {channel_title(int(self.backfill.chat_id))}"
         await self.backfills.set_state(self.backfill.id, DONE)
-        await self._edit(
-            f"{where} stopped: Discord does not let the bot read this channel's history "
-            "(it needs the Read Message History permission)."
-        )
+        await self._edit(unreadable_text(self.backfill))
 
     # --- 2. feeding the queue --------------------------------------------------------------
 
@@ -361,6 +446,7 @@ class BackfillRun:
 
     async def _submit(self, item: Item) -> None:
         backfill = self.backfill
+        ours = public_language(backfill)
         given = bool(backfill.context.get("expire_given"))
         expiration = None
         label = backfill.context.get("expire")
@@ -381,7 +467,8 @@ class BackfillRun:
                 key=f"discord:m:{item.message_id}",
                 owner_name=item.owner_name,
                 chat_title=channel_title(int(backfill.chat_id)),
-                context={"backfill": backfill.id},
+                # Its owner is answered as for a message: in the server's language.
+                context={"backfill": backfill.id, **context_languages(ours, ours)},
                 rate_limited=False,
                 community_id=str(backfill.context.get("guild_id") or "") or None,
             )
@@ -406,6 +493,7 @@ class BackfillRun:
     async def _blocks(self) -> list[str]:
         backfill = self.backfill
         guild_id = backfill.context.get("guild_id") or "@me"
+        language = public_language(backfill)
         library = self.core.library
         blocks = []
         for item in await self.backfills.items(backfill.id):
@@ -417,9 +505,10 @@ class BackfillRun:
             for number, row in enumerate(rows, 1):
                 upload_id = row["upload_id"]
                 upload = await library.upload(int(upload_id)) if upload_id is not None else None
-                parts.append(_image_part(row, number if several else None, upload))
-            link = render.link("message", jump(guild_id, backfill.chat_id, item.message_id))
-            blocks.append(f"- {link} by {render.mention(item.owner_id)}: " + "; ".join(parts))
+                parts.append(_image_part(row, number if several else None, upload, language))
+            url = jump(guild_id, backfill.chat_id, item.message_id)
+            link = render.link(translate(language, "message"), url)
+            blocks.append(message_block(language, link, item.owner_id, parts))
         return blocks
 
     # --- the progress message --------------------------------------------------------------

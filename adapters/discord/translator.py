@@ -3,10 +3,13 @@
 command in every locale Discord has, and sends what it returns as the
 ``*_localizations`` of the command. Command and option names stay English (people type
 them; the help texts name them). Expiry choices (``3 days``) are written from their value
-(``3d``) with Babel, so they need no catalogue entry.
+(``3d``) with Babel, so they need no catalogue entry. A description with a value in it
+is made with :func:`described`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -18,6 +21,14 @@ from bot.i18n import ENGLISH, format_duration, negotiate, translations
 
 # What stays English: what users type.
 NAMES = frozenset({Where.command_name, Where.group_name, Where.parameter_name})
+MSGID, PARAMS = "msgid", "params"  # a described() string's extras
+
+
+def described(msgid: str, **params: Any) -> app_commands.locale_str:
+    """A description with values in it (``default {n}``): Discord gets the English
+    filled in, and the translator looks up ``msgid`` and fills in the same values (the
+    message itself must be the English Discord shows)."""
+    return app_commands.locale_str(msgid.format(**params), **{MSGID: msgid, PARAMS: params})
 
 
 class CatalogueTranslator(app_commands.Translator):
@@ -41,5 +52,8 @@ class CatalogueTranslator(app_commands.Translator):
                     duration = None  # not a duration: the catalogue, below
                 if duration is not None:  # None: "never", in the catalogue
                     return format_duration(duration, language)
-        said = translations(language).gettext(string.message)
-        return said if said != string.message else None
+        msgid = string.extras.get(MSGID, string.message)
+        said = translations(language).gettext(msgid)
+        if said == msgid:
+            return None
+        return said.format(**string.extras.get(PARAMS, {}))

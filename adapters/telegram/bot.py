@@ -38,7 +38,7 @@ from telegram.ext import (
     filters,
 )
 
-from adapters.telegram.commands import COMMANDS, Commands, commands_in
+from adapters.telegram.commands import Commands, commands_in
 from adapters.telegram.deleting import Deletions
 from adapters.telegram.delivery import Delivery, Pace, Pacer, with_retry
 from adapters.telegram.handling import UpdateHandling
@@ -52,7 +52,7 @@ from adapters.telegram.trigger import PLATFORM, topic_of
 from adapters.telegram.webhook import WebhookServer
 from bot.app import Core
 from bot.config import TelegramSettings
-from bot.i18n import LANGUAGES, N_, iso639_1, negotiate, translate
+from bot.i18n import ENGLISH, LANGUAGES, N_, iso639_1, negotiate, translate
 from bot.inbox import Inbox
 from bot.sending import OutboxSender
 
@@ -157,11 +157,13 @@ class TelegramAdapter:
         intake = Intake(self.core, self.settings, self._album_wait)
         self._route(app, intake, Commands(self.core, self.settings, delivery, deletions))
         await app.start()
+        own_host = self.core.config.communities.allow_own_host
         try:
-            await with_retry(lambda: app.bot.set_my_commands(COMMANDS))
+            english = commands_in(ENGLISH, own_host=own_host)
+            await with_retry(lambda: app.bot.set_my_commands(english))
             # Once per language: Telegram shows a user the list of their language_code.
             for language in LANGUAGES[1:]:
-                listed = commands_in(language)
+                listed = commands_in(language, own_host=own_host)
                 await with_retry(
                     functools.partial(
                         app.bot.set_my_commands, listed, language_code=iso639_1(language)

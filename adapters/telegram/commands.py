@@ -17,6 +17,12 @@ from bot.i18n import N_, negotiate, translate
 from bot.presenting import chat_expiry_phrase, parse_expiry_argument
 
 Context = ContextTypes.DEFAULT_TYPE
+# Listed only when the operator allows groups their own host (``[communities]
+# allow_own_host``): elsewhere it can only answer that it is not allowed. The list is sent
+# at start, with the configuration read; a change to that section takes a restart anyway.
+OWN_HOST = BotCommand(
+    "ownhost", N_("admins, in private: /ownhost GROUP_ID: set a group's own image host")
+)
 COMMANDS = [
     BotCommand("upload", N_("rehost the photo this replies to (or captions)")),
     BotCommand("mine", N_("your live uploads, with delete buttons (private)")),
@@ -24,13 +30,20 @@ COMMANDS = [
     BotCommand("autorehost", N_("admins: /autorehost on|off [duration] [here: this topic only]")),
     BotCommand("nsfw", N_("admins: /nsfw on|off: mark every image from here NSFW")),
     BotCommand("takedown", N_("admins: /takedown ID, or reply to my post: take an image down")),
+    BotCommand("settings", N_("admins: the group's settings (in private: choose a group)")),
+    OWN_HOST,
     BotCommand("help", N_("how to use this bot")),
 ]
 
 
-def commands_in(language: str) -> list[BotCommand]:
-    """The command list with its descriptions in ``language`` (for setMyCommands)."""
-    return [BotCommand(c.command, translate(language, c.description)) for c in COMMANDS]
+def commands_in(language: str, *, own_host: bool = False) -> list[BotCommand]:
+    """The command list with its descriptions in ``language`` (for setMyCommands);
+    ``own_host``: with /ownhost."""
+    return [
+        BotCommand(c.command, translate(language, c.description))
+        for c in COMMANDS
+        if own_host or c is not OWN_HOST
+    ]
 
 
 AUTOREHOST_USAGE = N_(
