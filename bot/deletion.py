@@ -134,7 +134,7 @@ class DeleteService:
                 _said(
                     N_("Could not delete #{id} now ({reason}); try again later."),
                     id=upload_id,
-                    reason=Said(error.user_message),
+                    reason=error.said,
                 ),
                 upload,
             )

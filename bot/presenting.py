@@ -83,7 +83,7 @@ def expiry_phrase(
     return translate(language, "expires {date}", date=format_datetime(expires_at, language))
 
 
-def parse_expiry_argument(text: str | None) -> tuple[bool, Duration | None, str | None]:
+def parse_expiry_argument(text: str | None) -> tuple[bool, Duration | None, Said | None]:
     """What a user typed after a command: ``(given, duration, error)``.
 
     ``given`` is False when nothing was typed (use the chat's or the bot's default).
@@ -93,7 +93,7 @@ def parse_expiry_argument(text: str | None) -> tuple[bool, Duration | None, str 
     try:
         return True, parse_duration(text), None
     except ExpirationError as error:
-        return True, None, error.user_message
+        return True, None, error.said
 
 
 def chat_expiry_phrase(label: str | None, language: str = ENGLISH) -> str:

@@ -16,11 +16,20 @@ from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from bot import i18n
+from bot import errors, i18n
+from bot.errors import CoolingDown, ExpirationError, HostLimit, HostUnavailable
 from bot.expiration import parse_duration
 from bot.fetch import WEB_PAGE
+from bot.i18n import N_, Said
 from bot.presenting import ResultLine, error_text, rehosted_heading
+from bot.ratelimit import Grant, RateLimit
+from bot.uploader import UploadOutcome
 from bot.worker import GENERIC_FAILURE
+
+
+def failed(failures: list[errors.HostError]) -> UploadOutcome:
+    return UploadOutcome(image=None, failures=failures)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("bot", "adapters")
@@ -149,9 +158,65 @@ def test_a_catalogue_without_its_compiled_file_is_compiled_in_memory() -> None:
 
 
 def test_a_failure_recorded_by_the_core_is_shown_in_the_readers_language() -> None:
-    """The core records why an image failed as an English sentence (its msgid)."""
+    """A failure is kept as its msgid (alone, or with its parameters as JSON); a row
+    written before failures carried parameters is its own msgid."""
     assert error_text(WEB_PAGE, "es") == "ese enlace es una página web, no una imagen"
     assert error_text(GENERIC_FAILURE, "zh_Hans") == "转存这张图片时出了问题"
     assert error_text(WEB_PAGE, "en") == WEB_PAGE
     assert error_text("the host said no", "es") == "the host said no"  # not catalogued
     assert error_text(None, "es") == "falló"
+
+
+def test_a_failure_with_numbers_and_names_is_kept_and_written_in_each_language() -> None:
+    over = failed(
+        [
+            HostLimit("zg", Said(N_("the file is too large for {host}"), {"host": "zg"})),
+            HostUnavailable(
+                "chev",
+                Said(
+                    N_("{host} is having trouble (HTTP {status})"), {"host": "chev", "status": 503}
+                ),
+            ),
+        ]
+    ).reason()
+    kept = Said.from_text(over.to_text())
+    assert kept == over
+    assert str(kept) == "the file is too large for zg; chev is having trouble (HTTP 503)"
+    assert error_text(over.to_text(), "es") == (
+        "el archivo es demasiado grande para zg; chev tiene problemas (HTTP 503)"
+    )
+    assert error_text(kept, "zh_Hans") == "该文件对 zg 来说太大；chev 出现故障（HTTP 503）"
+    resting = failed([CoolingDown("zg", 170.0)]).reason()
+    assert error_text(resting.to_text(), "es").endswith("vuelve a intentarlo en 3 minutos")
+    assert str(resting).endswith("try again in 3 minutes")
+    refused = Said.from_text(RateLimit(limit=1, window=60.0).refusal(Grant(0, 30.0)).to_text())
+    assert refused.in_language("es") == (
+        "has realojado 1 imagen hace poco; vuelve a intentarlo en 1 minuto"
+    )
+    with pytest.raises(ExpirationError) as raised:
+        parse_duration("soon")
+    assert raised.value.said.in_language("es").startswith("'soon' no es una duración")
+    assert raised.value.user_message.startswith("'soon' is not a duration")
+
+
+def test_user_facing_errors_are_never_made_from_finished_text() -> None:
+    """What the core tells a user is a msgid with parameters (Said), never an f-string:
+    an f-string's words would reach every reader in English."""
+    carriers = {"Said", "FetchProblem", "SourceUnavailable", "ConversionError", "ExpirationError"}
+    carriers |= {cls.__name__ for cls in _subclasses(errors.HostError)}
+    wrong = []
+    for folder in SOURCES:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                    continue
+                if node.func.id in carriers and any(
+                    isinstance(argument, (ast.JoinedStr, ast.BinOp)) for argument in node.args
+                ):
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert wrong == []
+
+
+def _subclasses(cls: type) -> set[type]:
+    found = set(cls.__subclasses__())
+    return found.union(*(_subclasses(sub) for sub in found)) | {cls}

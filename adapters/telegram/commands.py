@@ -173,7 +173,7 @@ class Commands:
             return
         given, duration, error = parse_expiry_argument(" ".join(rest) or None)
         if error:
-            await answer(message, translate(ours, error) + ".")
+            await answer(message, error.in_language(ours) + ".")
             return
         enabled = switch == "on"
         if (

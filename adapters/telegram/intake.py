@@ -72,7 +72,7 @@ class Intake:
         expiry = argument[0] if argument else None
         _, _, error = parse_expiry_argument(expiry)
         if error:
-            await message.reply_text(translate(await self._language(message, user), error) + ".")
+            await message.reply_text(error.in_language(await self._language(message, user)) + ".")
             return
         if links:
             await self.rehost_links(
