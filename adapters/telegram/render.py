@@ -241,11 +241,6 @@ PHOTO_NOTE_TEXT = N_(
     "rehosted. To keep your original, send it as a file (📎 > File): Telegram leaves "
     "files as they are."
 )
-PHOTO_NOTE = (
-    "\n\n<i>Telegram sends photos recompressed, as a smaller JPEG, and that is what was "
-    "rehosted. To keep your original, send it as a file (📎 > File): Telegram leaves "
-    "files as they are.</i>"
-)
 
 HELP = N_(
     "I rehost images on a stable image host and give you links that keep working.\n\n"
