@@ -10,26 +10,46 @@ nowhere else: it is never part of a text made here.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from bot import settingtexts
 from bot.app import Core
-from bot.community import Communities, CommunitySettings
+from bot.community import SETTINGS, Communities, CommunitySettings
 from bot.errors import ExpirationError
 from bot.expiration import Duration, offered_durations, parse_duration
-from bot.i18n import ENGLISH, LANGUAGES, translate
+from bot.i18n import ENGLISH, LANGUAGES, N_, Said, format_duration, translate
 from bot.linkguard import AddressGuard
 from bot.ownhost import OwnHost, OwnHostError, OwnHosts, endpoint_refusal
+from bot.store import now_utc
 
 UNSET = "default"  # a control's value that unsets a setting (the operator's choice applies)
 MEMBER_LANGUAGE = "member"  # language: each member's own
 SWITCHES = ("nsfw", "takedown_on_source_delete")
 CHANGES_SHOWN = 5
-MEGABYTE = 1024 * 1024
+MEGABYTE = settingtexts.MEGABYTE
+LARGEST_QUOTA = 1_000_000  # images, or megabytes (~1 TB): far beyond a day of any server
 
 
 class SettingError(ValueError):
-    """A value a manager gave that cannot be used; the message says why, for them."""
+    """A value a manager gave that cannot be used. ``said`` says why, as a msgid and its
+    parameters (a :class:`Duration` among them is written in words of the reader's
+    language): :meth:`in_language` for the manager, ``str()`` in English."""
+
+    def __init__(self, message: str | Said, **params: object) -> None:
+        self.said = message if isinstance(message, Said) else Said(message, params)
+        super().__init__(self.in_language(ENGLISH))
+
+    def in_language(self, language: str) -> str:
+        params = self.said.params
+        if not any(isinstance(value, Duration) for value in params.values()):
+            return self.said.in_language(language)
+        written = {
+            name: format_duration(value, language) if isinstance(value, Duration) else value
+            for name, value in params.items()
+        }
+        return dataclasses.replace(self.said, params=written).in_language(language)
 
 
 @dataclass(frozen=True)
@@ -64,16 +84,54 @@ class Managing:
         self, community_id: str, actor_id: str, actor_name: str, name: str, value: Any
     ) -> CommunitySettings:
         """Set ``name`` from what a control carried (raises :class:`SettingError`)."""
-        parsed = self.parse(name, value)
+        return await self.change_all(community_id, actor_id, actor_name, {name: value})
+
+    async def change_all(
+        self, community_id: str, actor_id: str, actor_name: str, values: dict[str, Any]
+    ) -> CommunitySettings:
+        """Set several settings from one form (the quotas): all of them, or, when one
+        cannot be used, none (raises :class:`SettingError`)."""
+        parsed = {name: self.parse(name, value) for name, value in values.items()}
+        for name in ("default_expiration", "max_expiration"):
+            if parsed.get(name) is not None:
+                await self._within_longest(community_id, name, str(parsed[name]))
         return await self.communities.change(
-            self.platform, community_id, actor_id, actor_name, **{name: parsed}
+            self.platform, community_id, actor_id, actor_name, **parsed
+        )
+
+    async def _within_longest(self, community_id: str, name: str, label: str) -> None:
+        """Refuse a default expiry longer than the longest allowed (set either way):
+        every upload would be cut to the longest, with a note saying so."""
+        current = await self.settings(community_id)
+        default, longest = (
+            (label, current.max_expiration)
+            if name == "default_expiration"
+            else (current.default_expiration, label)
+        )
+        if default is None or longest is None:
+            return
+        default_duration, longest_duration = parse_duration(default), parse_duration(longest)
+        if longest_duration is None:  # the longest allowed is "never": anything goes
+            return
+        start = now_utc()
+        if default_duration is not None and (
+            default_duration.after(start) <= longest_duration.after(start)
+        ):
+            return
+        raise SettingError(
+            N_(
+                "The default expiry ({default}) cannot be longer than the longest allowed"
+                " ({longest})."
+            ),
+            default=default_duration if default_duration is not None else Said(N_("never")),
+            longest=longest_duration,
         )
 
     def parse(self, name: str, value: Any) -> object:
         if name == "hosts":
             chosen = tuple(h for h in value if h in self.host_names())
             if len(chosen) != len(value):
-                raise SettingError("Choose among the bot's configured hosts.")
+                raise SettingError(N_("Choose among the bot's configured hosts."))
             return chosen or None
         text = str(value).strip()
         if text == UNSET or text == "":
@@ -82,24 +140,24 @@ class Managing:
             try:
                 duration = parse_duration(text)
             except ExpirationError as error:
-                raise SettingError(error.user_message) from None
+                raise SettingError(error.said) from None
             return "never" if duration is None else duration.label()
         if name in SWITCHES:
             if text not in ("on", "off"):
-                raise SettingError("Choose on or off.")
+                raise SettingError(N_("Choose on or off."))
             return text == "on"
         if name == "language":
             if text == MEMBER_LANGUAGE:
                 return None
             if text not in LANGUAGES:
-                raise SettingError("Choose en, es or zh_Hans.")
+                raise SettingError(N_("Choose en, es or zh_Hans."))
             return text
         if name == "quota_images_per_member":
             return _whole(text)
         if name == "quota_bytes_per_day":
             megabytes = _whole(text)
             return None if megabytes is None else megabytes * MEGABYTE
-        raise SettingError(f"{name} is not a setting you can change here.")
+        raise SettingError(N_("{setting} is not a setting you can change here."), setting=name[:40])
 
     async def set_own_host(
         self,
@@ -109,16 +167,18 @@ class Managing:
         dialect: str,
         endpoint: str,
         api_key: str,
-    ) -> str:
+    ) -> Said:
         """Check, seal and store a community's own host; the answer for the manager
         (raises :class:`SettingError` with why it was refused)."""
         own = self.own_hosts
         if own is None or own.sealer is None:
-            raise SettingError("The bot's operator does not allow servers to bring their own host.")
+            raise SettingError(
+                N_("The bot's operator does not allow servers to bring their own host.")
+            )
         try:
             host = OwnHost(dialect, endpoint, api_key).check()
         except OwnHostError as error:
-            raise SettingError(str(error)) from None
+            raise SettingError(error.said) from None
         refusal = await endpoint_refusal(
             host, AddressGuard(self.core.config.links.allowed_networks)
         )
@@ -128,77 +188,67 @@ class Managing:
         await self.communities.change(
             self.platform, community_id, actor_id, actor_name, own_host=sealed
         )
-        return f"Own host set: {host.shown}. Images posted here now go there first."
+        return Said(
+            N_("Own host set: {host}. Images posted here now go there first."),
+            {"host": host.shown},
+        )
 
     async def describe(self, community_id: str, title: str, language: str = ENGLISH) -> str:
-        """The settings message: every value, then who changed what last."""
+        """The settings message: every value, then who changed what last (each setting
+        under its one label, :mod:`bot.settingtexts`, in both)."""
         settings = await self.settings(community_id)
         lines = [translate(language, "Settings of {title}:", title=title)]
-        for label, value in self._values(settings, language):
-            lines.append(f"• {label}: {value}")
+        for name, shown in self._values(settings, language):
+            setting = settingtexts.label(name, language)
+            lines.append(
+                "• " + translate(language, "{setting}: {value}", setting=setting, value=shown)
+            )
         changes = await self.communities.changes(self.platform, community_id, CHANGES_SHOWN)
         if changes:
             lines.append(translate(language, "Last changes:"))
-            for change in changes:
-                shown = change["value"] if change["value"] is not None else UNSET
-                lines.append(
-                    f"• {change['actor_name']}: {change['setting']} → {shown}"
-                    f" ({str(change['changed_at'])[:16]})"
-                )
+            lines += ["• " + settingtexts.change_line(change, language) for change in changes]
         return "\n".join(lines)
 
     def _values(self, settings: CommunitySettings, language: str) -> list[tuple[str, str]]:
-        def t(text: str, **params: Any) -> str:
-            return translate(language, text, **params)
-
-        def expiry(label: str | None, unset: str) -> str:
-            if label is None:
-                return unset
-            duration = parse_duration(label) if label != "never" else None
-            return duration.describe() if duration is not None else t("never")
-
-        def switch(value: bool | None) -> str:
-            return t("default") if value is None else t("on") if value else t("off")
-
-        def number(value: int | None, scale: int = 1, unit: str = "") -> str:
-            return t("no limit") if value is None else f"{value // scale}{unit}"
-
-        operator = self.core.rehost.default_expiration
+        """(setting, its value written for people), in the order shown."""
+        shown = {
+            name: settingtexts.value(name, _stored(settings.column(name)), language)
+            for name in SETTINGS
+        }
         own = self.own_hosts
         if own is None:
-            own_text = t("not allowed by the operator")
-        elif settings.own_host is None:
-            own_text = t("none")
-        else:
+            shown["own_host"] = translate(language, "not allowed by the operator")
+        elif settings.own_host is not None:
             opened = own.sealer.open(settings.own_host) if own.sealer else None
-            own_text = opened.shown if opened is not None else t("set, but unreadable")
-        hosts = ", ".join(settings.hosts) if settings.hosts else t("all configured hosts")
-        return [
-            (t("Hosts"), hosts),
-            (t("Own host"), own_text),
-            (
-                t("Default expiry"),
-                expiry(
-                    settings.default_expiration,
-                    t("the bot's ({duration})", duration=operator.describe())
-                    if operator
-                    else t("never"),
-                ),
-            ),
-            (t("Longest expiry"), expiry(settings.max_expiration, t("any"))),
-            (t("NSFW"), switch(settings.nsfw)),
-            (t("Language"), settings.language or t("each member's own")),
-            (t("Images per member per day"), number(settings.quota_images_per_member)),
-            (t("Total per day"), number(settings.quota_bytes_per_day, MEGABYTE, " MB")),
-            (t("Take down when the source is deleted"), switch(settings.takedown_on_source_delete)),
-        ]
+            shown["own_host"] = (
+                opened.shown.in_language(language)
+                if opened is not None
+                else translate(language, "set, but unreadable")
+            )
+        operator = self.core.rehost.default_expiration
+        if settings.default_expiration is None:
+            shown["default_expiration"] = (
+                translate(
+                    language,
+                    "the bot's ({duration})",
+                    duration=format_duration(operator, language),
+                )
+                if operator
+                else translate(language, "never")
+            )
+        return list(shown.items())
+
+
+def _stored(column: object) -> str | None:
+    """A setting's column value as the change log stores it."""
+    return None if column is None else str(column)
 
 
 def _whole(text: str) -> int | None:
     try:
         number = int(text)
     except ValueError:
-        raise SettingError(f"{text[:20]!r} is not a whole number.") from None
-    if number < 0:
-        raise SettingError("Give 0 or more (empty: no limit).")
+        raise SettingError(N_("{text} is not a whole number."), text=repr(text[:20])) from None
+    if not 0 <= number <= LARGEST_QUOTA:
+        raise SettingError(N_("Give a whole number from 0 to {largest}."), largest=LARGEST_QUOTA)
     return number

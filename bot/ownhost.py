@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from bot.config import HostSettings
 from bot.hosts.base import HostClient
 from bot.hosts.factory import build_client
+from bot.i18n import N_, Said
 from bot.linkguard import AddressGuard, AddressRefused, GuardedBackend
 from bot.logsafety import protect_handlers
 from bot.uploader import RetryPolicy, Uploader
@@ -39,7 +40,26 @@ OWN_MAX_BYTES = 32 * 1024 * 1024  # what the bot will send to an own host at mos
 
 
 class OwnHostError(ValueError):
-    """A record a manager gave cannot be used; the message says why, for them."""
+    """A record a manager gave cannot be used; ``said`` says why, for them."""
+
+    def __init__(self, said: Said) -> None:
+        super().__init__(str(said))
+        self.said = said
+
+
+# Why an address is not public (bot.linkguard.address_class), as the refusal names it.
+ADDRESS_KINDS = {
+    "unspecified": N_("an unspecified address"),
+    "loopback": N_("a loopback address"),
+    "link-local": N_("a link-local address"),
+    "multicast": N_("a multicast address"),
+    "reserved": N_("a reserved address"),
+    "unique-local": N_("a unique-local address"),
+    "site-local": N_("a site-local address"),
+    "shared": N_("a shared (carrier-grade NAT) address"),
+    "private": N_("a private address"),
+    "not global": N_("an address that is not globally reachable"),
+}
 
 
 @dataclass(frozen=True)
@@ -54,18 +74,21 @@ class OwnHost:
         endpoint = self.endpoint.strip()
         key = self.api_key.strip()
         if dialect not in DIALECTS:
-            raise OwnHostError("The dialect must be chevereto or imgbb.")
+            raise OwnHostError(Said(N_("The dialect must be chevereto or imgbb.")))
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise OwnHostError("The endpoint must be an http:// or https:// URL.")
+            raise OwnHostError(Said(N_("The endpoint must be an http:// or https:// URL.")))
         if not key:
-            raise OwnHostError("The API key is missing.")
+            raise OwnHostError(Said(N_("The API key is missing.")))
         return OwnHost(dialect, endpoint, key)
 
     @property
-    def shown(self) -> str:
+    def shown(self) -> Said:
         """What may be shown of it: the dialect and the endpoint's host, never the key."""
-        return f"{self.dialect} at {urlsplit(self.endpoint).hostname}"
+        return Said(
+            N_("{dialect} at {host}"),
+            {"dialect": self.dialect, "host": urlsplit(self.endpoint).hostname or ""},
+        )
 
 
 class Sealer:
@@ -91,7 +114,7 @@ class Sealer:
         return host
 
 
-async def endpoint_refusal(host: OwnHost, guard: AddressGuard) -> str | None:
+async def endpoint_refusal(host: OwnHost, guard: AddressGuard) -> Said | None:
     """Why the bot will not send to this endpoint (it is not a public address, or cannot
     be resolved), for the manager; None when it may. The upload's own connection is
     checked again (DNS may change), this only answers at once."""
@@ -101,11 +124,15 @@ async def endpoint_refusal(host: OwnHost, guard: AddressGuard) -> str | None:
     try:
         await GuardedBackend(guard).checked_addresses(name, port, timeout=10.0)
     except AddressRefused as refused:
-        return f"The endpoint {name} is a {refused.reason} address: only public ones are allowed."
+        kind = ADDRESS_KINDS.get(refused.reason, N_("an address that is not public"))
+        return Said(
+            N_("The endpoint {name} is {kind}: only public ones are allowed."),
+            {"name": name, "kind": Said(kind)},
+        )
     except httpcore.ConnectError:
-        return f"The endpoint {name} cannot be resolved."
+        return Said(N_("The endpoint {name} cannot be resolved."), {"name": name})
     except httpcore.ConnectTimeout:
-        return f"Resolving {name} took too long."
+        return Said(N_("Resolving {name} took too long."), {"name": name})
     return None
 
 

@@ -190,7 +190,7 @@ async def test_a_manager_sets_hosts_expiry_and_nsfw_and_the_next_upload_follows_
         shown = dc.message(message["id"])["content"]
         assert "Hosts: chev" in shown and "Default expiry: 1 day" in shown
         assert "NSFW: on" in shown and "Longest expiry: 1 week" in shown
-        assert "ann: nsfw → 1" in shown  # who changed what, newest first
+        assert "ann: NSFW → on" in shown  # who changed what, newest first
 
         pressed = await dc.press_button("rehost:setb:quotas", ANN, CHANNEL, message, GUILD)
         assert (await answered(dc, pressed))["type"] == 9  # the quotas form
@@ -371,7 +371,7 @@ async def test_a_telegram_admin_changes_a_setting_with_the_keyboard_and_a_member
         assert (await Communities(db).settings("telegram", str(GROUP))).nsfw is True
         [change] = await Communities(db).changes("telegram", str(GROUP))
         assert (change["actor_id"], change["setting"]) == (str(TG_ANN), "nsfw")
-        assert "ann: nsfw → 1" in tg.message(GROUP, shown["message_id"])["text"]
+        assert "ann: NSFW → on" in tg.message(GROUP, shown["message_id"])["text"]
 
         tg.send_photo(GROUP, BOB, image(7))  # auto-rehosted here: now marked NSFW
         await until(lambda: len(host.uploads) == 1)

@@ -27,7 +27,7 @@ from adapters.discord import errors
 from adapters.discord.language import user_language
 from adapters.discord.sources import PLATFORM
 from bot.app import Core
-from bot.i18n import ENGLISH, N_, format_duration, translate
+from bot.i18n import ENGLISH, N_, Said, format_duration, translate
 from bot.managing import MEGABYTE, MEMBER_LANGUAGE, UNSET, Managing, SettingError
 
 log = logging.getLogger(__name__)
@@ -131,16 +131,18 @@ def _title(interaction: discord.Interaction[Any]) -> str:
     return interaction.guild.name if interaction.guild is not None else "this server"
 
 
-async def _show(interaction: discord.Interaction[Any], note: str | None = None) -> None:
-    """Answer a control with the settings message as it is now (edited in place)."""
+async def _show(
+    interaction: discord.Interaction[Any], note: Said | SettingError | None = None
+) -> None:
+    """Answer a control with the settings message as it is now (edited in place), after
+    ``note`` (what became of the choice) in the manager's language."""
     assert interaction.guild_id is not None
     language = user_language(interaction)
     text, view = await settings_message(
         _core(interaction), interaction.guild_id, _title(interaction), language
     )
-    if note:
-        note = translate(language, note)
-        text = f"{note}\n\n{text}"
+    if note is not None:
+        text = f"{note.in_language(language)}\n\n{text}"
     await interaction.response.edit_message(content=text, view=view)
 
 
@@ -198,8 +200,8 @@ class SettingSelect(DynamicItem[Select[Any]], template=r"rehost:set:(?P<name>[a-
                 value if name == "hosts" else value[0],
             )
         except SettingError as error:
-            return await _show(interaction, str(error))
-        await _show(interaction, N_("Saved."))
+            return await _show(interaction, error)
+        await _show(interaction, Said(N_("Saved.")))
 
 
 class SettingButton(DynamicItem[Button[Any]], template=r"rehost:setb:(?P<name>[a-z]{1,20})"):
@@ -233,15 +235,19 @@ class SettingButton(DynamicItem[Button[Any]], template=r"rehost:setb:(?P<name>[a
         if self.name == "quotas":
             current = await managing.settings(community)
             await interaction.response.send_modal(
-                QuotaModal(current.quota_images_per_member, current.quota_bytes_per_day)
+                QuotaModal(
+                    current.quota_images_per_member,
+                    current.quota_bytes_per_day,
+                    user_language(interaction),
+                )
             )
         elif self.name == "own":
-            await interaction.response.send_modal(OwnHostModal())
+            await interaction.response.send_modal(OwnHostModal(user_language(interaction)))
         elif self.name == "ownoff":
             await managing.communities.change(
                 PLATFORM, community, *_actor(interaction), own_host=None
             )
-            await _show(interaction, N_("Own host removed."))
+            await _show(interaction, Said(N_("Own host removed.")))
 
 
 def _shown(value: int | None, scale: int = 1) -> str | None:
@@ -249,17 +255,21 @@ def _shown(value: int | None, scale: int = 1) -> str | None:
 
 
 class QuotaModal(discord.ui.Modal, title="Quotas"):
-    def __init__(self, images: int | None, total: int | None) -> None:
-        super().__init__(custom_id="rehost:setm:quotas", timeout=900)
+    """Titles and labels in the manager's language (Discord: 45 characters at most)."""
+
+    def __init__(self, images: int | None, total: int | None, language: str = ENGLISH) -> None:
+        super().__init__(
+            title=translate(language, "Quotas"), custom_id="rehost:setm:quotas", timeout=900
+        )
         self.images: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            label="Images per member per day (empty: no limit)",
+            label=translate(language, "Images per member per day (empty: no limit)"),
             custom_id="quota_images_per_member",
             required=False,
             max_length=9,
             default=_shown(images),
         )
         self.total: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            label="Megabytes per day, whole server (empty: none)",
+            label=translate(language, "Megabytes per day, whole server (empty: none)"),
             custom_id="quota_bytes_per_day",
             required=False,
             max_length=9,
@@ -278,16 +288,14 @@ class QuotaModal(discord.ui.Modal, title="Quotas"):
         if await _refuse(interaction):
             return
         managing = Managing(_core(interaction), PLATFORM)
+        values = {
+            "quota_images_per_member": self.images.value,
+            "quota_bytes_per_day": self.total.value,
+        }
         try:
-            for name, field in (
-                ("quota_images_per_member", self.images),
-                ("quota_bytes_per_day", self.total),
-            ):
-                await managing.change(
-                    str(interaction.guild_id), *_actor(interaction), name, field.value
-                )
+            await managing.change_all(str(interaction.guild_id), *_actor(interaction), values)
         except SettingError as error:
-            await interaction.response.send_message(str(error), ephemeral=True)
+            await interaction.response.send_message(_not_saved(interaction, error), ephemeral=True)
             return
         await interaction.response.send_message(
             translate(user_language(interaction), "Quotas saved."), ephemeral=True
@@ -297,16 +305,19 @@ class QuotaModal(discord.ui.Modal, title="Quotas"):
 class OwnHostModal(discord.ui.Modal, title="Own image host"):
     """The key field starts empty, always: a key is never shown back."""
 
-    def __init__(self) -> None:
-        super().__init__(custom_id="rehost:setm:own", timeout=900)
+    def __init__(self, language: str = ENGLISH) -> None:
+        def t(text: str) -> str:
+            return translate(language, text)
+
+        super().__init__(title=t("Own image host"), custom_id="rehost:setm:own", timeout=900)
         self.dialect: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            label="Dialect: chevereto or imgbb", custom_id="dialect", default="chevereto"
+            label=t("Dialect: chevereto or imgbb"), custom_id="dialect", default="chevereto"
         )
         self.endpoint: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            label="Upload endpoint (https://...)", custom_id="endpoint", max_length=500
+            label=t("Upload endpoint (https://...)"), custom_id="endpoint", max_length=500
         )
         self.key: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            label="API key", custom_id="api_key", max_length=200
+            label=t("API key"), custom_id="api_key", max_length=200
         )
         self.add_item(self.dialect)
         self.add_item(self.endpoint)
@@ -323,7 +334,7 @@ class OwnHostModal(discord.ui.Modal, title="Own image host"):
             return
         managing = Managing(_core(interaction), PLATFORM)
         try:
-            text = await managing.set_own_host(
+            saved = await managing.set_own_host(
                 str(interaction.guild_id),
                 *_actor(interaction),
                 self.dialect.value,
@@ -331,8 +342,16 @@ class OwnHostModal(discord.ui.Modal, title="Own image host"):
                 self.key.value,
             )
         except SettingError as error:
-            text = f"Not saved: {error}"
+            text = _not_saved(interaction, error)
+        else:
+            text = saved.in_language(user_language(interaction))
         await interaction.response.send_message(text, ephemeral=True)
+
+
+def _not_saved(interaction: discord.Interaction[Any], error: SettingError) -> str:
+    """Why a form's values were refused, in the manager's language."""
+    language = user_language(interaction)
+    return translate(language, "Not saved: {error}", error=error.in_language(language))
 
 
 class ModalKeyFilter(logging.Filter):

@@ -125,14 +125,13 @@ class GroupSettings:
         if len(args) != 2:
             await _reply(message, translate(language, QUOTA_USAGE))
             return
+        names = ("quota_images_per_member", "quota_bytes_per_day")
+        values = {name: UNSET if raw == "-" else raw for name, raw in zip(names, args, strict=True)}
         try:
-            for name, raw in zip(
-                ("quota_images_per_member", "quota_bytes_per_day"), args, strict=True
-            ):
-                value = UNSET if raw == "-" else raw
-                await self.managing.change(str(chat_id), str(user.id), _name(user), name, value)
+            await self.managing.change_all(str(chat_id), str(user.id), _name(user), values)
         except SettingError as error:
-            await _reply(message, translate(language, "Not saved: {error}", error=str(error)))
+            why = error.in_language(language)
+            await _reply(message, translate(language, "Not saved: {error}", error=why))
             return
         await _reply(message, translate(language, "Quotas saved."))
 
@@ -246,7 +245,7 @@ class GroupSettings:
             elif name != "open":
                 await self.managing.change(community, str(user.id), _name(user), name, value)
         except SettingError as error:
-            note = str(error)
+            note = error.in_language(negotiate(user.language_code))  # shown to the presser
         await query.answer(note or None)
         text, keyboard = await self.view(chat_id, title, menu, language=language)
         if query.message is not None:
@@ -285,11 +284,12 @@ class GroupSettings:
                 text = translate(mine, "Own host removed.")
             else:
                 dialect, endpoint, key = args[1:]
-                text = await self.managing.set_own_host(
+                saved = await self.managing.set_own_host(
                     community, str(user.id), _name(user), dialect, endpoint, key
                 )
+                text = saved.in_language(mine)
         except SettingError as error:
-            text = translate(mine, "Not saved: {error}", error=translate(mine, str(error)))
+            text = translate(mine, "Not saved: {error}", error=error.in_language(mine))
         await _reply_in(context, message.chat_id, text)
 
 
