@@ -23,6 +23,8 @@ from tests.test_community_settings import (
     APP_ID,
     CHANNEL,
     GUILD,
+    OWN_KEY,
+    SECRET,
     answered,
     answers_to_buttons,
     discord_bot,
@@ -122,3 +124,21 @@ def _has(tg: TelegramEmulator, message_id: int, action: str) -> bool:
     """Whether the message shows a button carrying ``action`` (the menu is open)."""
     rows = tg.message(TG_ANN, message_id).get("reply_markup", {}).get("inline_keyboard", [])
     return any(b.get("callback_data") == f"set:{GROUP}:{action}" for row in rows for b in row)
+
+
+async def test_an_own_endpoint_refused_by_the_address_guard_is_told_in_the_admins_language(
+    tmp_path: Path, host_emu: HostEmulator, tg: TelegramEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    telegram_world(tg)
+    tg.world.users[TG_ANN].language_code = "zh-hans"
+    monkeypatch.setenv("REHOST_SECRET_KEY", SECRET)
+    config = telegram_config(tmp_path, host_emu, tg)  # no allowed_networks: 127.0.0.1 refused
+    config.write_text(config.read_text() + "\n[communities]\nallow_own_host = true\n")
+    async with running_adapter(config) as adapter:
+        endpoint = host_emu.chevereto_endpoint
+        tg.send_text(TG_ANN, TG_ANN, f"/ownhost {GROUP} chevereto {endpoint} {OWN_KEY}")
+        refusal = "未保存：端点 127.0.0.1 是环回地址：只允许公网地址。"
+        await until(lambda: refusal in telegram_messages(tg, TG_ANN))
+        settings = await Communities(adapter.core.store.db).settings("telegram", str(GROUP))
+    assert settings.own_host is None
+    assert OWN_KEY not in str([c.params for c in tg.calls])
