@@ -169,6 +169,9 @@ class SQLiteDatabase(Database):
                 conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # ours run in the thread
             conn.execute("PRAGMA foreign_keys=ON")
+            # A deleted or overwritten value (a community's sealed API key, a delete link)
+            # is zeroed in its page rather than left in free space, at no extra I/O.
+            conn.execute("PRAGMA secure_delete=FAST")
         except (sqlite3.Error, OSError) as error:
             conn.close()
             raise StorageError(self.where, storage_problem(Path(self.where), error)) from None

@@ -64,6 +64,14 @@ RATE_LIMITED = Counter(
     ["platform"],
     registry=REGISTRY,
 )
+REFUSED = Counter(
+    "rehost_refused",
+    "Images refused before any work, by platform and why: rate_limit (the member's own"
+    " limit), quota_images (the community's images per member), quota_bytes (the"
+    " community's bytes per day)",
+    ["platform", "reason"],
+    registry=REGISTRY,
+)
 EXPIRED_TOKENS = Counter(
     "rehost_discord_interaction_tokens_expired",
     "Discord command answers that could not use the command's interaction token (expired,"
@@ -142,6 +150,12 @@ def rehost_ended(platform: str, *, stored: bool, dedup: bool = False) -> None:
     """A job's end was recorded: ``stored``, an upload answers it (``dedup``: an earlier
     one)."""
     REHOSTS.labels(platform, (DEDUP if dedup else OK) if stored else FAILED).inc()
+
+
+def refused(platform: str, reason: str, count: int) -> None:
+    """``count`` images refused at admission (``reason``: a name from :data:`REFUSED`)."""
+    if count > 0:
+        REFUSED.labels(platform, reason).inc(count)
 
 
 def rate_limited(platform: str) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot import quotas
+from bot import metrics, quotas
 from bot.database import Row
 from bot.leases import EXTRA_CANDIDATES, lease_rows
 from bot.ratelimit import RateLimit
@@ -188,6 +188,7 @@ class JobQueue:
             self.db, batch.platform, batch.community_id, batch.owner_id, len(counted), now
         )
         over = {id(job) for job in counted[grant.granted :]}
+        metrics.refused(batch.platform, grant.reason, len(over))
         return [
             NewJob(job.item_key, job.source, grant.refusal, counted=False)
             if id(job) in over
@@ -204,6 +205,7 @@ class JobQueue:
             return list(jobs)
         grant = await limit.take(self.db, batch.platform, batch.owner_id, len(counted), now)
         over = {id(job) for job in counted[grant.granted :]}
+        metrics.refused(batch.platform, "rate_limit", len(over))
         refusal = limit.refusal(grant)
         return [
             NewJob(job.item_key, job.source, refusal, counted=False) if id(job) in over else job
@@ -327,6 +329,8 @@ class JobQueue:
                     quota.granted - grant.granted
                 )
                 refusals[quota.granted :] = [quota.refusal] * (len(held) - quota.granted)
+                metrics.refused(batch.platform, "rate_limit", quota.granted - grant.granted)
+                metrics.refused(batch.platform, quota.reason, len(held) - quota.granted)
             await db.execute(
                 "update jobs set state = ?, expiration = ?, owner_id = ?, message_id = ?,"
                 " counted_at = ? where batch = ? and state = ?",

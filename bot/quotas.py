@@ -40,6 +40,7 @@ WINDOW = 24 * 3600.0  # seconds: "per day" is the last 24 hours
 class QuotaGrant:
     granted: int  # how many of the images asked for may go ahead
     refusal: Said | None = None  # the answer for each image refused (None: all granted)
+    reason: str = ""  # which quota refused them: quota_images or quota_bytes (a metric label)
 
 
 async def take(
@@ -70,7 +71,7 @@ async def take(
                 else N_("this group's daily quota of {size}"),
                 {"size": bytes_phrase(size)},
             )
-            return QuotaGrant(0, refusal(what, platform, frees_at, now))
+            return QuotaGrant(0, refusal(what, platform, frees_at, now), "quota_bytes")
     if images is None:
         return QuotaGrant(wanted)
     # One aggregate row, however many jobs are in the window (the quota caps the walk).
@@ -101,7 +102,7 @@ async def take(
             images,
         )
     )
-    return QuotaGrant(granted, refusal(what, platform, frees, now))
+    return QuotaGrant(granted, refusal(what, platform, frees, now), "quota_images")
 
 
 async def _bytes_used_up(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot import metrics
 from bot.app import open_core
 from bot.community import Communities
 from bot.intake import Intake
@@ -51,6 +52,14 @@ def request(
     return RehostRequest(
         platform, f"chat-{community}", owner, sources, chat_title=title, community_id=community
     )
+
+
+def refusals(reason: str) -> float:
+    """rehost_refused_total for Telegram and ``reason``, as /metrics shows it."""
+    value = metrics.REGISTRY.get_sample_value(
+        "rehost_refused_total", {"platform": "telegram", "reason": reason}
+    )
+    return value or 0.0
 
 
 async def errors(queue: JobQueue, batch: str) -> list[str | None]:
@@ -159,11 +168,13 @@ async def test_the_bytes_quota_refuses_once_the_communitys_uploads_reach_it(
         await uploaded(300, 2)
         await uploaded(200, 1)  # 1100 bytes in the window: at the quota
         refused = "this group's daily quota of 1 KB is used up; it frees up"
+        counted = refusals("quota_bytes")
         # Below 1000 once the 600 bytes of 20 hours ago leave the window: in 4 hours.
         assert await errors(queue, await intake.submit(request("bob", 2))) == [
             f"{refused} in 4 h (at 18:33 UTC)",
             f"{refused} in 4 h (at 18:33 UTC)",
         ]
+        assert refusals("quota_bytes") == counted + 2  # the operator sees them too
         assert await errors(queue, await intake.submit(request("ann", 1, None))) == [None]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.community import Communities
 from bot.config import load_config
 from bot.secretfiles import secret_keys
 from bot.store import Store
@@ -46,6 +47,28 @@ async def test_a_new_database_and_its_wal_files_are_the_owners_alone(tmp_path: P
     finally:
         await store.close()
     assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+
+
+async def test_a_cleared_secret_leaves_no_bytes_behind_in_the_database_file(
+    tmp_path: Path,
+) -> None:
+    """A community's own host key, once cleared, is not left in the file's free space."""
+    path = tmp_path / "rehost.db"
+    sealed = "gAAAAABsealed-own-host-key-" + "k" * 40  # as Fernet writes one
+    store = await Store.open(path)
+    try:
+        communities = Communities(store.db)
+        for guild in ("g0", "g1", "g2"):  # neighbours in the same page
+            await communities.change("discord", guild, "1", "Ann", language="es")
+        await communities.change("discord", "g1", "1", "Ann", own_host=sealed)
+        await store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert sealed.encode() in path.read_bytes()  # the test can see it when it is there
+        await communities.change("discord", "g1", "1", "Ann", own_host=None)
+        await store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        left = path.read_bytes() + Path(f"{path}-wal").read_bytes()
+    finally:
+        await store.close()
+    assert sealed.encode() not in left
 
 
 @pytest.mark.usefixtures("open_umask")
