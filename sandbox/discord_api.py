@@ -48,8 +48,10 @@ from sandbox.discord_interactions import (
 from sandbox.discord_interactions import ROUTES as INTERACTION_ROUTES
 from sandbox.discord_messages import (
     announce,
+    bulk_deletable,
     create_message,
     delete_message,
+    delete_messages_bulk,
     public_view,
     served_view,
 )
@@ -60,6 +62,7 @@ from sandbox.discord_model import (
     GUILD_ANNOUNCEMENT,
     GUILD_TEXT,
     GUILDS,
+    MANAGE_MESSAGES,
     MESSAGE_CONTENT,
     POST_CHANNEL_TYPES,
     PRIVATE_THREAD,
@@ -514,15 +517,20 @@ class DiscordEmulator(LocalServer):
         author_id: int,
         content: str = "",
         attachments: Iterable[Json] = (),
+        *,
+        age: float = 0,
     ) -> Json:
         """A message posted before the bot was there (or while it was away): stored and
-        served by ``GET /channels/{id}/messages``, with no MESSAGE_CREATE."""
+        served by ``GET /channels/{id}/messages``, with no MESSAGE_CREATE. ``age``: how many
+        seconds ago it was posted (its id's time)."""
         world = self.world
         channel = world.channel(channel_id)
         world.ensure_user(author_id)
         if channel.guild_id is not None:
             world.guild(channel.guild_id).members.setdefault(author_id, [])
-        return public_view(self._store(channel, author_id, content, attachments))
+        message_id = world.ids.dated(age) if age > 0 else None
+        stored = self._store(channel, author_id, content, attachments, message_id=message_id)
+        return public_view(stored)
 
     async def forward_message(
         self,
@@ -738,6 +746,24 @@ class DiscordEmulator(LocalServer):
         if int(msg["author"]["id"]) == self.world.bot_user_id:
             raise AssertionError("that is the bot's message; a user cannot delete it")
         await delete_message(self.world, msg)
+
+    async def purge_messages(
+        self, channel_id: int, moderator_id: int, messages: Iterable[Json | int | str]
+    ) -> None:
+        """A moderator (Manage Messages in the guild) purges ``messages`` of a guild channel
+        at once, as a moderation bot's purge command does through the bulk delete endpoint:
+        Discord's limits apply (2 to 100 messages, none older than two weeks; refused with
+        :class:`~sandbox.discord_model.ApiError`), they are deleted, and ONE
+        MESSAGE_DELETE_BULK goes out on the gateway (GUILD_MESSAGES intent)."""
+        self._require_session()
+        world = self.world
+        channel = world.channel(channel_id)
+        if channel.guild_id is None:
+            raise AssertionError("only messages of a guild channel can be purged")
+        if not world.permissions(world.guilds[channel.guild_id], moderator_id) & MANAGE_MESSAGES:
+            raise AssertionError(f"user {moderator_id} may not manage messages there")
+        ids = [int(msg["id"] if isinstance(msg, dict) else msg) for msg in messages]
+        await delete_messages_bulk(world, channel, bulk_deletable(world, channel, ids))
 
     async def drop_gateway_connections(self, code: int = 4000) -> None:
         """Close every gateway websocket; discord.py then RESUMEs its session."""

@@ -1,15 +1,18 @@
 """Messages in the emulated Discord: create, edit and delete, with Discord's validation.
 
 Shared by the channel routes and the interaction/webhook routes. Every change is also
-announced on the gateway (MESSAGE_CREATE / _UPDATE / _DELETE) unless the message is
-ephemeral, and links in a message without SUPPRESS_EMBEDS are handed to the link-preview
-crawler (:meth:`World.note_unfurl`), as Discord does in guilds and DMs alike.
+announced on the gateway (MESSAGE_CREATE / _UPDATE / _DELETE, one MESSAGE_DELETE_BULK for
+a bulk delete) unless the message is ephemeral, and links in a message without
+SUPPRESS_EMBEDS are handed to the link-preview crawler (:meth:`World.note_unfurl`), as
+Discord does in guilds and DMs alike.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from sandbox.discord_model import (
@@ -26,10 +29,14 @@ from sandbox.discord_model import (
     invalid_form,
     iso_time,
     now_iso,
+    snowflake_seconds,
 )
 
 MAX_CONTENT = 2000
 MAX_EMBEDS = 10
+# Bulk delete: 2 to 100 ids a request, none older than two weeks (Discord's limits).
+BULK_DELETE_MIN, BULK_DELETE_MAX = 2, 100
+BULK_DELETE_MAX_AGE = 14 * 24 * 3600
 _MENTION = re.compile(r"<@!?(\d+)>")
 # A URL Discord would preview: not wrapped in <...>, which is the documented opt-out.
 _URL = re.compile(r"<?https?://[^\s<>]+>?")
@@ -258,3 +265,46 @@ async def delete_message(world: World, msg: Json) -> None:
         payload["guild_id"] = str(channel.guild_id)
         intent = GUILD_MESSAGES
     await world.events.dispatch("MESSAGE_DELETE", payload, intent=intent)
+
+
+def bulk_deletable(world: World, channel: Channel, message_ids: Iterable[int]) -> list[Json]:
+    """The live messages of ``channel`` among ``message_ids``, refused as Discord refuses a
+    bulk delete: 50016 for fewer than 2 or more than 100 ids (ids of no message here count
+    too, and are then skipped), 50034 when one is older than two weeks. A repeated id counts
+    once (Discord's docs differ on whether it is refused; the emulator does not refuse it)."""
+    ids = list(dict.fromkeys(message_ids))
+    if not BULK_DELETE_MIN <= len(ids) <= BULK_DELETE_MAX:
+        raise ApiError(
+            400,
+            50016,
+            "Provided too few or too many messages to delete. Must provide at least"
+            f" {BULK_DELETE_MIN} and at most {BULK_DELETE_MAX} messages to delete.",
+        )
+    oldest = time.time() - BULK_DELETE_MAX_AGE
+    if any(snowflake_seconds(message_id) < oldest for message_id in ids):
+        raise ApiError(400, 50034, "You can only bulk delete messages that are under 14 days old.")
+    found = (world.messages.get(message_id) for message_id in ids)
+    return [
+        msg
+        for msg in found
+        if msg is not None
+        and not msg.get("deleted")
+        and not msg["flags"] & EPHEMERAL
+        and msg["channel_id"] == str(channel.id)
+    ]
+
+
+async def delete_messages_bulk(world: World, channel: Channel, messages: list[Json]) -> None:
+    """Mark ``messages`` (of a guild channel) deleted and send ONE MESSAGE_DELETE_BULK, as
+    Discord does for a bulk delete, to sessions with the GUILD_MESSAGES intent."""
+    assert channel.guild_id is not None, "bulk deletes are for guild channels only"
+    for msg in messages:
+        msg["deleted"] = True
+    if not messages:
+        return
+    payload: Json = {
+        "ids": [msg["id"] for msg in messages],
+        "channel_id": str(channel.id),
+        "guild_id": str(channel.guild_id),
+    }
+    await world.events.dispatch("MESSAGE_DELETE_BULK", payload, intent=GUILD_MESSAGES)

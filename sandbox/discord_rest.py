@@ -18,8 +18,10 @@ import time
 from sandbox.discord_gateway import CONTENT_FIELDS
 from sandbox.discord_messages import (
     announce,
+    bulk_deletable,
     create_message,
     delete_message,
+    delete_messages_bulk,
     edit_message,
     public_view,
     served_view,
@@ -387,6 +389,26 @@ async def delete_channel_message(world: World, req: ApiRequest, m: Match) -> Rep
     return Reply(204)
 
 
+async def bulk_delete_messages(world: World, req: ApiRequest, m: Match) -> Reply:
+    """``POST /channels/{id}/messages/bulk-delete`` ``{"messages": [ids]}``: guild channels
+    only, with Manage Messages (for the bot's own messages too); 2 to 100 ids, none older
+    than two weeks (see :func:`bulk_deletable`). 204, and one MESSAGE_DELETE_BULK."""
+    channel = _channel(world, m)
+    if channel.type == DM:
+        raise ApiError(403, 50003, "Cannot execute action on a DM channel")
+    world.require(channel, VIEW_CHANNEL)
+    world.require(channel, MANAGE_MESSAGES)
+    body = req.json if isinstance(req.json, dict) else {}
+    raw = body.get("messages")
+    if raw is None:
+        raise invalid_form("messages", "BASE_TYPE_REQUIRED", "This field is required")
+    if not isinstance(raw, list):
+        raise invalid_form("messages", "LIST_TYPE_CONVERT", "Must be an array.")
+    ids = [snowflake(str(value), f"messages.{i}") for i, value in enumerate(raw)]
+    await delete_messages_bulk(world, channel, bulk_deletable(world, channel, ids))
+    return Reply(204)
+
+
 def _reaction_list(msg: Json, emoji: str) -> tuple[list[Json], Json]:
     reactions: list[Json] = msg.setdefault("reactions", [])
     name, _, emoji_id = emoji.partition(":")  # unicode, or "name:id" for custom emoji
@@ -480,6 +502,7 @@ ROUTES: list[Route] = [
     route("GET", "/channels/{channel_id}", get_channel),
     route("GET", "/channels/{channel_id}/messages", get_messages),
     route("POST", "/channels/{channel_id}/messages", post_message),
+    route("POST", "/channels/{channel_id}/messages/bulk-delete", bulk_delete_messages),
     route("GET", _MSG, get_message),
     route("PATCH", _MSG, patch_message),
     route("DELETE", _MSG, delete_channel_message),

@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from sandbox.discord_api import DiscordEmulator, RestCall, discord_endpoints, running_client
+from sandbox.discord_model import DEFAULT_EVERYONE, MANAGE_MESSAGES
 
 APP_ID = 1_200_000_000_000_000_001
 GUILD = 1_200_000_000_000_000_100
@@ -749,3 +750,78 @@ async def test_history_hides_content_without_the_intent() -> None:
             mention, hidden = [m async for m in channel.history(limit=5)]
     assert (hidden.content, hidden.attachments) == ("", [])
     assert mention.content.endswith("hello")
+
+
+# --- bulk deletes ---------------------------------------------------------------------------
+
+MODS = 1_200_000_000_000_000_120  # a guild where the bot may manage messages
+MODS_CHANNEL = 1_200_000_000_000_000_121
+TWO_WEEKS = 14 * 24 * 3600
+
+
+async def _bulk_refusal(bot: EmuBot, channel_id: int, ids: list[int]) -> tuple[int, int]:
+    with pytest.raises(discord.HTTPException) as caught:
+        await bot.http.delete_messages(channel_id, ids)
+    return _http_error(caught.value)
+
+
+async def test_bulk_delete_sends_one_event_and_refuses_like_discord(
+    dc: DiscordEmulator, bot: EmuBot
+) -> None:
+    joined = asyncio.ensure_future(bot.wait_for("guild_join", timeout=5))
+    await asyncio.sleep(0)  # let the waiter register
+    dc.add_guild(
+        MODS,
+        owner_id=ANN,
+        channels=[MODS_CHANNEL],
+        bot_permissions=DEFAULT_EVERYONE | MANAGE_MESSAGES,
+    )
+    channel = (await joined).get_channel(MODS_CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    posted = [dc.post_earlier(MODS_CHANNEL, ANN, f"m{i}") for i in range(3)]
+    ids = [int(m["id"]) for m in posted]
+    old = int(dc.post_earlier(MODS_CHANNEL, ANN, "old", age=TWO_WEEKS + 60)["id"])
+    elsewhere = int(dc.post_earlier(CHANNEL, ANN, "in the other guild")["id"])
+
+    # Without Manage Messages (the bot's permissions in GUILD): 403 50013.
+    assert await _bulk_refusal(bot, CHANNEL, [elsewhere, ids[0]]) == (403, 50013)
+    # 2 to 100 ids (ids of no message count), none older than two weeks.
+    assert await _bulk_refusal(bot, MODS_CHANNEL, ids[:1]) == (400, 50016)
+    too_many = ids + [ids[-1] + n for n in range(1, 99)]
+    assert len(too_many) == 101
+    assert await _bulk_refusal(bot, MODS_CHANNEL, too_many) == (400, 50016)
+    assert await _bulk_refusal(bot, MODS_CHANNEL, [ids[0], old]) == (400, 50034)
+    assert dc.dispatches("MESSAGE_DELETE_BULK") == []
+    assert not any(dc.message(i).get("deleted") for i in [*ids, old, elsewhere])
+
+    # Accepted: one MESSAGE_DELETE_BULK with the ids that were messages here.
+    event = asyncio.ensure_future(bot.wait_for("raw_bulk_message_delete", timeout=5))
+    await asyncio.sleep(0)
+    await channel.delete_messages([discord.Object(i) for i in [*ids[:2], ids[-1] + 10**6]])
+    payload = await event
+    assert payload.message_ids == set(ids[:2])
+    assert (payload.channel_id, payload.guild_id) == (MODS_CHANNEL, MODS)
+    assert len(dc.dispatches("MESSAGE_DELETE_BULK")) == 1
+    assert dc.dispatches("MESSAGE_DELETE") == []
+    with pytest.raises(discord.NotFound):
+        await channel.fetch_message(ids[0])
+    assert (await channel.fetch_message(ids[2])).content == "m2"
+
+
+async def test_a_moderators_purge_is_one_bulk_event(dc: DiscordEmulator, bot: EmuBot) -> None:
+    """ANN owns GUILD (every permission); BOB has no Manage Messages."""
+    first = await dc.send_message(CHANNEL, ANN, "spam 1", guild_id=GUILD)
+    second = await dc.send_message(CHANNEL, BOB, "spam 2", guild_id=GUILD)
+    for _ in range(2):
+        await asyncio.wait_for(bot.messages.get(), 5)
+    with pytest.raises(AssertionError, match="may not manage messages"):
+        await dc.purge_messages(CHANNEL, BOB, [first, second])
+    event = asyncio.ensure_future(bot.wait_for("raw_bulk_message_delete", timeout=5))
+    await asyncio.sleep(0)
+    await dc.purge_messages(CHANNEL, ANN, [first, second])
+    payload = await event
+    assert payload.message_ids == {int(first["id"]), int(second["id"])}
+    assert payload.guild_id == GUILD
+    # discord.py's cache had both: they come with the event.
+    assert sorted(m.content for m in payload.cached_messages) == ["spam 1", "spam 2"]
+    assert dc.message(first["id"])["deleted"] and dc.message(second["id"])["deleted"]
