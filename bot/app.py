@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from bot.ratelimit import RateLimit
 from bot.service import RehostService
 from bot.store import Store
 from bot.uploader import RetryPolicy, Uploader
+from bot.userlanguages import UserLanguages
 
 
 @dataclass
@@ -45,6 +47,11 @@ class Core:
     @property
     def moderation(self) -> Moderation:
         return Moderation(self.store, self.deleter, self.rehost.outbox, self.rehost.wake_sender)
+
+    @functools.cached_property
+    def languages(self) -> UserLanguages:
+        """The language each user last used (this process's cache of it)."""
+        return UserLanguages(self.store.db)
 
     def configured_auto_rehost(self, platform: str) -> tuple[int, ...]:
         """The chats (Telegram) or channels (Discord) the operator's configuration sets to

@@ -26,6 +26,7 @@ from datetime import datetime
 
 import httpx
 
+from bot.community import Communities
 from bot.errors import HostError
 from bot.expiration import Duration
 from bot.fetch import Fetcher, FetchProblem
@@ -37,6 +38,7 @@ from bot.requests import Resolver, SourceRef
 from bot.states import UploadState, Visibility
 from bot.store import Store, UploadRecord, now_utc, to_text
 from bot.uploader import Uploader
+from bot.userlanguages import owner_language
 
 log = logging.getLogger(__name__)
 CHAT_PLATFORMS = ("telegram", "discord")  # whose owners can be told privately
@@ -168,8 +170,17 @@ class Migrator:
                 refresh_post(post["chat_id"], post["message_id"], visibility, record.owner_id)
             )
         if new_delete_link and record.platform in CHAT_PLATFORMS:
+            community = None
+            if record.community_id is not None:
+                settings = await Communities(self.store.db).settings(
+                    record.platform, record.community_id
+                )
+                community = settings.language
+            language = await owner_language(
+                self.store.db, record.platform, record.owner_id, community=community
+            )
             by_platform.setdefault(record.platform, []).append(
-                moved_notice(record.owner_id, record.id, record.host, new_host)
+                moved_notice(record.owner_id, record.id, record.host, new_host, language)
             )
         for platform, messages in by_platform.items():
             await self.outbox.add(f"{batch}:{platform}", platform, messages)

@@ -29,6 +29,7 @@ from bot.outbox import Outbox
 from bot.replyplan import PlannedMessage, ReplyItem
 from bot.states import Visibility
 from bot.store import ACTIVE, DELETED, BotMessage, Store, UploadRecord, now_utc, to_text
+from bot.userlanguages import owner_language
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,13 @@ class Moderation:
     ) -> None:
         db = self.store.db
         platform = community.platform
-        # The uploader's notice: in the community's language when it chose one.
-        language = (await Communities(db).settings(platform, community.id)).language
+        # The uploader's notice: in the language they last used, else the community's.
+        language = await owner_language(
+            db,
+            platform,
+            upload.owner_id,
+            community=(await Communities(db).settings(platform, community.id)).language,
+        )
         async with db.transaction():
             takedown_id = await db.fetchval(
                 "insert into takedowns (upload_id, platform, community_id, chat_id,"
@@ -237,7 +243,7 @@ def notice(
     upload: UploadRecord, community: Community, *, by_source: bool, language: str | None = None
 ) -> PlannedMessage:
     """The uploader's private notice (their upload's line, now deleted, below it);
-    ``language``: the community's, when it chose one."""
+    ``language``: theirs (see :func:`bot.userlanguages.owner_language`)."""
     return PlannedMessage(
         Visibility.PRIVATE,
         None,

@@ -180,8 +180,11 @@ def refresh_post(
     )
 
 
-def moved_notice(owner_id: str, upload_id: int, old_host: str, new_host: str) -> PlannedMessage:
-    """The owner's new links (delete link included, in private) after a move."""
+def moved_notice(
+    owner_id: str, upload_id: int, old_host: str, new_host: str, language: str | None = None
+) -> PlannedMessage:
+    """The owner's new links (delete link included, in private) after a move, in
+    ``language`` (theirs, see :func:`bot.userlanguages.owner_language`)."""
     return PlannedMessage(
         Visibility.PRIVATE,
         None,
@@ -190,6 +193,7 @@ def moved_notice(owner_id: str, upload_id: int, old_host: str, new_host: str) ->
         items=(ReplyItem(f"#{upload_id}", upload_id),),
         note=N_("Your image #{id} moved from {old} to {new}: new links."),
         note_params={"id": upload_id, "old": old_host, "new": new_host},
+        language=language,
     )
 
 

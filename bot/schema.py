@@ -428,6 +428,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "create index idx_uploads_community_created on uploads"
         " (platform, community_id, created_at)",
     ),
+    # v16: the language each user last used (a catalogue name such as "es"), for what the
+    # bot sends them where the platform gives none (see bot.userlanguages).
+    (
+        "create table user_languages (platform {text} not null, user_id {text} not null,"
+        " language {text} not null, updated_at {text} not null,"
+        " primary key (platform, user_id))",
+    ),
 )
 SCHEMA_VERSION = SNAPSHOT_VERSION + len(MIGRATIONS)
 

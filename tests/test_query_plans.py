@@ -17,13 +17,14 @@ from bot.inbox import Inbox
 from bot.requests import RehostRequest, SourceRef
 from bot.sending import Delivered, OutboxSender
 from bot.store import Store
+from bot.userlanguages import UserLanguages, owner_language
 from sandbox import samples
 from sandbox.hostemu import HostEmulator
 from tests.conftest import unfinished
 from tests.service_harness import service_for
 
 ROWS = 100_000
-BIG = ("uploads", "jobs", "batches", "outbox", "bot_messages", "inbox")
+BIG = ("uploads", "jobs", "batches", "outbox", "bot_messages", "inbox", "user_languages")
 
 
 def fill(path: Path) -> None:
@@ -91,6 +92,11 @@ def fill(path: Path) -> None:
             "insert into inbox (platform, update_id, payload, state, received_at)"
             " values ('test', ?, '{}', 'done', ?)",
             ((i, stamp) for i in range(ROWS)),
+        )
+        conn.executemany(
+            "insert into user_languages (platform, user_id, language, updated_at)"
+            " values ('test', ?, 'es', ?)",
+            ((f"user-{i}", stamp) for i in range(ROWS)),
         )
 
 
@@ -180,6 +186,9 @@ async def test_no_user_or_sweep_path_scans_a_big_table(
         await inbox.unhandled("test")
         await inbox.handled("test", ROWS + 1)
         await inbox.prune("2026-06-01T00:00:00Z")
+        languages = UserLanguages(h.store.db)  # each user's last language
+        await languages.saw("test", "ann", "zh-hans")
+        await owner_language(h.store.db, "test", "user-7")
         cooldowns = Cooldowns(h.store)
         await cooldowns.cool("chev", 1.0, "flooding")
         await cooldowns.active()

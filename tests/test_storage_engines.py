@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from bot import schema
+from bot.community import Communities
 from bot.database import SQLiteDatabase
 from bot.errors import StorageError
 from bot.schema import SCHEMA_VERSION, SNAPSHOT_VERSION, SQLITE_HISTORY
 from bot.store import Store
+from bot.userlanguages import UserLanguages, remembered
 
 
 def sqlite_schema(path: Path) -> dict[str, object]:
@@ -61,6 +64,24 @@ async def test_processes_starting_together_migrate_once(storage: Path | str) -> 
             await store.close()
     assert versions == [SCHEMA_VERSION] * 4
     assert all(record is not None and record.viewer_url == "v" for record in seen)
+
+
+async def test_the_latest_migration_upgrades_a_database_of_the_version_before(
+    storage: Path | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newest migration (v15 -> v16: each user's language) on each engine: what the
+    database held stays, and the new table works."""
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:-1])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION - 1)
+    async with Store.opened(storage) as before:
+        assert await before.version() == SCHEMA_VERSION - 1
+        await Communities(before.db).change("discord", "1", "2", "ann", language="es")
+    monkeypatch.undo()
+    async with Store.opened(storage) as after:
+        assert await after.version() == SCHEMA_VERSION
+        assert (await Communities(after.db).settings("discord", "1")).language == "es"
+        await UserLanguages(after.db).saw("discord", 7, "es-ES")
+        assert await remembered(after.db, "discord", 7) == "es"
 
 
 async def test_a_lock_held_by_another_process_does_not_stall_the_event_loop(

@@ -22,6 +22,7 @@ from adapters.discord.deleting import Deletions
 from adapters.discord.delivery import Delivery
 from adapters.discord.identify import IdentifyGate
 from adapters.discord.intake import Intake
+from adapters.discord.language import remember
 from adapters.discord.moderating import Takedowns
 from adapters.discord.settings import SETTINGS_ITEMS
 from adapters.discord.sources import AttachmentLinks
@@ -111,6 +112,11 @@ class RehostClient(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         with log_context(platform="discord", chat=message.channel.id):
             await self.intake.on_message(message)
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Every interaction (alongside its handler): remember the user's locale, for
+        what reaches them later without one (a DM written as text, a takedown notice)."""
+        await remember(self.core, interaction)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         with log_context(platform="discord", chat=payload.channel_id):

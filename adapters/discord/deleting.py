@@ -28,6 +28,7 @@ from bot.presenting import upload_lines
 from bot.replyplan import public_view
 from bot.states import Visibility
 from bot.store import BotMessage
+from bot.userlanguages import remembered
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,13 @@ class Deletions:
                 view=public_buttons(lines, language),
             )
             return
-        # A private post was sent with SUPPRESS_EMBEDS; an edit keeps the flag.
+        # A private post was sent with SUPPRESS_EMBEDS; an edit keeps the flag. In the
+        # language its owner last used (an edit carries no locale).
         lines = upload_lines(uploads)
-        await message.edit(content=render.private_text(lines), view=delete_buttons(lines))
+        owner = uploads[0].owner_id if uploads else None
+        mine = await remembered(self.library.store.db, PLATFORM, owner) if owner else None
+        language = mine or ENGLISH
+        await message.edit(
+            content=render.private_text(lines, language=language),
+            view=delete_buttons(lines, language),
+        )

@@ -34,12 +34,17 @@ import discord
 
 from adapters.discord import render
 from adapters.discord.deleting import Deletions
-from adapters.discord.language import interaction_languages, message_languages, user_language
+from adapters.discord.language import (
+    dm_language,
+    interaction_languages,
+    message_languages,
+    user_language,
+)
 from adapters.discord.places import Expiry, Places
 from adapters.discord.sources import PLATFORM, attachments_of, split_attachments
 from bot.app import Core
 from bot.config import DiscordSettings
-from bot.i18n import ENGLISH, translate
+from bot.i18n import translate
 from bot.presenting import not_an_image, parse_expiry_argument
 from bot.requests import RehostRequest, SourceRef
 
@@ -139,17 +144,21 @@ class Intake:
             )
             await self._typing(message)
             return
+        # A DM has no locale: the language its author last used in an interaction.
+        language = await dm_language(self.core, message.author.id)
         if others:
-            why = not_an_image(ENGLISH)
+            why = not_an_image(language)
             await message.reply(
-                translate(ENGLISH, "{name} is {reason}.", name=render.name(others[0]), reason=why)
+                translate(language, "{name} is {reason}.", name=render.name(others[0]), reason=why)
             )
             return
         command = DELETE_COMMAND.match(message.content or "")
         if command is None:
-            await message.reply(render.help_text())
+            await message.reply(render.help_text(language))
             return
-        text, view = await self.deletions.confirm_prompt(message.author.id, int(command[1]))
+        text, view = await self.deletions.confirm_prompt(
+            message.author.id, int(command[1]), language
+        )
         await message.reply(text, suppress_embeds=True, view=view or discord.utils.MISSING)
 
     async def _submit_message(

@@ -3,7 +3,9 @@
 Private and ephemeral replies follow the user's client ``locale`` (sent with every
 interaction); public posts follow the server: its community ``language`` setting when a
 manager chose one, else its ``guild_locale``. A message (not an interaction) carries no
-locale: its owner is answered in the server's language, in DMs in English.
+locale: its owner is answered in the language they last used in an interaction
+(:mod:`bot.userlanguages`, remembered by :func:`remember`), else in the server's, in DMs
+in English.
 """
 
 from __future__ import annotations
@@ -44,12 +46,26 @@ async def interaction_languages(
 
 
 async def message_languages(core: Core, message: discord.Message) -> dict[str, str]:
-    """Batch context entries for a message's answer (no user locale: the server's)."""
+    """Batch context entries for a message's answer (no user locale: the one they last
+    used, else the server's)."""
     guild = message.guild
     if guild is None:
-        return context_languages(None, None)
+        mine = await dm_language(core, message.author.id)
+        return context_languages(mine, mine)
     public = await server_language(core, guild.id, guild.preferred_locale)
-    return context_languages(public, public)
+    mine = await core.languages.language(PLATFORM, message.author.id, public)
+    return context_languages(mine, public)
+
+
+async def dm_language(core: Core, user_id: int) -> str:
+    """The language of a DM written as text (it has no locale): the one its author last
+    used in an interaction, else English."""
+    return await core.languages.language(PLATFORM, user_id, None)
+
+
+async def remember(core: Core, interaction: discord.Interaction[Any]) -> None:
+    """Note the user's locale, for what reaches them later without one."""
+    await core.languages.saw(PLATFORM, interaction.user.id, str(interaction.locale))
 
 
 def user_language(interaction: discord.Interaction[Any]) -> str:

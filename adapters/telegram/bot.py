@@ -35,6 +35,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -43,6 +44,7 @@ from adapters.telegram.deleting import Deletions
 from adapters.telegram.delivery import Delivery, Pace, Pacer, with_retry
 from adapters.telegram.handling import UpdateHandling
 from adapters.telegram.intake import UPLOAD_CAPTION, Intake
+from adapters.telegram.language import LanguageNotes
 from adapters.telegram.moderating import GroupTakedowns
 from adapters.telegram.polling import DurablePoller
 from adapters.telegram.request import bot_requests
@@ -114,6 +116,8 @@ class TelegramAdapter:
 
     def _route(self, app: AnyApplication, intake: Intake, commands: Commands) -> None:
         private, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
+        # Before any other handler: the user's language, for what reaches them later.
+        app.add_handler(TypeHandler(Update, LanguageNotes(self.core)), group=-1)
         app.add_handler(CommandHandler(["start", "help"], commands.on_help))
         app.add_handler(CommandHandler("upload", intake.on_upload))
         app.add_handler(

@@ -277,8 +277,12 @@ class Delivery:
             text = render.public_text(shown, language=ours)
             keyboard = render.public_keyboard(shown, ours)
         else:
+            # An edit carries no language code: the one its owner last used.
             shown = upload_lines(uploads)
-            text, keyboard = render.private_text(shown), render.private_keyboard(shown)
+            owner = uploads[0].owner_id if uploads else None
+            mine = await self.core.languages.of(PLATFORM, owner) if owner else None
+            text = render.private_text(shown, language=mine or ENGLISH)
+            keyboard = render.private_keyboard(shown, mine or ENGLISH)
         await with_retry(
             lambda: self.bot.edit_message_text(
                 text,
