@@ -15,11 +15,12 @@ the last image of a quota.
 - Images: the member's jobs in the community counted in the window (``jobs.counted_at``;
   refused jobs are never counted), through the index on
   ``jobs (platform, community_id, owner_id, counted_at)``.
-- Bytes: the size is known only once an image is downloaded, so the quota counts what was
-  uploaded (``uploads.size`` of the community's uploads made in the window; an image the
-  bot already had, reused without uploading, costs nothing). New images are refused once
-  the community is at or over its quota; images admitted before that finish, so the last
-  ones may pass the quota by at most what was admitted together.
+- Bytes: the quota counts what was uploaded (``uploads.size`` of the community's uploads
+  made in the window; an image the bot already had, reused without uploading, costs
+  nothing). An image's size is known only once it is downloaded, so it is checked twice:
+  at admission new images are refused once the community is at or over its quota, and
+  before each upload (:func:`bytes_refusal`) an image that would take it past the quota
+  is refused. Only uploads running at that same moment can together pass it.
 """
 
 from __future__ import annotations
@@ -63,15 +64,10 @@ async def take(
     await db.lock_key(f"quota {platform} {community_id}")
     server = platform == "discord"
     if size is not None:
-        over, frees_at = await _bytes_used_up(db, platform, community_id, size, now)
+        # At admission the images' sizes are unknown: refused once at or over the quota.
+        over, frees_at = await _bytes_over(db, platform, community_id, size, 1, now)
         if over:
-            what = Said(
-                N_("this server's daily quota of {size}")
-                if server
-                else N_("this group's daily quota of {size}"),
-                {"size": bytes_phrase(size)},
-            )
-            return QuotaGrant(0, refusal(what, platform, frees_at, now), "quota_bytes")
+            return QuotaGrant(0, _bytes_refusal(platform, size, frees_at, now), "quota_bytes")
     if images is None:
         return QuotaGrant(wanted)
     # One aggregate row, however many jobs are in the window (the quota caps the walk).
@@ -105,25 +101,59 @@ async def take(
     return QuotaGrant(granted, refusal(what, platform, frees, now), "quota_images")
 
 
-async def _bytes_used_up(
-    db: Database, platform: str, community_id: str, quota: int, now: float
+async def bytes_refusal(
+    db: Database, platform: str, community_id: str | None, quota: int | None, size: int, now: float
+) -> Said | None:
+    """Before an upload, its size known: the refusal when ``size`` more bytes would take
+    the community's uploads of the window past its bytes quota (None: it fits). Not under
+    the community's lock (an upload takes too long to hold it), so uploads running at the
+    same moment may together pass the quota by what they upload at once."""
+    if community_id is None or quota is None:
+        return None
+    if size > quota:  # it would never fit: say so rather than when the quota frees up
+        return Said(
+            N_("the file is {size}, more than {what}"),
+            {"size": bytes_phrase(size), "what": _bytes_quota(platform, quota)},
+        )
+    over, frees_at = await _bytes_over(db, platform, community_id, quota, size, now)
+    return _bytes_refusal(platform, quota, frees_at, now) if over else None
+
+
+async def _bytes_over(
+    db: Database, platform: str, community_id: str, quota: int, adding: int, now: float
 ) -> tuple[bool, float | None]:
-    """Whether the community's uploads of the window reach ``quota`` bytes, and if so when
-    they drop below it again (None: never, a quota of 0)."""
+    """Whether the community's uploads of the window, plus ``adding`` bytes, pass
+    ``quota``, and if so when enough of them leave the window for ``adding`` to fit (None:
+    never, as with a quota of 0 or ``adding`` over the quota by itself)."""
     since = to_text(datetime.fromtimestamp(now - WINDOW, UTC))
     where = "from uploads where platform = ? and community_id = ? and created_at > ?"
     params = (platform, community_id, since)
     total = int(await db.fetchval(f"select coalesce(sum(size), 0) as total {where}", params))
-    if total < quota:
+    if total + adding <= quota:
         return False, None  # the usual case: one row back, not the day's uploads
+    if adding > quota:
+        return True, None
     rows = await db.fetch(f"select size, created_at {where} order by created_at", params)
     total = sum(int(row["size"] or 0) for row in rows)  # uploads may have finished since
     for row in rows:  # oldest first: each leaves the window 24 hours after it was made
         total -= int(row["size"] or 0)
-        if total < quota:
+        if total + adding <= quota:
             made = from_text(row["created_at"])
             return True, made.timestamp() + WINDOW if made is not None else now
     return True, None
+
+
+def _bytes_refusal(platform: str, quota: int, frees_at: float | None, now: float) -> Said:
+    return refusal(_bytes_quota(platform, quota), platform, frees_at, now)
+
+
+def _bytes_quota(platform: str, quota: int) -> Said:
+    return Said(
+        N_("this server's daily quota of {size}")
+        if platform == "discord"
+        else N_("this group's daily quota of {size}"),
+        {"size": bytes_phrase(quota)},
+    )
 
 
 def refusal(what: Said, platform: str, frees_at: float | None, now: float) -> Said:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot import metrics
+from bot import metrics, quotas
 from bot.community import Communities, CommunitySettings
 from bot.convert import ConversionError, convert, target_for
 from bot.dedup import Dedup, Reuse
@@ -108,6 +109,18 @@ class Rehoster:
                 metrics.DEDUP_HITS.labels(job.platform, "bytes").inc()
                 await self.keys.release(held, holder)
                 return _reused(ref, reused)
+            refused = await quotas.bytes_refusal(
+                self.store.db,
+                job.platform,
+                job.community_id,
+                community.quota_bytes_per_day,
+                fetched.size,
+                time.time(),
+            )
+            if refused is not None:  # its size, now known, would pass the community's quota
+                metrics.refused(job.platform, "quota_bytes", 1)
+                await self.keys.release(held, holder)
+                return JobOutcome(ref, error=refused)
             if hidden:
                 fetched = dataclasses.replace(fetched, nsfw=True)
             if uploader is not self.uploader:

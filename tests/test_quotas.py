@@ -222,6 +222,40 @@ async def test_the_bytes_quota_counts_what_was_uploaded(
     assert len(host_emu.uploads) == 1
 
 
+async def test_an_image_that_would_pass_the_bytes_quota_is_refused_before_it_is_uploaded(
+    host_emu: HostEmulator, storage: Path | str
+) -> None:
+    """Admitted while the community was under its quota, an image is checked again once its
+    size is known: one that does not fit is not uploaded, one that does still is."""
+    big, small = samples.png(200, 200), samples.png(2, 2)
+    urls = [host_emu.add_blob(name, data) for name, data in (("big.png", big), ("s.png", small))]
+    first = host_emu.add_blob("first.png", samples.png(91, 5))
+
+    def asked(url: str, group: str = "-7") -> RehostRequest:
+        return RehostRequest(
+            "test", group, "bob", [SourceRef("a.png", url=url)], chat_title="G", community_id=group
+        )
+
+    async with service_for(host_emu, storage) as h:
+        [made] = await h.service.rehost(asked(first))
+        assert made.upload is not None
+        quota = made.upload.size + len(big) - 1  # room for the small one, not the big one
+        assert len(small) < len(big) - 1
+        await Communities(h.store.db).change("test", "-7", "1", "A", quota_bytes_per_day=quota)
+        [refused] = await h.service.rehost(asked(urls[0]))
+        [fits] = await h.service.rehost(asked(urls[1]))
+        # A group with nothing uploaded yet, whose whole quota is smaller than the image.
+        await Communities(h.store.db).change("test", "-8", "1", "A", quota_bytes_per_day=10)
+        lone = host_emu.add_blob("lone.png", samples.png(9, 9))
+        [never] = await h.service.rehost(asked(lone, "-8"))
+    assert not refused.ok and fits.ok and not never.ok
+    said = str(refused.error)
+    assert said.startswith(f"this group's daily quota of {bytes_phrase(quota)} is used up")
+    assert re.search(r"it frees up in (23 h 59 min|24 h) \(at \d\d:\d\d UTC\)$", said)
+    assert str(never.error).endswith(", more than this group's daily quota of 10 B")
+    assert len(host_emu.uploads) == 2  # the first image and the small one
+
+
 def test_the_phrases() -> None:
     assert [wait_phrase(s) for s in (1, 60, 61, 3600, 3660, 86399)] == [
         "1 min",
