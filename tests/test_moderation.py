@@ -6,6 +6,7 @@ uploader privately, and is recorded with who did it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -49,6 +50,7 @@ ANN = 1_300_000_000_000_000_201  # the guild's owner
 UPLOADER = 1_300_000_000_000_000_301
 MOD = 1_300_000_000_000_000_302  # Manage Messages
 MEMBER = 1_300_000_000_000_000_303  # no special permission
+SECOND_UPLOADER = 1_300_000_000_000_000_304
 OUTSIDER_GUILD = 1_300_000_000_000_000_400
 OUTSIDE = 1_300_000_000_000_000_401  # a channel of another server
 REFUSED = "Only members who can manage messages here can take uploads down."
@@ -61,12 +63,13 @@ async def dc() -> AsyncIterator[DiscordEmulator]:
         emulator.add_user(UPLOADER, "uploader")
         emulator.add_user(MOD, "mod")
         emulator.add_user(MEMBER, "member")
+        emulator.add_user(SECOND_UPLOADER, "second")
         emulator.add_guild(
             GUILD,
             name="Gallery",
             owner_id=ANN,
             channels=[AUTO],
-            members=[(UPLOADER, 0), (MOD, MANAGE_MESSAGES), (MEMBER, 0)],
+            members=[(UPLOADER, 0), (MOD, MANAGE_MESSAGES), (MEMBER, 0), (SECOND_UPLOADER, 0)],
         )
         emulator.add_guild(OUTSIDER_GUILD, name="Other", owner_id=ANN, channels=[OUTSIDE])
         yield emulator
@@ -83,12 +86,14 @@ async def bot(tmp_path: Path, host_emu: HostEmulator, dc: DiscordEmulator) -> As
         yield adapter
 
 
-async def _posted(dc: DiscordEmulator, host_emu: HostEmulator, shade: int) -> tuple[Json, Any]:
+async def _posted(
+    dc: DiscordEmulator, host_emu: HostEmulator, shade: int, author: int = UPLOADER
+) -> tuple[Json, Any]:
     """The uploader posts an image in the auto-rehost channel: the bot's public post."""
     data = samples.png(3, 2, (shade, 60, 90))
     attachment = dc.add_attachment(data, f"{shade}.png", "image/png")
     before = len(public_messages(dc, AUTO))
-    source = await dc.send_message(AUTO, UPLOADER, "look", [attachment], GUILD)
+    source = await dc.send_message(AUTO, author, "look", [attachment], GUILD)
     await until(lambda: len(public_messages(dc, AUTO)) == before + 1, timeout=10)
     [image] = [img for img in host_emu.images.values() if img.data == data]
     post = public_messages(dc, AUTO)[-1]
@@ -210,6 +215,70 @@ async def test_deleting_the_source_takes_it_down_when_the_server_says_so(
     )
     assert record["moderator_id"] == str(UPLOADER)
     assert record["reason"] == "source message deleted"
+
+
+async def test_a_purge_of_the_sources_takes_their_rehosts_down(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    await Communities(bot.core.store.db).change(
+        "discord", str(GUILD), str(ANN), "ann", takedown_on_source_delete=True
+    )
+    authors = [UPLOADER, SECOND_UPLOADER, UPLOADER]
+    posted = [await _posted(dc, host_emu, 10 + n, author) for n, author in enumerate(authors)]
+    uploads = [(await _shown(bot.core, "discord", AUTO, post["id"]))[0] for post, _ in posted]
+    dms = {author: dc.dm_channel_of(author) for author in set(authors)}
+    assert None not in dms.values()
+    private_before = {author: len(bot_messages(dc, dm)) for author, dm in dms.items()}
+    unrelated = await dc.send_message(AUTO, MEMBER, "spam", guild_id=GUILD)
+
+    # One MESSAGE_DELETE_BULK for the three sources and the unrelated message.
+    sources = [post["source"] for post, _ in posted]
+    await dc.purge_messages(AUTO, MOD, [*sources, unrelated])
+    assert len(dc.dispatches("MESSAGE_DELETE_BULK")) == 1
+
+    await until(lambda: all(image.deleted for _, image in posted))
+    await until(lambda: public_messages(dc, AUTO) == [])
+    told = {author: authors.count(author) for author in dms}
+    await until(
+        lambda: all(len(bot_messages(dc, dms[a])) == private_before[a] + told[a] for a in dms)
+    )
+    for author, dm in dms.items():
+        notices = [m["content"] for m in bot_messages(dc, dm)[-told[author] :]]
+        mine = sorted(u.id for u, who in zip(uploads, authors, strict=True) if who == author)
+        assert sorted(int(n.split("#")[1].split(" ")[0]) for n in notices) == mine
+        assert all("its source message in Gallery was deleted." in n for n in notices)
+    moderation = Moderation(bot.core.store, bot.core.deleter, bot.core.rehost.outbox)
+    for upload, author in zip(uploads, authors, strict=True):
+        [record] = await moderation.takedowns(upload.id)
+        assert record["moderator_id"] == str(author)  # the author, whom discord.py cached
+        assert record["reason"] == "source message deleted" and record["host_deleted"] == 1
+
+
+async def test_a_purge_takes_nothing_down_when_the_server_has_not_said_so(
+    bot: DiscordAdapter,
+    dc: DiscordEmulator,
+    host_emu: HostEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    posted = [await _posted(dc, host_emu, 20 + n) for n in range(2)]
+    shown = [m["id"] for m in public_messages(dc, AUTO)]
+    dm = dc.dm_channel_of(UPLOADER)
+    private_before = len(bot_messages(dc, dm))
+    # Seen through: the bot's handler of the purge has returned.
+    takedowns = bot.client.takedowns
+    handled = asyncio.Event()
+    purged = takedowns.on_sources_purged
+
+    async def seen(payload: Any) -> None:
+        await purged(payload)
+        handled.set()
+
+    monkeypatch.setattr(takedowns, "on_sources_purged", seen)
+    await dc.purge_messages(AUTO, MOD, [post["source"] for post, _ in posted])
+    await asyncio.wait_for(handled.wait(), 5)
+    assert not any(image.deleted for _, image in posted)
+    assert [m["id"] for m in public_messages(dc, AUTO)] == shown
+    assert len(bot_messages(dc, dm)) == private_before
 
 
 # --- Telegram ------------------------------------------------------------------------------

@@ -122,6 +122,10 @@ class RehostClient(discord.Client):
         with log_context(platform="discord", chat=payload.channel_id):
             await self.takedowns.on_source_deleted(payload)
 
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        with log_context(platform="discord", chat=payload.channel_id):
+            await self.takedowns.on_sources_purged(payload)
+
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         await errors.on_event_error(self, event_method, *args)
 

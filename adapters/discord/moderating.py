@@ -6,13 +6,14 @@ but a button is visible to all and a command can be sent from a stale client, so
 permissions in the interaction itself (``interaction.permissions``, which Discord computes
 for the member in that channel) are checked on every use. An upload is the server's when
 the channel or thread it was posted in belongs to the interaction's guild. The rest is
-:mod:`bot.moderation`'s; deleting the source message is handled in :meth:`on_source_deleted`.
+:mod:`bot.moderation`'s; deleting source messages (one, or a moderator's purge) is handled
+in :meth:`Takedowns.sources_deleted`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import discord
@@ -97,29 +98,60 @@ class Takedowns:
     # --- deleting the source message ----------------------------------------------------------
 
     async def on_source_deleted(self, payload: discord.RawMessageDeleteEvent) -> None:
-        """With the server's ``takedown_on_source_delete``, a deleted message takes down
-        what was rehosted from it (recorded as done by its author, when known)."""
-        if payload.guild_id is None:
+        """One message deleted (MESSAGE_DELETE)."""
+        cached = [payload.cached_message] if payload.cached_message is not None else []
+        await self.sources_deleted(
+            payload.guild_id, payload.channel_id, [payload.message_id], cached
+        )
+
+    async def on_sources_purged(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        """A moderator's purge (MESSAGE_DELETE_BULK): up to 100 messages of one channel."""
+        await self.sources_deleted(
+            payload.guild_id, payload.channel_id, payload.message_ids, payload.cached_messages
+        )
+
+    async def sources_deleted(
+        self,
+        guild_id: int | None,
+        channel_id: int,
+        message_ids: Collection[int],
+        cached: Iterable[discord.Message],
+    ) -> None:
+        """With the server's ``takedown_on_source_delete``, deleted messages take down what
+        was rehosted from them, each recorded as done by its message's author when
+        discord.py still had the message (``cached``), else by :data:`SOURCE_DELETED`.
+        One query finds the uploads of all the messages (a purge deletes up to 100)."""
+        if guild_id is None or not message_ids:
             return
-        settings = await Communities(self.core.store.db).settings(PLATFORM, str(payload.guild_id))
+        settings = await Communities(self.core.store.db).settings(PLATFORM, str(guild_id))
         if not settings.takedown_on_source_delete:
             return
+        ids = sorted({str(message_id) for message_id in message_ids})
+        marks = ", ".join("?" * len(ids))
         rows = await self.core.store.db.fetch(
-            "select distinct jobs.upload_id from batches join jobs on jobs.batch = batches.id"
-            " where batches.platform = ? and batches.chat_id = ? and batches.message_id = ?"
+            "select distinct batches.message_id, jobs.upload_id from batches"
+            " join jobs on jobs.batch = batches.id"
+            " where batches.platform = ? and batches.chat_id = ?"
+            f" and batches.message_id in ({marks})"
             " and jobs.upload_id is not null order by jobs.upload_id",
-            (PLATFORM, str(payload.channel_id), str(payload.message_id)),
+            (PLATFORM, str(channel_id), *ids),
         )
         if not rows:
             return
-        cached = payload.cached_message
-        author = Moderator(str(cached.author.id), cached.author.name) if cached else None
-        guild = self.client.get_guild(payload.guild_id)
-        community = self.community(payload.guild_id, guild.name if guild else "")
+        authors = {
+            message.id: Moderator(str(message.author.id), message.author.name) for message in cached
+        }
+        guild = self.client.get_guild(guild_id)
+        community = self.community(guild_id, guild.name if guild else "")
+        done: set[int] = set()
         for row in rows:
+            upload_id = int(row["upload_id"])
+            if upload_id in done:  # rehosted from two of the deleted messages
+                continue
+            done.add(upload_id)
             result = await self.core.moderation.take_down(
-                int(row["upload_id"]),
-                author or Moderator(SOURCE_DELETED),
+                upload_id,
+                authors.get(int(row["message_id"])) or Moderator(SOURCE_DELETED),
                 community,
                 reason="source message deleted",
                 by_source=True,
