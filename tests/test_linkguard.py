@@ -306,7 +306,7 @@ async def test_redirects_stop_after_the_limit(site: WebSite) -> None:
         site.add_redirect(f"/r{hop}", f"/r{hop + 1}")
     site.add_image(f"/r{MAX_REDIRECTS + 1}", PNG)
     fetched = await fetch_link(site.url("/r0"))
-    assert isinstance(fetched, FetchProblem) and "redirects more than" in fetched.message
+    assert isinstance(fetched, FetchProblem) and "redirects more than" in str(fetched.said)
     assert len(site.requests) == MAX_REDIRECTS + 1
 
 
