@@ -31,6 +31,7 @@ from adapters.discord.sources import PLATFORM
 from bot.app import Core, open_core
 from bot.community import Communities
 from bot.config import Config, parse_config
+from bot.i18n import translate
 from bot.logsafety import Redactor
 from bot.migrate import Migrator
 from bot.outbox import OutboxRow
@@ -1061,6 +1062,27 @@ async def test_unexpected_failures_get_a_safe_answer_and_go_to_the_log(
     everything = json.dumps([dc.channel_messages(c) for c in (OTHER, dc.dm_channel_of(CAT) or 0)])
     assert "4711" not in everything
     await _upload(dc, "cat.png", image(60))  # something for the leak check
+
+
+async def test_a_failure_in_a_server_is_told_in_the_servers_language(
+    config: Config, host_emu: HostEmulator, dc: DiscordEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not from the server's setting: the database may be what failed."""
+    dc.world.guilds[GUILD].preferred_locale = "es-ES"
+    async with open_core(config) as core, running(core) as adapter:
+        handle = adapter.client.intake.on_message
+
+        async def fails_on_hola(message: discord.Message) -> None:
+            if message.content == "hola":
+                raise RuntimeError("internal detail 4711")
+            await handle(message)
+
+        monkeypatch.setattr(adapter.client.intake, "on_message", fails_on_hola)
+        await dc.send_message(OTHER, ANN, "hola", guild_id=GUILD)
+        await dc.wait_for(posted_in(OTHER))
+    [reply] = bot_messages(dc, OTHER)
+    assert reply["content"] == translate("es", render.SORRY) != render.SORRY
+    assert "4711" not in reply["content"]
 
 
 # --- what Discord refuses: expired tokens and links, deleted messages, crashes ---------------

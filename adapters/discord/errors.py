@@ -27,7 +27,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.render import SORRY
-from bot.i18n import N_, negotiate, translate
+from bot.i18n import ENGLISH, N_, negotiate, translate
 from bot.outbox import OutboxRow
 from bot.sending import Delivered
 
@@ -115,8 +115,10 @@ async def on_event_error(client: discord.Client, event: str, *args: Any) -> None
     log.exception("handling message %s in channel %s failed", message.id, message.channel.id)
     if client.is_closed():
         return
+    # In the server's Discord language: not its setting, as the database may be what failed.
+    language = negotiate(str(message.guild.preferred_locale)) if message.guild else ENGLISH
     try:
-        await message.reply(SORRY, mention_author=False)
+        await message.reply(translate(language, SORRY), mention_author=False)
     except discord.HTTPException as error:
         log.warning("could not tell the user that something failed (HTTP %s)", error.status)
 
