@@ -359,7 +359,7 @@ async def test_links_that_are_not_web_links_or_not_there(site: WebSite) -> None:
         fetched = await fetch_link(url)
         assert isinstance(fetched, FetchProblem) and fetched.kind == "bad_link"
     missing = await fetch_link(site.url("/missing.png"))
-    assert isinstance(missing, FetchProblem) and "HTTP 404" in missing.message
+    assert isinstance(missing, FetchProblem) and "HTTP 404" in str(missing.said)
 
 
 async def test_a_delete_link_is_never_requested(site: WebSite) -> None:
