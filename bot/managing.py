@@ -10,14 +10,13 @@ nowhere else: it is never part of a text made here.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from bot import settingtexts
 from bot.app import Core
 from bot.community import SETTINGS, Communities, CommunitySettings
-from bot.errors import ExpirationError
+from bot.errors import ExpirationError, RehostError
 from bot.expiration import Duration, offered_durations, parse_duration
 from bot.i18n import ENGLISH, LANGUAGES, N_, Said, format_duration, translate
 from bot.linkguard import AddressGuard
@@ -32,24 +31,15 @@ MEGABYTE = settingtexts.MEGABYTE
 LARGEST_QUOTA = 1_000_000  # images, or megabytes (~1 TB): far beyond a day of any server
 
 
-class SettingError(ValueError):
+class SettingError(RehostError, ValueError):
     """A value a manager gave that cannot be used. ``said`` says why, as a msgid and its
-    parameters (a :class:`Duration` among them is written in words of the reader's
-    language): :meth:`in_language` for the manager, ``str()`` in English."""
+    parameters: :meth:`in_language` for the manager, ``str()`` in English."""
 
     def __init__(self, message: str | Said, **params: object) -> None:
-        self.said = message if isinstance(message, Said) else Said(message, params)
-        super().__init__(self.in_language(ENGLISH))
+        super().__init__(message if isinstance(message, Said) else Said(message, params))
 
     def in_language(self, language: str) -> str:
-        params = self.said.params
-        if not any(isinstance(value, Duration) for value in params.values()):
-            return self.said.in_language(language)
-        written = {
-            name: format_duration(value, language) if isinstance(value, Duration) else value
-            for name, value in params.items()
-        }
-        return dataclasses.replace(self.said, params=written).in_language(language)
+        return self.said.in_language(language)
 
 
 @dataclass(frozen=True)
