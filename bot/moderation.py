@@ -250,7 +250,8 @@ def notice(
         upload.owner_id,
         reply_to=None,
         items=(ReplyItem(f"#{upload.id}", upload.id),),
-        note=_NOTICES[by_source, bool(community.title)],
-        note_params={"id": upload.id, "place": community.title},
+        note=Said(
+            _NOTICES[by_source, bool(community.title)], {"id": upload.id, "place": community.title}
+        ).to_text(),
         language=language,
     )

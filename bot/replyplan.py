@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.i18n import N_, Said, from_stored, translate
+from bot.i18n import N_, Said, from_stored
 from bot.presenting import ResultLine
 from bot.queue import Batch
 from bot.states import Visibility
@@ -59,18 +59,17 @@ class PlannedMessage:
     # Not a new message: re-render this bot post in ``chat_id`` from what the store now
     # holds for it (edited, or removed when nothing in it is live), as after a deletion.
     refresh_message_id: str | None = None
-    note: str | None = None  # a line from the core to put first (e.g. "moved to ...")
-    # With these, ``note`` is a msgid of the catalogues and its parameters (see note_in).
-    note_params: dict[str, Any] | None = None
+    # A line from the core to put first (e.g. "moved to ..."), as a Said keeps it
+    # (bot.said.Said.to_text): written out in the reader's language by note_in.
+    note: str | None = None
     # The reader's language when the core knows it (a community's setting) and no batch
     # says it; None: the adapter decides.
     language: str | None = None
 
     def note_in(self, language: str) -> str | None:
-        """``note`` in ``language`` (a note made without parameters stays as it is)."""
-        if self.note is None or self.note_params is None:
-            return self.note
-        return translate(language, self.note, **self.note_params)
+        """``note`` in ``language``."""
+        note = from_stored(self.note)
+        return None if note is None else note.in_language(language)
 
     @property
     def previews(self) -> bool:
@@ -88,6 +87,9 @@ class PlannedMessage:
         values["visibility"] = Visibility(values["visibility"])
         values["items"] = tuple(ReplyItem(**item) for item in values["items"])
         values["skipped"] = tuple(values.get("skipped") or ())
+        params = values.pop("note_params", None)  # queued before notes were kept as Said
+        if params is not None and values.get("note"):
+            values["note"] = Said(values["note"], params).to_text()
         return cls(**values)
 
 
@@ -191,8 +193,10 @@ def moved_notice(
         owner_id,
         reply_to=None,
         items=(ReplyItem(f"#{upload_id}", upload_id),),
-        note=N_("Your image #{id} moved from {old} to {new}: new links."),
-        note_params={"id": upload_id, "old": old_host, "new": new_host},
+        note=Said(
+            N_("Your image #{id} moved from {old} to {new}: new links."),
+            {"id": upload_id, "old": old_host, "new": new_host},
+        ).to_text(),
         language=language,
     )
 

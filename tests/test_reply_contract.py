@@ -10,16 +10,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.i18n import translate
 from bot.intake import Intake
 from bot.queue import Batch, JobQueue
 from bot.ratelimit import RateLimit
-from bot.replyplan import ReplyItem, lines, plan_reply
+from bot.replyplan import PlannedMessage, ReplyItem, lines, moved_notice, plan_reply
 from bot.requests import RehostRequest, SourceRef
 from bot.states import Visibility
 from bot.store import Store, UploadRecord
@@ -196,3 +198,18 @@ async def test_the_inbox_records_an_update_once_and_forgets_it_once_handled(
     assert await inbox.unhandled("p") == [(2, {"n": 2})]
     assert await inbox.prune("9999-12-31T00:00:00Z") == 1, "only handled updates are pruned"
     await store.close()
+
+
+def test_a_notice_keeps_its_words_through_the_outbox_and_reads_older_rows() -> None:
+    moved = moved_notice("ann", 7, "chev", "zg")
+    again = PlannedMessage.from_json(json.loads(json.dumps(moved.to_json())))
+    assert again == moved
+    assert again.note_in("en") == "Your image #7 moved from chev to zg: new links."
+    assert again.note_in("es") == translate(
+        "es", "Your image #{id} moved from {old} to {new}: new links.", id=7, old="chev", new="zg"
+    )
+    assert again.note_in("es") != again.note_in("en")
+    # A row queued before notes were kept whole: its msgid and its parameters apart.
+    older = {**moved.to_json(), "note": "Your image #{id} moved from {old} to {new}: new links."}
+    older["note_params"] = {"id": 7, "old": "chev", "new": "zg"}
+    assert PlannedMessage.from_json(older).note_in("es") == again.note_in("es")
