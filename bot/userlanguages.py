@@ -18,8 +18,9 @@ have written another language meanwhile.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+
+from cachetools import TTLCache
 
 from bot.database import Database
 from bot.i18n import negotiate
@@ -28,6 +29,7 @@ from bot.store import now_utc, to_text
 CAPACITY = 10_000  # users whose language a process keeps in memory
 TRUSTED_FOR = 3600.0  # seconds a cached language is taken to be what the database holds
 
+_UNKNOWN = "?"  # not in the cache (None there means: nothing stored for the user)
 _UPSERT = (
     "insert into user_languages (platform, user_id, language, updated_at)"
     " values (?, ?, ?, ?) on conflict (platform, user_id) do update"
@@ -69,11 +71,11 @@ class UserLanguages:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
-        self.capacity = capacity
-        self.trusted_for = trusted_for
-        self._clock = clock
-        # (platform, user id) -> (language or None: none stored, when it was learnt)
-        self._known: OrderedDict[tuple[str, str], tuple[str | None, float]] = OrderedDict()
+        # (platform, user id) -> language (None: none stored); the least recently seen
+        # user goes first, and an entry lapses trusted_for seconds after it was learnt.
+        self._known: TTLCache[tuple[str, str], str | None] = TTLCache(
+            maxsize=capacity, ttl=trusted_for, timer=clock
+        )
 
     async def saw(self, platform: str, user_id: str | int, code: str | None) -> None:
         """``user_id`` used the platform's language ``code`` (``es-ES``, ``zh-hans``):
@@ -83,38 +85,21 @@ class UserLanguages:
             return
         language = negotiate(code)
         key = (platform, str(user_id))
-        if self._cached(key) == (language,):
+        if self._known.get(key, _UNKNOWN) == language:
             return
         await self.db.execute(_UPSERT, (platform, str(user_id), language, to_text(now_utc())))
-        self._keep(key, language)
+        self._known[key] = language
 
     async def of(self, platform: str, user_id: str | int) -> str | None:
         """The language ``user_id`` last used on ``platform``; None if never seen."""
         key = (platform, str(user_id))
-        cached = self._cached(key)
-        if cached is not None:
-            return cached[0]
+        cached = self._known.get(key, _UNKNOWN)
+        if cached is not _UNKNOWN:
+            return cached
         language = await remembered(self.db, platform, user_id)
-        self._keep(key, language)
+        self._known[key] = language
         return language
 
     async def language(self, platform: str, user_id: str | int, fallback: str | None) -> str:
         """:meth:`of`, else ``fallback`` (a community's language), else English."""
         return await self.of(platform, user_id) or negotiate(fallback)
-
-    def _cached(self, key: tuple[str, str]) -> tuple[str | None] | None:
-        entry = self._known.get(key)
-        if entry is None:
-            return None
-        language, learnt = entry
-        if self._clock() - learnt > self.trusted_for:
-            del self._known[key]
-            return None
-        self._known.move_to_end(key)
-        return (language,)
-
-    def _keep(self, key: tuple[str, str], language: str | None) -> None:
-        self._known[key] = (language, self._clock())
-        self._known.move_to_end(key)
-        while len(self._known) > self.capacity:
-            self._known.popitem(last=False)
