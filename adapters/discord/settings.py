@@ -128,7 +128,9 @@ async def settings_message(
 
 
 def _title(interaction: discord.Interaction[Any]) -> str:
-    return interaction.guild.name if interaction.guild is not None else "this server"
+    if interaction.guild is not None:
+        return interaction.guild.name
+    return translate(user_language(interaction), "this server")  # not in the bot's cache
 
 
 async def _show(
