@@ -233,7 +233,7 @@ async def test_commands_are_registered_in_the_configured_guild(
     choices = {c["value"]: c["name"] for c in expire["choices"]}
     assert len(choices) <= 25 and choices["1d"] == "1 day" and choices["never"] == "never"
     assert "90s" not in choices  # only what Chevereto honours exactly
-    assert commands["rehost"]["default_member_permissions"] == str(1 << 5)  # Manage Server
+    assert commands["rehost"]["default_member_permissions"] == str(1 << 13)  # Manage Messages
     assert commands["Rehost images"]["type"] == 3
     with pytest.raises(AssertionError, match="may not see"):
         await dc.slash_command("rehost", BOB, OTHER, GUILD)

@@ -176,6 +176,35 @@ async def test_a_moderator_takes_down_a_members_upload_and_others_cannot(
     assert record["community_id"] == str(GUILD) and record["host_deleted"] == 1
 
 
+async def test_a_moderator_sees_rehost_for_takedown_and_nothing_that_needs_manage_server(
+    bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
+) -> None:
+    """Discord shows /rehost to Manage Messages (subcommands have no permissions of
+    their own); every subcommand but takedown checks Manage Server itself."""
+    post, image = await _posted(dc, host_emu, 5)
+    [upload] = await _shown(bot.core, "discord", AUTO, post["id"])
+    manage_server = "You need the Manage Server permission for that."
+    for options in (
+        [{"name": "auto", "type": 1, "options": [{"name": "state", "type": 3, "value": "off"}]}],
+        [{"name": "nsfw", "type": 1, "options": [{"name": "state", "type": 3, "value": "on"}]}],
+        [{"name": "backfill", "type": 1, "options": []}],
+    ):
+        asked = await dc.slash_command("rehost", MOD, AUTO, GUILD, options=options)
+        assert await _ephemeral_answer(dc, asked) == manage_server, options[0]["name"]
+    settings = await dc.slash_command(
+        "rehost", MOD, AUTO, GUILD, options=[{"name": "settings", "type": 1, "options": []}]
+    )
+    assert "Manage Server" in await _ephemeral_answer(dc, settings)
+    chat = await bot.core.store.chat_settings("discord", str(AUTO))
+    assert chat is not None and not chat.nsfw  # nothing changed
+    # Takedown by id: the moderator's own command, no Manage Server needed.
+    by_id = await dc.slash_command("rehost", MOD, AUTO, GUILD, options=_takedown_options(upload.id))
+    assert await _ephemeral_answer(dc, by_id) == (
+        f"Took down #{upload.id} and deleted from the image host."
+    )
+    assert image.deleted
+
+
 async def test_takedown_by_id_and_menu_stay_within_the_server(
     bot: DiscordAdapter, dc: DiscordEmulator, host_emu: HostEmulator
 ) -> None:

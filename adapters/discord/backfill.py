@@ -232,6 +232,7 @@ def backfill_command(
     @app_commands.command(
         name="backfill", description=N_("Rehost the images of this channel's earlier messages")
     )
+    @app_commands.checks.has_permissions(manage_guild=True)  # /rehost is shown to moderators
     @app_commands.describe(
         limit=described(LIMIT_HELP, n=DEFAULT_LIMIT),
         before=N_("Start above this message (its id or link); default: here and now"),

@@ -136,14 +136,17 @@ def build_commands(
             text, ephemeral=True, suppress_embeds=True, view=view or discord.utils.MISSING
         )
 
+    # Shown to moderators (Manage Messages), for `takedown`: Discord gives subcommands no
+    # permissions of their own, so the others check Manage Server on every use.
     settings = app_commands.Group(
         name="rehost",
         description=N_("Server settings of the rehost bot"),
         guild_only=True,
-        default_permissions=discord.Permissions(manage_guild=True),
+        default_permissions=discord.Permissions(manage_messages=True),
     )
 
     @settings.command(name="auto", description=N_("Rehost every image posted in this channel"))
+    @app_commands.checks.has_permissions(manage_guild=True)
     @app_commands.describe(
         state=N_("on or off"),
         expire=N_("When images rehosted here expire"),
@@ -205,6 +208,7 @@ def build_commands(
         await interaction.response.send_message(text)
 
     @settings.command(name="nsfw", description=N_("Mark every image rehosted here as NSFW"))
+    @app_commands.checks.has_permissions(manage_guild=True)
     @app_commands.describe(state=N_("on or off"))
     @app_commands.choices(
         state=[
