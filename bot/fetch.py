@@ -24,9 +24,9 @@ from typing import IO
 import httpx
 
 from bot.hosts.base import UploadSource
-from bot.i18n import N_, Said, said
+from bot.i18n import N_, Said, Size, said
 from bot.linkguard import AddressRefused
-from bot.media import SNIFF_BYTES, SUPPORTED, ImageType, human_size, sniff
+from bot.media import SNIFF_BYTES, SUPPORTED, ImageType, sniff
 
 FORMATS = ", ".join(t.extension.upper() for t in SUPPORTED)
 _FORMATS = {"formats": FORMATS}
@@ -86,7 +86,7 @@ class Fetcher:
             "too_large",
             Said(
                 N_("the file is {size}; the limit is {limit}"),
-                {"size": human_size(size), "limit": human_size(self.max_bytes)},
+                {"size": Size(size), "limit": Size(self.max_bytes)},
             ),
         )
 

@@ -29,6 +29,7 @@ from babel.dates import format_date
 from babel.dates import format_timedelta as babel_format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import Translations
 from babel.units import format_unit
 
@@ -36,6 +37,7 @@ from babel.units import format_unit
 from bot.said import ENGLISH as ENGLISH
 from bot.said import N_ as N_
 from bot.said import Said as Said
+from bot.said import Size as Size
 from bot.said import from_stored as from_stored
 from bot.said import joined as joined
 from bot.said import said as said
@@ -134,6 +136,24 @@ def format_datetime(moment: datetime, language: str) -> str:
 def format_timedelta(delta: timedelta, language: str) -> str:
     """A duration in words in ``language``, e.g. ``3 days`` / ``3 días`` / ``3天``."""
     return babel_format_timedelta(delta, threshold=1.0, locale=locale(language))
+
+
+KIBIBYTE, MEBIBYTE, GIBIBYTE = 1 << 10, 1 << 20, 1 << 30
+
+
+def format_size(size: int, language: str) -> str:
+    """A size in bytes as ``language`` writes it, in binary multiples as hosts state their
+    limits and the quota form takes megabytes: whole gigabytes when it is some (``2 GB``),
+    else megabytes or kilobytes to one decimal (``1.5 MB``, ``1,5 MB``), else bytes."""
+    where = locale(language)
+    if size >= GIBIBYTE and size % GIBIBYTE == 0:
+        return format_unit(size // GIBIBYTE, "digital-gigabyte", length="short", locale=where)
+    for scale, unit in ((MEBIBYTE, "digital-megabyte"), (KIBIBYTE, "digital-kilobyte")):
+        if size >= scale:
+            count = round(size / scale, 1)
+            shown: int | float = int(count) if count == int(count) else count
+            return format_unit(shown, unit, length="short", locale=where)
+    return f"{format_decimal(size, locale=where)} B"
 
 
 _UNITS = {

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 
 from bot.community import Communities
 from bot.database import Database
-from bot.said import N_, Said, said_n
+from bot.said import N_, Said, Size, said_n
 from bot.store import from_text, to_text
 
 WINDOW = 24 * 3600.0  # seconds: "per day" is the last 24 hours
@@ -113,7 +113,7 @@ async def bytes_refusal(
     if size > quota:  # it would never fit: say so rather than when the quota frees up
         return Said(
             N_("the file is {size}, more than {what}"),
-            {"size": bytes_phrase(size), "what": _bytes_quota(platform, quota)},
+            {"size": Size(size), "what": _bytes_quota(platform, quota)},
         )
     over, frees_at = await _bytes_over(db, platform, community_id, quota, size, now)
     return _bytes_refusal(platform, quota, frees_at, now) if over else None
@@ -152,7 +152,7 @@ def _bytes_quota(platform: str, quota: int) -> Said:
         N_("this server's daily quota of {size}")
         if platform == "discord"
         else N_("this group's daily quota of {size}"),
-        {"size": bytes_phrase(quota)},
+        {"size": Size(quota)},
     )
 
 
@@ -182,12 +182,3 @@ def wait_phrase(seconds: float) -> str:
     hours, minutes = divmod(minutes, 60)
     parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
     return " ".join(parts)
-
-
-def bytes_phrase(size: int) -> str:
-    """``50 MB``, ``1.5 GB``, ``800 KB``, ``12 B`` (decimal units, as hosts state
-    their limits)."""
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if size >= scale:
-            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
-    return f"{size} B"

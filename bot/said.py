@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 ENGLISH = "en"  # the language of the msgids
 
 
+class Size(int):
+    """A parameter that is a size in bytes: written as the reader's language writes sizes
+    (:func:`bot.i18n.format_size`)."""
+
+
 def N_(message: str) -> str:
     """Marks a module-level text for extraction; translate it where it is shown."""
     return message
@@ -31,8 +36,8 @@ class Said:
     dates; ``str()`` is the English text."""
 
     message: str
-    # Values: text, numbers, a datetime, a timedelta or a bot.expiration.Duration
-    # (written as the language writes dates and durations), a list (written as the
+    # Values: text, numbers, a Size, a datetime, a timedelta or a bot.expiration.Duration
+    # (written as the language writes sizes, dates and durations), a list (written as the
     # language lists things) or another Said (translated too).
     params: Mapping[str, object] = field(default_factory=dict)
     plural: str | None = None  # the plural msgid, chosen by the ``n`` parameter
@@ -92,6 +97,8 @@ def _stored_params(params: Mapping[str, object]) -> dict[str, object]:
     for name, value in params.items():
         if isinstance(value, Said):
             stored[name] = _stored(value)
+        elif isinstance(value, Size):
+            stored[name] = {"bytes": int(value)}
         elif isinstance(value, timedelta):
             stored[name] = {"seconds": value.total_seconds()}
         elif isinstance(value, _duration_type()):
@@ -114,6 +121,8 @@ def _said_from(data: Mapping[str, Any]) -> Said:
             params[name] = _said_from(value)
         elif isinstance(value, dict) and "at" in value:
             params[name] = datetime.fromisoformat(value["at"])
+        elif isinstance(value, dict) and "bytes" in value:
+            params[name] = Size(int(value["bytes"]))
         elif isinstance(value, dict) and "seconds" in value:
             params[name] = timedelta(seconds=float(value["seconds"]))
         elif isinstance(value, dict) and "months" in value:
@@ -149,6 +158,10 @@ def joined(parts: Sequence[Said]) -> Said:
 def _written(value: object, language: str) -> object:
     if isinstance(value, Said):
         return value.in_language(language)
+    if isinstance(value, Size):
+        from bot.i18n import format_size
+
+        return format_size(value, language)
     if isinstance(value, (list, tuple)):
         return _listed([str(_written(item, language)) for item in value], language)
     if isinstance(value, datetime):

@@ -18,11 +18,10 @@ from babel import Locale
 from babel.core import UnknownLocaleError
 from babel.lists import format_list
 from babel.numbers import format_decimal
-from babel.units import format_unit
 
 from bot.errors import ExpirationError
 from bot.expiration import parse_duration
-from bot.i18n import N_, format_datetime, format_duration, locale, translate
+from bot.i18n import MEBIBYTE, N_, format_datetime, format_duration, format_size, locale, translate
 from bot.store import from_text
 
 LABELS: Mapping[str, str] = {
@@ -50,8 +49,7 @@ UNSET_WORDS: Mapping[str, str] = {
 }
 SWITCHES = frozenset({"nsfw", "takedown_on_source_delete"})
 EXPIRIES = frozenset({"default_expiration", "max_expiration"})
-MEGABYTE = 1024 * 1024
-GIGABYTE = 1024 * MEGABYTE
+MEGABYTE = MEBIBYTE  # the quota form takes megabytes
 
 
 def label(name: str, language: str) -> str:
@@ -105,16 +103,5 @@ def _written(name: str, stored: str, language: str) -> str:
     if name == "quota_images_per_member":
         return format_decimal(int(stored), locale=where)
     if name == "quota_bytes_per_day":
-        return byte_size(int(stored), language)
+        return format_size(int(stored), language)
     return stored
-
-
-def byte_size(size: int, language: str) -> str:
-    """Bytes in whole GB when they are, else in MB (binary multiples, as the quota form
-    takes megabytes): ``2 GB``, ``1.500 MB``."""
-    where = locale(language)
-    if size >= GIGABYTE and size % GIGABYTE == 0:
-        return format_unit(size // GIGABYTE, "digital-gigabyte", length="short", locale=where)
-    megabytes = round(size / MEGABYTE, 1)
-    count: int | float = int(megabytes) if megabytes == int(megabytes) else megabytes
-    return format_unit(count, "digital-megabyte", length="short", locale=where)

@@ -77,7 +77,7 @@ async def test_expiry_the_host_cannot_honour_is_refused_before_sending(
 async def test_the_client_refuses_files_over_its_limit_locally(host_emu: HostEmulator) -> None:
     async with httpx.AsyncClient() as http:
         small = CheveretoClient("c", host_emu.chevereto_endpoint, CHEV_KEY, http, max_bytes=10)
-        with pytest.raises(HostLimit, match="accepts at most 10 bytes"):
+        with pytest.raises(HostLimit, match="accepts at most 10 B"):
             await small.upload(source(), None)
     assert host_emu.uploads == []
 

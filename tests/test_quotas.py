@@ -16,10 +16,11 @@ from typing import Any
 from bot import metrics
 from bot.app import open_core
 from bot.community import Communities
+from bot.i18n import format_size
 from bot.intake import Intake
 from bot.presenting import error_text
 from bot.queue import JobQueue
-from bot.quotas import WINDOW, bytes_phrase, wait_phrase
+from bot.quotas import WINDOW, wait_phrase
 from bot.ratelimit import RateLimit
 from bot.requests import RehostRequest, SourceRef
 from bot.store import Store, to_text
@@ -167,7 +168,7 @@ async def test_the_bytes_quota_refuses_once_the_communitys_uploads_reach_it(
         assert await errors(queue, await intake.submit(request("ann", 2))) == [None, None]
         await uploaded(300, 2)
         await uploaded(200, 1)  # 1100 bytes in the window: at the quota
-        refused = "this group's daily quota of 1 KB is used up; it frees up"
+        refused = "this group's daily quota of 1,000 B is used up; it frees up"
         counted = refusals("quota_bytes")
         # Below 1000 once the 600 bytes of 20 hours ago leave the window: in 4 hours.
         assert await errors(queue, await intake.submit(request("bob", 2))) == [
@@ -217,7 +218,7 @@ async def test_the_bytes_quota_counts_what_was_uploaded(
         [refused] = await h.service.rehost(asked(second))
     assert refused.error is not None
     said = str(refused.error)
-    assert said.startswith(f"this group's daily quota of {bytes_phrase(size)} is used up")
+    assert said.startswith(f"this group's daily quota of {format_size(size, 'en')} is used up")
     assert re.search(r"it frees up in (23 h 59 min|24 h) \(at \d\d:\d\d UTC\)$", said)
     assert len(host_emu.uploads) == 1
 
@@ -250,7 +251,7 @@ async def test_an_image_that_would_pass_the_bytes_quota_is_refused_before_it_is_
         [never] = await h.service.rehost(asked(lone, "-8"))
     assert not refused.ok and fits.ok and not never.ok
     said = str(refused.error)
-    assert said.startswith(f"this group's daily quota of {bytes_phrase(quota)} is used up")
+    assert said.startswith(f"this group's daily quota of {format_size(quota, 'en')} is used up")
     assert re.search(r"it frees up in (23 h 59 min|24 h) \(at \d\d:\d\d UTC\)$", said)
     assert str(never.error).endswith(", more than this group's daily quota of 10 B")
     assert len(host_emu.uploads) == 2  # the first image and the small one
@@ -265,14 +266,18 @@ def test_the_phrases() -> None:
         "1 h 1 min",
         "24 h",
     ]
-    assert [bytes_phrase(n) for n in (1, 12, 1000, 1500, 50_000_000, 2 * 10**9)] == [
+    sizes = (1, 12, 1000, 1536, 50 << 20, 1_500_000, 2 << 30, 3 << 29)
+    assert [format_size(n, "en") for n in sizes] == [
         "1 B",
         "12 B",
-        "1 KB",
-        "1.5 KB",
+        "1,000 B",
+        "1.5 kB",
         "50 MB",
+        "1.4 MB",
         "2 GB",
+        "1,536 MB",
     ]
+    assert format_size(1536, "es") == "1,5 kB" and format_size(2 << 30, "zh_Hans") == "2 GB"
 
 
 async def test_a_telegram_member_over_the_groups_quota_sees_when_it_frees_up(

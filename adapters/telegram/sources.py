@@ -6,9 +6,9 @@ from telegram import Bot, Message
 from telegram.error import BadRequest, TelegramError
 
 from bot.errors import SourceUnavailable
-from bot.media import IMAGE_MIME_TYPES, human_size
+from bot.media import IMAGE_MIME_TYPES
 from bot.requests import Resolver, SourceRef
-from bot.said import N_, Said
+from bot.said import N_, Said, Size
 
 
 def has_media(message: Message | None) -> bool:
@@ -61,7 +61,7 @@ def image_sources(message: Message) -> tuple[list[SourceRef], list[str]]:
 
 def make_resolver(bot: Bot, max_download_bytes: int) -> Resolver:
     """Turn a file_id into a download URL (getFile), refusing files over the limit."""
-    most = human_size(max_download_bytes)
+    most = Size(max_download_bytes)
 
     def too_large(size: int | None) -> SourceUnavailable:
         if size is None:
@@ -70,7 +70,7 @@ def make_resolver(bot: Bot, max_download_bytes: int) -> Resolver:
             )
             return SourceUnavailable(Said(message, {"most": most}))
         message = N_("the file is {size}; Telegram lets bots download files of at most {most}")
-        return SourceUnavailable(Said(message, {"size": human_size(size), "most": most}))
+        return SourceUnavailable(Said(message, {"size": Size(size), "most": most}))
 
     async def resolve(ref: SourceRef) -> str:
         if ref.user_link and ref.url is not None:

@@ -29,8 +29,8 @@ from bot.errors import (
 from bot.expiration import Duration
 from bot.hosts.multipart import multipart
 from bot.hosts.presets import DEFAULT_FORMATS
-from bot.media import BY_NAME, SNIFF_BYTES, ImageType, human_size, sniff
-from bot.said import N_, Said
+from bot.media import BY_NAME, SNIFF_BYTES, ImageType, sniff
+from bot.said import N_, Said, Size
 
 CHUNK = 64 * 1024
 CONNECT_TIMEOUT = 5.0
@@ -166,8 +166,8 @@ class HostClient(ABC):
                 self.name,
                 self.says(
                     N_("the file is {size}; {host} accepts at most {limit}"),
-                    size=human_size(source.size),
-                    limit=human_size(self.max_bytes),
+                    size=Size(source.size),
+                    limit=Size(self.max_bytes),
                 ),
             )
         return None
