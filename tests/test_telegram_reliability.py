@@ -92,10 +92,11 @@ async def test_another_users_photo_is_not_stuck_behind_a_burst(
             "select count(*) from outbox where chat_id = ?", (str(ANN),)
         )
     order = uploaded_bytes(host)
-    # Fair: once Bob's photo is recorded, the next free upload slot is his (one more of
-    # Ann's may have been claimed in the same instant), not the 26th. (Counted in claims:
-    # a claimed job downloads before its upload reaches the host.)
-    assert order.index(bobs) <= started_before_bob + 1
+    # Fair: once Bob's photo may be claimed, the next free upload slot is his, not the
+    # 26th. Two of Ann's may still come first: claims already in flight when it became
+    # claimable, on two slots freeing in the same instant (seen on a loaded machine).
+    # (Counted in claims: a claimed job downloads before its upload reaches the host.)
+    assert order.index(bobs) <= started_before_bob + 2
     assert ann_answered_before_bob < len(burst)
     assert "Rehosted" in answer.params["text"]
     # And the burst itself is uploaded and answered completely, once per photo.
