@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from bot.communityadmins import CommunityAdmins
 from bot.config import Config
 from bot.cooldowns import Cooldowns
 from bot.deletion import DeleteService
@@ -52,6 +53,11 @@ class Core:
     def languages(self) -> UserLanguages:
         """The language each user last used (this process's cache of it)."""
         return UserLanguages(self.store.db)
+
+    @functools.cached_property
+    def community_admins(self) -> CommunityAdmins:
+        """Where each user was last seen as an admin (this process's writer of it)."""
+        return CommunityAdmins(self.store.db)
 
     def configured_auto_rehost(self, platform: str) -> tuple[int, ...]:
         """The chats (Telegram) or channels (Discord) the operator's configuration sets to

@@ -435,6 +435,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " language {text} not null, updated_at {text} not null,"
         " primary key (platform, user_id))",
     ),
+    # v17: the communities where each user was last seen as an admin, for the groups
+    # Telegram's /settings offers in a private chat (see bot.communityadmins).
+    (
+        "create table community_admins (platform {text} not null,"
+        " community_id {text} not null, user_id {text} not null, title {text} not null,"
+        " seen_at {text} not null, primary key (platform, community_id, user_id))",
+        "create index idx_community_admins_user_seen on community_admins"
+        " (platform, user_id, seen_at)",
+    ),
 )
 SCHEMA_VERSION = SNAPSHOT_VERSION + len(MIGRATIONS)
 

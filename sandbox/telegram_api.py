@@ -383,6 +383,19 @@ class TelegramEmulator(UserActions, LocalServer):
             raise ValueError(f"unknown group {chat_id}: call add_group() first")
         self.world.groups[chat_id].bot_is_admin = is_admin
 
+    def set_admin(self, chat_id: int, user_id: int, is_admin: bool = True) -> None:
+        """Promote (or demote) a user in a group; demoting the creator makes them a plain
+        member too (as if ownership had been handed over)."""
+        if chat_id not in self.world.groups:
+            raise ValueError(f"unknown group {chat_id}: call add_group() first")
+        chat = self.world.groups[chat_id]
+        if is_admin:
+            chat.admins.add(user_id)
+            return
+        chat.admins.discard(user_id)
+        if chat.creator == user_id:
+            chat.creator = None
+
     def add_file(
         self,
         data: bytes,

@@ -378,6 +378,53 @@ async def test_a_telegram_admin_changes_a_setting_with_the_keyboard_and_a_member
     assert host.uploads[0].param("nsfw") == "1"
 
 
+def picker_buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    return [(b["text"], b["callback_data"]) for row in rows for b in row]
+
+
+async def test_the_private_settings_picker_remembers_an_admins_groups_across_a_restart(
+    tmp_path: Path, host: HostEmulator, tg: TelegramEmulator
+) -> None:
+    """The groups offered by /settings in private outlive the process that saw the user
+    as an admin; a group where they no longer are is refused, then no longer offered."""
+    telegram_world(tg)
+    config = telegram_config(tmp_path, host, tg)
+    async with running_adapter(config) as adapter:
+        tg.send_text(GROUP, TG_ANN, "/settings")
+        await until(lambda: any("Settings of Photos" in t for t in telegram_messages(tg, GROUP)))
+        await settled(adapter, tg)
+
+    def pickers() -> list[dict[str, Any]]:
+        return [m for m in tg.messages(TG_ANN) if m.get("text") == "Which group?"]
+
+    opened = f"set:{GROUP}:open"
+    async with running_adapter(config):  # a restart: nothing kept in memory
+        tg.send_text(TG_ANN, TG_ANN, "/settings")
+        await until(lambda: len(pickers()) == 1)
+        [picker] = pickers()
+        assert picker_buttons(picker) == [("Photos", opened)]
+        tg.press_button(TG_ANN, TG_ANN, picker["message_id"], opened)
+        await until(
+            lambda: "Settings of Photos" in tg.message(TG_ANN, picker["message_id"])["text"]
+        )
+
+        tg.set_admin(GROUP, TG_ANN, False)
+        tg.send_text(TG_ANN, TG_ANN, "/settings")
+        await until(lambda: len(pickers()) == 1)  # the first one now shows the settings
+        [again] = pickers()
+        assert picker_buttons(again) == [("Photos", opened)]
+        tg.press_button(TG_ANN, TG_ANN, again["message_id"], opened)
+        await until(lambda: any("Only the group's admins" in t for t in answers_to_buttons(tg)))
+        assert tg.message(TG_ANN, again["message_id"])["text"] == "Which group?"
+
+        tg.send_text(TG_ANN, TG_ANN, "/settings")
+        await until(
+            lambda: any("Send /settings in a group" in t for t in telegram_messages(tg, TG_ANN))
+        )
+    assert pickers() == [again]
+
+
 async def test_a_telegram_group_gets_its_own_host_in_private_and_the_key_is_deleted(
     tmp_path: Path,
     host: HostEmulator,

@@ -407,6 +407,13 @@ async def test_telegram_group_admins_take_uploads_down_and_members_cannot(
             (str(TG_ANN), "Ann")
         ]
 
+        # Seen as an admin of Photos: /settings in private offers it to Ann.
+        tg.send_text(TG_ANN, TG_ANN, "/settings")
+        await until(lambda: any(m.get("text") == "Which group?" for m in tg.messages(TG_ANN)))
+        [picker] = [m for m in tg.messages(TG_ANN) if m.get("text") == "Which group?"]
+        [[button]] = picker["reply_markup"]["inline_keyboard"]
+        assert (button["text"], button["callback_data"]) == ("Photos", f"set:{TG_GROUP}:open")
+
 
 # --- the core, on both engines ---------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.community import Communities
+from bot.communityadmins import CommunityAdmins
 from bot.cooldowns import Cooldowns
 from bot.inbox import Inbox
 from bot.requests import RehostRequest, SourceRef
@@ -24,7 +25,16 @@ from tests.conftest import unfinished
 from tests.service_harness import service_for
 
 ROWS = 100_000
-BIG = ("uploads", "jobs", "batches", "outbox", "bot_messages", "inbox", "user_languages")
+BIG = (
+    "uploads",
+    "jobs",
+    "batches",
+    "outbox",
+    "bot_messages",
+    "inbox",
+    "user_languages",
+    "community_admins",
+)
 
 
 def fill(path: Path) -> None:
@@ -97,6 +107,11 @@ def fill(path: Path) -> None:
             "insert into user_languages (platform, user_id, language, updated_at)"
             " values ('test', ?, 'es', ?)",
             ((f"user-{i}", stamp) for i in range(ROWS)),
+        )
+        conn.executemany(
+            "insert into community_admins (platform, community_id, user_id, title, seen_at)"
+            " values ('test', ?, ?, 'Group', ?)",
+            ((f"group-{i % 1000}", f"user-{i}", stamp) for i in range(ROWS)),
         )
 
 
@@ -189,6 +204,10 @@ async def test_no_user_or_sweep_path_scans_a_big_table(
         languages = UserLanguages(h.store.db)  # each user's last language
         await languages.saw("test", "ann", "zh-hans")
         await owner_language(h.store.db, "test", "user-7")
+        admins = CommunityAdmins(h.store.db)  # the groups /settings offers in private
+        await admins.seen("test", "group-7", "ann", "Photos")
+        await admins.of("test", "user-7")
+        await admins.gone("test", "group-7", "user-7")
         cooldowns = Cooldowns(h.store)
         await cooldowns.cool("chev", 1.0, "flooding")
         await cooldowns.active()

@@ -13,6 +13,7 @@ import pytest
 
 from bot import schema
 from bot.community import Communities
+from bot.communityadmins import Administered, CommunityAdmins
 from bot.database import SQLiteDatabase
 from bot.errors import StorageError
 from bot.schema import SCHEMA_VERSION, SNAPSHOT_VERSION, SQLITE_HISTORY
@@ -69,19 +70,28 @@ async def test_processes_starting_together_migrate_once(storage: Path | str) -> 
 async def test_the_latest_migration_upgrades_a_database_of_the_version_before(
     storage: Path | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The newest migration (v15 -> v16: each user's language) on each engine: what the
-    database held stays, and the new table works."""
+    """The newest migration (v16 -> v17: where each user was seen as an admin) on each
+    engine: what the database held stays, and the new table works."""
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:-1])
     monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION - 1)
     async with Store.opened(storage) as before:
         assert await before.version() == SCHEMA_VERSION - 1
         await Communities(before.db).change("discord", "1", "2", "ann", language="es")
+        await UserLanguages(before.db).saw("telegram", 7, "es-ES")
     monkeypatch.undo()
     async with Store.opened(storage) as after:
         assert await after.version() == SCHEMA_VERSION
         assert (await Communities(after.db).settings("discord", "1")).language == "es"
-        await UserLanguages(after.db).saw("discord", 7, "es-ES")
-        assert await remembered(after.db, "discord", 7) == "es"
+        assert await remembered(after.db, "telegram", 7) == "es"
+        admins = CommunityAdmins(after.db)
+        await admins.seen("telegram", -100, 7, "Photos")
+        await admins.seen("telegram", -200, 7, "Travel")
+        assert await admins.of("telegram", 7) == [
+            Administered("-200", "Travel"),
+            Administered("-100", "Photos"),
+        ]
+        await CommunityAdmins(after.db).gone("telegram", -200, 7)  # another process's
+        assert await admins.of("telegram", 7) == [Administered("-100", "Photos")]
 
 
 async def test_a_lock_held_by_another_process_does_not_stall_the_event_loop(

@@ -3,8 +3,9 @@
 ``/takedown ID``, ``/takedown`` in reply to the bot's post, or the "Take down" button on
 the bot's public post (every member sees it: who pressed it is checked, and anyone but an
 admin gets an alert). Admins are asked with getChatAdministrators and remembered briefly,
-so a burst of presses costs one request. An upload is the group's when it was posted in
-this very chat. The rest is :mod:`bot.moderation`'s.
+so a burst of presses costs one request; each answer also tells the private /settings
+picker which groups to offer the presser (see :mod:`bot.communityadmins`). An upload is
+the group's when it was posted in this very chat. The rest is :mod:`bot.moderation`'s.
 
 Telegram does not tell bots about deleted messages, so ``takedown_on_source_delete`` has
 no effect here.
@@ -110,9 +111,15 @@ class GroupTakedowns:
 
     async def _admin(self, bot: Bot, chat: Chat, user: User) -> bool:
         try:
-            return await self.admins.includes(bot, chat.id, user.id)
+            admin = await self.admins.includes(bot, chat.id, user.id)
         except TelegramError:
             return False  # not known to be one: refused
+        seen = self.core.community_admins
+        if admin:
+            await seen.seen(PLATFORM, chat.id, user.id, chat.title or str(chat.id))
+        else:
+            await seen.gone(PLATFORM, chat.id, user.id)
+        return admin
 
     async def _take_down(self, chat: Chat, user: User, upload_ids: Sequence[int]) -> list[Takedown]:
         group = str(chat.id)

@@ -6,9 +6,10 @@ source is deleted) and menus for the hosts and the expiries. Every press is chec
 (anyone in the group can press a button): only the group's admins change anything.
 
 In a private chat, ``/settings`` offers the groups where the bot has seen the user as an
-admin (since it started), or ``/settings GROUP_ID`` opens one directly; the same keyboard
-then works there. Quotas are numbers: ``/settings quota IMAGES MEGABYTES``. A group's own
-image host is set only in private, with ``/ownhost GROUP_ID DIALECT ENDPOINT API_KEY``
+admin (kept in the database: see :mod:`bot.communityadmins`), or ``/settings GROUP_ID``
+opens one directly; the same keyboard then works there, each press checked as above.
+Quotas are numbers: ``/settings quota IMAGES MEGABYTES``. A group's own image host is
+set only in private, with ``/ownhost GROUP_ID DIALECT ENDPOINT API_KEY``
 (``/ownhost GROUP_ID off`` removes it): the message holding the key is deleted as soon as
 it is read, and the key is never shown back. Sent in a group by mistake, it is deleted
 there too, and nothing is saved.
@@ -21,7 +22,7 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from adapters.telegram.delivery import with_retry
@@ -54,15 +55,23 @@ class GroupSettings:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.managing = Managing(core, PLATFORM)
-        # Where the bot has seen each user as an admin: user id -> {chat id: title}.
-        self.admin_of: dict[int, dict[int, str]] = {}
+        self.admins = core.community_admins
 
     async def is_admin(self, context: Context, chat_id: int, user_id: int) -> bool:
+        """Whether ``user_id`` administers ``chat_id`` now. A definite no (a plain member,
+        or a chat the bot cannot see any more) also stops the picker offering the group to
+        them; a failure to ask (a timeout, a flood wait) only refuses this once."""
         try:
             member = await context.bot.get_chat_member(chat_id, user_id)
+        except (BadRequest, Forbidden, ChatMigrated):
+            await self.admins.gone(PLATFORM, chat_id, user_id)
+            return False
         except TelegramError:
             return False
-        return member.status in ADMINS
+        if member.status in ADMINS:
+            return True
+        await self.admins.gone(PLATFORM, chat_id, user_id)
+        return False
 
     # --- /settings ------------------------------------------------------------------------
 
@@ -85,7 +94,7 @@ class GroupSettings:
             await _reply(message, translate(language, REFUSED))
             return
         title = await self._title(context, chat_id)
-        self.admin_of.setdefault(user.id, {})[chat_id] = title
+        await self.admins.seen(PLATFORM, chat_id, user.id, title)
         if args and args[0].lower() == "quota":
             await self._quota(message, chat_id, user, args[1:], language)
             return
@@ -99,7 +108,7 @@ class GroupSettings:
         return await group_language(self.core, chat_id)
 
     async def _pick(self, message: Message, user_id: int, language: str = ENGLISH) -> None:
-        known = self.admin_of.get(user_id, {})
+        known = await self.admins.of(PLATFORM, user_id)
         if not known:
             await _reply(
                 message,
@@ -109,13 +118,14 @@ class GroupSettings:
                 ),
             )
             return
+        # Opening one checks again that the user administers it (on_button).
         rows = [
-            [InlineKeyboardButton(title, callback_data=f"{PREFIX}:{chat_id}:open")]
-            for chat_id, title in known.items()
+            [InlineKeyboardButton(group.title, callback_data=f"{PREFIX}:{group.community_id}:open")]
+            for group in known
         ]
         await with_retry(
             lambda: message.reply_text(
-                translate(language, "Which group?"), reply_markup=InlineKeyboardMarkup(rows[:20])
+                translate(language, "Which group?"), reply_markup=InlineKeyboardMarkup(rows)
             )
         )
 
@@ -222,7 +232,7 @@ class GroupSettings:
             await query.answer(translate(negotiate(user.language_code), REFUSED), show_alert=True)
             return
         title = await self._title(context, chat_id)
-        self.admin_of.setdefault(user.id, {})[chat_id] = title
+        await self.admins.seen(PLATFORM, chat_id, user.id, title)
         community = str(chat_id)
         menu, note = "", ""
         name, _, value = action.partition("=")
