@@ -11,24 +11,19 @@ and a check saying they are not an admin any more drops the row (:meth:`gone`).
 
 Such sightings are frequent (each settings button, each takedown) and change little, so
 a process writes only what differs from what it last wrote itself: a bounded cache of
-recent rows, each trusted for :data:`TRUSTED_FOR` seconds. Within that time ``seen_at``
-is not refreshed (the picker's order is that coarse), and a row another process dropped
-meanwhile is not written back until the entry lapses.
+recent rows, each trusted for :attr:`CommunityAdmins.TRUSTED_FOR` seconds (see
+:mod:`bot.recentwrites`). Within that time ``seen_at`` is not refreshed (the picker's order
+is that coarse), and a row another process dropped meanwhile is not written back until
+the entry lapses.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from cachetools import TTLCache
+from bot.recentwrites import RecentWrites
 
-from bot.database import Database
-
-CAPACITY = 10_000  # (community, user) pairs a process keeps in memory
-TRUSTED_FOR = 600.0  # seconds a cached row is taken to be what the database holds
 OFFERED = 20  # communities :meth:`CommunityAdmins.of` returns unless told otherwise
 
 _ABSENT = ""  # cached: this process dropped the row (or found none to drop)
@@ -46,22 +41,11 @@ class Administered(NamedTuple):
     title: str
 
 
-class CommunityAdmins:
-    """One process's writer and reader of ``community_admins``, with its cache."""
+class CommunityAdmins(RecentWrites[tuple[str, str, str], str]):
+    """One process's writer and reader of ``community_admins``; :attr:`known`: (platform,
+    community id, user id) -> the title last written ("": dropped)."""
 
-    def __init__(
-        self,
-        db: Database,
-        *,
-        capacity: int = CAPACITY,
-        trusted_for: float = TRUSTED_FOR,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.db = db
-        # (platform, community id, user id) -> the title last written ("": dropped).
-        self._written: TTLCache[tuple[str, str, str], str] = TTLCache(
-            maxsize=capacity, ttl=trusted_for, timer=clock
-        )
+    TRUSTED_FOR = 600.0  # seconds a cached entry is taken to be what the database holds
 
     async def seen(
         self, platform: str, community_id: str | int, user_id: str | int, title: str
@@ -70,21 +54,21 @@ class CommunityAdmins:
         ``title``, never empty: the community's id when it has none)."""
         title = title or str(community_id)
         key = (platform, str(community_id), str(user_id))
-        if self._written.get(key) == title:
+        if self.known.get(key) == title:
             return
         await self.db.execute(_UPSERT, (*key, title, _stamp()))
-        self._written[key] = title
+        self.known[key] = title
 
     async def gone(self, platform: str, community_id: str | int, user_id: str | int) -> None:
         """``user_id`` was just found not to be an admin of ``community_id``."""
         key = (platform, str(community_id), str(user_id))
-        if self._written.get(key) == _ABSENT:
+        if self.known.get(key) == _ABSENT:
             return
         await self.db.execute(
             "delete from community_admins where platform = ? and community_id = ? and user_id = ?",
             key,
         )
-        self._written[key] = _ABSENT
+        self.known[key] = _ABSENT
 
     async def of(
         self, platform: str, user_id: str | int, limit: int = OFFERED

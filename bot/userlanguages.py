@@ -11,23 +11,16 @@ catalogue name (``es``, not ``es-ES``), and the texts read it back.
 Seeing a user's language is frequent (every interaction, every Telegram update) and a
 change is rare, so a process writes only when the language differs from what it last
 knew the database to hold for that user: a bounded cache of recent users, each entry
-trusted for :data:`TRUSTED_FOR` seconds, since another process sharing the database may
-have written another language meanwhile.
+trusted for :attr:`UserLanguages.TRUSTED_FOR` seconds, since another process sharing the
+database may have written another language meanwhile (see :mod:`bot.recentwrites`).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
-from cachetools import TTLCache
-
 from bot.database import Database
 from bot.i18n import negotiate
+from bot.recentwrites import RecentWrites
 from bot.store import now_utc, to_text
-
-CAPACITY = 10_000  # users whose language a process keeps in memory
-TRUSTED_FOR = 3600.0  # seconds a cached language is taken to be what the database holds
 
 _UNKNOWN = "?"  # not in the cache (None there means: nothing stored for the user)
 _UPSERT = (
@@ -59,23 +52,11 @@ async def owner_language(
     return language or negotiate(community)
 
 
-class UserLanguages:
-    """One process's reader and writer of ``user_languages``, with its cache."""
+class UserLanguages(RecentWrites[tuple[str, str], str | None]):
+    """One process's reader and writer of ``user_languages``; :attr:`known`: (platform,
+    user id) -> language (None: none stored)."""
 
-    def __init__(
-        self,
-        db: Database,
-        *,
-        capacity: int = CAPACITY,
-        trusted_for: float = TRUSTED_FOR,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.db = db
-        # (platform, user id) -> language (None: none stored); the least recently seen
-        # user goes first, and an entry lapses trusted_for seconds after it was learnt.
-        self._known: TTLCache[tuple[str, str], str | None] = TTLCache(
-            maxsize=capacity, ttl=trusted_for, timer=clock
-        )
+    TRUSTED_FOR = 3600.0  # seconds a cached entry is taken to be what the database holds
 
     async def saw(self, platform: str, user_id: str | int, code: str | None) -> None:
         """``user_id`` used the platform's language ``code`` (``es-ES``, ``zh-hans``):
@@ -85,19 +66,19 @@ class UserLanguages:
             return
         language = negotiate(code)
         key = (platform, str(user_id))
-        if self._known.get(key, _UNKNOWN) == language:
+        if self.known.get(key, _UNKNOWN) == language:
             return
         await self.db.execute(_UPSERT, (platform, str(user_id), language, to_text(now_utc())))
-        self._known[key] = language
+        self.known[key] = language
 
     async def of(self, platform: str, user_id: str | int) -> str | None:
         """The language ``user_id`` last used on ``platform``; None if never seen."""
         key = (platform, str(user_id))
-        cached = self._known.get(key, _UNKNOWN)
+        cached = self.known.get(key, _UNKNOWN)
         if cached is not _UNKNOWN:
             return cached
         language = await remembered(self.db, platform, user_id)
-        self._known[key] = language
+        self.known[key] = language
         return language
 
     async def language(self, platform: str, user_id: str | int, fallback: str | None) -> str:
