@@ -26,7 +26,6 @@ from datetime import datetime
 
 import httpx
 
-from bot.community import Communities
 from bot.errors import HostError
 from bot.expiration import Duration
 from bot.fetch import Fetcher, FetchProblem
@@ -170,14 +169,8 @@ class Migrator:
                 refresh_post(post["chat_id"], post["message_id"], visibility, record.owner_id)
             )
         if new_delete_link and record.platform in CHAT_PLATFORMS:
-            community = None
-            if record.community_id is not None:
-                settings = await Communities(self.store.db).settings(
-                    record.platform, record.community_id
-                )
-                community = settings.language
             language = await owner_language(
-                self.store.db, record.platform, record.owner_id, community=community
+                self.store.db, record.platform, record.owner_id, record.community_id
             )
             by_platform.setdefault(record.platform, []).append(
                 moved_notice(record.owner_id, record.id, record.host, new_host, language)

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.community import Communities
 from bot.deletion import DeleteService, DeleteStatus
 from bot.i18n import N_, Said
 from bot.outbox import Outbox
@@ -185,12 +184,7 @@ class Moderation:
         db = self.store.db
         platform = community.platform
         # The uploader's notice: in the language they last used, else the community's.
-        language = await owner_language(
-            db,
-            platform,
-            upload.owner_id,
-            community=(await Communities(db).settings(platform, community.id)).language,
-        )
+        language = await owner_language(db, platform, upload.owner_id, community.id)
         async with db.transaction():
             takedown_id = await db.fetchval(
                 "insert into takedowns (upload_id, platform, community_id, chat_id,"

@@ -17,6 +17,7 @@ database may have written another language meanwhile (see :mod:`bot.recentwrites
 
 from __future__ import annotations
 
+from bot.community import Communities
 from bot.database import Database
 from bot.i18n import negotiate
 from bot.recentwrites import RecentWrites
@@ -40,16 +41,19 @@ async def remembered(db: Database, platform: str, user_id: str | int) -> str | N
 
 
 async def owner_language(
-    db: Database, platform: str, owner_id: str, *, community: str | None = None
+    db: Database, platform: str, owner_id: str, community_id: str | None = None
 ) -> str:
     """The language to tell a user something in, unprompted: the one they last used, else
-    their community's (``community``: its ``language`` setting), else English.
+    their community's ``language`` setting (``community_id``: where it happened), else
+    English.
 
     Not the language kept with their upload's batch: that is always set, to English when
     the platform gave none and to the server's for a Discord message, so it cannot be told
     from "unknown"; when the user's own was known, it was remembered then too."""
     language = await remembered(db, platform, owner_id)
-    return language or negotiate(community)
+    if language is None and community_id is not None:
+        language = (await Communities(db).settings(platform, community_id)).language
+    return negotiate(language)
 
 
 class UserLanguages(RecentWrites[tuple[str, str], str | None]):

@@ -13,6 +13,7 @@ import pytest
 from adapters.discord import render
 from adapters.discord.sources import PLATFORM
 from bot.app import open_core
+from bot.community import Communities
 from bot.i18n import translate
 from bot.migrate import Migrator
 from bot.store import Store
@@ -74,8 +75,10 @@ async def test_languages_are_remembered_per_platform_as_catalogue_names(
         await UserLanguages(db).saw("discord", 7, "fr")
         assert await remembered(db, "discord", "7") == "en"
         # Unprompted texts: theirs, else the community's, else English.
-        assert await owner_language(db, "telegram", "7", community="es") == "zh_Hans"
-        assert await owner_language(db, "telegram", "9", community="es") == "es"
+        await Communities(db).change("telegram", "-5", "1", "Ann", language="es")
+        assert await owner_language(db, "telegram", "7", "-5") == "zh_Hans"
+        assert await owner_language(db, "telegram", "9", "-5") == "es"
+        assert await owner_language(db, "telegram", "9", "-6") == "en"
         assert await owner_language(db, "telegram", "9") == "en"
 
 
